@@ -1,0 +1,104 @@
+//! The [`Backend`] trait: one model loaded in one inference engine, fed named tensors and
+//! returning named values. The harness and the model families only ever see this trait; the
+//! engines (ONNX Runtime through `ort`, libtorch through `tch`) sit behind cargo features.
+
+pub mod config;
+pub mod tensor;
+
+pub use config::{BackendConfig, Device, EngineKind, GraphOptLevel, Precision};
+pub use tensor::{DType, Tensor, TensorData, Value};
+
+use serde::{Deserialize, Serialize};
+
+/// What a run records about the engine it used.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BackendDescription {
+    /// `onnxruntime` or `libtorch`.
+    pub engine: String,
+    /// The engine library's own version string.
+    pub engine_version: String,
+    /// `cpu`, `cuda:0`, ...
+    pub device: String,
+    /// `fp32`, `fp16`, `int8`.
+    pub precision: String,
+    /// Engine options that change speed or results (threads, graph optimisation, execution
+    /// provider, quantized engine, fuser settings, ...), as `key = value` pairs.
+    pub options: Vec<(String, String)>,
+}
+
+/// Shape and type of one model input or output, as the model file declares it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IoSpec {
+    pub name: String,
+    /// Dimensions; `None` where the model leaves a dimension dynamic (e.g. batch).
+    pub shape: Option<Vec<Option<usize>>>,
+    pub dtype: Option<DType>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    #[error("model file {path} not found; `detbench zoo` lists the models and where to get them")]
+    ModelNotFound { path: String },
+    #[error("cannot load the {engine} library: {reason}")]
+    EngineUnavailable { engine: String, reason: String },
+    #[error("{engine} could not load {path}: {reason}")]
+    Load {
+        engine: String,
+        path: String,
+        reason: String,
+    },
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("input `{name}`: {reason}")]
+    BadInput { name: String, reason: String },
+    #[error("the model has no output `{name}` (it has: {available})")]
+    MissingOutput { name: String, available: String },
+    #[error("inference failed: {0}")]
+    Run(String),
+}
+
+/// One model loaded in one engine.
+///
+/// `run` returns only when the outputs are complete and on the host: a GPU engine synchronises
+/// its device before returning, so that a clock read around `run` measures the whole inference.
+pub trait Backend: Send {
+    fn describe(&self) -> BackendDescription;
+    fn inputs(&self) -> &[IoSpec];
+    fn outputs(&self) -> &[IoSpec];
+    /// Runs the model. Inputs are given by name (positional engines take them in the order
+    /// given); outputs come back named (positional engines name them "0", "1", ...).
+    fn run(&mut self, inputs: Vec<(String, Value)>) -> Result<Outputs, BackendError>;
+}
+
+/// A model's outputs, by name.
+#[derive(Debug, Default)]
+pub struct Outputs(pub Vec<(String, Value)>);
+
+impl Outputs {
+    pub fn get(&self, name: &str) -> Result<&Value, BackendError> {
+        self.0
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v)
+            .ok_or_else(|| BackendError::MissingOutput {
+                name: name.to_owned(),
+                available: self
+                    .0
+                    .iter()
+                    .map(|(n, _)| n.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
+    }
+
+    /// The output `name`, which must be a tensor.
+    pub fn tensor(&self, name: &str) -> Result<&Tensor, BackendError> {
+        match self.get(name)? {
+            Value::Tensor(t) => Ok(t),
+            other => Err(BackendError::Run(format!(
+                "output `{name}` is a {}, expected a tensor",
+                other.kind()
+            ))),
+        }
+    }
+}

@@ -1,0 +1,9 @@
+//! The harness. It loads a dataset, decodes images ahead of the model on a bounded queue, times
+//! every stage, feeds detections to the accuracy layer and produces results.
+//!
+//! Like MLPerf LoadGen, it never knows which model or engine it drives: it talks to the
+//! [`Detector`] trait of [`sut`].
+
+pub mod sut;
+
+pub use sut::{BatchSupport, Detector, DetectorError, ImageInput, Stage, StageClock};

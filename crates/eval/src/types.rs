@@ -1,0 +1,72 @@
+//! The detection types every detbench crate exchanges: one COCO result per [`Detection`], in
+//! original-image pixels, with its optional instance mask and keypoints.
+
+use serde::{Deserialize, Serialize};
+
+/// Which COCO evaluation a set of detections can be scored with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IouType {
+    Bbox,
+    Segm,
+    Keypoints,
+}
+
+impl IouType {
+    /// The name pycocotools uses (`iouType=`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IouType::Bbox => "bbox",
+            IouType::Segm => "segm",
+            IouType::Keypoints => "keypoints",
+        }
+    }
+}
+
+impl std::fmt::Display for IouType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for IouType {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "bbox" => Ok(IouType::Bbox),
+            "segm" => Ok(IouType::Segm),
+            "keypoints" => Ok(IouType::Keypoints),
+            other => Err(format!(
+                "unknown IoU type `{other}`: expected bbox, segm or keypoints"
+            )),
+        }
+    }
+}
+
+/// A binary mask at image size, run-length encoded the COCO way: column-major (Fortran order),
+/// alternating runs of 0s and 1s starting with 0s, uncompressed counts. The counts add up to
+/// `height * width`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rle {
+    pub height: u32,
+    pub width: u32,
+    pub counts: Vec<u32>,
+}
+
+/// One detection in COCO results form.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Detection {
+    pub image_id: u64,
+    /// COCO category id (1..90 with gaps for COCO itself), never a contiguous class index.
+    pub category_id: u64,
+    /// COCO box `[x, y, width, height]` in original-image pixels.
+    pub bbox: [f64; 4],
+    pub score: f64,
+    /// Instance mask at the original image size, when the model predicts masks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mask: Option<Rle>,
+    /// Keypoints as `[x1, y1, v1, x2, y2, v2, ...]` in original-image pixels, when the model
+    /// predicts them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keypoints: Option<Vec<f64>>,
+}
