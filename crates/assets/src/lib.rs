@@ -112,6 +112,10 @@ mod tests {
     #[test]
     fn finds_the_shared_folder_beside_the_repository() {
         let dir = super::shared_dir().unwrap();
-        assert!(dir.join("models/MANIFEST.md").is_file(), "{}", dir.display());
+        assert!(
+            dir.join("models/MANIFEST.md").is_file(),
+            "{}",
+            dir.display()
+        );
     }
 }

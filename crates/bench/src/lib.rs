@@ -4,6 +4,7 @@
 //! Like MLPerf LoadGen, it never knows which model or engine it drives: it talks to the
 //! [`Detector`] trait of [`sut`].
 
+pub mod results;
 pub mod sut;
 
 pub use sut::{BatchSupport, Detector, DetectorError, ImageInput, Stage, StageClock};

@@ -1,18 +1,49 @@
-//! The `detbench` command: parses the command line and hands each subcommand to its module.
+//! The `detbench` command: parses the command line and hands each subcommand to its module
+//! under `cmd/`.
+
+mod cmd;
 
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "detbench", version, about = "COCO accuracy and latency of detection models")]
+#[command(
+    name = "detbench",
+    version,
+    about = "COCO accuracy and latency of object-detection, segmentation and keypoint models"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
-enum Command {}
+enum Command {
+    /// Benchmark models: COCO accuracy and per-stage latency (default: YOLOX-Nano on the shipped
+    /// val2017 subset, CPU).
+    Run(cmd::run::Args),
+    /// Evaluate a COCO results file against ground truth, printing pycocotools' summary.
+    Eval(cmd::eval::Args),
+    /// List the model zoo: every entry, whether its file is present and its sha256 matches.
+    Zoo(cmd::zoo::Args),
+    /// Render tables from the results store, optionally comparing settings side by side.
+    Report(cmd::report::Args),
+    /// Print the environment capture recorded with every run.
+    Env(cmd::env::Args),
+    /// Import a published Markdown results table into the store as "published" records.
+    ImportMd(cmd::import_md::Args),
+    /// Draw a model's detections (boxes, labels, scores, masks, keypoints) on an image.
+    Show(cmd::show::Args),
+}
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    match cli.command {}
+    match cli.command {
+        Command::Run(args) => cmd::run::main(args),
+        Command::Eval(args) => cmd::eval::main(args),
+        Command::Zoo(args) => cmd::zoo::main(args),
+        Command::Report(args) => cmd::report::main(args),
+        Command::Env(args) => cmd::env::main(args),
+        Command::ImportMd(args) => cmd::import_md::main(args),
+        Command::Show(args) => cmd::show::main(args),
+    }
 }

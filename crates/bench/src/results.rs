@@ -1,0 +1,152 @@
+//! What a run produces, as written to `results.json` and stored in the results database.
+//! These types are the contract between the harness, the CLI's output files and the report
+//! crate; the README documents the JSON they serialise to.
+
+use detbench_backends::BackendDescription;
+use serde::{Deserialize, Serialize};
+
+/// Version of the results layout below; bump it when a field changes meaning.
+pub const RESULTS_SCHEMA_VERSION: u32 = 1;
+
+/// The names of the 12 bbox/segm stats, in pycocotools' `COCOeval.stats` order.
+pub const DETECTION_STAT_NAMES: [&str; 12] = [
+    "AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl",
+];
+/// The names of the 10 keypoint stats, in pycocotools' order.
+pub const KEYPOINT_STAT_NAMES: [&str; 10] = [
+    "AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl",
+];
+
+/// One `detbench run` invocation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunResults {
+    pub schema_version: u32,
+    /// `git describe` of the build, or the crate version.
+    pub detbench_version: String,
+    /// RFC 3339, UTC.
+    pub started_at: String,
+    pub command_line: Vec<String>,
+    pub environment: serde_json::Value,
+    pub models: Vec<ModelResult>,
+}
+
+/// One model (at one setting) within a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelResult {
+    /// Zoo name.
+    pub name: String,
+    /// `"ok"`, or `"failed: <reason>"`.
+    pub status: String,
+    pub family: String,
+    pub model: ModelFile,
+    pub backend: Option<BackendDescription>,
+    pub batch_size: usize,
+    pub dataset: DatasetIdentity,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bbox: Option<Accuracy>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segm: Option<Accuracy>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keypoints: Option<Accuracy>,
+    pub latency: Option<LatencyReport>,
+    /// Detections per image over the timed images.
+    pub detections_per_image: Option<Summary>,
+    /// Images that could not be read or decoded, or on which the pipeline failed.
+    pub failed_images: Vec<FailedImage>,
+    /// Pipeline settings (preprocessing, thresholds, engine options) as the pipeline reports them.
+    pub provenance: serde_json::Value,
+}
+
+impl ModelResult {
+    pub fn is_ok(&self) -> bool {
+        self.status == "ok"
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelFile {
+    pub file: String,
+    pub sha256: Option<String>,
+}
+
+/// Which images and which ground truth a result was measured on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DatasetIdentity {
+    pub image_dir: String,
+    /// `None` for a speed-only run on a folder of images.
+    pub annotation_file: Option<String>,
+    pub annotation_sha256: Option<String>,
+    /// Images in the run (after `--limit`).
+    pub images: usize,
+}
+
+/// COCO accuracy for one IoU type.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Accuracy {
+    /// pycocotools' `stats`, full precision (12 for bbox/segm, 10 for keypoints).
+    pub stats: Vec<f64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub per_class: Vec<ClassAp>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClassAp {
+    pub category_id: u64,
+    pub name: String,
+    /// AP@[.50:.95], area all, maxDets 100; `None` where the class has no ground truth (-1 in
+    /// pycocotools).
+    pub ap: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FailedImage {
+    pub file: String,
+    pub reason: String,
+}
+
+/// Latency of a run: per-stage and end-to-end summaries, with the raw samples they came from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LatencyReport {
+    /// How percentiles are computed, e.g. "nearest-rank (MLPerf LoadGen)".
+    pub percentile_definition: String,
+    pub warmup_iterations: usize,
+    pub batch_size: usize,
+    /// Images timed (excluding warm-up).
+    pub timed_images: usize,
+    pub total_seconds: f64,
+    pub images_per_second: f64,
+    /// Per image: preprocess + inference + postprocess (+ decode when `includes_decode`).
+    pub end_to_end: Summary,
+    pub includes_decode: bool,
+    pub stages: Vec<StageLatency>,
+    /// End-to-end samples in milliseconds, one per timed call, in run order.
+    pub end_to_end_samples_ms: Vec<f64>,
+    /// Whether the measurement can be trusted, with the reasons when it cannot
+    /// (too few samples, failures, ...).
+    pub valid: bool,
+    pub validity_notes: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StageLatency {
+    /// `decode`, `preprocess`, `inference` or `postprocess`.
+    pub stage: String,
+    pub summary: Summary,
+    /// Samples in milliseconds, one per timed call, in run order.
+    pub samples_ms: Vec<f64>,
+}
+
+/// Summary statistics of a sample, in milliseconds (or counts, for detections per image).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    pub count: usize,
+    pub mean: f64,
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+    /// Population standard deviation.
+    pub std: f64,
+    pub p90: f64,
+    pub p95: f64,
+    pub p99: f64,
+}
