@@ -1,0 +1,1 @@
+//! The per-family pipelines, each a `detbench_bench::Detector`.
