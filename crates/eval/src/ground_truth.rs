@@ -1,0 +1,242 @@
+//! COCO ground truth, loaded once through hotcoco and shared (behind an `Arc`) by every
+//! evaluation that scores against it, with the per-image index the streaming evaluator reads
+//! and the warnings a user should see about the file.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use hotcoco::COCO;
+use hotcoco::types::{Annotation, Segmentation};
+
+use crate::diagnose::{self, FileKind};
+use crate::error::{EvalError, Result};
+
+/// A loaded COCO ground-truth file (instances or person keypoints).
+pub struct GroundTruth {
+    path: PathBuf,
+    coco: Arc<COCO>,
+    /// Image id -> position in `coco.dataset.images`.
+    image_positions: HashMap<u64, usize>,
+    /// Image id -> positions in `coco.dataset.annotations` of its annotations whose category
+    /// is one of `categories` (the ones pycocotools evaluates), in file order.
+    annotations_by_image: HashMap<u64, Vec<usize>>,
+    /// Polygons with fewer than 3 points: (how many, id of the first annotation holding one).
+    degenerate_polygons: Option<(usize, u64)>,
+    warnings: Vec<String>,
+}
+
+impl std::fmt::Debug for GroundTruth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GroundTruth")
+            .field("path", &self.path)
+            .field("images", &self.coco.dataset.images.len())
+            .field("annotations", &self.coco.dataset.annotations.len())
+            .field("categories", &self.coco.dataset.categories.len())
+            .finish()
+    }
+}
+
+impl GroundTruth {
+    /// Loads and indexes a COCO ground-truth JSON file.
+    ///
+    /// Errors name the file: unreadable, malformed JSON (line, column and field), no images or
+    /// no categories. Oddities that pycocotools accepts become [`warnings`](Self::warnings).
+    pub fn load(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let coco =
+            COCO::new(path).map_err(|e| diagnose::load_error(path, FileKind::GroundTruth, e))?;
+        Self::from_coco(coco, path)
+    }
+
+    /// Wraps an already loaded hotcoco dataset; `path` is only used to name it in messages.
+    pub fn from_coco(coco: COCO, path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        let invalid = |message: String| EvalError::InvalidFile {
+            path: path.clone(),
+            message,
+        };
+        let dataset = &coco.dataset;
+        if dataset.images.is_empty() {
+            return Err(invalid(
+                "no `images`: a COCO ground-truth file lists its images, annotations and categories"
+                    .into(),
+            ));
+        }
+        if dataset.categories.is_empty() {
+            return Err(invalid(
+                "no `categories`: a COCO ground-truth file lists its images, annotations and \
+                 categories"
+                    .into(),
+            ));
+        }
+
+        let image_positions: HashMap<u64, usize> = dataset
+            .images
+            .iter()
+            .enumerate()
+            .map(|(position, image)| (image.id, position))
+            .collect();
+        let mut annotations_by_image: HashMap<u64, Vec<usize>> = HashMap::new();
+        let mut warnings = Vec::new();
+        let mut unknown_image = None;
+        let mut unknown_category = None;
+        let mut zero_ids = 0usize;
+        let mut degenerate_polygons: Option<(usize, u64)> = None;
+        for (position, ann) in dataset.annotations.iter().enumerate() {
+            if ann.id == 0 {
+                zero_ids += 1;
+            }
+            if count_degenerate_polygons(ann) > 0 {
+                let entry = degenerate_polygons.get_or_insert((0, ann.id));
+                entry.0 += count_degenerate_polygons(ann);
+            }
+            if !image_positions.contains_key(&ann.image_id) {
+                unknown_image.get_or_insert((0, ann.id, ann.image_id)).0 += 1;
+                continue;
+            }
+            if coco.get_cat(ann.category_id).is_none() {
+                unknown_category
+                    .get_or_insert((0, ann.id, ann.category_id))
+                    .0 += 1;
+                continue;
+            }
+            annotations_by_image
+                .entry(ann.image_id)
+                .or_default()
+                .push(position);
+        }
+        if zero_ids > 0 {
+            // See ../shared/conformance/NOTES.md: pycocotools' evaluateImg marks "unmatched" with
+            // the id 0 in its gtMatches/dtMatches arrays, so a ground truth whose id is 0 can
+            // never count as matched there. hotcoco (and so detbench) matches it correctly.
+            warnings.push(format!(
+                "{}: {zero_ids} annotation(s) have id 0. pycocotools uses 0 to mean \"unmatched\", \
+                 so it can never match them and reports lower AP/AR than detbench (hotcoco) does \
+                 on this file; COCO's own files start ids at 1",
+                path.display()
+            ));
+        }
+        if let Some((count, ann_id, image_id)) = unknown_image {
+            warnings.push(format!(
+                "{}: {count} annotation(s) name an image that is not in `images` (first: \
+                 annotation id {ann_id}, image_id {image_id}); they are not evaluated, as in \
+                 pycocotools",
+                path.display()
+            ));
+        }
+        if let Some((count, ann_id, category_id)) = unknown_category {
+            warnings.push(format!(
+                "{}: {count} annotation(s) name a category that is not in `categories` (first: \
+                 annotation id {ann_id}, category_id {category_id}); they are not evaluated, as \
+                 in pycocotools",
+                path.display()
+            ));
+        }
+        Ok(Self {
+            path,
+            coco: Arc::new(coco),
+            image_positions,
+            annotations_by_image,
+            degenerate_polygons,
+            warnings,
+        })
+    }
+
+    /// The file this ground truth was read from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The hotcoco dataset, for callers that need what this type does not expose.
+    pub fn coco(&self) -> &Arc<COCO> {
+        &self.coco
+    }
+
+    /// Things a user should know about the file that do not stop evaluation (annotation id 0,
+    /// annotations of unknown images or categories).
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    /// Image ids, ascending (the order pycocotools evaluates them in).
+    pub fn image_ids(&self) -> Vec<u64> {
+        let mut ids: Vec<u64> = self.image_positions.keys().copied().collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    pub fn contains_image(&self, image_id: u64) -> bool {
+        self.image_positions.contains_key(&image_id)
+    }
+
+    /// `(height, width)` of an image, as its record gives them.
+    pub fn image_size(&self, image_id: u64) -> Option<(u32, u32)> {
+        self.image(image_id)
+            .map(|image| (image.height, image.width))
+    }
+
+    /// `(category id, name)` of every category, by ascending id.
+    pub fn categories(&self) -> Vec<(u64, String)> {
+        let mut categories: Vec<(u64, String)> = self
+            .coco
+            .dataset
+            .categories
+            .iter()
+            .map(|c| (c.id, c.name.clone()))
+            .collect();
+        categories.sort_unstable();
+        categories
+    }
+
+    pub fn contains_category(&self, category_id: u64) -> bool {
+        self.coco.get_cat(category_id).is_some()
+    }
+
+    pub fn category_name(&self, category_id: u64) -> Option<&str> {
+        self.coco.get_cat(category_id).map(|c| c.name.as_str())
+    }
+
+    /// Number of annotations (crowd regions included).
+    pub fn num_annotations(&self) -> usize {
+        self.coco.dataset.annotations.len()
+    }
+
+    pub(crate) fn image(&self, image_id: u64) -> Option<&hotcoco::Image> {
+        self.image_positions
+            .get(&image_id)
+            .map(|&position| &self.coco.dataset.images[position])
+    }
+
+    /// The evaluated annotations of one image, in file order.
+    pub(crate) fn annotations_of(&self, image_id: u64) -> impl Iterator<Item = &Annotation> {
+        self.annotations_by_image
+            .get(&image_id)
+            .into_iter()
+            .flatten()
+            .map(|&position| &self.coco.dataset.annotations[position])
+    }
+
+    pub(crate) fn has_annotations(&self, image_id: u64) -> bool {
+        self.annotations_by_image.contains_key(&image_id)
+    }
+
+    /// The warning segm evaluation adds when ground-truth polygons have fewer than 3 points.
+    pub(crate) fn degenerate_polygon_warning(&self) -> Option<String> {
+        self.degenerate_polygons.map(|(count, ann_id)| {
+            format!(
+                "{}: {count} ground-truth polygon(s) have fewer than 3 points (first in annotation \
+                 id {ann_id}); they enclose no area, so such objects cannot be matched by a mask",
+                self.path.display()
+            )
+        })
+    }
+}
+
+/// Polygons of `ann` with fewer than 3 points (6 coordinates).
+fn count_degenerate_polygons(ann: &Annotation) -> usize {
+    match &ann.segmentation {
+        Some(Segmentation::Polygon(polygons)) => polygons.iter().filter(|p| p.len() < 6).count(),
+        _ => 0,
+    }
+}
