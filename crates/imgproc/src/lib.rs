@@ -2,6 +2,12 @@
 //! JPEG through libjpeg-turbo as `cv2.imread` does, and OpenCV's resize and warps reproduced
 //! bit for bit (the recipes of `../shared/tools/reference/exact_preproc.py`).
 
+pub mod decode;
+pub mod error;
 pub mod image;
+pub mod resize;
 
+pub use decode::{decode_bytes, decode_file};
+pub use error::ImageError;
 pub use image::BgrImage;
+pub use resize::{resize_linear, resize_linear_into};

@@ -1,0 +1,236 @@
+//! Reading image files into [`BgrImage`]s with the pixels `cv2.imread(path, cv2.IMREAD_COLOR)`
+//! gives (OpenCV `modules/imgcodecs/src/grfmt_jpeg.cpp`, `JpegDecoder::readData`).
+//!
+//! JPEG goes through libjpeg-turbo 3.x (the `turbojpeg` crate builds the same library OpenCV
+//! 5.0.0 bundles) with OpenCV's settings: integer slow DCT and fancy upsampling (the libjpeg
+//! defaults, which OpenCV does not change), output straight to BGR. Grayscale JPEGs come out with
+//! the gray value replicated into B, G and R, as libjpeg-turbo's gray->BGR conversion does for
+//! OpenCV. CMYK/YCCK JPEGs are decoded to CMYK and converted with OpenCV's own formula
+//! (`icvCvt_CMYK2BGR_8u_C4C3R` in `modules/imgcodecs/src/utils.cpp`).
+//! Verified: the BGR buffers of all 206 subset images hash to the `bgr_uint8_sha256` values the
+//! reference pipelines recorded from cv2.imread (tests/decode.rs); the CMYK path was checked
+//! against opencv-python-headless 5.0.0 during development (see the report, not the test suite).
+//!
+//! Deliberate differences from `cv2.imread`:
+//! - No EXIF orientation is applied (cv2.imread with IMREAD_COLOR would rotate): COCO's
+//!   annotations and image sizes refer to the stored, unrotated pixels.
+//! - A JPEG that libjpeg-turbo can only partly decode (truncated file, premature end of a data
+//!   segment, bad Huffman/arithmetic code, lost restart marker) is an error. libjpeg-turbo only
+//!   warns there and cv2.imread returns an image whose missing part is gray; a benchmark must not
+//!   silently score such pixels. Warnings that leave the pixels complete (extraneous bytes before
+//!   a marker, unknown JFIF revision, unknown Adobe transform code, bad ICC marker, odd SOS or
+//!   progression parameters) are accepted, as cv2.imread accepts them.
+//!
+//! PNG and BMP files are read with the `image` crate (8-bit gray, gray+alpha, RGB or RGBA become
+//! BGR; alpha is dropped as cv2.imread does with IMREAD_COLOR). Parity with OpenCV is only claimed
+//! for JPEG; PNG/BMP are lossless so the pixel values agree, but 16-bit PNGs are reduced to 8 bits
+//! by the `image` crate's rounding, not OpenCV's `>> 8`.
+
+use std::cell::RefCell;
+use std::path::Path;
+
+use turbojpeg::{Colorspace, Decompressor, Image, PixelFormat};
+
+use crate::error::ImageError;
+use crate::image::BgrImage;
+
+/// `cv2.imread(path, cv2.IMREAD_COLOR)` without EXIF rotation: the file's pixels as BGR u8.
+pub fn decode_file(path: impl AsRef<Path>) -> Result<BgrImage, ImageError> {
+    let path = path.as_ref();
+    let bytes = std::fs::read(path).map_err(|source| ImageError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    decode_bytes(&bytes, &path.display().to_string())
+}
+
+/// Decodes an in-memory JPEG, PNG or BMP file (`cv2.imdecode(buf, cv2.IMREAD_COLOR)` without EXIF
+/// rotation). `name` is only used in error messages (usually the file path).
+pub fn decode_bytes(bytes: &[u8], name: &str) -> Result<BgrImage, ImageError> {
+    match sniff_format(bytes) {
+        Some(Format::Jpeg) => decode_jpeg(bytes, name),
+        Some(Format::Png) => decode_with_image_crate(bytes, name, image::ImageFormat::Png, "PNG"),
+        Some(Format::Bmp) => decode_with_image_crate(bytes, name, image::ImageFormat::Bmp, "BMP"),
+        None if bytes.is_empty() => Err(ImageError::Empty {
+            name: name.to_string(),
+        }),
+        None => Err(ImageError::UnknownFormat {
+            name: name.to_string(),
+            first_bytes: bytes
+                .iter()
+                .take(8)
+                .map(|b| format!("{b:02x}"))
+                .collect::<Vec<_>>()
+                .join(" "),
+        }),
+    }
+}
+
+enum Format {
+    Jpeg,
+    Png,
+    Bmp,
+}
+
+/// The signatures OpenCV's decoders check (`JpegDecoder::signatureLength`/`checkSignature` etc.).
+fn sniff_format(bytes: &[u8]) -> Option<Format> {
+    if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        Some(Format::Jpeg)
+    } else if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+        Some(Format::Png)
+    } else if bytes.starts_with(b"BM") {
+        Some(Format::Bmp)
+    } else {
+        None
+    }
+}
+
+thread_local! {
+    /// One libjpeg-turbo decompressor per thread, reused across images (tj3Init allocates).
+    static DECOMPRESSOR: RefCell<Option<Decompressor>> = const { RefCell::new(None) };
+}
+
+fn decode_jpeg(bytes: &[u8], name: &str) -> Result<BgrImage, ImageError> {
+    DECOMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(Decompressor::new().map_err(|e| corrupt(name, e))?);
+        }
+        let decompressor = slot.as_mut().expect("just initialised");
+        decode_jpeg_with(decompressor, bytes, name)
+    })
+}
+
+fn decode_jpeg_with(
+    decompressor: &mut Decompressor,
+    bytes: &[u8],
+    name: &str,
+) -> Result<BgrImage, ImageError> {
+    let header = decompressor
+        .read_header(bytes)
+        .map_err(|e| corrupt(name, e))?;
+    let (width, height) = (header.width, header.height);
+    if width == 0 || height == 0 {
+        return Err(ImageError::CorruptJpeg {
+            name: name.to_string(),
+            message: format!("header gives an empty image ({width}x{height})"),
+        });
+    }
+    match header.colorspace {
+        Colorspace::YCbCr | Colorspace::Gray | Colorspace::RGB => {
+            let mut bgr = BgrImage::filled(width, height, 0);
+            let output = Image {
+                pixels: bgr.data.as_mut_slice(),
+                width,
+                pitch: width * 3,
+                height,
+                format: PixelFormat::BGR,
+            };
+            check_decompress(decompressor.decompress(bytes, output), name)?;
+            Ok(bgr)
+        }
+        Colorspace::CMYK | Colorspace::YCCK => {
+            let mut cmyk = vec![0u8; width * height * 4];
+            let output = Image {
+                pixels: cmyk.as_mut_slice(),
+                width,
+                pitch: width * 4,
+                height,
+                format: PixelFormat::CMYK,
+            };
+            check_decompress(decompressor.decompress(bytes, output), name)?;
+            Ok(cmyk_to_bgr_like_opencv(&cmyk, width, height))
+        }
+    }
+}
+
+/// libjpeg-turbo reports warnings (stop-on-warning is off, as in OpenCV) as a failed call with the
+/// first warning's message, after filling the whole output buffer. Sort them into
+/// "pixels complete" (accept, like cv2.imread) and "pixels missing/garbled" (error); anything not
+/// recognised as a warning is a fatal libjpeg error.
+fn check_decompress(result: turbojpeg::Result<()>, name: &str) -> Result<(), ImageError> {
+    let message = match result {
+        Ok(()) => return Ok(()),
+        Err(turbojpeg::Error::TurboJpegError(message)) => message,
+        Err(other) => return Err(corrupt(name, other)),
+    };
+    // Messages of libjpeg-turbo's `jerror.h` JWRN_* codes.
+    const DAMAGED: [&str; 5] = [
+        "Premature end of JPEG file",                       // JWRN_JPEG_EOF
+        "Corrupt JPEG data: premature end of data segment", // JWRN_HIT_MARKER
+        "Corrupt JPEG data: bad Huffman code",              // JWRN_HUFF_BAD_CODE
+        "Corrupt JPEG data: bad arithmetic code",           // JWRN_ARITH_BAD_CODE
+        "Corrupt JPEG data: found marker",                  // JWRN_MUST_RESYNC
+    ];
+    const HARMLESS: [&str; 5] = [
+        "Warning: unknown JFIF revision number", // JWRN_JFIF_MAJOR
+        "Unknown Adobe color transform code",    // JWRN_ADOBE_XFORM
+        "Corrupt JPEG data: bad ICC marker",     // JWRN_BOGUS_ICC
+        "Invalid SOS parameters for sequential JPEG", // JWRN_NOT_SEQUENTIAL
+        "Inconsistent progression sequence",     // JWRN_BOGUS_PROGRESSION
+    ];
+    if DAMAGED.iter().any(|m| message.starts_with(m)) {
+        return Err(ImageError::DamagedJpeg {
+            name: name.to_string(),
+            message,
+        });
+    }
+    // JWRN_EXTRANEOUS_DATA: "Corrupt JPEG data: N extraneous bytes before marker 0xNN".
+    let extraneous = message.contains("extraneous bytes before marker");
+    if extraneous || HARMLESS.iter().any(|m| message.starts_with(m)) {
+        return Ok(());
+    }
+    Err(ImageError::CorruptJpeg {
+        name: name.to_string(),
+        message,
+    })
+}
+
+fn corrupt(name: &str, error: turbojpeg::Error) -> ImageError {
+    ImageError::CorruptJpeg {
+        name: name.to_string(),
+        message: error.to_string(),
+    }
+}
+
+/// OpenCV's `icvCvt_CMYK2BGR_8u_C4C3R` (modules/imgcodecs/src/utils.cpp), applied to the raw
+/// CMYK values libjpeg returns (OpenCV does no Adobe inversion either).
+fn cmyk_to_bgr_like_opencv(cmyk: &[u8], width: usize, height: usize) -> BgrImage {
+    let mut bgr = BgrImage::filled(width, height, 0);
+    for (out, px) in bgr.data.chunks_exact_mut(3).zip(cmyk.chunks_exact(4)) {
+        let (c, m, y, k) = (px[0] as i32, px[1] as i32, px[2] as i32, px[3] as i32);
+        let c = k - (((255 - c) * k) >> 8);
+        let m = k - (((255 - m) * k) >> 8);
+        let y = k - (((255 - y) * k) >> 8);
+        out[2] = c as u8;
+        out[1] = m as u8;
+        out[0] = y as u8;
+    }
+    bgr
+}
+
+/// PNG/BMP through the `image` crate. OpenCV parity is only claimed for JPEG (see module docs).
+fn decode_with_image_crate(
+    bytes: &[u8],
+    name: &str,
+    format: image::ImageFormat,
+    format_name: &'static str,
+) -> Result<BgrImage, ImageError> {
+    let decoded =
+        image::load_from_memory_with_format(bytes, format).map_err(|e| ImageError::Decode {
+            name: name.to_string(),
+            format: format_name,
+            message: e.to_string(),
+        })?;
+    let rgb = decoded.into_rgb8();
+    let (width, height) = (rgb.width() as usize, rgb.height() as usize);
+    let mut data = rgb.into_raw();
+    for px in data.chunks_exact_mut(3) {
+        px.swap(0, 2);
+    }
+    Ok(BgrImage {
+        width,
+        height,
+        data,
+    })
+}

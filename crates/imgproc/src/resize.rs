@@ -1,0 +1,138 @@
+//! `cv2.resize(img, (dst_w, dst_h), interpolation=cv2.INTER_LINEAR)` on 8-bit BGR images,
+//! reproduced bit for bit (OpenCV `modules/imgproc/src/resize.cpp`: `cv::hal::resize`,
+//! `HResizeLinear`, `VResizeLinear` with `VResizeLinearVec_32s8u`, 11-bit fixed-point weights
+//! `INTER_RESIZE_COEF_BITS`). The recipe is `../shared/tools/reference/exact_preproc.py::
+//! cv2_resize_linear_u8` (prose in `reference/yolox_nano_416/SPEC.md`).
+//!
+//! Hand-written because no Rust crate reproduces OpenCV's fixed-point rounding (an exact-float or
+//! antialiased bilinear changes detections measurably, see the SPEC's sensitivity notes).
+//!
+//! Verified: identical to the uint8 network inputs recorded in the YOLOX (letterbox resize) and
+//! FastestDet (stretch resize) parity tensors (tests/resample.rs), and, during development,
+//! against opencv-python-headless 5.0.0 on random sizes (numbers in the module history/report).
+
+use crate::image::BgrImage;
+
+/// Fixed-point scale of the interpolation weights (OpenCV `INTER_RESIZE_COEF_BITS` = 11).
+const COEF_BITS: u32 = 11;
+const COEF_SCALE: f32 = (1 << COEF_BITS) as f32;
+
+/// One destination coordinate's two source taps and their fixed-point weights.
+#[derive(Debug, Clone, Copy)]
+struct Taps {
+    first: usize,
+    second: usize,
+    weight_first: i32,
+    weight_second: i32,
+}
+
+/// `cv2.resize(src, (dst_w, dst_h), interpolation=cv2.INTER_LINEAR)` for uint8 BGR.
+///
+/// Half-pixel centres, no antialiasing, edge pixels replicated. A zero destination size gives an
+/// empty image; an empty source with a non-empty destination panics (OpenCV asserts there too),
+/// so callers check decode results first.
+pub fn resize_linear(src: &BgrImage, dst_w: usize, dst_h: usize) -> BgrImage {
+    let mut dst = BgrImage::filled(dst_w, dst_h, 0);
+    resize_linear_into(src, &mut dst);
+    dst
+}
+
+/// Like [`resize_linear`] but writes into `dst` (its width and height give the destination
+/// size), so a caller can reuse the buffer across images.
+pub fn resize_linear_into(src: &BgrImage, dst: &mut BgrImage) {
+    let (dst_w, dst_h) = (dst.width, dst.height);
+    if dst_w == 0 || dst_h == 0 {
+        return;
+    }
+    assert!(
+        src.width > 0 && src.height > 0,
+        "resize_linear: empty source image"
+    );
+    let x_taps = axis_taps(src.width, dst_w, true);
+    let y_taps = axis_taps(src.height, dst_h, false);
+
+    // Horizontally filtered source rows (x2048, per channel), two slots reused as the vertical
+    // window slides down: each needed source row is filtered once (OpenCV's ring buffer).
+    let row_len = dst_w * 3;
+    let mut rows = [vec![0i32; row_len], vec![0i32; row_len]];
+    let mut held: [Option<usize>; 2] = [None, None];
+    let src_stride = src.width * 3;
+
+    for (dy, taps) in y_taps.iter().enumerate() {
+        // Moving down one source row: last iteration's second row becomes this one's first.
+        if held[0] != Some(taps.first) && held[1] == Some(taps.first) {
+            rows.swap(0, 1);
+            held.swap(0, 1);
+        }
+        for (slot, row) in [taps.first, taps.second].into_iter().enumerate() {
+            if held[slot] != Some(row) {
+                let src_row = &src.data[row * src_stride..(row + 1) * src_stride];
+                horizontal_pass(src_row, &x_taps, &mut rows[slot]);
+                held[slot] = Some(row);
+            }
+        }
+        let out = &mut dst.data[dy * row_len..(dy + 1) * row_len];
+        vertical_pass(
+            &rows[0],
+            &rows[1],
+            taps.weight_first,
+            taps.weight_second,
+            out,
+        );
+    }
+}
+
+/// Per-destination-coordinate taps, as `cv::resize` computes them for INTER_LINEAR:
+/// `f = (float)((d + 0.5) * scale - 0.5)` with `scale = 1 / (dst / src)` in double,
+/// `s = floor(f)`, `f -= s` (float32). Horizontally (`clamp_fraction`), taps that leave the image
+/// collapse onto the edge pixel with weight 0; vertically the fraction is kept and only the row
+/// indices are clamped. Weights are `saturate_cast<short>(w * 2048)` (round half to even).
+fn axis_taps(src_len: usize, dst_len: usize, clamp_fraction: bool) -> Vec<Taps> {
+    let inv_scale = dst_len as f64 / src_len as f64;
+    let scale = 1.0 / inv_scale;
+    let last = src_len as i64 - 1;
+    (0..dst_len)
+        .map(|d| {
+            let f = ((d as f64 + 0.5) * scale - 0.5) as f32;
+            let mut s = f.floor() as i64;
+            let mut frac = f - s as f32;
+            if clamp_fraction {
+                if s < 0 {
+                    s = 0;
+                    frac = 0.0;
+                }
+                if s >= last {
+                    s = last;
+                    frac = 0.0;
+                }
+            }
+            Taps {
+                first: s.clamp(0, last) as usize,
+                second: (s + 1).clamp(0, last) as usize,
+                weight_first: ((1.0 - frac) * COEF_SCALE).round_ties_even() as i32,
+                weight_second: (frac * COEF_SCALE).round_ties_even() as i32,
+            }
+        })
+        .collect()
+}
+
+/// `HResizeLinear<uchar, int, short, INTER_RESIZE_COEF_SCALE, HResizeLinearVec_8u32s>`:
+/// `out = a0 * P[sx] + a1 * P[sx + 1]` per channel.
+fn horizontal_pass(src_row: &[u8], x_taps: &[Taps], out: &mut [i32]) {
+    for (px, taps) in out.chunks_exact_mut(3).zip(x_taps) {
+        let a = &src_row[taps.first * 3..taps.first * 3 + 3];
+        let b = &src_row[taps.second * 3..taps.second * 3 + 3];
+        for c in 0..3 {
+            px[c] = taps.weight_first * a[c] as i32 + taps.weight_second * b[c] as i32;
+        }
+    }
+}
+
+/// `VResizeLinearVec_32s8u` (the SIMD vertical pass OpenCV runs for uint8):
+/// `v = ((h0 >> 4) * b0 >> 16) + ((h1 >> 4) * b1 >> 16)`, `out = sat_u8((v + 2) >> 2)`.
+fn vertical_pass(row0: &[i32], row1: &[i32], b0: i32, b1: i32, out: &mut [u8]) {
+    for ((o, &h0), &h1) in out.iter_mut().zip(row0).zip(row1) {
+        let v = (((h0 >> 4) * b0) >> 16) + (((h1 >> 4) * b1) >> 16);
+        *o = ((v + 2) >> 2).clamp(0, 255) as u8;
+    }
+}
