@@ -21,6 +21,11 @@ pub enum AssetError {
     SharedNotFound { looked_in: String },
     #[error("{SHARED_ENV}={path} does not exist or is not a folder")]
     SharedEnvInvalid { path: String },
+    #[error(
+        "cannot find the ONNX Runtime library (looked in: {looked_in}); run `scripts/setup.sh` to \
+         install it into .deps/, or set {ORT_LIBRARY_ENV}=/path/to/libonnxruntime.so"
+    )]
+    OnnxRuntimeNotFound { looked_in: String },
 }
 
 /// The shared data folder: `$DETBENCH_SHARED`, else the first `shared/` (holding a README.md)
@@ -67,6 +72,44 @@ pub fn deps_dir() -> Option<PathBuf> {
         .flat_map(|start| start.ancestors().map(Path::to_path_buf).collect::<Vec<_>>())
         .map(|dir| dir.join(".deps"))
         .find(|candidate| candidate.is_dir())
+}
+
+/// Environment variable naming the ONNX Runtime shared library (the variable `ort` itself reads).
+pub const ORT_LIBRARY_ENV: &str = "ORT_DYLIB_PATH";
+/// The ONNX Runtime version `scripts/setup.sh` installs (PyPI `onnxruntime`).
+pub const ONNXRUNTIME_VERSION: &str = "1.31.1";
+
+/// The ONNX Runtime shared library: `$ORT_DYLIB_PATH` if set, else the one `scripts/setup.sh`
+/// put in `<deps>/onnxruntime/onnxruntime/capi/libonnxruntime.so.1.31.1`.
+pub fn onnxruntime_library() -> Result<PathBuf, AssetError> {
+    if let Some(value) = std::env::var_os(ORT_LIBRARY_ENV).filter(|v| !v.is_empty()) {
+        // A library the user names explicitly is the only one tried.
+        let path = PathBuf::from(value);
+        return if path.is_file() {
+            Ok(path)
+        } else {
+            Err(AssetError::OnnxRuntimeNotFound {
+                looked_in: format!("${ORT_LIBRARY_ENV}={} (not a file)", path.display()),
+            })
+        };
+    }
+    let mut looked_in = Vec::new();
+    let relative = format!("onnxruntime/onnxruntime/capi/libonnxruntime.so.{ONNXRUNTIME_VERSION}");
+    match deps_dir() {
+        Some(deps) => {
+            let path = deps.join(&relative);
+            if path.is_file() {
+                return Ok(path);
+            }
+            looked_in.push(path.display().to_string());
+        }
+        None => looked_in.push(format!(
+            ".deps/{relative} (no .deps folder found; ${DEPS_ENV} not set)"
+        )),
+    }
+    Err(AssetError::OnnxRuntimeNotFound {
+        looked_in: looked_in.join(", "),
+    })
 }
 
 fn search_starts() -> Vec<PathBuf> {

@@ -3,7 +3,11 @@
 //! engines (ONNX Runtime through `ort`, libtorch through `tch`) sit behind cargo features.
 
 pub mod config;
+#[cfg(feature = "ort")]
+pub mod ort_backend;
 pub mod tensor;
+#[cfg(feature = "torch")]
+pub mod torch;
 
 pub use config::{BackendConfig, Device, EngineKind, GraphOptLevel, Precision};
 pub use tensor::{DType, Tensor, TensorData, Value};
@@ -68,6 +72,54 @@ pub trait Backend: Send {
     /// Runs the model. Inputs are given by name (positional engines take them in the order
     /// given); outputs come back named (positional engines name them "0", "1", ...).
     fn run(&mut self, inputs: Vec<(String, Value)>) -> Result<Outputs, BackendError>;
+}
+
+/// Opens `model_path` in the engine `config.engine` names, with its options.
+///
+/// An engine left out of this build (cargo feature off) is an error saying which feature to
+/// enable.
+pub fn open(
+    model_path: &std::path::Path,
+    config: &BackendConfig,
+) -> Result<Box<dyn Backend>, BackendError> {
+    if !model_path.is_file() {
+        return Err(BackendError::ModelNotFound {
+            path: model_path.display().to_string(),
+        });
+    }
+    match config.engine {
+        #[cfg(feature = "ort")]
+        EngineKind::Ort => Ok(Box::new(ort_backend::open(model_path, config)?)),
+        #[cfg(not(feature = "ort"))]
+        EngineKind::Ort => Err(BackendError::EngineUnavailable {
+            engine: "onnxruntime".to_owned(),
+            reason: "this build has no ONNX Runtime engine (cargo feature `ort` is off)".to_owned(),
+        }),
+        EngineKind::Torch => open_torch(model_path, config),
+    }
+}
+
+/// The libtorch engine (cargo feature `torch`, [`torch`]).
+#[cfg(feature = "torch")]
+fn open_torch(
+    model_path: &std::path::Path,
+    config: &BackendConfig,
+) -> Result<Box<dyn Backend>, BackendError> {
+    Ok(Box::new(torch::open(model_path, config)?))
+}
+
+#[cfg(not(feature = "torch"))]
+fn open_torch(
+    model_path: &std::path::Path,
+    config: &BackendConfig,
+) -> Result<Box<dyn Backend>, BackendError> {
+    let _ = (model_path, config);
+    Err(BackendError::EngineUnavailable {
+        engine: "libtorch".to_owned(),
+        reason: "this build has no libtorch engine: rebuild with `--features torch` (README, \
+                 \"libtorch / CUDA\")"
+            .to_owned(),
+    })
 }
 
 /// A model's outputs, by name.
