@@ -1,0 +1,322 @@
+//! The process-wide libtorch pieces that a plain link leaves out, loaded at run time:
+//!
+//! * **CUDA.** The PyPI torch wheel's `libtorch_cuda.so` holds every CUDA kernel and registers
+//!   CUDA with libtorch from its static initialisers, but nothing in detbench calls it directly,
+//!   so the linker (`--as-needed`) drops it. Linking it for good would stop the binary from
+//!   starting where the CUDA libraries are missing (CI, CPU machines), so it is opened here, with
+//!   `RTLD_GLOBAL`, only when a model asks for CUDA: from `$DETBENCH_LIBTORCH_CUDA`, else beside
+//!   the `libtorch_cpu.so` the process already loaded. libtorch caches its CUDA hooks on first
+//!   use (`at::detail::getCUDAHooks`), so it must be opened before anything asks libtorch about
+//!   CUDA; [`ensure_cuda`] does that first.
+//! * **torchvision ops.** TorchScript detection models call `torchvision::nms` and
+//!   `torchvision::roi_align`, registered by torchvision's `_C.so` (in Python, `import
+//!   torchvision` loads it). It is opened from `$DETBENCH_TORCHVISION_OPS`, else from
+//!   `.deps/torchvision/torchvision/_C.so` (`scripts/setup.sh --torch`). Its declared dependency
+//!   `libtorch_python.so` is satisfied by a stub (see `build.rs`).
+//! * **The quantized engine**, through the C++ shim (`shim.cpp`).
+
+use std::ffi::{CStr, CString, c_char, c_int, c_void};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+
+/// Environment variable naming `libtorch_cuda.so` explicitly.
+pub const LIBTORCH_CUDA_ENV: &str = "DETBENCH_LIBTORCH_CUDA";
+/// Environment variable naming torchvision's ops library (`.../torchvision/_C.so`).
+pub const TORCHVISION_OPS_ENV: &str = "DETBENCH_TORCHVISION_OPS";
+
+unsafe extern "C" {
+    fn detbench_set_qengine(name: *const c_char, error: *mut c_char, error_length: usize) -> c_int;
+    fn detbench_qengine() -> *const c_char;
+    fn detbench_has_operator(qualified_name: *const c_char) -> c_int;
+    fn detbench_torch_header_version() -> *const c_char;
+}
+
+/// The stub standing in for `libtorch_python.so` (built by `build.rs`).
+static TORCH_PYTHON_STUB: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/libtorch_python_stub.so"));
+
+/// Where the loaded libtorch lives and which version it is.
+#[derive(Debug, Clone)]
+pub struct Libtorch {
+    /// The folder of the `libtorch_cpu.so` this process loaded.
+    pub lib_dir: PathBuf,
+    /// The version of that libtorch (`torch/version.py` beside it, e.g. `2.11.0+cu130`), or of
+    /// the headers detbench was compiled against when the library folder does not say.
+    pub version: String,
+}
+
+/// The loaded libtorch, found once per process.
+pub fn libtorch() -> &'static Libtorch {
+    static LIBTORCH: OnceLock<Libtorch> = OnceLock::new();
+    LIBTORCH.get_or_init(|| {
+        let lib_dir = loaded_library_dir(c"_ZN2at13globalContextEv").unwrap_or_default();
+        let version = read_torch_version(&lib_dir).unwrap_or_else(|| {
+            // SAFETY: the shim returns a pointer to a static NUL-terminated string literal.
+            let header = unsafe { CStr::from_ptr(detbench_torch_header_version()) };
+            format!("{} (headers)", header.to_string_lossy())
+        });
+        Libtorch { lib_dir, version }
+    })
+}
+
+/// The folder of the shared library that defines `symbol` in this process.
+fn loaded_library_dir(symbol: &CStr) -> Option<PathBuf> {
+    // SAFETY: dlsym on the default namespace with a valid C string; dladdr only reads the
+    // address and fills `info`, whose `dli_fname` points to a string owned by the loader.
+    unsafe {
+        let address = libc::dlsym(libc::RTLD_DEFAULT, symbol.as_ptr());
+        if address.is_null() {
+            return None;
+        }
+        let mut info: libc::Dl_info = std::mem::zeroed();
+        if libc::dladdr(address as *const c_void, &mut info) == 0 || info.dli_fname.is_null() {
+            return None;
+        }
+        let file = PathBuf::from(
+            CStr::from_ptr(info.dli_fname)
+                .to_string_lossy()
+                .into_owned(),
+        );
+        let file = std::fs::canonicalize(&file).unwrap_or(file);
+        file.parent().map(Path::to_path_buf)
+    }
+}
+
+/// `__version__` from `torch/version.py` (pip wheels) or the `build-version` file of a libtorch
+/// archive, for the libtorch whose `lib` folder is `lib_dir`.
+fn read_torch_version(lib_dir: &Path) -> Option<String> {
+    let root = lib_dir.parent()?;
+    if let Ok(text) = std::fs::read_to_string(root.join("version.py")) {
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("__version__") {
+                let value = rest.trim_start_matches([' ', ':', '=']).trim();
+                let value = value.split('=').next_back().unwrap_or(value).trim();
+                return Some(value.trim_matches(['\'', '"']).to_owned());
+            }
+        }
+    }
+    std::fs::read_to_string(root.join("build-version"))
+        .ok()
+        .map(|v| v.trim().to_owned())
+}
+
+/// Opens a shared library and keeps it loaded for the life of the process.
+fn open_forever(path: &Path, flags: c_int) -> Result<(), String> {
+    // SAFETY: loading a library runs its initialisers; the libraries opened here are libtorch's
+    // and torchvision's own, built for this libtorch, whose initialisers register kernels.
+    let library = unsafe { libloading::os::unix::Library::open(Some(path), flags) }
+        .map_err(|e| e.to_string())?;
+    std::mem::forget(library);
+    Ok(())
+}
+
+/// What [`ensure_cuda`] found.
+#[derive(Debug, Clone)]
+pub struct CudaRuntime {
+    pub library: PathBuf,
+    pub device_count: i64,
+}
+
+/// Makes CUDA available to libtorch (see the module documentation), once per process.
+pub fn ensure_cuda() -> Result<&'static CudaRuntime, String> {
+    static CUDA: OnceLock<Result<CudaRuntime, String>> = OnceLock::new();
+    CUDA.get_or_init(load_cuda).as_ref().map_err(Clone::clone)
+}
+
+fn load_cuda() -> Result<CudaRuntime, String> {
+    let (library, looked) = match std::env::var_os(LIBTORCH_CUDA_ENV).filter(|v| !v.is_empty()) {
+        Some(value) => {
+            let path = PathBuf::from(value);
+            let looked = format!("${LIBTORCH_CUDA_ENV}={}", path.display());
+            (path, looked)
+        }
+        None => {
+            let dir = libtorch().lib_dir.clone();
+            let path = dir.join("libtorch_cuda.so");
+            let looked = format!("{} (beside the loaded libtorch_cpu.so)", path.display());
+            (path, looked)
+        }
+    };
+    if !library.is_file() {
+        return Err(format!(
+            "CUDA was asked for, but libtorch_cuda.so is not there ({looked}). Run with a CUDA \
+             build of libtorch {} on the loader path (LD_LIBRARY_PATH=<torch>/lib), or name the \
+             library with ${LIBTORCH_CUDA_ENV}",
+            libtorch().version
+        ));
+    }
+    open_forever(&library, libc::RTLD_NOW | libc::RTLD_GLOBAL).map_err(|e| {
+        format!(
+            "cannot load {}: {e}. The CUDA libraries it needs (cuDNN, cuBLAS, ... from the \
+             nvidia-* wheels or a CUDA install) must be findable",
+            library.display()
+        )
+    })?;
+    if !tch::Cuda::is_available() {
+        return Err(format!(
+            "loaded {}, but libtorch sees no CUDA device (no NVIDIA driver, no GPU, or \
+             CUDA_VISIBLE_DEVICES hides them)",
+            library.display()
+        ));
+    }
+    Ok(CudaRuntime {
+        library,
+        device_count: tch::Cuda::device_count(),
+    })
+}
+
+/// Whether an operator (e.g. `torchvision::nms`) is registered with libtorch's dispatcher.
+pub fn has_operator(qualified_name: &str) -> bool {
+    let Ok(name) = CString::new(qualified_name) else {
+        return false;
+    };
+    // SAFETY: the shim only reads the NUL-terminated string and catches every C++ exception.
+    unsafe { detbench_has_operator(name.as_ptr()) == 1 }
+}
+
+/// The operators detection models need from torchvision.
+pub const TORCHVISION_OPS: [&str; 2] = ["torchvision::nms", "torchvision::roi_align"];
+
+/// Where torchvision's ops came from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TorchvisionOps {
+    /// Registered before detbench looked (linked in, or loaded by someone else).
+    AlreadyRegistered,
+    /// Loaded by detbench from this file.
+    Loaded(PathBuf),
+    /// Not found; models that call them will fail to load with libtorch's "unknown builtin op".
+    Missing { looked_in: String },
+}
+
+/// Registers torchvision's ops once per process (see the module documentation). A library that
+/// exists but fails to load is an error; a missing one is reported as [`TorchvisionOps::Missing`]
+/// so that models without torchvision ops still run.
+pub fn ensure_torchvision_ops() -> Result<&'static TorchvisionOps, String> {
+    static OPS: OnceLock<Result<TorchvisionOps, String>> = OnceLock::new();
+    OPS.get_or_init(load_torchvision_ops)
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
+fn load_torchvision_ops() -> Result<TorchvisionOps, String> {
+    if TORCHVISION_OPS.iter().all(|op| has_operator(op)) {
+        return Ok(TorchvisionOps::AlreadyRegistered);
+    }
+    let library = match std::env::var_os(TORCHVISION_OPS_ENV).filter(|v| !v.is_empty()) {
+        Some(value) => {
+            let path = PathBuf::from(value);
+            if !path.is_file() {
+                return Err(format!(
+                    "${TORCHVISION_OPS_ENV}={} is not a file (expected torchvision's _C.so)",
+                    path.display()
+                ));
+            }
+            path
+        }
+        None => {
+            let candidate =
+                detbench_assets::deps_dir().map(|deps| deps.join("torchvision/torchvision/_C.so"));
+            match candidate {
+                Some(path) if path.is_file() => path,
+                other => {
+                    let looked_in = match other {
+                        Some(path) => path.display().to_string(),
+                        None => ".deps/torchvision/torchvision/_C.so (no .deps folder)".to_owned(),
+                    };
+                    return Ok(TorchvisionOps::Missing {
+                        looked_in: format!("${TORCHVISION_OPS_ENV} (unset), {looked_in}"),
+                    });
+                }
+            }
+        }
+    };
+    load_torch_python_stub()?;
+    // Python loads it the same way: torch.ops.load_library -> ctypes.CDLL (RTLD_LOCAL).
+    open_forever(&library, libc::RTLD_NOW | libc::RTLD_LOCAL).map_err(|e| {
+        format!(
+            "cannot load torchvision's ops library {}: {e}. It must be the torchvision built for \
+             libtorch {} (torchvision 0.26 for torch 2.11)",
+            library.display(),
+            libtorch().version
+        )
+    })?;
+    let missing: Vec<&str> = TORCHVISION_OPS
+        .iter()
+        .copied()
+        .filter(|op| !has_operator(op))
+        .collect();
+    if !missing.is_empty() {
+        return Err(format!(
+            "loaded {}, but it registered no {}",
+            library.display(),
+            missing.join(", ")
+        ));
+    }
+    Ok(TorchvisionOps::Loaded(library))
+}
+
+/// Loads the embedded `libtorch_python.so` stub, unless a library of that name is loaded already.
+fn load_torch_python_stub() -> Result<(), String> {
+    // SAFETY: RTLD_NOLOAD only asks whether a library with this soname is loaded.
+    let already = unsafe {
+        let handle = libc::dlopen(
+            c"libtorch_python.so".as_ptr(),
+            libc::RTLD_NOW | libc::RTLD_NOLOAD,
+        );
+        !handle.is_null()
+    };
+    if already {
+        return Ok(());
+    }
+    let path = std::env::temp_dir().join(format!(
+        "detbench-{}-libtorch_python_stub.so",
+        std::process::id()
+    ));
+    std::fs::write(&path, TORCH_PYTHON_STUB).map_err(|e| {
+        format!(
+            "cannot write the libtorch_python stub to {}: {e}",
+            path.display()
+        )
+    })?;
+    let opened = open_forever(&path, libc::RTLD_NOW | libc::RTLD_GLOBAL);
+    // The mapping stays valid once loaded; the file is not needed any more.
+    let _ = std::fs::remove_file(&path);
+    opened.map_err(|e| format!("cannot load the libtorch_python stub: {e}"))
+}
+
+/// Selects the quantized engine (`x86`, `fbgemm`, `qnnpack`, `onednn`) process-wide. libtorch
+/// has one engine per process, so a second model asking for another engine is an error rather
+/// than a silent switch under the first.
+pub fn set_quantized_engine(name: &str) -> Result<(), String> {
+    static CHOSEN: Mutex<Option<String>> = Mutex::new(None);
+    let mut chosen = CHOSEN.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(previous) = chosen.as_deref() {
+        return if previous == name {
+            Ok(())
+        } else {
+            Err(format!(
+                "quantized engine `{previous}` is already in use in this process; libtorch has \
+                 one engine per process, so `{name}` cannot be selected too"
+            ))
+        };
+    }
+    let c_name = CString::new(name).map_err(|_| format!("bad engine name {name:?}"))?;
+    let mut error = [0 as c_char; 512];
+    // SAFETY: the shim writes at most `error.len()` bytes (NUL-terminated) into `error`.
+    let status = unsafe { detbench_set_qengine(c_name.as_ptr(), error.as_mut_ptr(), error.len()) };
+    if status != 0 {
+        // SAFETY: the shim NUL-terminates what it wrote (snprintf).
+        let message = unsafe { CStr::from_ptr(error.as_ptr()) };
+        return Err(message.to_string_lossy().into_owned());
+    }
+    *chosen = Some(name.to_owned());
+    Ok(())
+}
+
+/// The quantized engine libtorch uses now.
+pub fn quantized_engine() -> String {
+    // SAFETY: the shim returns a pointer to a static string literal.
+    unsafe { CStr::from_ptr(detbench_qengine()) }
+        .to_string_lossy()
+        .into_owned()
+}

@@ -1,0 +1,202 @@
+//! The libtorch backend against the shipped D2Go model (int8 TorchScript calling torchvision's
+//! nms and roi_align) and its reference parity tensors: with the `x86` quantized engine, as the
+//! reference, the raw outputs for the reference input tensors are bit-identical to the
+//! reference's (torch 2.15 there, 2.11 here), and the engine settings are recorded. Also: the clear
+//! errors for what this machine cannot do (CUDA without a GPU, fp16 on the CPU).
+//!
+//! Needs `scripts/setup.sh --torch` (libtorch, its CUDA runtime libraries and torchvision's ops
+//! under .deps/) and `LD_LIBRARY_PATH=.deps/torch/torch/lib` (scripts/test.sh sets it).
+#![cfg(feature = "torch")]
+
+use std::path::PathBuf;
+
+use detbench_backends::{
+    BackendConfig, BackendError, Device, EngineKind, Precision, Tensor, Value,
+};
+use ndarray::ArrayD;
+use ndarray_npy::NpzReader;
+
+const D2GO: &str = "d2go_fasterrcnn_fbnetv3a_int8.pt";
+const D2GO_REFERENCE: &str = "d2go_fasterrcnn_fbnetv3a";
+
+fn model(file: &str) -> PathBuf {
+    detbench_assets::shared::models().unwrap().join(file)
+}
+
+fn torch_cpu() -> BackendConfig {
+    BackendConfig {
+        engine: EngineKind::Torch,
+        threads: Some(2),
+        ..Default::default()
+    }
+}
+
+fn parity(image: &str) -> NpzReader<std::fs::File> {
+    let path = detbench_assets::shared::reference()
+        .unwrap()
+        .join(D2GO_REFERENCE)
+        .join("parity")
+        .join(format!("{image}_x86.npz"));
+    NpzReader::new(std::fs::File::open(&path).unwrap()).unwrap()
+}
+
+fn array_f32(npz: &mut NpzReader<std::fs::File>, name: &str) -> ArrayD<f32> {
+    npz.by_name(&format!("{name}.npy")).unwrap()
+}
+
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+/// The D2Go outputs for one parity image: (boxes, scores, labels) of the single result dict.
+fn run_d2go(
+    backend: &mut dyn detbench_backends::Backend,
+    input: &ArrayD<f32>,
+) -> (Tensor, Tensor, Tensor) {
+    let image = Tensor::f32(input.shape().to_vec(), input.iter().copied().collect());
+    let outputs = backend
+        .run(vec![(
+            "inputs".into(),
+            Value::List(vec![Value::Tensor(image)]),
+        )])
+        .unwrap();
+    // The wrapper returns (inputs, [dict(boxes, labels, scores)]).
+    let echoed = outputs.get("0").unwrap();
+    assert!(matches!(echoed, Value::List(items) if items.len() == 1));
+    let Value::List(results) = outputs.get("1").unwrap() else {
+        panic!("output 1 is not a list")
+    };
+    assert_eq!(results.len(), 1);
+    let dict = &results[0];
+    let get = |key: &str| {
+        dict.dict_get(key)
+            .and_then(Value::as_tensor)
+            .unwrap()
+            .clone()
+    };
+    (get("boxes"), get("scores"), get("labels"))
+}
+
+#[test]
+fn d2go_matches_the_x86_reference_outputs() {
+    let mut backend = detbench_backends::open(&model(D2GO), &torch_cpu()).unwrap();
+    let described = backend.describe();
+    assert_eq!(described.engine, "libtorch");
+    assert!(
+        described.engine_version.starts_with("2.11.0"),
+        "{described:?}"
+    );
+    assert_eq!(described.device, "cpu");
+    let option = |key: &str| {
+        described
+            .options
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(option("quantized_engine"), "x86");
+    assert_eq!(option("intra_op_threads"), "2");
+    assert!(
+        option("torchvision_ops").ends_with("_C.so"),
+        "{described:?}"
+    );
+
+    for image in ["000000000139", "000000000802", "000000005001"] {
+        let mut npz = parity(image);
+        let input = array_f32(&mut npz, "input_chw_bgr_0_1");
+        let want_boxes = array_f32(&mut npz, "boxes");
+        let want_scores = array_f32(&mut npz, "scores");
+        let want_labels: ArrayD<i64> = npz.by_name("labels.npy").unwrap();
+
+        let (boxes, scores, labels) = run_d2go(backend.as_mut(), &input);
+        assert_eq!(boxes.shape, want_boxes.shape(), "{image}: box count");
+        assert_eq!(
+            labels.as_i64().unwrap(),
+            want_labels.as_slice().unwrap(),
+            "{image}: labels"
+        );
+        let box_diff = max_abs_diff(boxes.as_f32().unwrap(), want_boxes.as_slice().unwrap());
+        let score_diff = max_abs_diff(scores.as_f32().unwrap(), want_scores.as_slice().unwrap());
+        // Same kernels, same engine, same input: bit-identical (seen: 0 on all three images).
+        assert_eq!(box_diff, 0.0, "{image}: boxes differ by {box_diff} px");
+        assert_eq!(score_diff, 0.0, "{image}: scores differ by {score_diff}");
+    }
+}
+
+#[test]
+fn bad_input_is_an_error_not_a_panic() {
+    let mut backend = detbench_backends::open(&model(D2GO), &torch_cpu()).unwrap();
+    let wrong = Tensor::f32(vec![3, 4, 4], vec![0.0; 5]);
+    let err = backend
+        .run(vec![(
+            "inputs".into(),
+            Value::List(vec![Value::Tensor(wrong)]),
+        )])
+        .unwrap_err();
+    assert!(
+        matches!(&err, BackendError::BadInput { name, reason } if name == "inputs[0]" && reason.contains("48 elements")),
+        "{err}"
+    );
+    // A tensor where the model wants a list: TorchScript's own argument check.
+    let err = backend
+        .run(vec![(
+            "inputs".into(),
+            Value::Tensor(Tensor::f32(vec![3, 8, 8], vec![0.5; 192])),
+        )])
+        .unwrap_err();
+    assert!(matches!(err, BackendError::Run(_)), "{err}");
+}
+
+#[test]
+fn fp16_on_the_cpu_is_refused() {
+    let config = BackendConfig {
+        precision: Precision::Fp16,
+        ..torch_cpu()
+    };
+    let err = detbench_backends::open(&model(D2GO), &config)
+        .err()
+        .unwrap();
+    assert!(
+        matches!(&err, BackendError::Unsupported(m) if m.contains("CUDA only")),
+        "{err}"
+    );
+}
+
+#[test]
+fn cuda_without_a_gpu_says_why() {
+    if std::env::var_os("DETBENCH_EXPECT_CUDA").is_some() {
+        return; // on a GPU machine this configuration is expected to work
+    }
+    let config = BackendConfig {
+        device: Device::Cuda(0),
+        ..torch_cpu()
+    };
+    let err = detbench_backends::open(&model(D2GO), &config)
+        .err()
+        .unwrap();
+    let message = err.to_string();
+    assert!(
+        matches!(err, BackendError::EngineUnavailable { .. }),
+        "{message}"
+    );
+    assert!(
+        message.contains("libtorch_cuda.so") || message.contains("no CUDA device"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_missing_model_file_is_named() {
+    let err = detbench_backends::open(&model("no_such_model.pt"), &torch_cpu())
+        .err()
+        .unwrap();
+    assert!(
+        matches!(&err, BackendError::ModelNotFound { path } if path.ends_with("no_such_model.pt")),
+        "{err}"
+    );
+}
