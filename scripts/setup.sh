@@ -49,15 +49,50 @@ else
   [ -f "$ort_lib" ] || { echo "setup: $ort_lib missing after install" >&2; exit 1; }
 fi
 
-# 3. libtorch from the PyPI torch wheel (only for --features torch).
+# 3. libtorch from the PyPI torch wheel (only for --features torch), with what it needs at run time:
+#    - the CUDA 13 runtime libraries torch 2.11 declares (nvidia-* wheels). libtorch_cpu.so itself
+#      links libcudart/libcupti, and torchvision's ops library links libtorch_cuda.so, so even a
+#      CPU-only run needs them present (no GPU or driver is needed). They go to $deps/torch/nvidia,
+#      where the wheel's RPATH ($ORIGIN/../../nvidia/...) finds them.
+#    - torchvision's ops library (nms, roi_align) from the matching torchvision wheel.
+#    Build with LIBTORCH=$deps/torch/torch; run with LD_LIBRARY_PATH=$deps/torch/torch/lib.
+TORCHVISION_VERSION=0.26.0
+# The exact pins of torch 2.11.0's Requires-Dist (cuda-toolkit 13.0.2 extras, cudnn, cusparselt, nccl, nvshmem).
+TORCH_CUDA_WHEELS=(
+  nvidia-cuda-runtime==13.0.96 nvidia-cuda-cupti==13.0.85 nvidia-cuda-nvrtc==13.0.88
+  nvidia-cublas==13.1.0.3 nvidia-cufft==12.0.0.61 nvidia-cufile==1.15.1.6 nvidia-curand==10.4.0.35
+  nvidia-cusolver==12.0.4.66 nvidia-cusparse==12.6.3.3 nvidia-nvjitlink==13.0.88 nvidia-nvtx==13.0.85
+  nvidia-cudnn-cu13==9.19.0.56 nvidia-cusparselt-cu13==0.8.0 nvidia-nccl-cu13==2.28.9
+  nvidia-nvshmem-cu13==3.4.5
+)
 if [ $want_torch -eq 1 ]; then
   torch_dir="$deps/torch/torch"
-  if [ -f "$torch_dir/lib/libtorch_cpu.so" ]; then
+  if [ -f "$torch_dir/lib/libtorch_cpu.so" ] && grep -q "^Version: $TORCH_VERSION\$" "$deps"/torch/torch-*.dist-info/METADATA 2>/dev/null; then
     say "libtorch (torch $TORCH_VERSION) present: $torch_dir"
   else
     say "installing torch $TORCH_VERSION from PyPI into $deps/torch (large download)"
     rm -rf "$deps/torch"
     pip_target "$deps/torch" "torch==$TORCH_VERSION"
+  fi
+  if [ -f "$deps/torch/nvidia/cu13/lib/libcudart.so.13" ] && [ -f "$deps/torch/nvidia/cudnn/lib/libcudnn.so.9" ] \
+     && [ -f "$deps/torch/nvidia/nvshmem/lib/libnvshmem_host.so.3" ]; then
+    say "CUDA runtime libraries for torch present: $deps/torch/nvidia"
+  else
+    say "installing the CUDA runtime libraries torch $TORCH_VERSION links (nvidia-* wheels, ~2.7 GB) into $deps/torch/nvidia"
+    tmp="$deps/.torch-nvidia.tmp"
+    rm -rf "$tmp"
+    pip_target "$tmp" "${TORCH_CUDA_WHEELS[@]}"
+    rm -rf "$deps/torch/nvidia"
+    mv "$tmp/nvidia" "$deps/torch/nvidia"
+    rm -rf "$tmp"
+  fi
+  tv_ops="$deps/torchvision/torchvision/_C.so"
+  if [ -f "$tv_ops" ] && grep -q "^Version: $TORCHVISION_VERSION\$" "$deps"/torchvision/torchvision-*.dist-info/METADATA 2>/dev/null; then
+    say "torchvision $TORCHVISION_VERSION ops library present: $tv_ops"
+  else
+    say "installing torchvision $TORCHVISION_VERSION from PyPI into $deps/torchvision (for its ops library)"
+    rm -rf "$deps/torchvision"
+    pip_target "$deps/torchvision" "torchvision==$TORCHVISION_VERSION"
   fi
 fi
 
