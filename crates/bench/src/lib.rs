@@ -4,7 +4,12 @@
 //! Like MLPerf LoadGen, it never knows which model or engine it drives: it talks to the
 //! [`Detector`] trait of [`sut`].
 
+pub mod contention;
+pub mod dataset;
+pub mod prefetch;
 pub mod results;
+pub mod runner;
 pub mod sut;
+pub mod timing;
 
 pub use sut::{BatchSupport, Detector, DetectorError, ImageInput, Stage, StageClock};

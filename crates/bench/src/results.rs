@@ -28,6 +28,17 @@ pub struct RunResults {
     pub command_line: Vec<String>,
     pub environment: serde_json::Value,
     pub models: Vec<ModelResult>,
+    /// Model x batch-size combinations that were not run, with why (e.g. a fixed batch).
+    #[serde(default)]
+    pub skipped: Vec<SkippedRun>,
+}
+
+/// A model x batch size the run did not measure.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SkippedRun {
+    pub name: String,
+    pub batch_size: usize,
+    pub reason: String,
 }
 
 /// One model (at one setting) within a run.
@@ -38,6 +49,9 @@ pub struct ModelResult {
     /// `"ok"`, or `"failed: <reason>"`.
     pub status: String,
     pub family: String,
+    /// Network input as the zoo describes it (e.g. "416x416 letterbox, BGR 0-255").
+    #[serde(default)]
+    pub input: String,
     pub model: ModelFile,
     pub backend: Option<BackendDescription>,
     pub batch_size: usize,
@@ -53,6 +67,10 @@ pub struct ModelResult {
     pub detections_per_image: Option<Summary>,
     /// Images that could not be read or decoded, or on which the pipeline failed.
     pub failed_images: Vec<FailedImage>,
+    /// How closely the detections agree with the model's reference detections
+    /// (`reference/<model>/detections_subset.json`), when a reference exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference_agreement: Option<ReferenceAgreement>,
     /// Pipeline settings (preprocessing, thresholds, engine options) as the pipeline reports them.
     pub provenance: serde_json::Value,
 }
@@ -96,6 +114,32 @@ pub struct ClassAp {
     /// AP@[.50:.95], area all, maxDets 100; `None` where the class has no ground truth (-1 in
     /// pycocotools).
     pub ap: Option<f64>,
+}
+
+/// Agreement of a run's detections with reference detections of the same model, matched per
+/// image and category (reference detections in descending score, each taking the unmatched
+/// candidate of highest IoU), as `../shared/tools/reference/compare_dets.py` does.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReferenceAgreement {
+    pub reference_file: String,
+    /// Reference detections on the images of this run.
+    pub reference_detections: usize,
+    pub detections: usize,
+    /// A reference detection counts as matched at IoU >= this.
+    pub iou_threshold: f64,
+    pub matched: usize,
+    /// `matched / reference_detections`.
+    pub matched_fraction: f64,
+    /// Matched pairs whose scores differ by at most `score_tolerance`.
+    pub score_tolerance: f64,
+    pub matched_within_score_tolerance: usize,
+    /// Mean IoU of the matched pairs.
+    pub mean_iou_matched: f64,
+    pub max_score_difference: f64,
+    /// Per image: this run's detection count minus the reference's.
+    pub count_difference_per_image: Summary,
+    pub images_with_equal_count: usize,
+    pub images: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1,0 +1,376 @@
+//! The image source of a run: images decoded ahead of the model by a few worker threads and
+//! handed over, in dataset order, through a bounded queue, so that file I/O and JPEG decoding
+//! stay out of the timed `detect` calls and memory stays bounded on any dataset size.
+//!
+//! Three modes:
+//! - `Prefetch`: worker threads decode at most `depth` images ahead of the model. Each image's
+//!   decode time is measured in the worker that decoded it (the `decode` stage).
+//! - `Preload`: every image is decoded before the timed pass starts (no decoding at all while
+//!   the model runs; memory grows with the dataset, about 0.9 MB per COCO image).
+//! - `Inline`: the timed thread decodes each image itself just before its call, as a simple
+//!   Python loop does; end-to-end latency then includes decode.
+//!
+//! Why a hand-written pool and not `rayon::par_iter`: the consumer must get images in order,
+//! one at a time, while the workers stay a bounded distance ahead; a parallel iterator decodes
+//! as fast as it can and cannot be paused by a slow consumer. The pool below is a shared index
+//! counter, a channel of "tickets" that caps how far ahead workers may go, and a small reorder
+//! buffer.
+
+use std::collections::BTreeMap;
+use std::panic::AssertUnwindSafe;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
+use detbench_imgproc::BgrImage;
+
+use crate::dataset::DatasetImage;
+
+/// Turns an image file into pixels; errors are messages naming the file.
+pub type DecodeFn = dyn Fn(&Path) -> Result<BgrImage, String> + Send + Sync;
+
+/// How images reach the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecodeMode {
+    /// `threads` workers decode up to `depth` images ahead of the model.
+    Prefetch { threads: usize, depth: usize },
+    /// All images decoded by `threads` workers before timing starts.
+    Preload { threads: usize },
+    /// Decoded on the timed thread, just before each call (end to end includes decode).
+    Inline,
+}
+
+impl DecodeMode {
+    /// Whether decode time is part of the end-to-end latency.
+    pub fn includes_decode(self) -> bool {
+        matches!(self, DecodeMode::Inline)
+    }
+
+    /// A short description for the run's provenance and output.
+    pub fn describe(self) -> String {
+        match self {
+            DecodeMode::Prefetch { threads, depth } => format!(
+                "prefetch: {threads} decode thread(s), up to {depth} images ahead of the model"
+            ),
+            DecodeMode::Preload { threads } => {
+                format!("preload: all images decoded by {threads} thread(s) before timing")
+            }
+            DecodeMode::Inline => "inline: decoded on the timed thread before each call".into(),
+        }
+    }
+
+    pub fn to_json(self) -> serde_json::Value {
+        match self {
+            DecodeMode::Prefetch { threads, depth } => {
+                serde_json::json!({"mode": "prefetch", "threads": threads, "queue_depth": depth})
+            }
+            DecodeMode::Preload { threads } => {
+                serde_json::json!({"mode": "preload", "threads": threads})
+            }
+            DecodeMode::Inline => serde_json::json!({"mode": "inline"}),
+        }
+    }
+}
+
+/// The default queue depth for a batch size: two batches plus a few images of slack, so that a
+/// whole next batch is ready when a call returns.
+pub fn default_depth(batch_size: usize) -> usize {
+    2 * batch_size + 4
+}
+
+/// One image, decoded or not.
+#[derive(Debug)]
+pub struct DecodedImage {
+    /// Position in the dataset's image list.
+    pub index: usize,
+    pub image_id: u64,
+    pub file_name: String,
+    /// Wall time of the decode, on the thread that did it.
+    pub decode_time: Duration,
+    pub image: Result<BgrImage, String>,
+}
+
+fn decode_one(index: usize, entry: &DatasetImage, decode: &DecodeFn) -> DecodedImage {
+    let start = Instant::now();
+    // A panicking decoder must not take the run down or leave a hole in the image order.
+    let image = std::panic::catch_unwind(AssertUnwindSafe(|| decode(&entry.path)))
+        .unwrap_or_else(|_| Err(format!("{}: the decoder panicked", entry.path.display())));
+    DecodedImage {
+        index,
+        image_id: entry.id,
+        file_name: entry.file_name.clone(),
+        decode_time: start.elapsed(),
+        image,
+    }
+}
+
+/// The images of a run, in dataset order, decoded as the mode says.
+pub struct ImageStream {
+    inner: StreamInner,
+}
+
+enum StreamInner {
+    Pool(Prefetcher),
+    Preloaded(std::vec::IntoIter<DecodedImage>),
+    Inline {
+        images: Arc<Vec<DatasetImage>>,
+        decode: Arc<DecodeFn>,
+        next: usize,
+    },
+}
+
+impl ImageStream {
+    /// Starts delivering `images`. For `Preload` this returns only when every image is decoded.
+    pub fn start(images: Arc<Vec<DatasetImage>>, decode: Arc<DecodeFn>, mode: DecodeMode) -> Self {
+        let inner = match mode {
+            DecodeMode::Prefetch { threads, depth } => {
+                StreamInner::Pool(Prefetcher::start(images, decode, threads, depth))
+            }
+            DecodeMode::Preload { threads } => {
+                let depth = images.len().max(1);
+                let all: Vec<DecodedImage> =
+                    Prefetcher::start(images, decode, threads, depth).collect();
+                StreamInner::Preloaded(all.into_iter())
+            }
+            DecodeMode::Inline => StreamInner::Inline {
+                images,
+                decode,
+                next: 0,
+            },
+        };
+        ImageStream { inner }
+    }
+}
+
+impl Iterator for ImageStream {
+    type Item = DecodedImage;
+    fn next(&mut self) -> Option<DecodedImage> {
+        match &mut self.inner {
+            StreamInner::Pool(pool) => pool.next(),
+            StreamInner::Preloaded(all) => all.next(),
+            StreamInner::Inline {
+                images,
+                decode,
+                next,
+            } => {
+                let entry = images.get(*next)?;
+                let out = decode_one(*next, entry, decode.as_ref());
+                *next += 1;
+                Some(out)
+            }
+        }
+    }
+}
+
+/// The worker pool behind `Prefetch` and `Preload`.
+struct Prefetcher {
+    results: Option<Receiver<DecodedImage>>,
+    tickets: Option<Sender<()>>,
+    workers: Vec<JoinHandle<()>>,
+    reorder: BTreeMap<usize, DecodedImage>,
+    next: usize,
+    total: usize,
+}
+
+impl Prefetcher {
+    fn start(
+        images: Arc<Vec<DatasetImage>>,
+        decode: Arc<DecodeFn>,
+        threads: usize,
+        depth: usize,
+    ) -> Self {
+        let total = images.len();
+        let depth = depth.max(1);
+        // Each ticket lets a worker start one image; the consumer hands a ticket back for each
+        // image it takes, so at most `depth` images are decoded but not yet taken.
+        let (ticket_tx, ticket_rx) = crossbeam_channel::bounded::<()>(depth);
+        for _ in 0..depth {
+            ticket_tx
+                .send(())
+                .expect("the channel has room for every ticket");
+        }
+        let (result_tx, result_rx) = crossbeam_channel::bounded::<DecodedImage>(depth);
+        let counter = Arc::new(AtomicUsize::new(0));
+        let workers = (0..threads.max(1).min(total.max(1)))
+            .map(|n| {
+                let (images, decode, counter) = (images.clone(), decode.clone(), counter.clone());
+                let (tickets, results) = (ticket_rx.clone(), result_tx.clone());
+                std::thread::Builder::new()
+                    .name(format!("detbench-decode-{n}"))
+                    .spawn(move || {
+                        while tickets.recv().is_ok() {
+                            let index = counter.fetch_add(1, Ordering::Relaxed);
+                            let Some(entry) = images.get(index) else {
+                                break;
+                            };
+                            if results
+                                .send(decode_one(index, entry, decode.as_ref()))
+                                .is_err()
+                            {
+                                break;
+                            }
+                        }
+                    })
+                    .expect("spawning a decode thread")
+            })
+            .collect();
+        Prefetcher {
+            results: Some(result_rx),
+            tickets: Some(ticket_tx),
+            workers,
+            reorder: BTreeMap::new(),
+            next: 0,
+            total,
+        }
+    }
+}
+
+impl Iterator for Prefetcher {
+    type Item = DecodedImage;
+    fn next(&mut self) -> Option<DecodedImage> {
+        if self.next >= self.total {
+            return None;
+        }
+        loop {
+            if let Some(image) = self.reorder.remove(&self.next) {
+                self.next += 1;
+                if let Some(tickets) = &self.tickets {
+                    // Fails only once every worker has finished: nothing left to start.
+                    let _ = tickets.send(());
+                }
+                return Some(image);
+            }
+            // Every index is claimed by exactly one worker and decode_one never panics, so the
+            // missing one arrives unless every worker is gone.
+            let image = self.results.as_ref()?.recv().ok()?;
+            self.reorder.insert(image.index, image);
+        }
+    }
+}
+
+impl Drop for Prefetcher {
+    fn drop(&mut self) {
+        // Closing both channels stops workers waiting for a ticket or for room in the queue.
+        self.tickets.take();
+        self.results.take();
+        for worker in self.workers.drain(..) {
+            let _ = worker.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+    use std::sync::Mutex;
+
+    fn images(n: usize) -> Arc<Vec<DatasetImage>> {
+        Arc::new(
+            (0..n)
+                .map(|i| DatasetImage {
+                    id: 1000 + i as u64,
+                    file_name: format!("{i}.jpg"),
+                    path: PathBuf::from(format!("{i}.jpg")),
+                })
+                .collect(),
+        )
+    }
+
+    /// A decoder that makes a 1x1 image whose pixel value is the file's number, sleeps a little
+    /// on some files so that workers finish out of order, and fails on "3.jpg".
+    fn fake_decoder(in_flight: Arc<Mutex<(usize, usize)>>) -> Arc<DecodeFn> {
+        Arc::new(move |path: &Path| {
+            let n: usize = path.file_stem().unwrap().to_str().unwrap().parse().unwrap();
+            {
+                let mut g = in_flight.lock().unwrap();
+                g.0 += 1;
+                g.1 = g.1.max(g.0);
+            }
+            std::thread::sleep(Duration::from_millis(if n % 3 == 0 { 6 } else { 1 }));
+            in_flight.lock().unwrap().0 -= 1;
+            if n == 3 {
+                return Err(format!("{}: corrupt", path.display()));
+            }
+            if n == 5 {
+                panic!("decoder bug");
+            }
+            Ok(BgrImage::filled(1, 1, n as u8))
+        })
+    }
+
+    fn check_order(out: &[DecodedImage], n: usize) {
+        assert_eq!(out.len(), n);
+        for (i, d) in out.iter().enumerate() {
+            assert_eq!(d.index, i);
+            assert_eq!(d.image_id, 1000 + i as u64);
+            match i {
+                3 => assert!(d.image.as_ref().unwrap_err().contains("corrupt")),
+                5 => assert!(d.image.as_ref().unwrap_err().contains("panicked")),
+                _ => assert_eq!(d.image.as_ref().unwrap().data[0], i as u8),
+            }
+        }
+    }
+
+    #[test]
+    fn every_mode_delivers_in_order_with_failures_in_place() {
+        for mode in [
+            DecodeMode::Prefetch {
+                threads: 3,
+                depth: 4,
+            },
+            DecodeMode::Prefetch {
+                threads: 1,
+                depth: 1,
+            },
+            DecodeMode::Preload { threads: 2 },
+            DecodeMode::Inline,
+        ] {
+            let counter = Arc::new(Mutex::new((0, 0)));
+            let out: Vec<_> =
+                ImageStream::start(images(20), fake_decoder(counter.clone()), mode).collect();
+            check_order(&out, 20);
+        }
+    }
+
+    #[test]
+    fn workers_stay_within_the_queue_depth() {
+        // A slow consumer: the pool may run at most `depth` images ahead.
+        let decoded = Arc::new(AtomicUsize::new(0));
+        let seen = decoded.clone();
+        let decode: Arc<DecodeFn> = Arc::new(move |_: &Path| {
+            seen.fetch_add(1, Ordering::SeqCst);
+            Ok(BgrImage::filled(1, 1, 0))
+        });
+        let mut stream = ImageStream::start(
+            images(50),
+            decode,
+            DecodeMode::Prefetch {
+                threads: 2,
+                depth: 3,
+            },
+        );
+        for taken in 1..=10 {
+            stream.next().unwrap();
+            std::thread::sleep(Duration::from_millis(5));
+            let done = decoded.load(Ordering::SeqCst);
+            assert!(done <= taken + 3, "{done} decoded after taking {taken}");
+        }
+        // Dropping a half-read stream stops the workers.
+        drop(stream);
+        assert!(decoded.load(Ordering::SeqCst) <= 13);
+    }
+
+    #[test]
+    fn empty_dataset_yields_nothing() {
+        let decode: Arc<DecodeFn> = Arc::new(|_: &Path| Ok(BgrImage::filled(1, 1, 0)));
+        let mode = DecodeMode::Prefetch {
+            threads: 2,
+            depth: 4,
+        };
+        assert_eq!(ImageStream::start(images(0), decode, mode).count(), 0);
+    }
+}

@@ -1,0 +1,378 @@
+//! One detector over one dataset at one batch size: warm-up calls first (not counted), then a
+//! timed pass over every image, in dataset order, with per-call stage timing. Images that cannot
+//! be decoded and calls that fail are recorded and skipped; the pass goes on.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use detbench_eval::Detection;
+use detbench_imgproc::BgrImage;
+
+use crate::contention::{CpuSnapshot, OTHER_CPU_SHARE_LIMIT};
+use crate::dataset::DatasetImage;
+use crate::prefetch::{DecodeFn, DecodeMode, DecodedImage, ImageStream};
+use crate::results::{FailedImage, LatencyReport, Summary};
+use crate::sut::{BatchSupport, Detector, ImageInput, StageClock};
+use crate::timing::{CallTiming, LatencyRecorder, summarize};
+
+/// How to drive the detector.
+#[derive(Debug, Clone, Copy)]
+pub struct RunOptions {
+    /// Untimed calls before the timed pass, on the first images (default 10).
+    pub warmup: usize,
+    pub batch_size: usize,
+    pub decode: DecodeMode,
+}
+
+/// What a pass produced.
+#[derive(Debug)]
+pub struct DetectorRun {
+    pub latency: LatencyReport,
+    /// Every detection of the timed pass, in image order.
+    pub detections: Vec<Detection>,
+    /// Number of detections on each image that went through the model.
+    pub detections_per_image: Option<Summary>,
+    pub failed_images: Vec<FailedImage>,
+    /// Images the model processed (dataset images minus failed ones).
+    pub processed_images: usize,
+    /// Warm-up calls that failed (the run goes on while some succeed).
+    pub warmup_failures: usize,
+    /// Time the timed thread spent waiting for decoded images; large values mean throughput is
+    /// bound by decoding (per-call latencies do not include it).
+    pub decode_wait: Duration,
+    /// Share of the machine's CPU other processes used during the timed pass, where measurable.
+    pub other_cpu_share: Option<f64>,
+}
+
+/// Why a detector produced no result at all.
+#[derive(Debug, thiserror::Error)]
+pub enum RunFailure {
+    #[error("the dataset has no images")]
+    NoImages,
+    #[error("no image could be decoded (first: {first})")]
+    NothingDecoded { first: String },
+    #[error("every warm-up call failed: {reason}")]
+    WarmupFailed { reason: String },
+    #[error("every call failed: {reason}")]
+    AllCallsFailed { reason: String },
+    #[error("the pipeline panicked: {message}")]
+    Panicked { message: String },
+    #[error("batch size {batch} is not supported: the model's batch is fixed at {fixed}")]
+    BatchFixed { batch: usize, fixed: usize },
+    #[error("batch size {batch} is over the model's maximum of {max}")]
+    BatchTooLarge { batch: usize, max: usize },
+}
+
+/// Checks that `detector` takes batches of `batch`, with a message fit for the user.
+pub fn check_batch(support: BatchSupport, batch: usize) -> Result<(), RunFailure> {
+    match support {
+        _ if support.accepts(batch) => Ok(()),
+        BatchSupport::Fixed(fixed) => Err(RunFailure::BatchFixed { batch, fixed }),
+        BatchSupport::Dynamic { max } => Err(RunFailure::BatchTooLarge {
+            batch,
+            max: max.unwrap_or(0),
+        }),
+    }
+}
+
+/// Runs warm-up and the timed pass. `progress` is told how many images each step finished.
+pub fn run_detector(
+    detector: &mut dyn Detector,
+    images: Arc<Vec<DatasetImage>>,
+    decode: Arc<DecodeFn>,
+    options: &RunOptions,
+    progress: &dyn Fn(usize),
+) -> Result<DetectorRun, RunFailure> {
+    if images.is_empty() {
+        return Err(RunFailure::NoImages);
+    }
+    let batch_size = options.batch_size.max(1);
+    check_batch(detector.batch_support(), batch_size)?;
+    let mut stream = ImageStream::start(images.clone(), decode, options.decode);
+
+    // Warm-up on the first images; they are kept and timed again in the pass below.
+    let head_len = images.len().min(options.warmup.max(batch_size));
+    let head: Vec<DecodedImage> = stream.by_ref().take(head_len).collect();
+    let warmup_failures = warm_up(detector, &head, options.warmup, batch_size)?;
+
+    let mut pass = TimedPass::new(batch_size, detector.batch_support());
+    let cpu_before = CpuSnapshot::now();
+    let start = Instant::now();
+    let mut head = head.into_iter();
+    loop {
+        let item = match head.next() {
+            Some(item) => item,
+            None => {
+                let waited = Instant::now();
+                let item = stream.next();
+                pass.decode_wait += waited.elapsed();
+                match item {
+                    Some(item) => item,
+                    None => break,
+                }
+            }
+        };
+        match item.image {
+            Err(reason) => {
+                pass.failed_images.push(FailedImage {
+                    file: item.file_name,
+                    reason,
+                });
+                progress(1);
+            }
+            Ok(image) => {
+                pass.batch.push(Ready {
+                    image_id: item.image_id,
+                    file_name: item.file_name,
+                    decode_time: item.decode_time,
+                    image,
+                });
+                if pass.batch.len() == batch_size {
+                    progress(pass.call(detector)?);
+                }
+            }
+        }
+    }
+    if !pass.batch.is_empty() {
+        progress(pass.call(detector)?);
+    }
+    let total = start.elapsed();
+    drop(stream);
+    let other_cpu_share = cpu_before
+        .zip(CpuSnapshot::now())
+        .and_then(|(before, after)| before.other_share_since(&after));
+    pass.finish(
+        options,
+        warmup_failures,
+        total,
+        other_cpu_share,
+        images.len(),
+    )
+}
+
+/// A decoded image waiting for its call.
+struct Ready {
+    image_id: u64,
+    file_name: String,
+    decode_time: Duration,
+    image: BgrImage,
+}
+
+/// Calls `detect` and turns a panic into an error the run can report.
+fn guarded_detect(
+    detector: &mut dyn Detector,
+    inputs: &[ImageInput<'_>],
+    clock: &mut StageClock,
+) -> Result<Result<Vec<Vec<Detection>>, String>, RunFailure> {
+    match std::panic::catch_unwind(AssertUnwindSafe(|| detector.detect(inputs, clock))) {
+        Ok(result) => Ok(result.map_err(|e| e.to_string())),
+        Err(payload) => Err(RunFailure::Panicked {
+            message: panic_message(payload.as_ref()),
+        }),
+    }
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".to_owned())
+}
+
+/// `warmup` untimed calls of `batch_size` images cycling over the decoded head images.
+/// Returns how many failed; fails only if all of them did.
+fn warm_up(
+    detector: &mut dyn Detector,
+    head: &[DecodedImage],
+    warmup: usize,
+    batch_size: usize,
+) -> Result<usize, RunFailure> {
+    let decoded: Vec<ImageInput<'_>> = head
+        .iter()
+        .filter_map(|d| {
+            d.image.as_ref().ok().map(|image| ImageInput {
+                image_id: d.image_id,
+                image,
+            })
+        })
+        .collect();
+    if decoded.is_empty() {
+        // Nothing to warm up on; the timed pass reports these images as failed.
+        return Ok(0);
+    }
+    let mut failures = 0;
+    let mut last_error = String::new();
+    for call in 0..warmup {
+        let inputs: Vec<ImageInput<'_>> = (0..batch_size)
+            .map(|k| decoded[(call * batch_size + k) % decoded.len()])
+            .collect();
+        let mut clock = StageClock::new();
+        if let Err(e) = guarded_detect(detector, &inputs, &mut clock)? {
+            failures += 1;
+            last_error = e;
+        }
+    }
+    if warmup > 0 && failures == warmup {
+        return Err(RunFailure::WarmupFailed { reason: last_error });
+    }
+    Ok(failures)
+}
+
+/// State of the timed pass.
+struct TimedPass {
+    support: BatchSupport,
+    batch: Vec<Ready>,
+    recorder: LatencyRecorder,
+    detections: Vec<Detection>,
+    counts: Vec<f64>,
+    failed_images: Vec<FailedImage>,
+    first_call_error: Option<String>,
+    decode_wait: Duration,
+}
+
+impl TimedPass {
+    fn new(batch_size: usize, support: BatchSupport) -> Self {
+        TimedPass {
+            support,
+            batch: Vec::with_capacity(batch_size),
+            recorder: LatencyRecorder::new(),
+            detections: Vec::new(),
+            counts: Vec::new(),
+            failed_images: Vec::new(),
+            first_call_error: None,
+            decode_wait: Duration::ZERO,
+        }
+    }
+
+    /// Runs one timed call on the pending batch; returns how many images it finished.
+    fn call(&mut self, detector: &mut dyn Detector) -> Result<usize, RunFailure> {
+        let batch = std::mem::take(&mut self.batch);
+        let real = batch.len();
+        let mut inputs: Vec<ImageInput<'_>> = batch
+            .iter()
+            .map(|r| ImageInput {
+                image_id: r.image_id,
+                image: &r.image,
+            })
+            .collect();
+        // A model with a fixed batch larger than the last, partial batch gets the last image
+        // repeated; the extra outputs are dropped and not counted.
+        if let BatchSupport::Fixed(n) = self.support {
+            while inputs.len() < n {
+                inputs.push(*inputs.last().expect("a batch has at least one image"));
+            }
+        }
+        let mut clock = StageClock::new();
+        let started = Instant::now();
+        let result = guarded_detect(detector, &inputs, &mut clock)?;
+        let detect = started.elapsed();
+        let checked = result.and_then(|lists| check_outputs(lists, &batch));
+        match checked {
+            Ok(lists) => {
+                self.recorder.record(CallTiming {
+                    images: real,
+                    detect,
+                    decode: batch.iter().map(|r| r.decode_time).sum(),
+                    clock,
+                });
+                for list in lists {
+                    self.counts.push(list.len() as f64);
+                    self.detections.extend(list);
+                }
+            }
+            Err(reason) => {
+                self.recorder.record_failure();
+                self.first_call_error.get_or_insert_with(|| reason.clone());
+                self.failed_images.extend(batch.iter().map(|r| FailedImage {
+                    file: r.file_name.clone(),
+                    reason: format!("pipeline failed: {reason}"),
+                }));
+            }
+        }
+        Ok(real)
+    }
+
+    fn finish(
+        mut self,
+        options: &RunOptions,
+        warmup_failures: usize,
+        total: Duration,
+        other_cpu_share: Option<f64>,
+        dataset_images: usize,
+    ) -> Result<DetectorRun, RunFailure> {
+        let processed_images = self.counts.len();
+        if processed_images == 0 {
+            return Err(match self.first_call_error {
+                Some(reason) => RunFailure::AllCallsFailed { reason },
+                None => RunFailure::NothingDecoded {
+                    first: self
+                        .failed_images
+                        .first()
+                        .map(|f| f.reason.clone())
+                        .unwrap_or_default(),
+                },
+            });
+        }
+        if let Some(share) = other_cpu_share
+            && share > OTHER_CPU_SHARE_LIMIT
+        {
+            self.recorder.add_validity_note(format!(
+                "other processes used {:.0}% of the machine's CPU during the timed pass",
+                share * 100.0
+            ));
+        }
+        if warmup_failures > 0 {
+            self.recorder.add_validity_note(format!(
+                "{warmup_failures} of {} warm-up calls failed",
+                options.warmup
+            ));
+        }
+        debug_assert_eq!(processed_images + self.failed_images.len(), dataset_images);
+        let latency = self
+            .recorder
+            .finish(
+                options.warmup,
+                options.batch_size.max(1),
+                total,
+                options.decode.includes_decode(),
+            )
+            .expect("at least one call succeeded");
+        Ok(DetectorRun {
+            latency,
+            detections: self.detections,
+            detections_per_image: summarize(&self.counts),
+            failed_images: self.failed_images,
+            processed_images,
+            warmup_failures,
+            decode_wait: self.decode_wait,
+            other_cpu_share,
+        })
+    }
+}
+
+/// Keeps the lists of the real (unpadded) images and checks that each detection belongs to the
+/// image in its slot.
+fn check_outputs(
+    mut lists: Vec<Vec<Detection>>,
+    batch: &[Ready],
+) -> Result<Vec<Vec<Detection>>, String> {
+    if lists.len() < batch.len() {
+        return Err(format!(
+            "the pipeline returned {} detection lists for {} images",
+            lists.len(),
+            batch.len()
+        ));
+    }
+    lists.truncate(batch.len());
+    for (list, ready) in lists.iter().zip(batch) {
+        if let Some(stray) = list.iter().find(|d| d.image_id != ready.image_id) {
+            return Err(format!(
+                "the pipeline returned a detection for image {} in the list of image {}",
+                stray.image_id, ready.image_id
+            ));
+        }
+    }
+    Ok(lists)
+}

@@ -1,0 +1,308 @@
+//! Latency statistics: summaries with MLPerf LoadGen's percentile definition, and the recorder
+//! that collects one sample per timed call (end to end and per stage) and turns them into a
+//! [`LatencyReport`].
+
+use std::time::Duration;
+
+use crate::results::{LatencyReport, StageLatency, Summary};
+use crate::sut::{Stage, StageClock};
+
+/// How [`percentile`] picks a sample, as recorded in `results.json`.
+pub const PERCENTILE_DEFINITION: &str = "nearest-rank as MLPerf LoadGen: the sample at 0-based \
+     index floor(n*p) of the ascending sort (loadgen/results.cc, PerformanceSummary::ProcessLatencies)";
+
+/// Fewer timed calls than this and p99 is no better than the maximum (with LoadGen's
+/// definition, p99 of n < 100 samples is the largest one), so the measurement is flagged.
+pub const MIN_TIMED_CALLS: usize = 100;
+
+/// The `p`-quantile (0 <= p < 1) of `sorted` (ascending), as MLPerf LoadGen computes its latency
+/// percentiles.
+///
+/// LoadGen (mlcommons/inference, `loadgen/results.cc`, `PerformanceSummary::ProcessLatencies`)
+/// sorts the sample latencies and takes `pr.sample_latencies[sample_count * lp.percentile]`,
+/// i.e. the element at index `floor(n * p)`, computing `n * p` in double precision and
+/// truncating it (it asserts `p < 1.0`, so the index is always in range). It is a nearest-rank
+/// percentile: always an observed sample, never an interpolation. It differs from the textbook
+/// nearest-rank definition (index `ceil(n * p) - 1`) only when `n * p` is a whole number, where
+/// LoadGen takes the next sample up: for 100 samples its p99 is the largest one, the 100th.
+///
+/// We clamp the index to `n - 1` so that `p = 1.0` gives the maximum instead of panicking.
+/// Returns `None` for an empty sample.
+pub fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let index = (sorted.len() as f64 * p) as usize;
+    Some(sorted[index.min(sorted.len() - 1)])
+}
+
+/// The conventional median: the middle sample, or the mean of the two middle samples for an
+/// even count (as `numpy.median`, which the Python reference pipelines report).
+fn median(sorted: &[f64]) -> f64 {
+    let n = sorted.len();
+    if n % 2 == 1 {
+        sorted[n / 2]
+    } else {
+        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
+    }
+}
+
+/// Summary statistics of `samples` (any order), or `None` when there are none.
+/// Standard deviation is the population one (divide by n); percentiles follow [`percentile`].
+pub fn summarize(samples: &[f64]) -> Option<Summary> {
+    if samples.is_empty() {
+        return None;
+    }
+    let mut sorted = samples.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let n = sorted.len() as f64;
+    let mean = sorted.iter().sum::<f64>() / n;
+    let variance = sorted.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / n;
+    Some(Summary {
+        count: sorted.len(),
+        mean,
+        median: median(&sorted),
+        min: sorted[0],
+        max: sorted[sorted.len() - 1],
+        std: variance.sqrt(),
+        p90: percentile(&sorted, 0.90)?,
+        p95: percentile(&sorted, 0.95)?,
+        p99: percentile(&sorted, 0.99)?,
+    })
+}
+
+/// Milliseconds in a duration, as a float.
+pub fn millis(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// The samples of one timed call.
+#[derive(Debug, Clone)]
+pub struct CallTiming {
+    /// Images in the call (the batch, without padding).
+    pub images: usize,
+    /// Wall time of the `detect` call on the monotonic clock.
+    pub detect: Duration,
+    /// Decode time of the call's images, summed (measured where they were decoded).
+    pub decode: Duration,
+    /// What the pipeline charged to each stage during the call.
+    pub clock: StageClock,
+}
+
+/// Collects per-call samples during the timed pass and builds the [`LatencyReport`].
+#[derive(Debug, Default)]
+pub struct LatencyRecorder {
+    calls: Vec<CallTiming>,
+    failed_calls: usize,
+    notes: Vec<String>,
+}
+
+impl LatencyRecorder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records a call that returned detections.
+    pub fn record(&mut self, call: CallTiming) {
+        self.calls.push(call);
+    }
+
+    /// Counts a call that failed; its time is not a latency sample.
+    pub fn record_failure(&mut self) {
+        self.failed_calls += 1;
+    }
+
+    /// Adds a remark that makes the measurement less trustworthy.
+    pub fn add_validity_note(&mut self, note: String) {
+        self.notes.push(note);
+    }
+
+    pub fn timed_calls(&self) -> usize {
+        self.calls.len()
+    }
+
+    /// The report, or `None` when no call succeeded.
+    ///
+    /// End to end per call is the wall time of the `detect` call (preprocess + inference +
+    /// postprocess and whatever glue the pipeline runs between them), plus the decode time of
+    /// its images when `includes_decode` (decode done inline, on the timed thread).
+    pub fn finish(
+        self,
+        warmup_iterations: usize,
+        batch_size: usize,
+        total: Duration,
+        includes_decode: bool,
+    ) -> Option<LatencyReport> {
+        let end_to_end_samples_ms: Vec<f64> = self
+            .calls
+            .iter()
+            .map(|c| {
+                millis(c.detect)
+                    + if includes_decode {
+                        millis(c.decode)
+                    } else {
+                        0.0
+                    }
+            })
+            .collect();
+        let end_to_end = summarize(&end_to_end_samples_ms)?;
+        let stages = Stage::ALL
+            .iter()
+            .map(|&stage| {
+                let samples_ms: Vec<f64> = self
+                    .calls
+                    .iter()
+                    .map(|c| match stage {
+                        Stage::Decode => millis(c.decode),
+                        other => millis(c.clock.spent(other)),
+                    })
+                    .collect();
+                StageLatency {
+                    stage: stage.as_str().to_owned(),
+                    summary: summarize(&samples_ms).expect("as many samples as calls"),
+                    samples_ms,
+                }
+            })
+            .collect();
+        let timed_images: usize = self.calls.iter().map(|c| c.images).sum();
+        let mut validity_notes = self.notes;
+        if self.calls.len() < MIN_TIMED_CALLS {
+            validity_notes.insert(
+                0,
+                format!(
+                    "only {} timed calls: percentiles need at least {MIN_TIMED_CALLS} \
+                     (p99 of fewer is the maximum)",
+                    self.calls.len()
+                ),
+            );
+        }
+        if self.failed_calls > 0 {
+            validity_notes.push(format!(
+                "{} calls failed during timing and are not in the samples",
+                self.failed_calls
+            ));
+        }
+        let total_seconds = total.as_secs_f64();
+        Some(LatencyReport {
+            percentile_definition: PERCENTILE_DEFINITION.to_owned(),
+            warmup_iterations,
+            batch_size,
+            timed_images,
+            total_seconds,
+            images_per_second: if total_seconds > 0.0 {
+                timed_images as f64 / total_seconds
+            } else {
+                0.0
+            },
+            end_to_end,
+            includes_decode,
+            stages,
+            end_to_end_samples_ms,
+            valid: validity_notes.is_empty(),
+            validity_notes,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loadgen_percentile_takes_index_floor_n_times_p() {
+        // 1..=10: n*p = 9.0 for p90 -> index 9 -> 10 (textbook nearest-rank would give 9);
+        // p95: 9.5 -> index 9 -> 10; p50: 5.0 -> index 5 -> 6.
+        let s: Vec<f64> = (1..=10).map(f64::from).collect();
+        assert_eq!(percentile(&s, 0.90), Some(10.0));
+        assert_eq!(percentile(&s, 0.95), Some(10.0));
+        assert_eq!(percentile(&s, 0.50), Some(6.0));
+        assert_eq!(percentile(&s, 0.0), Some(1.0));
+        assert_eq!(percentile(&s, 1.0), Some(10.0));
+        assert_eq!(percentile(&[], 0.5), None);
+    }
+
+    #[test]
+    fn loadgen_percentile_on_206_samples() {
+        // The subset's 206 images: 206*0.99 = 203.94 -> index 203 (the 204th smallest, i.e. the
+        // third largest); 206*0.90 = 185.4 -> index 185; 206*0.95 = 195.7 -> index 195.
+        let s: Vec<f64> = (0..206).map(f64::from).collect();
+        assert_eq!(percentile(&s, 0.99), Some(203.0));
+        assert_eq!(percentile(&s, 0.90), Some(185.0));
+        assert_eq!(percentile(&s, 0.95), Some(195.0));
+        // 100 samples: 100*0.99 = 99 exactly -> index 99, the maximum.
+        let s: Vec<f64> = (0..100).map(f64::from).collect();
+        assert_eq!(percentile(&s, 0.99), Some(99.0));
+        // 1000 samples: 990 -> the 991st smallest.
+        let s: Vec<f64> = (0..1000).map(f64::from).collect();
+        assert_eq!(percentile(&s, 0.99), Some(990.0));
+    }
+
+    #[test]
+    fn summary_of_a_hand_computed_sample() {
+        // Unsorted input; sorted: 1 2 3 4 10. mean 4, median 3, population variance
+        // (9+4+1+0+36)/5 = 10. Percentiles: 5*0.9=4.5 -> idx 4 -> 10; 5*0.99 -> idx 4 -> 10.
+        let s = summarize(&[4.0, 10.0, 1.0, 3.0, 2.0]).unwrap();
+        assert_eq!(s.count, 5);
+        assert_eq!(s.mean, 4.0);
+        assert_eq!(s.median, 3.0);
+        assert_eq!(s.min, 1.0);
+        assert_eq!(s.max, 10.0);
+        assert!((s.std - 10f64.sqrt()).abs() < 1e-12);
+        assert_eq!((s.p90, s.p95, s.p99), (10.0, 10.0, 10.0));
+        // Even count: median is the mean of the middle two.
+        assert_eq!(summarize(&[1.0, 2.0, 3.0, 4.0]).unwrap().median, 2.5);
+        assert!(summarize(&[]).is_none());
+    }
+
+    #[test]
+    fn recorder_builds_per_stage_samples_and_flags_short_runs() {
+        let mut rec = LatencyRecorder::new();
+        for ms in [10u64, 20, 30] {
+            let mut clock = StageClock::new();
+            clock.add(Stage::Preprocess, Duration::from_millis(1));
+            clock.add(Stage::Inference, Duration::from_millis(ms - 2));
+            clock.add(Stage::Postprocess, Duration::from_millis(1));
+            rec.record(CallTiming {
+                images: 2,
+                detect: Duration::from_millis(ms),
+                decode: Duration::from_millis(5),
+                clock,
+            });
+        }
+        rec.record_failure();
+        let report = rec
+            .finish(10, 2, Duration::from_millis(100), false)
+            .unwrap();
+        assert_eq!(report.timed_images, 6);
+        assert!((report.images_per_second - 60.0).abs() < 1e-9);
+        assert_eq!(report.end_to_end_samples_ms, vec![10.0, 20.0, 30.0]);
+        assert_eq!(report.end_to_end.mean, 20.0);
+        let inference = report
+            .stages
+            .iter()
+            .find(|s| s.stage == "inference")
+            .unwrap();
+        assert_eq!(inference.samples_ms, vec![8.0, 18.0, 28.0]);
+        let decode = report.stages.iter().find(|s| s.stage == "decode").unwrap();
+        assert_eq!(decode.summary.mean, 5.0);
+        assert!(!report.valid);
+        assert_eq!(
+            report.validity_notes.len(),
+            2,
+            "{:?}",
+            report.validity_notes
+        );
+
+        let mut inline = LatencyRecorder::new();
+        inline.record(CallTiming {
+            images: 1,
+            detect: Duration::from_millis(10),
+            decode: Duration::from_millis(5),
+            clock: StageClock::new(),
+        });
+        let report = inline
+            .finish(0, 1, Duration::from_millis(15), true)
+            .unwrap();
+        assert_eq!(report.end_to_end_samples_ms, vec![15.0]);
+    }
+}
