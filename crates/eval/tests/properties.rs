@@ -30,9 +30,12 @@ struct Object {
     found: Option<(f64, f64)>,
 }
 
+/// One image: width, height, its objects, and the false positives the detector reports on it.
+type ImageScene = (u32, u32, Vec<Object>, Vec<[f64; 4]>);
+
 #[derive(Debug, Clone)]
 struct Scene {
-    images: Vec<(u32, u32, Vec<Object>, Vec<[f64; 4]>)>,
+    images: Vec<ImageScene>,
     /// One raw score per detection (object hits first, then false positives, image by image).
     raw_scores: Vec<f64>,
 }
@@ -58,7 +61,7 @@ fn object(width: u32, height: u32, categories: u64) -> impl Strategy<Value = Obj
         })
 }
 
-fn image(categories: u64) -> impl Strategy<Value = (u32, u32, Vec<Object>, Vec<[f64; 4]>)> {
+fn image(categories: u64) -> impl Strategy<Value = ImageScene> {
     (16u32..80, 16u32..80).prop_flat_map(move |(width, height)| {
         (
             Just(width),

@@ -1,8 +1,169 @@
-//! `detbench eval`.
+//! `detbench eval`: evaluates a COCO results file against ground truth through detbench's
+//! accuracy layer (hotcoco), printing exactly pycocotools' summary lines, and optionally
+//! writing the stats as JSON, a per-class AP table and the precision/recall curves as CSV.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::Context;
+use detbench_eval::{
+    EvalParams, EvalSummary, GroundTruth, IouType, evaluate_results_file, parse_area_ranges,
+    parse_max_dets,
+};
 
 #[derive(clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// COCO ground-truth annotation file (e.g. instances_val2017.json).
+    #[arg(long, value_name = "GT.json")]
+    pub gt: PathBuf,
+    /// COCO results file: [{"image_id", "category_id", "bbox", "score", ...}, ...].
+    #[arg(long, value_name = "RESULTS.json")]
+    pub dt: PathBuf,
+    /// What to evaluate: bbox, segm or keypoints.
+    #[arg(long, value_name = "bbox|segm|keypoints")]
+    pub iou_type: IouType,
+    /// Also write {"iou_type", "stats", "per_class", ...} to this file (full-precision floats).
+    #[arg(long, value_name = "OUT.json")]
+    pub json: Option<PathBuf>,
+    /// Also print AP per category.
+    #[arg(long)]
+    pub per_class: bool,
+    /// Write precision at every recall threshold (101) per IoU threshold, category and area
+    /// range to this CSV file.
+    #[arg(long, value_name = "OUT.csv")]
+    pub pr_curves: Option<PathBuf>,
+    /// Max detections per image, comma-separated [default: 1,10,100; keypoints: 20].
+    #[arg(long, value_name = "N,N,N")]
+    pub max_dets: Option<String>,
+    /// Area ranges in pixels² as LABEL=MIN:MAX,... [default:
+    /// all=0:1e10,small=0:1024,medium=1024:9216,large=9216:1e10; keypoints without small].
+    #[arg(long, value_name = "LABEL=MIN:MAX,...")]
+    pub area_ranges: Option<String>,
+}
 
-pub fn main(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("`detbench eval` is not implemented yet")
+pub fn main(args: Args) -> anyhow::Result<()> {
+    let mut params = EvalParams::new(args.iou_type);
+    if let Some(text) = &args.max_dets {
+        params.max_dets = parse_max_dets(text)?;
+    }
+    if let Some(text) = &args.area_ranges {
+        params.area_ranges = parse_area_ranges(text)?;
+    }
+    let params = params.validated()?;
+
+    let started = Instant::now();
+    let gt = GroundTruth::load(&args.gt)?;
+    for warning in gt.warnings() {
+        eprintln!("warning: {warning}");
+    }
+    let summary = evaluate_results_file(&gt, &args.dt, &params)?;
+    for warning in &summary.warnings {
+        eprintln!("warning: {warning}");
+    }
+    eprintln!(
+        "Evaluated {} detections on {} images ({}) in {:.2} s",
+        summary.detections,
+        summary.images,
+        summary.iou_type,
+        started.elapsed().as_secs_f64()
+    );
+
+    let mut stdout = std::io::stdout().lock();
+    for line in summary.summary_lines() {
+        writeln!(stdout, "{line}")?;
+    }
+    if args.per_class {
+        writeln!(stdout)?;
+        for line in summary.per_class_lines() {
+            writeln!(stdout, "{line}")?;
+        }
+    }
+    stdout.flush()?;
+
+    if let Some(path) = &args.json {
+        let json = summary_json(&summary, &args);
+        let text = serde_json::to_string_pretty(&json)? + "\n";
+        write_atomically(path, text.as_bytes())?;
+    }
+    if let Some(path) = &args.pr_curves {
+        write_atomically(path, pr_curves_csv(&summary).as_bytes())?;
+    }
+    Ok(())
+}
+
+/// The `--json` document. serde_json writes each f64 as the shortest text that reads back to
+/// the same bits, so the stats round-trip exactly.
+fn summary_json(summary: &EvalSummary, args: &Args) -> serde_json::Value {
+    let stat_names: Vec<&str> = summary.rows.iter().map(|row| row.name.as_str()).collect();
+    serde_json::json!({
+        "iou_type": summary.iou_type,
+        "stats": summary.stats,
+        "stat_names": stat_names,
+        "per_class": summary.per_class,
+        "summary": summary.summary_lines(),
+        "gt": args.gt,
+        "dt": args.dt,
+        "images": summary.images,
+        "detections": summary.detections,
+        "max_dets": summary.max_dets,
+        "area_ranges": summary.area_ranges,
+        "warnings": summary.warnings,
+    })
+}
+
+/// One row per IoU threshold × category × area range: precision at each recall threshold
+/// (pycocotools' `eval['precision'][t, :, k, a, -1]`; -1 where nothing was computed).
+fn pr_curves_csv(summary: &EvalSummary) -> String {
+    let names: std::collections::HashMap<u64, &str> = summary
+        .per_class
+        .iter()
+        .map(|class| (class.category_id, class.name.as_str()))
+        .collect();
+    let mut csv = String::from("iou_threshold,category_id,category,area,max_dets");
+    for recall in &summary.recall_thresholds {
+        csv.push_str(&format!(",p@r={recall:.2}"));
+    }
+    csv.push('\n');
+    for curve in &summary.pr_curves {
+        let name = names.get(&curve.category_id).copied().unwrap_or("");
+        csv.push_str(&format!(
+            "{:.2},{},{},{},{}",
+            curve.iou_threshold,
+            curve.category_id,
+            csv_field(name),
+            csv_field(&curve.area),
+            curve.max_dets
+        ));
+        for precision in &curve.precision {
+            csv.push_str(&format!(",{precision}"));
+        }
+        csv.push('\n');
+    }
+    csv
+}
+
+/// RFC 4180 quoting for a text field.
+fn csv_field(text: &str) -> String {
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_owned()
+    }
+}
+
+/// Writes `bytes` to a temporary file beside `path`, then renames it over `path`, so a reader
+/// never sees a half-written file.
+fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let dir = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    let mut file = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
+    file.write_all(bytes)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    file.persist(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
 }
