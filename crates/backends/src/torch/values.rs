@@ -86,14 +86,31 @@ fn to_tch(
         reason: e.to_string(),
     };
     let shape: Vec<i64> = tensor.shape.iter().map(|&d| d as i64).collect();
-    let host = match &tensor.data {
-        TensorData::F32(v) => tch::Tensor::f_from_slice(v),
-        TensorData::I64(v) => tch::Tensor::f_from_slice(v),
-        TensorData::U8(v) => tch::Tensor::f_from_slice(v),
-    }
-    .and_then(|t| t.f_reshape(&shape))
-    .map_err(convert)?;
-    let on_device = host.f_to_device(device).map_err(convert)?;
+    let on_device = if device.is_cuda() {
+        // Straight from our buffer to the device, as `torch.from_numpy(a).to("cuda")`: a tensor
+        // viewing the data (no host copy), then a synchronous host-to-device copy, after which
+        // the view is dropped; the buffer outlives both.
+        let (pointer, kind) = match &tensor.data {
+            TensorData::F32(v) => (v.as_ptr() as *const u8, Kind::Float),
+            TensorData::I64(v) => (v.as_ptr() as *const u8, Kind::Int64),
+            TensorData::U8(v) => (v.as_ptr(), Kind::Uint8),
+        };
+        // SAFETY: `pointer` addresses `expected` elements of `kind` (checked above), contiguous,
+        // alive and unmodified until this function returns; the view is only read by the copy.
+        let view = unsafe { tch::Tensor::f_from_blob(pointer, &shape, &[], kind, TchDevice::Cpu) }
+            .map_err(convert)?;
+        view.f_to_device(device).map_err(convert)?
+    } else {
+        // On the CPU the model may keep or return its input (D2Go returns it), so it gets a
+        // tensor of its own.
+        match &tensor.data {
+            TensorData::F32(v) => tch::Tensor::f_from_slice(v),
+            TensorData::I64(v) => tch::Tensor::f_from_slice(v),
+            TensorData::U8(v) => tch::Tensor::f_from_slice(v),
+        }
+        .and_then(|t| t.f_reshape(&shape))
+        .map_err(convert)?
+    };
     if half && tensor.dtype() == DType::F32 {
         on_device.f_to_kind(Kind::Half).map_err(convert)
     } else {
@@ -171,21 +188,21 @@ fn from_all(items: Vec<IValue>, path: &str) -> Result<Vec<Value>, BackendError> 
         .collect()
 }
 
-/// A device tensor copied to host memory in detbench's element types.
+/// A device tensor copied to host memory in detbench's element types: one `copy_` straight into
+/// the returned vector (device-to-host and type conversion in one step, as `t.float().cpu()`).
 fn from_tch(tensor: &tch::Tensor, path: &str) -> Result<Tensor, BackendError> {
     let convert = |e: tch::TchError| BackendError::Run(format!("output {path}: {e}"));
     let shape: Vec<usize> = tensor.size().iter().map(|&d| d as usize).collect();
-    // `copy_data` (behind `Vec::try_from`) copies to the host, makes the tensor contiguous and
-    // converts the element type.
-    let flat = tensor.f_reshape([-1]).map_err(convert)?;
     let data = match tensor.kind() {
         Kind::Float | Kind::Half | Kind::BFloat16 | Kind::Double => {
-            TensorData::F32(Vec::<f32>::try_from(&flat).map_err(convert)?)
+            TensorData::F32(copy_to_host::<f32>(tensor, Kind::Float).map_err(convert)?)
         }
         Kind::Int64 | Kind::Int | Kind::Int16 | Kind::Int8 => {
-            TensorData::I64(Vec::<i64>::try_from(&flat).map_err(convert)?)
+            TensorData::I64(copy_to_host::<i64>(tensor, Kind::Int64).map_err(convert)?)
         }
-        Kind::Uint8 | Kind::Bool => TensorData::U8(Vec::<u8>::try_from(&flat).map_err(convert)?),
+        Kind::Uint8 | Kind::Bool => {
+            TensorData::U8(copy_to_host::<u8>(tensor, Kind::Uint8).map_err(convert)?)
+        }
         other => {
             return Err(BackendError::Run(format!(
                 "output {path} has element type {other:?}, which detbench does not convert"
@@ -193,6 +210,32 @@ fn from_tch(tensor: &tch::Tensor, path: &str) -> Result<Tensor, BackendError> {
         }
     };
     Ok(Tensor { shape, data })
+}
+
+/// The elements of `tensor`, converted to `kind` (whose element type is `T`), in a new vector.
+fn copy_to_host<T: tch::kind::Element + Copy>(
+    tensor: &tch::Tensor,
+    kind: Kind,
+) -> Result<Vec<T>, tch::TchError> {
+    let count = tensor.numel();
+    let mut out = vec![T::ZERO; count];
+    if count == 0 {
+        return Ok(out);
+    }
+    let flat = tensor.f_reshape([-1])?;
+    // SAFETY: `out` holds `count` contiguous elements of `kind` and outlives `view`, which is
+    // dropped at the end of this block; nothing else aliases `out` meanwhile.
+    unsafe {
+        let mut view = tch::Tensor::f_from_blob(
+            out.as_mut_ptr() as *const u8,
+            &[count as i64],
+            &[1],
+            kind,
+            TchDevice::Cpu,
+        )?;
+        view.f_copy_(&flat)?;
+    }
+    Ok(out)
 }
 
 fn ivalue_kind(value: &IValue) -> &'static str {
