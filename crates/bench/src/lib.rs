@@ -9,6 +9,7 @@ pub mod dataset;
 pub mod prefetch;
 pub mod results;
 pub mod runner;
+pub mod scenario;
 pub mod sut;
 pub mod timing;
 

@@ -32,6 +32,12 @@ use crate::dataset::DatasetImage;
 /// Turns an image file into pixels; errors are messages naming the file.
 pub type DecodeFn = dyn Fn(&Path) -> Result<BgrImage, String> + Send + Sync;
 
+/// The decoder every pipeline expects: `detbench_imgproc::decode_file` (libjpeg-turbo, the
+/// pixels `cv2.imread` gives, no EXIF rotation).
+pub fn image_decoder() -> Arc<DecodeFn> {
+    Arc::new(|path: &Path| detbench_imgproc::decode_file(path).map_err(|e| e.to_string()))
+}
+
 /// How images reach the model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DecodeMode {
@@ -290,7 +296,11 @@ mod tests {
                 g.0 += 1;
                 g.1 = g.1.max(g.0);
             }
-            std::thread::sleep(Duration::from_millis(if n % 3 == 0 { 6 } else { 1 }));
+            std::thread::sleep(Duration::from_millis(if n.is_multiple_of(3) {
+                6
+            } else {
+                1
+            }));
             in_flight.lock().unwrap().0 -= 1;
             if n == 3 {
                 return Err(format!("{}: corrupt", path.display()));

@@ -117,27 +117,39 @@ pub struct ClassAp {
 }
 
 /// Agreement of a run's detections with reference detections of the same model, matched per
-/// image and category (reference detections in descending score, each taking the unmatched
-/// candidate of highest IoU), as `../shared/tools/reference/compare_dets.py` does.
+/// image and category as `../shared/tools/reference/compare_dets.py` does (reference detections
+/// in descending score order each take the unused candidate of highest IoU), restricted to the
+/// images of the run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReferenceAgreement {
     pub reference_file: String,
+    /// `boxes` (matched by IoU) or `keypoints` (matched by joint distance).
+    pub kind: String,
+    /// Boxes: a pair matches at IoU >= this.
+    pub iou_threshold: f64,
+    /// Keypoints: a pair matches when every joint is within this many pixels.
+    pub max_joint_distance: f64,
+    /// A matched pair agrees fully when the scores differ by at most this.
+    pub score_tolerance: f64,
     /// Reference detections on the images of this run.
     pub reference_detections: usize,
     pub detections: usize,
-    /// A reference detection counts as matched at IoU >= this.
-    pub iou_threshold: f64,
+    /// Reference detections with a geometric match, whatever the scores.
+    pub matched_geometry: usize,
+    /// Of those, the ones whose scores agree within `score_tolerance`.
     pub matched: usize,
-    /// `matched / reference_detections`.
+    /// `matched / reference_detections` (the acceptance target is >= 0.99).
     pub matched_fraction: f64,
-    /// Matched pairs whose scores differ by at most `score_tolerance`.
-    pub score_tolerance: f64,
-    pub matched_within_score_tolerance: usize,
-    /// Mean IoU of the matched pairs.
-    pub mean_iou_matched: f64,
+    /// Boxes: mean IoU of the matched pairs.
+    pub mean_iou_matched: Option<f64>,
+    /// Keypoints: mean joint distance (pixels) of the matched pairs.
+    pub mean_joint_distance_matched: Option<f64>,
     pub max_score_difference: f64,
+    /// Boxes: largest coordinate difference of a matched pair (pixels); keypoints: largest
+    /// joint distance.
+    pub max_coordinate_difference: f64,
     /// Per image: this run's detection count minus the reference's.
-    pub count_difference_per_image: Summary,
+    pub count_difference_per_image: Option<Summary>,
     pub images_with_equal_count: usize,
     pub images: usize,
 }

@@ -76,13 +76,16 @@ pub fn check_batch(support: BatchSupport, batch: usize) -> Result<(), RunFailure
     }
 }
 
-/// Runs warm-up and the timed pass. `progress` is told how many images each step finished.
+/// Runs warm-up and the timed pass. `progress` is told how many images each step finished;
+/// `on_image` gets each processed image's detections right after its call (outside the timed
+/// `detect`, inside the pass's total time), e.g. to score them while the run goes on.
 pub fn run_detector(
     detector: &mut dyn Detector,
     images: Arc<Vec<DatasetImage>>,
     decode: Arc<DecodeFn>,
     options: &RunOptions,
     progress: &dyn Fn(usize),
+    on_image: &mut dyn FnMut(u64, &[Detection]),
 ) -> Result<DetectorRun, RunFailure> {
     if images.is_empty() {
         return Err(RunFailure::NoImages);
@@ -129,13 +132,13 @@ pub fn run_detector(
                     image,
                 });
                 if pass.batch.len() == batch_size {
-                    progress(pass.call(detector)?);
+                    progress(pass.call(detector, on_image)?);
                 }
             }
         }
     }
     if !pass.batch.is_empty() {
-        progress(pass.call(detector)?);
+        progress(pass.call(detector, on_image)?);
     }
     let total = start.elapsed();
     drop(stream);
@@ -247,7 +250,11 @@ impl TimedPass {
     }
 
     /// Runs one timed call on the pending batch; returns how many images it finished.
-    fn call(&mut self, detector: &mut dyn Detector) -> Result<usize, RunFailure> {
+    fn call(
+        &mut self,
+        detector: &mut dyn Detector,
+        on_image: &mut dyn FnMut(u64, &[Detection]),
+    ) -> Result<usize, RunFailure> {
         let batch = std::mem::take(&mut self.batch);
         let real = batch.len();
         let mut inputs: Vec<ImageInput<'_>> = batch
@@ -277,7 +284,8 @@ impl TimedPass {
                     decode: batch.iter().map(|r| r.decode_time).sum(),
                     clock,
                 });
-                for list in lists {
+                for (list, ready) in lists.into_iter().zip(&batch) {
+                    on_image(ready.image_id, &list);
                     self.counts.push(list.len() as f64);
                     self.detections.extend(list);
                 }
