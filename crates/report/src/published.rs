@@ -1,0 +1,394 @@
+//! Reading published results tables (Markdown, GitHub table syntax) into store records: the
+//! TF2 Detection Model Zoo README (`Model name | Speed (ms) | COCO mAP | Outputs`),
+//! torchvision's weights tables (`Weight | Box MAP | Mask MAP | Params | GFLOPS`), and
+//! detbench's own results table. Markdown is parsed with pulldown-cmark; only the mapping from
+//! column headers to metrics is ours.
+
+use crate::store::PublishedRow;
+use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd};
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ImportError {
+    #[error(
+        "{file}: no results table found: expected a Markdown table with a model column (e.g. \
+         `Model name`, `Weight`, `Model`) and an AP or latency column (e.g. `COCO mAP`, `Box AP`, \
+         `Speed (ms)`, `Latency mean (ms)`)"
+    )]
+    NoTable { file: String },
+    #[error("{file}:{line}: column `{column}`: cannot read `{text}` as {expected}")]
+    BadValue {
+        file: String,
+        line: usize,
+        column: String,
+        text: String,
+        expected: &'static str,
+    },
+    #[error(
+        "{file}:{line}: `{text}` in column `{column}` holds {found} values but the `{outputs}` column names {named} outputs"
+    )]
+    OutputsMismatch {
+        file: String,
+        line: usize,
+        column: String,
+        text: String,
+        found: usize,
+        outputs: String,
+        named: usize,
+    },
+}
+
+/// A table as parsed: header texts and rows of cells, each with the line it starts on.
+#[derive(Debug, Clone, PartialEq, Default)]
+struct RawTable {
+    header: Vec<String>,
+    rows: Vec<(usize, Vec<RawCell>)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+struct RawCell {
+    text: String,
+    link: Option<String>,
+}
+
+fn raw_tables(markdown: &str) -> Vec<RawTable> {
+    let line_starts: Vec<usize> = std::iter::once(0)
+        .chain(markdown.match_indices('\n').map(|(i, _)| i + 1))
+        .collect();
+    let line_of = |offset: usize| line_starts.partition_point(|&s| s <= offset);
+    let mut tables = Vec::new();
+    let mut table: Option<RawTable> = None;
+    let mut in_head = false;
+    let mut row: Option<(usize, Vec<RawCell>)> = None;
+    let mut cell: Option<RawCell> = None;
+    for (event, range) in Parser::new_ext(markdown, Options::ENABLE_TABLES).into_offset_iter() {
+        match event {
+            Event::Start(Tag::Table(_)) => table = Some(RawTable::default()),
+            Event::End(TagEnd::Table) => tables.extend(table.take()),
+            Event::Start(Tag::TableHead) => in_head = true,
+            Event::End(TagEnd::TableHead) => in_head = false,
+            Event::Start(Tag::TableRow) => row = Some((line_of(range.start), Vec::new())),
+            Event::End(TagEnd::TableRow) => {
+                if let (Some(t), Some(r)) = (table.as_mut(), row.take()) {
+                    t.rows.push(r);
+                }
+            }
+            Event::Start(Tag::TableCell) => cell = Some(RawCell::default()),
+            Event::End(TagEnd::TableCell) => {
+                let done = cell.take().unwrap_or_default();
+                let done = RawCell {
+                    text: done.text.trim().to_owned(),
+                    ..done
+                };
+                if in_head {
+                    if let Some(t) = table.as_mut() {
+                        t.header.push(done.text);
+                    }
+                } else if let Some((_, cells)) = row.as_mut() {
+                    cells.push(done);
+                }
+            }
+            Event::Start(Tag::Link { dest_url, .. }) => {
+                if let Some(c) = cell.as_mut() {
+                    c.link.get_or_insert_with(|| dest_url.to_string());
+                }
+            }
+            Event::Text(text) | Event::Code(text) => {
+                if let Some(c) = cell.as_mut() {
+                    c.text.push_str(&text);
+                }
+            }
+            Event::SoftBreak | Event::HardBreak => {
+                if let Some(c) = cell.as_mut() {
+                    c.text.push(' ');
+                }
+            }
+            _ => {}
+        }
+    }
+    tables
+}
+
+/// What a column holds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Role {
+    Model,
+    /// Box AP; in the TF2 zoo also "box/keypoint" or "box/mask" pairs, told apart by Outputs.
+    BoxAp,
+    MaskAp,
+    KeypointAp,
+    /// Milliseconds per image; `scale` converts the column's unit to ms.
+    Latency {
+        scale: f64,
+    },
+    Outputs,
+    Other,
+}
+
+fn role_of(header: &str) -> Role {
+    let h = header.to_lowercase();
+    let has = |s: &str| h.contains(s);
+    if matches!(
+        h.as_str(),
+        "model name" | "model" | "weight" | "weights" | "network" | "name" | "architecture"
+    ) {
+        Role::Model
+    } else if has("mask") && (has("ap") || has("map")) {
+        Role::MaskAp
+    } else if (has("keypoint") || has("kp")) && (has("ap") || has("map")) {
+        Role::KeypointAp
+    } else if has("ap50") || has("ap75") || has("ap@") || has("p99") || has("p90") {
+        Role::Other
+    } else if h == "ap" || h == "map" || has("coco map") || has("box ap") || has("box map") {
+        Role::BoxAp
+    } else if has("outputs") {
+        Role::Outputs
+    } else if (has("speed") || has("latency") || has("time")) && has("(ms)") {
+        Role::Latency { scale: 1.0 }
+    } else if (has("time") || has("latency")) && (has("(s)") || has("s / it") || has("s/it")) {
+        Role::Latency { scale: 1000.0 }
+    } else {
+        Role::Other
+    }
+}
+
+/// Column roles of a table, with the model column defaulting to the first. When several
+/// columns look like latency, the one saying "mean" (detbench's own layout) or "speed" wins.
+fn roles(header: &[String]) -> Vec<Role> {
+    let mut roles: Vec<Role> = header.iter().map(|h| role_of(h)).collect();
+    if !roles.contains(&Role::Model) && !roles.is_empty() {
+        roles[0] = Role::Model;
+    }
+    let latency: Vec<usize> = (0..roles.len())
+        .filter(|&i| matches!(roles[i], Role::Latency { .. }))
+        .collect();
+    if latency.len() > 1 {
+        let preferred = latency
+            .iter()
+            .copied()
+            .find(|&i| header[i].to_lowercase().contains("mean"))
+            .or_else(|| {
+                latency
+                    .iter()
+                    .copied()
+                    .find(|&i| header[i].to_lowercase().contains("speed"))
+            })
+            .unwrap_or(latency[0]);
+        for i in latency {
+            if i != preferred {
+                roles[i] = Role::Other;
+            }
+        }
+    }
+    for role in [Role::Model, Role::BoxAp, Role::MaskAp, Role::KeypointAp] {
+        let mut seen = false;
+        for r in roles.iter_mut().filter(|r| **r == role) {
+            if seen {
+                *r = Role::Other;
+            }
+            seen = true;
+        }
+    }
+    roles
+}
+
+/// `--`, `-`, `n/a` and empty cells mean "not given".
+fn is_missing(text: &str) -> bool {
+    matches!(
+        text.trim().to_lowercase().as_str(),
+        "" | "-" | "--" | "—" | "–" | "n/a" | "na" | "?"
+    )
+}
+
+/// The leading number of a cell ("37.0", "19", "33.6*", "3.4M" → 3.4).
+fn leading_number(text: &str) -> Option<f64> {
+    let t = text.trim();
+    let end = t
+        .char_indices()
+        .find(|(_, c)| !(c.is_ascii_digit() || *c == '.' || *c == '-' || *c == '+'))
+        .map_or(t.len(), |(i, _)| i);
+    t[..end].parse().ok().filter(|v: &f64| v.is_finite())
+}
+
+/// Reads every results table of a Markdown document. `file` names it in errors.
+pub fn parse_published_markdown(
+    markdown: &str,
+    file: &str,
+) -> Result<Vec<PublishedRow>, ImportError> {
+    let mut rows = Vec::new();
+    let mut found = false;
+    for table in raw_tables(markdown) {
+        let roles = roles(&table.header);
+        let has_metric = roles.iter().any(|r| {
+            matches!(
+                r,
+                Role::BoxAp | Role::MaskAp | Role::KeypointAp | Role::Latency { .. }
+            )
+        });
+        if !has_metric {
+            continue;
+        }
+        found = true;
+        for (line, cells) in &table.rows {
+            if let Some(row) = read_row(&table.header, &roles, *line, cells, file)? {
+                rows.push(row);
+            }
+        }
+    }
+    if !found {
+        return Err(ImportError::NoTable {
+            file: file.to_owned(),
+        });
+    }
+    Ok(rows)
+}
+
+fn read_row(
+    header: &[String],
+    roles: &[Role],
+    line: usize,
+    cells: &[RawCell],
+    file: &str,
+) -> Result<Option<PublishedRow>, ImportError> {
+    let cell = |i: usize| cells.get(i).cloned().unwrap_or_default();
+    let model_index = roles.iter().position(|r| *r == Role::Model).unwrap_or(0);
+    let model = cell(model_index);
+    if is_missing(&model.text) {
+        return Ok(None);
+    }
+    let bad = |i: usize, text: &str, expected| ImportError::BadValue {
+        file: file.to_owned(),
+        line,
+        column: header[i].clone(),
+        text: text.to_owned(),
+        expected,
+    };
+    let number = |i: usize, expected| -> Result<Option<f64>, ImportError> {
+        let text = cell(i).text;
+        if is_missing(&text) {
+            return Ok(None);
+        }
+        leading_number(&text)
+            .map(Some)
+            .ok_or_else(|| bad(i, &text, expected))
+    };
+    let outputs: Option<(usize, Vec<String>)> =
+        roles.iter().position(|r| *r == Role::Outputs).map(|i| {
+            (
+                i,
+                cell(i)
+                    .text
+                    .split('/')
+                    .map(|s| s.trim().to_lowercase())
+                    .collect(),
+            )
+        });
+    let mut row = PublishedRow {
+        model: model.text.clone(),
+        link: model.link.clone(),
+        extra: serde_json::Value::Object(Default::default()),
+        ..PublishedRow::default()
+    };
+    let mut extra = serde_json::Map::new();
+    for (i, role) in roles.iter().enumerate() {
+        match *role {
+            Role::Model => {}
+            Role::BoxAp => {
+                let text = cell(i).text;
+                if is_missing(&text) {
+                    continue;
+                }
+                let parts: Vec<&str> = text.split('/').map(str::trim).collect();
+                if parts.len() == 1 {
+                    row.box_ap = number(i, "an AP in percent")?;
+                    continue;
+                }
+                // TF2 Model Zoo: "40.0/61.4" with Outputs "Boxes/Keypoints" is box AP then
+                // keypoint AP; "39.0/34.6" with "Boxes/Masks" is box AP then mask AP.
+                let (outputs_index, names) = outputs.clone().ok_or_else(|| {
+                    bad(
+                        i,
+                        &text,
+                        "one AP (several need an Outputs column to name them)",
+                    )
+                })?;
+                if names.len() != parts.len() {
+                    return Err(ImportError::OutputsMismatch {
+                        file: file.to_owned(),
+                        line,
+                        column: header[i].clone(),
+                        text: text.clone(),
+                        found: parts.len(),
+                        outputs: cell(outputs_index).text,
+                        named: names.len(),
+                    });
+                }
+                for (part, name) in parts.iter().zip(&names) {
+                    let value = if is_missing(part) {
+                        None
+                    } else {
+                        Some(leading_number(part).ok_or_else(|| bad(i, part, "an AP in percent"))?)
+                    };
+                    match name.as_str() {
+                        n if n.starts_with("box") => row.box_ap = value,
+                        n if n.starts_with("mask") => row.mask_ap = value,
+                        n if n.starts_with("keypoint") => row.keypoint_ap = value,
+                        _ => {
+                            return Err(bad(outputs_index, name, "Boxes, Masks or Keypoints"));
+                        }
+                    }
+                }
+            }
+            Role::MaskAp => row.mask_ap = number(i, "an AP in percent")?,
+            Role::KeypointAp => row.keypoint_ap = number(i, "an AP in percent")?,
+            Role::Latency { scale } => {
+                row.latency_ms = number(i, "a time")?.map(|v| v * scale);
+                row.latency_column = header[i].clone();
+            }
+            Role::Outputs | Role::Other => {
+                let c = cell(i);
+                if !is_missing(&c.text) && !header[i].is_empty() {
+                    extra.insert(header[i].clone(), serde_json::Value::String(c.text));
+                }
+            }
+        }
+    }
+    row.extra = serde_json::Value::Object(extra);
+    Ok(Some(row))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_tf2_pairs_and_links() {
+        let md = "Model name | Speed (ms) | COCO mAP | Outputs\n\
+                  ---------- | :--------: | :------: | :-----:\n\
+                  [A 512x512](http://x/a.tar.gz) | 76 | 40.0/61.4 | Boxes/Keypoints\n\
+                  [B](http://x/b.tar.gz) |    301      | 39.0/34.6 | Boxes/Masks\n\
+                  [C](http://x/c.tar.gz) | -- | -- | Boxes\n";
+        let rows = parse_published_markdown(md, "zoo.md").unwrap();
+        assert_eq!(rows.len(), 3);
+        assert_eq!(rows[0].model, "A 512x512");
+        assert_eq!(rows[0].link.as_deref(), Some("http://x/a.tar.gz"));
+        assert_eq!(rows[0].box_ap, Some(40.0));
+        assert_eq!(rows[0].keypoint_ap, Some(61.4));
+        assert_eq!(rows[0].latency_ms, Some(76.0));
+        assert_eq!(rows[0].latency_column, "Speed (ms)");
+        assert_eq!(rows[1].mask_ap, Some(34.6));
+        assert_eq!(rows[2].box_ap, None);
+        assert_eq!(rows[2].latency_ms, None);
+    }
+
+    #[test]
+    fn bad_values_name_file_line_and_column() {
+        let md = "| Weight | Box MAP |\n|---|---|\n| ok | 21.3 |\n| bad | twenty |\n";
+        let err = parse_published_markdown(md, "t.md").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "t.md:4: column `Box MAP`: cannot read `twenty` as an AP in percent"
+        );
+        let none = parse_published_markdown("no tables here\n", "n.md").unwrap_err();
+        assert!(matches!(none, ImportError::NoTable { .. }));
+    }
+}
