@@ -7,6 +7,7 @@
 pub mod contention;
 pub mod dataset;
 pub mod prefetch;
+pub mod output;
 pub mod results;
 pub mod runner;
 pub mod scenario;
