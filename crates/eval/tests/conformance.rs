@@ -204,3 +204,73 @@ fn background_evaluator_gives_the_same_stats() {
         &segm.stats,
     );
 }
+
+/// The reference pipelines' COCO results on the 206-image subset (../shared/reference), scored
+/// by pycocotools 2.0.11 into each model's stats.json: real detector output, reproduced
+/// exactly through both paths.
+#[test]
+fn reference_model_results_reproduce_their_pycocotools_stats() {
+    let reference = detbench_assets::shared::reference().unwrap();
+    let instances = detbench_assets::shared::instances_subset().unwrap();
+    let keypoints = detbench_assets::shared::keypoints_subset().unwrap();
+    let mut cases = Vec::new();
+    for model in [
+        "yolox_nano_416",
+        "nanodet_m_320",
+        "nanodet_m_416",
+        "fastestdet_352",
+        "d2go_fasterrcnn_fbnetv3a",
+    ] {
+        cases.push((
+            instances.clone(),
+            reference.join(model).join("detections_subset.json"),
+            IouType::Bbox,
+            reference.join(model).join("stats.json"),
+            "stats",
+        ));
+    }
+    let pose = reference.join("ultralight_simplepose");
+    for (file, key) in [
+        ("keypoints_gtboxes_subset.json", "stats_gt_boxes"),
+        ("keypoints_yoloxboxes_subset.json", "stats_yolox_boxes"),
+    ] {
+        cases.push((
+            keypoints.clone(),
+            pose.join(file),
+            IouType::Keypoints,
+            pose.join("stats.json"),
+            key,
+        ));
+    }
+    let mut ground_truths: std::collections::HashMap<std::path::PathBuf, Arc<GroundTruth>> =
+        Default::default();
+    for (gt_path, dt_path, iou_type, stats_path, key) in cases {
+        let gt = ground_truths
+            .entry(gt_path.clone())
+            .or_insert_with(|| Arc::new(GroundTruth::load(&gt_path).unwrap()))
+            .clone();
+        let stats_json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&stats_path).unwrap()).unwrap();
+        let want: Vec<f64> = stats_json[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
+        let name = dt_path.display().to_string();
+        let from_file = evaluate_results_file(&gt, &dt_path, &EvalParams::new(iou_type)).unwrap();
+        assert_bits_equal(&format!("{name} (file)"), &from_file.stats, &want);
+        let (images, area) = detections_of_results_file(&gt, &dt_path);
+        let mut params = EvalParams::new(iou_type);
+        params.detection_area = area;
+        let mut evaluator = Evaluator::new(gt.clone(), params).unwrap();
+        for (image_id, detections) in &images {
+            evaluator.add_image(*image_id, detections).unwrap();
+        }
+        assert_bits_equal(
+            &format!("{name} (in memory)"),
+            &evaluator.finish().unwrap().stats,
+            &want,
+        );
+    }
+}
