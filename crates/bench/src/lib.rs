@@ -6,8 +6,8 @@
 
 pub mod contention;
 pub mod dataset;
-pub mod prefetch;
 pub mod output;
+pub mod prefetch;
 pub mod results;
 pub mod runner;
 pub mod scenario;

@@ -81,6 +81,27 @@ impl DecodeMode {
     }
 }
 
+/// How images reach the model at any batch size (the prefetch queue depth follows the batch).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecodePlan {
+    Prefetch { threads: usize },
+    Preload { threads: usize },
+    Inline,
+}
+
+impl DecodePlan {
+    pub fn for_batch(self, batch_size: usize) -> DecodeMode {
+        match self {
+            DecodePlan::Prefetch { threads } => DecodeMode::Prefetch {
+                threads,
+                depth: default_depth(batch_size),
+            },
+            DecodePlan::Preload { threads } => DecodeMode::Preload { threads },
+            DecodePlan::Inline => DecodeMode::Inline,
+        }
+    }
+}
+
 /// The default queue depth for a batch size: two batches plus a few images of slack, so that a
 /// whole next batch is ready when a call returns.
 pub fn default_depth(batch_size: usize) -> usize {

@@ -49,7 +49,8 @@ pub struct ModelResult {
     /// `"ok"`, or `"failed: <reason>"`.
     pub status: String,
     pub family: String,
-    /// Network input as the zoo describes it (e.g. "416x416 letterbox, BGR 0-255").
+    /// Network input size `WxH` (e.g. "416x416"), or the zoo's description of the input for a
+    /// model that resizes inside.
     #[serde(default)]
     pub input: String,
     pub model: ModelFile,

@@ -15,7 +15,7 @@ use detbench_eval::{
 };
 
 use crate::dataset::{Dataset, DatasetSource, GroundTruthKind};
-use crate::prefetch::{DecodeFn, DecodeMode};
+use crate::prefetch::{DecodeFn, DecodePlan};
 use crate::results::{Accuracy, ClassAp, DatasetIdentity, ModelFile, ModelResult, SkippedRun};
 use crate::runner::{DetectorRun, RunFailure, RunOptions, check_batch, run_detector};
 use crate::sut::Detector;
@@ -60,8 +60,7 @@ pub struct ScenarioOptions {
     pub warmup: usize,
     /// Batch sizes to measure, in order (`--batch 1,2,4,8`).
     pub batch_sizes: Vec<usize>,
-    /// The decode mode for a batch size (the queue depth follows the batch).
-    pub decode: fn(usize) -> DecodeMode,
+    pub decode: DecodePlan,
     pub evaluation: EvalTiming,
 }
 
@@ -252,7 +251,7 @@ fn run_at_batch(
     let run_options = RunOptions {
         warmup: options.warmup,
         batch_size: batch,
-        decode: (options.decode)(batch),
+        decode: options.decode.for_batch(batch),
     };
     let iou_types = scored_iou_types(detector, spec.ground_truth);
     let evaluators: Result<Vec<Evaluator>, String> = match &ground_truth {

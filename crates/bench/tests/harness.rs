@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use detbench_bench::dataset::{DatasetOptions, GroundTruthKind};
-use detbench_bench::prefetch::{DecodeMode, default_depth, image_decoder};
+use detbench_bench::prefetch::{DecodePlan, image_decoder};
 use detbench_bench::results::ModelFile;
 use detbench_bench::scenario::{
     DatasetCache, EvalTiming, ModelOutcome, ModelSpec, Quiet, ScenarioOptions, run_model,
@@ -126,10 +126,7 @@ fn options(batch_sizes: Vec<usize>) -> ScenarioOptions {
     ScenarioOptions {
         warmup: 2,
         batch_sizes,
-        decode: |batch| DecodeMode::Prefetch {
-            threads: 1,
-            depth: default_depth(batch),
-        },
+        decode: DecodePlan::Prefetch { threads: 1 },
         evaluation: EvalTiming::AfterRun,
     }
 }
