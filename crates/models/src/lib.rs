@@ -1,9 +1,21 @@
 //! The model zoo (what each model is, where its file comes from, what it should score) and the
 //! per-family pipelines that turn images into COCO detections exactly as the upstream projects'
 //! evaluation code does.
+//!
+//! For the harness: [`open_detector`] (zoo name or entry, model folder, engine settings) gives a
+//! `Detector`; [`verify_sha256`] checks a model file against its catalogue checksum;
+//! [`reference_check`] measures agreement with reference detections.
 
 pub mod families;
+pub mod reference_check;
 pub mod zoo;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use detbench_backends::BackendConfig;
+use detbench_bench::Detector;
+use sha2::{Digest, Sha256 as Sha256Hasher};
 
 pub use zoo::{Family, ModelFormat, Sha256, ZooEntry, catalogue, find};
 
@@ -28,6 +40,149 @@ pub enum ModelError {
     },
     #[error(transparent)]
     Backend(#[from] detbench_backends::BackendError),
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Other(String),
+}
+
+/// A model given by zoo name or by catalogue entry.
+#[derive(Debug, Clone, Copy)]
+pub enum ModelRef<'a> {
+    Name(&'a str),
+    Entry(&'a ZooEntry),
+}
+
+impl<'a> From<&'a str> for ModelRef<'a> {
+    fn from(name: &'a str) -> Self {
+        ModelRef::Name(name)
+    }
+}
+
+impl<'a> From<&'a ZooEntry> for ModelRef<'a> {
+    fn from(entry: &'a ZooEntry) -> Self {
+        ModelRef::Entry(entry)
+    }
+}
+
+/// The catalogue entry of a zoo name.
+pub fn entry(name: &str) -> Result<&'static ZooEntry, ModelError> {
+    find(name).ok_or_else(|| ModelError::UnknownModel {
+        name: name.to_owned(),
+        known: catalogue()
+            .iter()
+            .map(|e| e.name)
+            .collect::<Vec<_>>()
+            .join(", "),
+    })
+}
+
+/// The folder models are read from: `model_dir` if given, else the shared models folder.
+pub fn model_dir(model_dir: Option<&Path>) -> Result<PathBuf, ModelError> {
+    match model_dir {
+        Some(dir) => Ok(dir.to_path_buf()),
+        None => detbench_assets::shared::models().map_err(|e| ModelError::Other(e.to_string())),
+    }
+}
+
+/// The path of `entry`'s file in `dir`, which must exist.
+pub fn model_file(entry: &ZooEntry, dir: &Path) -> Result<PathBuf, ModelError> {
+    let path = dir.join(entry.file_name);
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(ModelError::FileMissing {
+            name: entry.name.to_owned(),
+            path: path.display().to_string(),
+            how_to_get: entry.how_to_get.to_owned(),
+        })
+    }
+}
+
+/// Opens the pipeline of a catalogued model: resolves its file in `model_dir` (default: the
+/// shared models folder), checks it exists, and builds the family's `Detector` on the engine
+/// `config` names.
+pub fn open_detector<'a>(
+    model: impl Into<ModelRef<'a>>,
+    model_dir: Option<&Path>,
+    config: &BackendConfig,
+) -> Result<Box<dyn Detector>, ModelError> {
+    let entry: &ZooEntry = match model.into() {
+        ModelRef::Name(name) => entry(name)?,
+        ModelRef::Entry(entry) => entry,
+    };
+    let dir = self::model_dir(model_dir)?;
+    let path = model_file(entry, &dir)?;
+    families::open_family(entry, &path, &dir, config)
+}
+
+/// The outcome of checking a model file's sha256 against the catalogue.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub enum ShaCheck {
+    /// The full checksum matches.
+    Match,
+    /// The catalogue has a prefix (torchvision file names) and the file's checksum starts
+    /// with it.
+    PrefixMatch,
+    Mismatch {
+        expected: String,
+        actual: String,
+    },
+    /// The catalogue has no checksum for this file.
+    Unknown {
+        actual: String,
+    },
+}
+
+impl ShaCheck {
+    /// Whether the file is the catalogued one, as far as the catalogue can tell.
+    pub fn is_ok(&self) -> bool {
+        matches!(
+            self,
+            ShaCheck::Match | ShaCheck::PrefixMatch | ShaCheck::Unknown { .. }
+        )
+    }
+}
+
+/// Hex sha256 of a file, read in chunks.
+pub fn sha256_file(path: &Path) -> Result<String, ModelError> {
+    let io_error = |source| ModelError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    let mut file = std::fs::File::open(path).map_err(io_error)?;
+    let mut hasher = Sha256Hasher::new();
+    let mut buffer = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buffer).map_err(io_error)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buffer[..n]);
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+/// Checks the file at `path` against `entry`'s catalogued sha256.
+pub fn verify_sha256(entry: &ZooEntry, path: &Path) -> Result<ShaCheck, ModelError> {
+    let actual = sha256_file(path)?;
+    Ok(match entry.sha256 {
+        Sha256::Full(expected) if expected.eq_ignore_ascii_case(&actual) => ShaCheck::Match,
+        Sha256::Full(expected) => ShaCheck::Mismatch {
+            expected: expected.to_owned(),
+            actual,
+        },
+        Sha256::Prefix(prefix) if actual.starts_with(&prefix.to_ascii_lowercase()) => {
+            ShaCheck::PrefixMatch
+        }
+        Sha256::Prefix(prefix) => ShaCheck::Mismatch {
+            expected: format!("{prefix}..."),
+            actual,
+        },
+        Sha256::Unknown => ShaCheck::Unknown { actual },
+    })
 }
