@@ -4,11 +4,13 @@
 //! To add a family: a `pub mod` line below and one match arm in [`open_family`].
 
 pub mod common;
+pub mod d2go;
 pub mod fastestdet;
 pub mod nanodet;
 pub mod nms;
 pub mod numpy_math;
 pub mod tf2;
+pub mod torchvision;
 pub mod yolox;
 
 use std::path::Path;
@@ -72,6 +74,16 @@ pub fn open_family(
                 SingleModelDetector::new(entry.name, backend, &input, pipeline).map_err(wrap)?,
             ))
         }
+        Family::D2Go => Ok(Box::new(d2go::open(entry, model_path, config)?)),
+        Family::TorchvisionDetection => Ok(Box::new(torchvision::open(entry, model_path, config)?)),
+        Family::Detectron2 => Err(ModelError::Unsupported {
+            name: entry.name.to_owned(),
+            family: Family::Detectron2,
+            reason: "detbench has no detectron2 pipeline yet: a detectron2 TorchScript export \
+                     takes image dicts and returns Instances fields, which the torchvision \
+                     list-model pipeline does not read (see `detbench zoo` for the export)"
+                .to_owned(),
+        }),
         other => Err(ModelError::Unsupported {
             name: entry.name.to_owned(),
             family: other,

@@ -6,6 +6,9 @@ mod onnx_shipped;
 mod seed_detectron2;
 mod seed_tf2;
 mod seed_torchvision;
+mod torch_shipped;
+
+pub use seed_torchvision::{OFFICIAL_WEIGHTS, OfficialWeights};
 
 use detbench_eval::IouType;
 use serde::Serialize;
@@ -80,6 +83,7 @@ pub struct ZooEntry {
 pub fn catalogue() -> Vec<&'static ZooEntry> {
     onnx_shipped::ENTRIES
         .iter()
+        .chain(torch_shipped::ENTRIES)
         .chain(seed_torchvision::ENTRIES)
         .chain(seed_tf2::ENTRIES)
         .chain(seed_detectron2::ENTRIES)
