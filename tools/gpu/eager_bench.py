@@ -7,7 +7,7 @@
 
 Same weights: each model is built with torchvision's builder and loaded with the state dict of
 the TorchScript file detbench runs (DIR/<model>.pt, made by export_torchvision.py).
-Same images: the annotation file's images in its order (as `detbench run`), decoded with PIL to
+Same images: the annotation file's images by image id, the first --limit (as `detbench run`), decoded with PIL to
 RGB, `pixel / 255` (torchvision's references/detection: PILToTensor + ConvertImageDtype).
 Same precision: fp16 is `model.half()` and half inputs, as detbench's libtorch backend does.
 Same settings: cudnn.benchmark on, no autograd (torch.no_grad), the same warm-up count.
@@ -33,7 +33,8 @@ from torchvision.models import detection
 def load_images(image_dir, annotations, limit):
     with open(annotations) as f:
         coco = json.load(f)
-    files = [(im["id"], os.path.join(image_dir, im["file_name"])) for im in coco["images"]]
+    # The first N by image id, as `detbench run --limit N`.
+    files = sorted((im["id"], os.path.join(image_dir, im["file_name"])) for im in coco["images"])
     if limit:
         files = files[:limit]
     images = []

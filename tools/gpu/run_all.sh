@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# The GPU latency table of docs/BENCHMARKS.md, on a CUDA machine with Python torch 2.11 +
+# torchvision 0.26 (the `device` machine's python3). Run from the repository root:
+#
+#   tools/gpu/run_all.sh smoke|table|batch
+#
+# It expects, made on the build machine (see tools/gpu/prepare_carry.sh):
+#   .carry/bin/detbench   built with `--features torch` (CUDA is opened at run time)
+#   .carry/shared/        README.md + coco/val2017 + coco/annotations (the shipped subset)
+# and writes logs and results under $OUT (default ./gpu-out).
+#
+#   smoke  one model exported, 8 images, fp32 + fp16, detbench and eager
+#   table  the 8 torchvision models, batch 1, fp32 and fp16, detbench and eager ($LIMIT images)
+#   batch  Faster R-CNN R50 and Mask R-CNN at batch 2, 4, 8, fp32 and fp16 ($BATCH_LIMIT images)
+#
+# libtorch comes from the Python torch (LD_LIBRARY_PATH=<torch>/lib); torchvision's ops from
+# its _C.so (DETBENCH_TORCHVISION_OPS). The models are exported here by export_torchvision.py
+# (random weights, seed 0, unless $WEIGHTS_DIR holds the official checkpoints).
+set -uo pipefail
+mode="${1:-smoke}"
+OUT="${OUT:-$PWD/gpu-out}"
+LIMIT="${LIMIT:-100}"
+BATCH_LIMIT="${BATCH_LIMIT:-64}"
+WARMUP="${WARMUP:-10}"
+MODELS_DIR="${MODELS_DIR:-/tmp/detbench-torchvision}"
+mkdir -p "$OUT"
+log="$OUT/log_${mode}.txt"
+exec > >(tee -a "$log") 2>&1
+
+say() { echo "[run_all $(date -u +%H:%M:%S)] $*"; }
+root="$PWD"
+bin="$root/.carry/bin/detbench"
+shared="$root/.carry/shared"
+py=python3
+torch_dir="$($py -c 'import torch, os; print(os.path.dirname(torch.__file__))')"
+tv_dir="$($py -c 'import torchvision, os; print(os.path.dirname(torchvision.__file__))')"
+export LD_LIBRARY_PATH="$torch_dir/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+export DETBENCH_TORCHVISION_OPS="$tv_dir/_C.so"
+export DETBENCH_SHARED="$shared"
+export PYTHONUNBUFFERED=1
+instances="$shared/coco/annotations/instances_val2017_subset.json"
+keypoints="$shared/coco/annotations/person_keypoints_val2017_subset.json"
+images="$shared/coco/val2017"
+
+{
+  say "environment"
+  nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv
+  nvidia-smi | head -5
+  $py -c 'import torch, torchvision, platform; print("torch", torch.__version__, "torchvision", torchvision.__version__, "CUDA", torch.version.cuda, "cuDNN", torch.backends.cudnn.version(), "python", platform.python_version(), torch.cuda.get_device_name(0))'
+  echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
+  echo "DETBENCH_TORCHVISION_OPS=$DETBENCH_TORCHVISION_OPS"
+  nproc; uname -r
+} > "$OUT/environment.txt" 2>&1
+cat "$OUT/environment.txt"
+
+export_models() {  # export_models a,b,...: TorchScript files into $MODELS_DIR (kept across calls)
+  local missing=()
+  for m in ${1//,/ }; do [ -f "$MODELS_DIR/$m.pt" ] || missing+=("$m"); done
+  if [ ${#missing[@]} -gt 0 ]; then
+    local list; list="$(IFS=,; echo "${missing[*]}")"
+    say "exporting $list"
+    $py tools/gpu/export_torchvision.py --out "$MODELS_DIR" --models "$list" ${WEIGHTS_DIR:+--weights-dir "$WEIGHTS_DIR"} || return 1
+  fi
+  cp "$MODELS_DIR/export_manifest.json" "$OUT/export_manifest.json"
+}
+
+detbench_run() {  # detbench_run NAME MODELS PRECISION BATCHES LIMIT
+  local name="$1" models="$2" precision="$3" batches="$4" limit="$5"
+  say "detbench $name: $models $precision batch $batches, $limit images"
+  "$bin" run --model "$models" --backend torch --device cuda --precision "$precision" \
+    --batch "$batches" --limit "$limit" --warmup "$WARMUP" --model-dir "$MODELS_DIR" \
+    --output "$OUT/work/detbench_$name" --no-store --quiet \
+    || say "detbench $name exited with $?"
+}
+
+eager_run() {  # eager_run NAME MODELS PRECISION BATCH LIMIT ANNOTATIONS
+  local name="$1" models="$2" precision="$3" batch="$4" limit="$5" annotations="$6"
+  say "eager $name: $models $precision batch $batch, $limit images"
+  $py tools/gpu/eager_bench.py --models-dir "$MODELS_DIR" --images "$images" --annotations "$annotations" \
+    --models "$models" --precision "$precision" --batch "$batch" --limit "$limit" --warmup "$WARMUP" \
+    --out "$OUT/work/eager_$name.json" || say "eager $name exited with $?"
+}
+
+mkdir -p "$OUT/work"
+case "$mode" in
+  smoke)
+    m=fasterrcnn_mobilenet_v3_large_320_fpn
+    "$bin" --version || say "detbench does not start"
+    export_models "$m,keypointrcnn_resnet50_fpn" || exit 1
+    for precision in fp32 fp16; do
+      detbench_run "smoke_$precision" "$m,keypointrcnn_resnet50_fpn" "$precision" 1 8
+      eager_run "smoke_$precision" "$m" "$precision" 1 8 "$instances"
+      eager_run "smoke_kp_$precision" keypointrcnn_resnet50_fpn "$precision" 1 8 "$keypoints"
+    done
+    ;;
+  table)
+    box="fasterrcnn_resnet50_fpn,fasterrcnn_mobilenet_v3_large_fpn,fasterrcnn_mobilenet_v3_large_320_fpn,retinanet_resnet50_fpn,ssd300_vgg16,ssdlite320_mobilenet_v3_large,maskrcnn_resnet50_fpn"
+    export_models "$box,keypointrcnn_resnet50_fpn" || exit 1
+    # Alternate which side goes first, so neither always runs on a colder or warmer GPU.
+    for precision in fp32 fp16; do
+      if [ "$precision" = fp32 ]; then
+        detbench_run "table_$precision" "$box,keypointrcnn_resnet50_fpn" "$precision" 1 "$LIMIT"
+        eager_run "table_$precision" "$box" "$precision" 1 "$LIMIT" "$instances"
+        eager_run "table_kp_$precision" keypointrcnn_resnet50_fpn "$precision" 1 "$LIMIT" "$keypoints"
+      else
+        eager_run "table_$precision" "$box" "$precision" 1 "$LIMIT" "$instances"
+        eager_run "table_kp_$precision" keypointrcnn_resnet50_fpn "$precision" 1 "$LIMIT" "$keypoints"
+        detbench_run "table_$precision" "$box,keypointrcnn_resnet50_fpn" "$precision" 1 "$LIMIT"
+      fi
+    done
+    ;;
+  batch)
+    models="fasterrcnn_resnet50_fpn,maskrcnn_resnet50_fpn"
+    export_models "$models" || exit 1
+    for precision in fp32 fp16; do
+      detbench_run "batch_$precision" "$models" "$precision" 2,4,8 "$BATCH_LIMIT"
+      for b in 2 4 8; do
+        eager_run "batch${b}_$precision" "$models" "$precision" "$b" "$BATCH_LIMIT" "$instances"
+      done
+    done
+    ;;
+  *) echo "usage: $0 smoke|table|batch" >&2; exit 2 ;;
+esac
+
+say "table"
+detbench_files=$(ls "$OUT"/work/detbench_*/results.json 2>/dev/null)
+eager_files=$(ls "$OUT"/work/eager_*.json 2>/dev/null)
+if [ -n "$detbench_files" ] && [ -n "$eager_files" ]; then
+  $py tools/gpu/latency_table.py --detbench $detbench_files --eager $eager_files | tee "$OUT/table_${mode}.md"
+fi
+# At most 8 files come back: pack the per-run folders into one archive.
+tar -C "$OUT" -czf "$OUT/work_${mode}.tgz" work && rm -rf "$OUT/work"
+ls -la "$OUT"
