@@ -1,0 +1,714 @@
+//! Charts of stored results, drawn with plotters as PNG (bitmap backend, PNG-encoded by the
+//! `image` crate) and SVG, each written atomically:
+//!
+//! - `latency.{png,svg}`: mean end-to-end latency per model and setting, with a whisker to p99;
+//! - `frontier.{png,svg}`: box AP against mean latency, points labelled, with the
+//!   speed/accuracy (Pareto) frontier of the measured points; published points drawn apart;
+//! - `stages.{png,svg}`: mean time per stage (decode, preprocess, inference, postprocess),
+//!   stacked.
+//!
+//! Text goes through FreeType with the system's sans-serif font (fontconfig); Debian's
+//! `fonts-dejavu-core` is enough.
+
+use crate::files::write_atomic;
+use crate::store::ResultRecord;
+use plotters::coord::Shift;
+use plotters::coord::ranged1d::SegmentValue;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChartError {
+    #[error("drawing {chart}: {reason}")]
+    Draw { chart: String, reason: String },
+    #[error(transparent)]
+    Write(#[from] crate::files::WriteError),
+    #[error("cannot encode {path} as PNG: {reason}")]
+    Encode { path: String, reason: String },
+    #[error(
+        "no sans-serif font found for chart text (plotters needs one through fontconfig); on \
+         Debian install fonts-dejavu-core (scripts/setup.sh does)"
+    )]
+    NoFont,
+}
+
+const FONT: &str = "sans-serif";
+/// Tableau 10, readable on white and distinguishable in print.
+const PALETTE: [RGBColor; 10] = [
+    RGBColor(78, 121, 167),
+    RGBColor(242, 142, 43),
+    RGBColor(225, 87, 89),
+    RGBColor(118, 183, 178),
+    RGBColor(89, 161, 79),
+    RGBColor(237, 201, 72),
+    RGBColor(176, 122, 161),
+    RGBColor(255, 157, 167),
+    RGBColor(156, 117, 95),
+    RGBColor(186, 176, 172),
+];
+/// Text colour of published points' labels (a dark orange, matching their markers).
+const PUBLISHED_TEXT: RGBColor = RGBColor(150, 80, 10);
+const STAGES: [&str; 4] = ["decode", "preprocess", "inference", "postprocess"];
+const WIDTH: u32 = 1400;
+
+/// Writes every chart that the records support into `dir` and returns the files written.
+/// A chart with nothing to show (no latency, no AP) is skipped.
+pub fn write_charts(records: &[ResultRecord], dir: &Path) -> Result<Vec<PathBuf>, ChartError> {
+    check_font()?;
+    let measured: Vec<&ResultRecord> = records
+        .iter()
+        .filter(|r| !r.is_published() && r.latency.is_some())
+        .collect();
+    let labels = setting_labels(&measured);
+    let mut written = Vec::new();
+
+    if !measured.is_empty() {
+        let bars: Vec<LatencyBar> = measured
+            .iter()
+            .zip(&labels)
+            .map(|(r, label)| {
+                let l = r.latency.as_ref().expect("filtered");
+                LatencyBar {
+                    label: label.clone(),
+                    mean: l.end_to_end.mean,
+                    p99: l.end_to_end.p99,
+                }
+            })
+            .collect();
+        let height = bar_chart_height(bars.len());
+        written.extend(save_both(
+            dir,
+            "latency",
+            (WIDTH, height),
+            &LatencyChart(&bars),
+        )?);
+
+        let stacks: Vec<StageStack> = measured
+            .iter()
+            .zip(&labels)
+            .filter(|(r, _)| !r.stages.is_empty())
+            .map(|(r, label)| StageStack {
+                label: label.clone(),
+                means: STAGES
+                    .iter()
+                    .map(|s| r.stage_mean_ms(s).unwrap_or(0.0))
+                    .collect(),
+            })
+            .collect();
+        if !stacks.is_empty() {
+            let height = bar_chart_height(stacks.len());
+            written.extend(save_both(
+                dir,
+                "stages",
+                (WIDTH, height),
+                &StagesChart(&stacks),
+            )?);
+        }
+    }
+
+    let mut points: Vec<FrontierPoint> = measured
+        .iter()
+        .zip(&labels)
+        .filter_map(|(r, label)| {
+            Some(FrontierPoint {
+                label: label.clone(),
+                latency_ms: r.latency_mean_ms()?,
+                ap: ap_percent(r)?,
+                published: false,
+            })
+        })
+        .collect();
+    points.extend(records.iter().filter(|r| r.is_published()).filter_map(|r| {
+        Some(FrontierPoint {
+            label: format!("{} [{}]", r.model, r.published.as_ref()?.name),
+            latency_ms: r.latency_mean_ms()?,
+            ap: ap_percent(r)?,
+            published: true,
+        })
+    }));
+    if !points.is_empty() {
+        written.extend(save_both(
+            dir,
+            "frontier",
+            (WIDTH, 900),
+            &FrontierChart(&points),
+        )?);
+    }
+    Ok(written)
+}
+
+fn ap_percent(r: &ResultRecord) -> Option<f64> {
+    r.stat("bbox", "AP")
+        .filter(|v| *v >= 0.0)
+        .map(|v| v * 100.0)
+}
+
+fn bar_chart_height(bars: usize) -> u32 {
+    (200 + 56 * bars as u32).max(420)
+}
+
+/// Fails early, with advice, when fontconfig finds no sans-serif font.
+fn check_font() -> Result<(), ChartError> {
+    let style: TextStyle = (FONT, 16).into_font().into();
+    let probe = style.font.box_size("Ag");
+    match probe {
+        Ok((w, h)) if w > 0 && h > 0 => Ok(()),
+        _ => Err(ChartError::NoFont),
+    }
+}
+
+/// A label per record: the model name, plus the settings (engine, device, precision, batch)
+/// that differ between the records charted.
+fn setting_labels(records: &[&ResultRecord]) -> Vec<String> {
+    type Getter = fn(&ResultRecord) -> String;
+    let settings: [Getter; 4] = [
+        |r| r.engine.clone().unwrap_or_default(),
+        |r| r.device.clone().unwrap_or_default(),
+        |r| r.precision.clone().unwrap_or_default(),
+        |r| {
+            r.batch_size
+                .map(|b| format!("batch {b}"))
+                .unwrap_or_default()
+        },
+    ];
+    let varying: Vec<&Getter> = settings
+        .iter()
+        .filter(|get| {
+            let mut values: Vec<String> = records.iter().map(|r| get(r)).collect();
+            values.sort();
+            values.dedup();
+            values.len() > 1
+        })
+        .collect();
+    let mut labels: Vec<String> = records
+        .iter()
+        .map(|r| {
+            let parts: Vec<String> = varying.iter().map(|get| get(r)).collect();
+            if parts.is_empty() {
+                r.model.clone()
+            } else {
+                format!("{} ({})", r.model, parts.join(", "))
+            }
+        })
+        .collect();
+    // The same model and settings measured in several runs: tell them apart by run id.
+    for i in 0..labels.len() {
+        if labels.iter().filter(|l| **l == labels[i]).count() > 1 {
+            let same: Vec<usize> = (0..labels.len())
+                .filter(|&j| labels[j] == labels[i])
+                .collect();
+            for j in same {
+                labels[j] = format!("{} #{}", labels[j], records[j].run_id);
+            }
+        }
+    }
+    labels
+}
+
+/// A chart that can be drawn on any plotters backend (bitmap for PNG, SVG).
+trait Chart {
+    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> Result<(), String>;
+}
+
+struct LatencyChart<'a>(&'a [LatencyBar]);
+struct StagesChart<'a>(&'a [StageStack]);
+struct FrontierChart<'a>(&'a [FrontierPoint]);
+
+impl Chart for LatencyChart<'_> {
+    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> Result<(), String> {
+        draw_latency(area, self.0)
+    }
+}
+
+impl Chart for StagesChart<'_> {
+    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> Result<(), String> {
+        draw_stages(area, self.0)
+    }
+}
+
+impl Chart for FrontierChart<'_> {
+    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> Result<(), String> {
+        draw_frontier(area, self.0)
+    }
+}
+
+/// Draws a chart on a PNG bitmap and on an SVG, and writes both atomically.
+fn save_both(
+    dir: &Path,
+    stem: &str,
+    size: (u32, u32),
+    chart: &impl Chart,
+) -> Result<Vec<PathBuf>, ChartError> {
+    let draw_error = |reason| ChartError::Draw {
+        chart: stem.to_owned(),
+        reason,
+    };
+    let png_path = dir.join(format!("{stem}.png"));
+    let mut pixels = vec![0u8; (size.0 * size.1 * 3) as usize];
+    {
+        let area = BitMapBackend::with_buffer(&mut pixels, size).into_drawing_area();
+        chart.draw(&area).map_err(draw_error)?;
+        area.present().map_err(|e| draw_error(e.to_string()))?;
+    }
+    let mut png = Vec::new();
+    image::codecs::png::PngEncoder::new(&mut png)
+        .write_image(&pixels, size.0, size.1, image::ExtendedColorType::Rgb8)
+        .map_err(|e| ChartError::Encode {
+            path: png_path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+    write_atomic(&png_path, &png)?;
+
+    let svg_path = dir.join(format!("{stem}.svg"));
+    let mut svg = String::new();
+    {
+        let area = SVGBackend::with_string(&mut svg, size).into_drawing_area();
+        chart.draw(&area).map_err(draw_error)?;
+        area.present().map_err(|e| draw_error(e.to_string()))?;
+    }
+    write_atomic(&svg_path, svg.as_bytes())?;
+    Ok(vec![png_path, svg_path])
+}
+
+use image::ImageEncoder;
+
+struct LatencyBar {
+    label: String,
+    mean: f64,
+    p99: f64,
+}
+
+/// Horizontal bars (model names stay readable however many there are), mean with a whisker
+/// to p99, values printed at the bar ends.
+fn draw_latency<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    bars: &[LatencyBar],
+) -> Result<(), String> {
+    let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    area.fill(&WHITE).map_err(e)?;
+    let x_max = bars.iter().map(|b| b.p99.max(b.mean)).fold(0.0, f64::max) * 1.35;
+    let n = bars.len();
+    let label_width = label_area_width(bars.iter().map(|b| b.label.as_str()));
+    let mut chart = ChartBuilder::on(area)
+        .caption(
+            "End-to-end latency per image: mean (bar) and p99 (whisker)",
+            (FONT, 28),
+        )
+        .margin(20)
+        .x_label_area_size(60)
+        .y_label_area_size(label_width)
+        .build_cartesian_2d(0.0..x_max.max(1e-3), (0..n - 1).into_segmented())
+        .map_err(e)?;
+    let labels: Vec<String> = bars.iter().map(|b| b.label.clone()).collect();
+    chart
+        .configure_mesh()
+        .disable_y_mesh()
+        .x_desc("latency (ms per image)")
+        .axis_desc_style((FONT, 20))
+        .label_style((FONT, 18))
+        .y_labels(n)
+        .y_label_formatter(&|v| segment_label(v, &labels))
+        .x_label_formatter(&|x| format_tick(*x, x_max))
+        .draw()
+        .map_err(e)?;
+    chart
+        .draw_series(bars.iter().enumerate().map(|(i, b)| {
+            let i = n - 1 - i;
+            let mut bar = Rectangle::new(
+                [
+                    (0.0, SegmentValue::Exact(i)),
+                    (b.mean, SegmentValue::Exact(i + 1)),
+                ],
+                PALETTE[0].mix(0.85).filled(),
+            );
+            bar.set_margin(10, 10, 0, 0);
+            bar
+        }))
+        .map_err(e)?;
+    let whisker = BLACK.stroke_width(2);
+    chart
+        .draw_series(bars.iter().enumerate().map(|(i, b)| {
+            let i = n - 1 - i;
+            PathElement::new(
+                vec![
+                    (b.mean, SegmentValue::CenterOf(i)),
+                    (b.p99, SegmentValue::CenterOf(i)),
+                ],
+                whisker,
+            )
+        }))
+        .map_err(e)?;
+    chart
+        .draw_series(bars.iter().enumerate().map(|(i, b)| {
+            let i = n - 1 - i;
+            EmptyElement::at((b.p99, SegmentValue::CenterOf(i)))
+                + PathElement::new(vec![(0, -10), (0, 10)], whisker)
+                + Text::new(
+                    format!("{} / p99 {} ms", format_ms(b.mean), format_ms(b.p99)),
+                    (10, -9),
+                    (FONT, 17).into_font(),
+                )
+        }))
+        .map_err(e)?;
+    Ok(())
+}
+
+struct StageStack {
+    label: String,
+    means: Vec<f64>,
+}
+
+fn draw_stages<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    stacks: &[StageStack],
+) -> Result<(), String> {
+    let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    area.fill(&WHITE).map_err(e)?;
+    let x_max = stacks
+        .iter()
+        .map(|s| s.means.iter().sum::<f64>())
+        .fold(0.0, f64::max)
+        * 1.4;
+    let n = stacks.len();
+    let label_width = label_area_width(stacks.iter().map(|s| s.label.as_str()));
+    // Title and a one-line legend above the chart, so that the legend never covers a bar.
+    let (header, body) = area.split_vertically(100);
+    let (width, _) = header.dim_in_pixel();
+    let title = TextStyle::from((FONT, 28).into_font()).pos(Pos::new(HPos::Center, VPos::Top));
+    header
+        .draw(&Text::new(
+            "Latency by stage: mean per call",
+            (width as i32 / 2, 16),
+            title,
+        ))
+        .map_err(e)?;
+    let legend_font =
+        TextStyle::from((FONT, 18).into_font()).pos(Pos::new(HPos::Left, VPos::Center));
+    let mut x = label_width as i32 + 20;
+    for (k, stage) in STAGES.iter().enumerate() {
+        header
+            .draw(&Rectangle::new(
+                [(x, 64), (x + 24, 82)],
+                PALETTE[k].filled(),
+            ))
+            .map_err(e)?;
+        header
+            .draw(&Text::new(*stage, (x + 32, 73), legend_font.clone()))
+            .map_err(e)?;
+        x += 60 + 11 * stage.len() as i32;
+    }
+    let mut chart = ChartBuilder::on(&body)
+        .margin(20)
+        .x_label_area_size(60)
+        .y_label_area_size(label_width)
+        .build_cartesian_2d(0.0..x_max.max(1e-3), (0..n - 1).into_segmented())
+        .map_err(e)?;
+    let labels: Vec<String> = stacks.iter().map(|s| s.label.clone()).collect();
+    chart
+        .configure_mesh()
+        .disable_y_mesh()
+        .x_desc("time (ms per call)")
+        .axis_desc_style((FONT, 20))
+        .label_style((FONT, 18))
+        .y_labels(n)
+        .y_label_formatter(&|v| segment_label(v, &labels))
+        .x_label_formatter(&|x| format_tick(*x, x_max))
+        .draw()
+        .map_err(e)?;
+    for (k, _) in STAGES.iter().enumerate() {
+        let color = PALETTE[k];
+        chart
+            .draw_series(stacks.iter().enumerate().map(|(i, s)| {
+                let i = n - 1 - i;
+                let start: f64 = s.means[..k].iter().sum();
+                let mut bar = Rectangle::new(
+                    [
+                        (start, SegmentValue::Exact(i)),
+                        (start + s.means[k], SegmentValue::Exact(i + 1)),
+                    ],
+                    color.filled(),
+                );
+                bar.set_margin(10, 10, 0, 0);
+                bar
+            }))
+            .map_err(e)?;
+    }
+    chart
+        .draw_series(stacks.iter().enumerate().map(|(i, s)| {
+            let i = n - 1 - i;
+            let total: f64 = s.means.iter().sum();
+            let inference = s.means[2];
+            EmptyElement::at((total, SegmentValue::CenterOf(i)))
+                + Text::new(
+                    format!(
+                        "{} ms (inference {} ms)",
+                        format_ms(total),
+                        format_ms(inference)
+                    ),
+                    (10, 0),
+                    TextStyle::from((FONT, 17).into_font()).pos(Pos::new(HPos::Left, VPos::Center)),
+                )
+        }))
+        .map_err(e)?;
+    Ok(())
+}
+
+struct FrontierPoint {
+    label: String,
+    latency_ms: f64,
+    ap: f64,
+    published: bool,
+}
+
+/// Points on the speed/accuracy frontier: sorted by latency, each more accurate than every
+/// faster point (ties in latency keep the more accurate).
+fn pareto_frontier(points: &[&FrontierPoint]) -> Vec<(f64, f64)> {
+    let mut sorted: Vec<&&FrontierPoint> = points.iter().collect();
+    sorted.sort_by(|a, b| {
+        a.latency_ms
+            .total_cmp(&b.latency_ms)
+            .then(b.ap.total_cmp(&a.ap))
+    });
+    let mut best = f64::NEG_INFINITY;
+    let mut frontier = Vec::new();
+    for p in sorted {
+        if p.ap > best {
+            best = p.ap;
+            frontier.push((p.latency_ms, p.ap));
+        }
+    }
+    frontier
+}
+
+fn draw_frontier<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    points: &[FrontierPoint],
+) -> Result<(), String> {
+    let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+    area.fill(&WHITE).map_err(e)?;
+    let x_max = points.iter().map(|p| p.latency_ms).fold(0.0, f64::max) * 1.35;
+    let y_max = (points.iter().map(|p| p.ap).fold(0.0, f64::max) * 1.15).max(1.0);
+    let mut chart = ChartBuilder::on(area)
+        .caption("Speed/accuracy: box AP against mean latency", (FONT, 28))
+        .margin(24)
+        .x_label_area_size(64)
+        .y_label_area_size(80)
+        .build_cartesian_2d(0.0..x_max.max(1e-3), 0.0..y_max)
+        .map_err(e)?;
+    chart
+        .configure_mesh()
+        .x_desc("mean latency (ms per image)")
+        .y_desc("box AP (%, COCO AP@[.50:.95])")
+        .axis_desc_style((FONT, 20))
+        .label_style((FONT, 18))
+        .x_label_formatter(&|x| format_tick(*x, x_max))
+        .y_label_formatter(&|y| format!("{y:.0}"))
+        .light_line_style(RGBColor(235, 235, 235))
+        .draw()
+        .map_err(e)?;
+    let measured: Vec<&FrontierPoint> = points.iter().filter(|p| !p.published).collect();
+    let published: Vec<&FrontierPoint> = points.iter().filter(|p| p.published).collect();
+    let frontier = pareto_frontier(&measured);
+    if frontier.len() > 1 {
+        let line = PALETTE[0].stroke_width(2);
+        chart
+            .draw_series(LineSeries::new(frontier, line))
+            .map_err(e)?
+            .label("speed/accuracy frontier (measured)")
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], line));
+    }
+    let label_font = TextStyle::from((FONT, 17).into_font());
+    // Label positions chosen over all points at once, so that labels avoid each other.
+    let anchors: Vec<(i32, i32)> = points
+        .iter()
+        .map(|p| chart.backend_coord(&(p.latency_ms, p.ap)))
+        .collect();
+    let texts: Vec<String> = points.iter().map(point_text).collect();
+    let sizes: Vec<(u32, u32)> = texts
+        .iter()
+        .map(|t| area.estimate_text_size(t, &label_font).unwrap_or((0, 0)))
+        .collect();
+    let (x_range, y_range) = chart.plotting_area().get_pixel_range();
+    let placements = place_labels(&anchors, &sizes, (x_range, y_range));
+    let label = |i: usize, color: &'static RGBColor| {
+        let (dx, dy, hpos) = placements[i];
+        Text::new(
+            texts[i].clone(),
+            (dx, dy),
+            label_font.color(color).pos(Pos::new(hpos, VPos::Center)),
+        )
+    };
+    let indices = |published: bool| -> Vec<usize> {
+        (0..points.len())
+            .filter(|&i| points[i].published == published)
+            .collect()
+    };
+    if !measured.is_empty() {
+        chart
+            .draw_series(indices(false).into_iter().map(|i| {
+                EmptyElement::at((points[i].latency_ms, points[i].ap))
+                    + Circle::new((0, 0), 7, PALETTE[0].filled())
+                    + label(i, &BLACK)
+            }))
+            .map_err(e)?
+            .label("measured by detbench")
+            .legend(|(x, y)| Circle::new((x + 12, y), 7, PALETTE[0].filled()));
+    }
+    if !published.is_empty() {
+        let color = PALETTE[1];
+        chart
+            .draw_series(indices(true).into_iter().map(|i| {
+                EmptyElement::at((points[i].latency_ms, points[i].ap))
+                    + TriangleMarker::new((0, 0), 9, color.stroke_width(3))
+                    + label(i, &PUBLISHED_TEXT)
+            }))
+            .map_err(e)?
+            .label("published (source's own hardware and data)")
+            .legend(move |(x, y)| TriangleMarker::new((x + 12, y), 9, color.stroke_width(3)));
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .label_font((FONT, 18))
+        .draw()
+        .map_err(e)?;
+    Ok(())
+}
+
+fn point_text(p: &FrontierPoint) -> String {
+    format!(
+        "{} ({:.1} AP, {} ms)",
+        p.label,
+        p.ap,
+        format_ms(p.latency_ms)
+    )
+}
+
+/// Greedy label placement: for each point in turn, the first of a few positions around it
+/// (right/left, above/below, then further out) whose text box stays inside the plot and
+/// overlaps no marker and no label placed before. Returns (dx, dy, anchor) per point.
+fn place_labels(
+    anchors: &[(i32, i32)],
+    sizes: &[(u32, u32)],
+    (x_range, y_range): (std::ops::Range<i32>, std::ops::Range<i32>),
+) -> Vec<(i32, i32, HPos)> {
+    const MARKER: i32 = 10;
+    let candidates = [
+        (12, -16, HPos::Left),
+        (12, 16, HPos::Left),
+        (-12, -16, HPos::Right),
+        (-12, 16, HPos::Right),
+        (12, -38, HPos::Left),
+        (12, 38, HPos::Left),
+        (-12, -38, HPos::Right),
+        (-12, 38, HPos::Right),
+        (12, -60, HPos::Left),
+        (-12, 60, HPos::Right),
+    ];
+    let markers: Vec<[i32; 4]> = anchors
+        .iter()
+        .map(|&(x, y)| [x - MARKER, y - MARKER, x + MARKER, y + MARKER])
+        .collect();
+    let overlaps =
+        |a: &[i32; 4], b: &[i32; 4]| a[0] < b[2] && b[0] < a[2] && a[1] < b[3] && b[1] < a[3];
+    let mut placed: Vec<[i32; 4]> = Vec::new();
+    let mut result = Vec::new();
+    for (i, &(x, y)) in anchors.iter().enumerate() {
+        let (w, h) = (sizes[i].0 as i32, sizes[i].1 as i32);
+        let boxed = |(dx, dy, hpos): (i32, i32, HPos)| {
+            let left = if matches!(hpos, HPos::Left) {
+                x + dx
+            } else {
+                x + dx - w
+            };
+            [left, y + dy - h / 2, left + w, y + dy + h / 2]
+        };
+        let fits = |b: &[i32; 4]| {
+            b[0] >= x_range.start
+                && b[2] <= x_range.end
+                && b[1] >= y_range.start
+                && b[3] <= y_range.end
+        };
+        let free = |b: &[i32; 4]| {
+            !markers.iter().any(|m| overlaps(b, m)) && !placed.iter().any(|p| overlaps(b, p))
+        };
+        let choice = candidates
+            .iter()
+            .copied()
+            .find(|&c| {
+                let b = boxed(c);
+                fits(&b) && free(&b)
+            })
+            .or_else(|| candidates.iter().copied().find(|&c| fits(&boxed(c))))
+            .unwrap_or(candidates[0]);
+        placed.push(boxed(choice));
+        result.push(choice);
+    }
+    result
+}
+
+/// Space for the longest category label at 18 px (about 10 px per character).
+fn label_area_width<'a>(labels: impl Iterator<Item = &'a str>) -> u32 {
+    let longest = labels.map(|l| l.chars().count()).max().unwrap_or(0) as u32;
+    (longest * 10 + 30).clamp(120, 560)
+}
+
+fn segment_label(value: &SegmentValue<usize>, labels: &[String]) -> String {
+    match value {
+        // Rows run top to bottom: the first label is drawn in the highest segment.
+        SegmentValue::CenterOf(i) if *i < labels.len() => labels[labels.len() - 1 - i].clone(),
+        _ => String::new(),
+    }
+}
+
+/// An axis tick: as many decimals as the axis range needs.
+fn format_tick(value: f64, axis_max: f64) -> String {
+    if axis_max >= 20.0 {
+        format!("{value:.0}")
+    } else if axis_max >= 2.0 {
+        format!("{value:.1}")
+    } else {
+        format!("{value:.2}")
+    }
+}
+
+/// Milliseconds with as many decimals as their size needs.
+fn format_ms(ms: f64) -> String {
+    if ms >= 100.0 {
+        format!("{ms:.0}")
+    } else if ms >= 10.0 {
+        format!("{ms:.1}")
+    } else {
+        format!("{ms:.2}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frontier_keeps_points_better_than_every_faster_one() {
+        let p = |latency_ms, ap| FrontierPoint {
+            label: String::new(),
+            latency_ms,
+            ap,
+            published: false,
+        };
+        let points = [
+            p(10.0, 20.0),
+            p(5.0, 15.0),
+            p(12.0, 18.0),
+            p(30.0, 30.0),
+            p(10.0, 22.0),
+        ];
+        let refs: Vec<&FrontierPoint> = points.iter().collect();
+        assert_eq!(
+            pareto_frontier(&refs),
+            vec![(5.0, 15.0), (10.0, 22.0), (30.0, 30.0)]
+        );
+    }
+}
