@@ -9,6 +9,7 @@ pub mod fastestdet;
 pub mod nanodet;
 pub mod nms;
 pub mod numpy_math;
+pub mod simplepose;
 pub mod tf2;
 pub mod torchvision;
 pub mod yolox;
@@ -30,50 +31,47 @@ pub fn open_family(
     model_dir: &Path,
     config: &BackendConfig,
 ) -> Result<Box<dyn Detector>, ModelError> {
-    let _ = model_dir;
-    let wrap = |e: common::FamilyError| ModelError::Other(format!("{}: {e}", entry.name));
     match entry.family {
         Family::Yolox => {
             let pipeline = yolox::Yolox::new(yolox::YoloxConfig {
                 input_size: square_input(entry)?,
                 ..Default::default()
             });
-            let backend = detbench_backends::open(model_path, config)?;
             let input = pipeline.config.input_name.clone();
-            Ok(Box::new(
-                SingleModelDetector::new(entry.name, backend, &input, pipeline).map_err(wrap)?,
-            ))
+            Ok(Box::new(single(
+                entry.name, model_path, config, &input, pipeline,
+            )?))
         }
         Family::NanoDet => {
             let pipeline = nanodet::NanoDet::new(nanodet::NanoDetConfig {
                 input_size: square_input(entry)?,
                 ..Default::default()
             });
-            let backend = detbench_backends::open(model_path, config)?;
             let input = pipeline.config.input_name.clone();
-            Ok(Box::new(
-                SingleModelDetector::new(entry.name, backend, &input, pipeline).map_err(wrap)?,
-            ))
+            Ok(Box::new(single(
+                entry.name, model_path, config, &input, pipeline,
+            )?))
         }
         Family::FastestDet => {
             let pipeline = fastestdet::FastestDet::new(fastestdet::FastestDetConfig {
                 input_size: square_input(entry)?,
                 ..Default::default()
             });
-            let backend = detbench_backends::open(model_path, config)?;
             let input = pipeline.config.input_name.clone();
-            Ok(Box::new(
-                SingleModelDetector::new(entry.name, backend, &input, pipeline).map_err(wrap)?,
-            ))
+            Ok(Box::new(single(
+                entry.name, model_path, config, &input, pipeline,
+            )?))
         }
         Family::Tf2ObjectDetection => {
             let pipeline = tf2::Tf2ObjectDetection::new(tf2::Tf2Config::default());
-            let backend = detbench_backends::open(model_path, config)?;
             let input = pipeline.config.input_name.clone();
-            Ok(Box::new(
-                SingleModelDetector::new(entry.name, backend, &input, pipeline).map_err(wrap)?,
-            ))
+            Ok(Box::new(single(
+                entry.name, model_path, config, &input, pipeline,
+            )?))
         }
+        Family::SimplePoseTopDown => Ok(Box::new(open_top_down(
+            entry, model_path, model_dir, config,
+        )?)),
         Family::D2Go => Ok(Box::new(d2go::open(entry, model_path, config)?)),
         Family::TorchvisionDetection => Ok(Box::new(torchvision::open(entry, model_path, config)?)),
         Family::Detectron2 => Err(ModelError::Unsupported {
@@ -84,12 +82,62 @@ pub fn open_family(
                      list-model pipeline does not read (see `detbench zoo` for the export)"
                 .to_owned(),
         }),
-        other => Err(ModelError::Unsupported {
-            name: entry.name.to_owned(),
-            family: other,
-            reason: "no pipeline for this family in this build".to_owned(),
-        }),
     }
+}
+
+/// One model in one backend with one pipeline.
+fn single<P: common::Pipeline>(
+    name: &str,
+    model_path: &Path,
+    config: &BackendConfig,
+    input: &str,
+    pipeline: P,
+) -> Result<SingleModelDetector<P>, ModelError> {
+    let backend = detbench_backends::open(model_path, config)?;
+    SingleModelDetector::new(name, backend, input, pipeline)
+        .map_err(|e| ModelError::Other(format!("{name}: {e}")))
+}
+
+/// The zoo entry that provides a top-down keypoint model's person boxes.
+pub const PERSON_DETECTOR: &str = "yolox_nano";
+
+/// `simplepose_yolox`: the person detector ([`PERSON_DETECTOR`], from the same folder) and the
+/// pose model.
+pub fn open_top_down(
+    entry: &ZooEntry,
+    model_path: &Path,
+    model_dir: &Path,
+    config: &BackendConfig,
+) -> Result<simplepose::TopDownDetector, ModelError> {
+    let detector_entry = crate::entry(PERSON_DETECTOR)?;
+    let detector_path = crate::model_file(detector_entry, model_dir)?;
+    let pipeline = yolox::Yolox::new(yolox::YoloxConfig {
+        input_size: square_input(detector_entry)?,
+        ..Default::default()
+    });
+    let input = pipeline.config.input_name.clone();
+    let detector = single(
+        detector_entry.name,
+        &detector_path,
+        config,
+        &input,
+        pipeline,
+    )?;
+    let pose_backend = detbench_backends::open(model_path, config)?;
+    let (w, h) = entry
+        .input_size
+        .map_or((192, 256), |(w, h)| (w as usize, h as usize));
+    let pose = simplepose::SimplePose::new(simplepose::SimplePoseConfig {
+        input_size: (w, h),
+        heatmap_size: (w / 4, h / 4),
+        ..Default::default()
+    });
+    Ok(simplepose::TopDownDetector::new(
+        entry.name,
+        detector,
+        pose_backend,
+        pose,
+    ))
 }
 
 /// The square network input side of a catalogue entry.
