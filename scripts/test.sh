@@ -6,3 +6,16 @@ cd "$root"
 scripts/setup.sh
 echo "[test] cargo test --release --workspace" >&2
 cargo test --release --workspace
+
+# The libtorch engine (cargo feature `torch`) on the CPU: the torch backend's tests and the D2Go
+# subset AP test. One extra build of the crates the feature changes (third-party crates are
+# reused from the build above) plus torch-sys. Skip with DETBENCH_TEST_TORCH=0.
+if [ "${DETBENCH_TEST_TORCH:-1}" = "1" ]; then
+  scripts/setup.sh --torch
+  deps="${DETBENCH_DEPS:-$root/.deps}"
+  export LIBTORCH="$deps/torch/torch"
+  export LD_LIBRARY_PATH="$LIBTORCH/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  echo "[test] cargo test --release --features torch (torch backend, D2Go AP)" >&2
+  cargo test --release -p detbench-backends -p detbench-models \
+    --features detbench-backends/torch,detbench-models/torch --test torch_backend --test d2go_ap
+fi

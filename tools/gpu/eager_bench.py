@@ -39,7 +39,7 @@ def load_images(image_dir, annotations, limit):
         files = files[:limit]
     images = []
     for image_id, path in files:
-        rgb = np.asarray(Image.open(path).convert("RGB"))
+        rgb = np.array(Image.open(path).convert("RGB"))
         images.append((image_id, torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float() / 255.0))
     return images
 
@@ -85,7 +85,8 @@ def bench_model(name, args, images, device):
         if half:
             inputs = [t.half() for t in inputs]
         out = model(inputs)
-        torch.cuda.synchronize(device)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
         return to_host(out)
 
     with torch.no_grad():
@@ -100,7 +101,8 @@ def bench_model(name, args, images, device):
                 raw_detections.append(int(d["boxes"].shape[0]))
                 detections.append(sum(1 for label in d["labels"].tolist() if label in COCO_IDS))
     del model
-    torch.cuda.empty_cache()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
     return {
         "model": name,
         "precision": args.precision,
@@ -153,7 +155,7 @@ def main():
         "torch": torch.__version__,
         "torchvision": torchvision.__version__,
         "python": platform.python_version(),
-        "device": torch.cuda.get_device_name(device),
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "cuda": torch.version.cuda,
         "cudnn": torch.backends.cudnn.version(),
         "images": len(images),
