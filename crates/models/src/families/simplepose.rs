@@ -150,7 +150,10 @@ impl SimplePose {
     }
 
     /// The COCO keypoint result of one person: keypoints `[x, y, maxval]`, score
-    /// `box score x mean(maxval > 0)` (0 when no joint is positive); `bbox` is the person box.
+    /// `box score x mean(maxval > 0)` (0 when no joint is positive). `bbox` is the extent of the
+    /// keypoints, which is what pycocotools' `loadRes` gives a keypoint-only result (GluonCV
+    /// writes none): its area decides the area range of an unmatched result, so a results file
+    /// with this `bbox` scores the same as the reference's keypoint-only file.
     pub fn result(&self, person: &PersonBox, joints: &[[f64; 3]; JOINTS]) -> Detection {
         let positive: Vec<f64> = joints.iter().map(|j| j[2]).filter(|&v| v > 0.0).collect();
         let keypoint_score = if positive.is_empty() {
@@ -158,11 +161,18 @@ impl SimplePose {
         } else {
             numpy_sum(&positive) / positive.len() as f64
         };
-        let [x1, y1, x2, y2] = person.xyxy;
+        let (mut x0, mut y0) = (f64::INFINITY, f64::INFINITY);
+        let (mut x1, mut y1) = (f64::NEG_INFINITY, f64::NEG_INFINITY);
+        for j in joints {
+            x0 = x0.min(j[0]);
+            x1 = x1.max(j[0]);
+            y0 = y0.min(j[1]);
+            y1 = y1.max(j[1]);
+        }
         Detection {
             image_id: person.image_id,
             category_id: self.config.person_category,
-            bbox: [x1, y1, x2 - x1, y2 - y1],
+            bbox: [x0, y0, x1 - x0, y1 - y0],
             score: keypoint_score * person.score,
             mask: None,
             keypoints: Some(joints.iter().flat_map(|j| j.iter().copied()).collect()),
