@@ -2,6 +2,7 @@
 //! comparison tables rendered from it, charts, annotated images, and published tables read
 //! into the store for comparison.
 
+pub mod annotate;
 pub mod charts;
 pub mod environment;
 pub mod files;
