@@ -69,7 +69,7 @@ detbench_run() {  # detbench_run NAME MODELS PRECISION BATCHES LIMIT
   say "detbench $name: $models $precision batch $batches, $limit images"
   "$bin" run --model "$models" --backend torch --device cuda --precision "$precision" \
     --batch "$batches" --limit "$limit" --warmup "$WARMUP" --model-dir "$MODELS_DIR" \
-    --output "$OUT/work/detbench_$name" --no-store --quiet \
+    --out "$OUT/work/detbench_$name" --no-store --quiet \
     || say "detbench $name exited with $?"
 }
 
