@@ -184,9 +184,13 @@ fn simplepose_without_its_person_detector_names_the_missing_file() {
     let dir = tempfile::tempdir().unwrap();
     let shipped = model_dir(None).unwrap().join("ultralight_simplepose.onnx");
     std::fs::copy(shipped, dir.path().join("ultralight_simplepose.onnx")).unwrap();
-    let err = open_detector("simplepose_yolox", Some(dir.path()), &BackendConfig::default())
-        .err()
-        .unwrap();
+    let err = open_detector(
+        "simplepose_yolox",
+        Some(dir.path()),
+        &BackendConfig::default(),
+    )
+    .err()
+    .unwrap();
     assert!(matches!(err, ModelError::FileMissing { .. }), "{err}");
     assert!(err.to_string().contains("yolox_nano.onnx"), "{err}");
 }

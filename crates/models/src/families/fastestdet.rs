@@ -110,7 +110,8 @@ impl FastestDet {
             }
             let (class, class_prob) = argmax(&class_probs);
             let score = channel(0, cell).powf(0.6) * class_prob.powf(0.4);
-            if !(score > self.config.score_threshold) {
+            // `score > threshold` keeps a candidate (NaN scores never pass).
+            if score.is_nan() || score <= self.config.score_threshold {
                 continue;
             }
             let (gx, gy) = ((cell % g) as f32, (cell / g) as f32);

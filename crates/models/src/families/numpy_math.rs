@@ -21,10 +21,15 @@
 const LOG2E: f32 = std::f32::consts::LOG2_E;
 /// `NPY_RINT_CVT_MAGICf` = 0x1.8p23: adding and subtracting it rounds to the nearest integer.
 const RINT_MAGIC: f32 = 12_582_912.0;
+// The constants are written as numpy's header writes them (decimal `f` literals, which both C
+// and Rust round once, directly to f32).
 /// `NPY_CODY_WAITE_LOGE_2_HIGHf` / `_LOWf`: -ln 2 split in two for the range reduction.
+#[allow(clippy::excessive_precision)]
 const CODY_WAITE_HIGH: f32 = -6.931_457_52e-1;
+#[allow(clippy::excessive_precision)]
 const CODY_WAITE_LOW: f32 = -1.428_606_77e-6;
 /// `NPY_COEFF_P{0..5}_EXPf`, `NPY_COEFF_Q{0..2}_EXPf`: exp(y) ~ P(y) / Q(y) on [0, ln 2].
+#[allow(clippy::excessive_precision)]
 const P: [f32; 6] = [
     9.999_999_999_980_870_924_916e-1,
     7.257_664_613_233_124_478_488e-1,
@@ -33,14 +38,15 @@ const P: [f32; 6] = [
     6.757_896_990_527_504_603_057e-3,
     5.082_762_527_590_693_718_096e-4,
 ];
+#[allow(clippy::excessive_precision)]
 const Q: [f32; 3] = [
     1.0,
     -2.742_335_390_411_667_452_936e-1,
     2.159_509_375_685_829_852_307e-2,
 ];
 /// The kernel's saturation limits.
-const XMAX: f32 = 88.722_839_355_468_75;
-const XMIN: f32 = -103.972_084_045_410_156_25;
+const XMAX: f32 = f32::from_bits(0x42b1_7218); // 88.72283935546875f
+const XMIN: f32 = f32::from_bits(0xc2cf_f1b5); // -103.97208404541015625f
 
 /// `np.exp(x)` for one float32 lane of numpy's AVX2/FMA3 kernel.
 pub fn exp_f32(x_in: f32) -> f32 {

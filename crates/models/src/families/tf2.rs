@@ -86,7 +86,7 @@ impl Tf2ObjectDetection {
         let mut kept = Vec::with_capacity(count as usize);
         for i in 0..count as usize {
             let class = classes[i];
-            if !(class >= 1.0) {
+            if class.is_nan() || class < 1.0 {
                 continue; // 0 is the background slot of the label map; not a COCO category.
             }
             let b = &boxes[i * 4..i * 4 + 4];

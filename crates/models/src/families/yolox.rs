@@ -133,7 +133,8 @@ impl Yolox {
                     row_index += 1;
                     let (class, class_prob) = argmax(&row[5..ROW]);
                     let score = row[4] * class_prob;
-                    if !(score >= self.config.score_threshold) {
+                    // `score >= threshold` keeps a candidate (NaN scores never pass).
+                    if score.is_nan() || score < self.config.score_threshold {
                         continue;
                     }
                     let cx = (row[0] + grid_x as f32) * s;
