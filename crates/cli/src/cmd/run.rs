@@ -27,8 +27,15 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 /// 0.9 MB per COCO image; larger ones are streamed through the prefetch queue.
 const PRELOAD_UP_TO: usize = 512;
 
+/// The options, boxed: they are large, and clap's subcommand enum holds them by value.
 #[derive(clap::Args)]
 pub struct Args {
+    #[command(flatten)]
+    options: Box<Options>,
+}
+
+#[derive(clap::Args)]
+pub struct Options {
     /// Zoo names (comma-separated or repeated), or `all` for every catalogued model whose file
     /// is present. `detbench zoo` lists them.
     #[arg(short, long, value_delimiter = ',', default_value = "yolox_nano")]
@@ -172,6 +179,7 @@ impl Observer for Progress {
 }
 
 pub fn main(args: Args) -> anyhow::Result<()> {
+    let args = *args.options;
     let started_at = detbench_report::environment::now_rfc3339();
     let command_line: Vec<String> = std::env::args().collect();
     let source = DatasetOptions {
@@ -345,7 +353,7 @@ fn select_models(names: &[String], model_dir: &Path) -> anyhow::Result<Vec<&'sta
     Ok(entries)
 }
 
-fn backend_config(args: &Args) -> anyhow::Result<BackendConfig> {
+fn backend_config(args: &Options) -> anyhow::Result<BackendConfig> {
     let device: Device = args.device.parse().map_err(anyhow::Error::msg)?;
     let precision: Precision = args.precision.parse().map_err(anyhow::Error::msg)?;
     let graph_opt = match args.graph_opt.as_str() {
@@ -463,7 +471,7 @@ fn model_spec(
 }
 
 /// How images reach the model (see `--decode`) for a dataset of `images` images.
-fn decode_plan(args: &Args, images: usize) -> DecodePlan {
+fn decode_plan(args: &Options, images: usize) -> DecodePlan {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let prefetch_threads = args.decode_threads.unwrap_or(1).max(1);
     let preload_threads = args.decode_threads.unwrap_or(cores).max(1);
