@@ -7,9 +7,11 @@
 //! the gray value replicated into B, G and R, as libjpeg-turbo's gray->BGR conversion does for
 //! OpenCV. CMYK/YCCK JPEGs are decoded to CMYK and converted with OpenCV's own formula
 //! (`icvCvt_CMYK2BGR_8u_C4C3R` in `modules/imgcodecs/src/utils.cpp`).
-//! Verified: the BGR buffers of all 206 subset images hash to the `bgr_uint8_sha256` values the
-//! reference pipelines recorded from cv2.imread (tests/decode.rs); the CMYK path was checked
-//! against opencv-python-headless 5.0.0 during development (see the report, not the test suite).
+//! Verified: decoded buffers hash to the `bgr_uint8_sha256` values the reference pipelines
+//! recorded from cv2.imread, and D2Go's full-image parity tensors are our pixels (tests/decode.rs);
+//! during development all 206 subset images were compared with opencv-python-headless 5.0.0
+//! `cv2.imread`: 0 differing values. The grayscale and CMYK fixtures in tests/data carry hashes of
+//! cv2.imread's output.
 //!
 //! Deliberate differences from `cv2.imread`:
 //! - No EXIF orientation is applied (cv2.imread with IMREAD_COLOR would rotate): COCO's

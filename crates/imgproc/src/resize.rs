@@ -8,8 +8,10 @@
 //! antialiased bilinear changes detections measurably, see the SPEC's sensitivity notes).
 //!
 //! Verified: identical to the uint8 network inputs recorded in the YOLOX (letterbox resize) and
-//! FastestDet (stretch resize) parity tensors (tests/resample.rs), and, during development,
-//! against opencv-python-headless 5.0.0 on random sizes (numbers in the module history/report).
+//! FastestDet (stretch resize) parity tensors (tests/resample.rs). During development it was also
+//! compared with opencv-python-headless 5.0.0 `cv2.resize` on all 206 subset images, each resized
+//! four ways (YOLOX letterbox size, 352x352, a random size up to 2x up, a random size down to
+//! 1x1), three random seeds: 2,472 resizes, 0 mismatching values.
 
 use crate::image::BgrImage;
 
@@ -51,34 +53,70 @@ pub fn resize_linear_into(src: &BgrImage, dst: &mut BgrImage) {
     let x_taps = axis_taps(src.width, dst_w, true);
     let y_taps = axis_taps(src.height, dst_h, false);
 
-    // Horizontally filtered source rows (x2048, per channel), two slots reused as the vertical
-    // window slides down: each needed source row is filtered once (OpenCV's ring buffer).
-    let row_len = dst_w * 3;
-    let mut rows = [vec![0i32; row_len], vec![0i32; row_len]];
-    let mut held: [Option<usize>; 2] = [None, None];
-    let src_stride = src.width * 3;
+    let mut pass = Passes {
+        src,
+        x_taps: &x_taps,
+        y_taps: &y_taps,
+        dst,
+    };
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports the feature the function is compiled for.
+        unsafe { pass.run_avx2() };
+        return;
+    }
+    pass.run();
+}
 
-    for (dy, taps) in y_taps.iter().enumerate() {
-        // Moving down one source row: last iteration's second row becomes this one's first.
-        if held[0] != Some(taps.first) && held[1] == Some(taps.first) {
-            rows.swap(0, 1);
-            held.swap(0, 1);
-        }
-        for (slot, row) in [taps.first, taps.second].into_iter().enumerate() {
-            if held[slot] != Some(row) {
-                let src_row = &src.data[row * src_stride..(row + 1) * src_stride];
-                horizontal_pass(src_row, &x_taps, &mut rows[slot]);
-                held[slot] = Some(row);
+/// The two passes over one image; `run_avx2` is the same code compiled for AVX2 (integer
+/// arithmetic, so the results are identical), which lets the compiler vectorise the vertical
+/// pass with 32-bit multiplies.
+struct Passes<'a> {
+    src: &'a BgrImage,
+    x_taps: &'a [Taps],
+    y_taps: &'a [Taps],
+    dst: &'a mut BgrImage,
+}
+
+impl Passes<'_> {
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn run_avx2(&mut self) {
+        self.run()
+    }
+
+    #[inline(always)]
+    fn run(&mut self) {
+        let (src, x_taps, dst) = (self.src, self.x_taps, &mut *self.dst);
+        let row_len = dst.width * 3;
+        let src_stride = src.width * 3;
+        // Horizontally filtered source rows (x2048, per channel), two slots reused as the
+        // vertical window slides down: each needed source row is filtered once (OpenCV's ring
+        // buffer).
+        let mut rows = [vec![0i32; row_len], vec![0i32; row_len]];
+        let mut held: [Option<usize>; 2] = [None, None];
+        for (dy, taps) in self.y_taps.iter().enumerate() {
+            // Moving down one source row: last iteration's second row becomes this one's first.
+            if held[0] != Some(taps.first) && held[1] == Some(taps.first) {
+                rows.swap(0, 1);
+                held.swap(0, 1);
             }
+            for (slot, row) in [taps.first, taps.second].into_iter().enumerate() {
+                if held[slot] != Some(row) {
+                    let src_row = &src.data[row * src_stride..(row + 1) * src_stride];
+                    horizontal_pass(src_row, x_taps, &mut rows[slot]);
+                    held[slot] = Some(row);
+                }
+            }
+            let out = &mut dst.data[dy * row_len..(dy + 1) * row_len];
+            vertical_pass(
+                &rows[0],
+                &rows[1],
+                taps.weight_first,
+                taps.weight_second,
+                out,
+            );
         }
-        let out = &mut dst.data[dy * row_len..(dy + 1) * row_len];
-        vertical_pass(
-            &rows[0],
-            &rows[1],
-            taps.weight_first,
-            taps.weight_second,
-            out,
-        );
     }
 }
 
@@ -118,6 +156,7 @@ fn axis_taps(src_len: usize, dst_len: usize, clamp_fraction: bool) -> Vec<Taps> 
 
 /// `HResizeLinear<uchar, int, short, INTER_RESIZE_COEF_SCALE, HResizeLinearVec_8u32s>`:
 /// `out = a0 * P[sx] + a1 * P[sx + 1]` per channel.
+#[inline(always)]
 fn horizontal_pass(src_row: &[u8], x_taps: &[Taps], out: &mut [i32]) {
     for (px, taps) in out.chunks_exact_mut(3).zip(x_taps) {
         let a = &src_row[taps.first * 3..taps.first * 3 + 3];
@@ -130,9 +169,38 @@ fn horizontal_pass(src_row: &[u8], x_taps: &[Taps], out: &mut [i32]) {
 
 /// `VResizeLinearVec_32s8u` (the SIMD vertical pass OpenCV runs for uint8):
 /// `v = ((h0 >> 4) * b0 >> 16) + ((h1 >> 4) * b1 >> 16)`, `out = sat_u8((v + 2) >> 2)`.
+#[inline(always)]
 fn vertical_pass(row0: &[i32], row1: &[i32], b0: i32, b1: i32, out: &mut [u8]) {
     for ((o, &h0), &h1) in out.iter_mut().zip(row0).zip(row1) {
         let v = (((h0 >> 4) * b0) >> 16) + (((h1 >> 4) * b1) >> 16);
         *o = ((v + 2) >> 2).clamp(0, 255) as u8;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_size_is_a_copy_and_constant_images_stay_constant() {
+        let mut src = BgrImage::filled(13, 7, 0);
+        for (i, value) in src.data.iter_mut().enumerate() {
+            *value = (i * 31 % 256) as u8;
+        }
+        assert_eq!(resize_linear(&src, 13, 7), src);
+        let flat = BgrImage::filled(13, 7, 200);
+        for (w, h) in [(1, 1), (5, 3), (40, 29)] {
+            assert!(resize_linear(&flat, w, h).data.iter().all(|&v| v == 200));
+        }
+    }
+
+    #[test]
+    fn exact_halving_averages_two_by_two_blocks() {
+        // 2x downscale: weights 1024/1024 on both axes, i.e. (a + b + c + d + 2) >> 2.
+        let mut src = BgrImage::filled(4, 2, 0);
+        src.data[..6].copy_from_slice(&[10, 20, 30, 11, 21, 31]);
+        src.data[12..18].copy_from_slice(&[13, 23, 33, 17, 27, 37]);
+        let out = resize_linear(&src, 2, 1);
+        assert_eq!(out.pixel(0, 0), [13, 23, 33]); // (10+11+13+17+2)>>2 = 13
     }
 }
