@@ -1,7 +1,8 @@
 //! The acceptance check: the README's run command (`detbench run`, no options) on all
 //! 206 images of the shipped subset prints the YOLOX-Nano table with AP within ±0.3 points of
 //! the reference (`../shared/reference/yolox_nano_416/stats.json`, pycocotools); the other
-//! shipped detection models are checked against their references the same way.
+//! shipped detection models and the top-down keypoint pipeline are checked against their
+//! references the same way.
 
 use std::process::Command;
 
@@ -89,4 +90,29 @@ fn nanodet_and_fastestdet_score_within_0_3_ap_of_their_references() {
     {
         check(model, folder);
     }
+}
+
+#[test]
+fn simplepose_with_yolox_boxes_scores_within_0_3_ap_of_the_reference() {
+    let results = run(&["--model", "simplepose_yolox", "--warmup", "2"]);
+    let model = &results["models"][0];
+    assert_eq!(model["status"], "ok");
+    // Keypoint models run on the images of the person-keypoint ground truth (128 in the subset).
+    assert_eq!(model["dataset"]["images"], 128);
+    let path = detbench_assets::shared::reference()
+        .unwrap()
+        .join("ultralight_simplepose/stats.json");
+    let reference: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    let expected = reference["stats_yolox_boxes"][0].as_f64().unwrap();
+    let ap = model["keypoints"]["stats"][0].as_f64().unwrap();
+    assert!(
+        (ap - expected).abs() * 100.0 <= 0.3,
+        "keypoint AP {ap} vs reference {expected}"
+    );
+    assert!(
+        model["reference_agreement"]["matched_fraction"]
+            .as_f64()
+            .unwrap()
+            >= 0.99
+    );
 }
