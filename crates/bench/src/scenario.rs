@@ -101,6 +101,7 @@ pub struct DatasetCache {
     source: DatasetSource,
     datasets: HashMap<GroundTruthKind, Result<Arc<Dataset>, String>>,
     ground_truths: HashMap<GroundTruthKind, Result<Arc<GroundTruth>, String>>,
+    ground_truth_load: HashMap<GroundTruthKind, Duration>,
 }
 
 impl DatasetCache {
@@ -109,6 +110,7 @@ impl DatasetCache {
             source,
             datasets: HashMap::new(),
             ground_truths: HashMap::new(),
+            ground_truth_load: HashMap::new(),
         }
     }
 
@@ -134,15 +136,24 @@ impl DatasetCache {
         let Some(path) = dataset.annotation_file.clone() else {
             return Ok(None);
         };
+        let load_times = &mut self.ground_truth_load;
         self.ground_truths
             .entry(kind)
             .or_insert_with(|| {
-                GroundTruth::load(&path)
+                let start = Instant::now();
+                let gt = GroundTruth::load(&path)
                     .map(Arc::new)
-                    .map_err(|e| e.to_string())
+                    .map_err(|e| e.to_string());
+                load_times.insert(kind, start.elapsed());
+                gt
             })
             .clone()
             .map(Some)
+    }
+
+    /// How long loading the ground truth of `kind` took (once per run, shared by every model).
+    pub fn ground_truth_load_time(&self, kind: GroundTruthKind) -> Option<Duration> {
+        self.ground_truth_load.get(&kind).copied()
     }
 }
 
@@ -213,7 +224,7 @@ pub fn run_model(
                 continue;
             }
         };
-        rows.push(run_at_batch(
+        let mut outcome = run_at_batch(
             spec,
             detector.as_mut(),
             &dataset,
@@ -222,7 +233,13 @@ pub fn run_model(
             options,
             batch,
             observer,
-        ));
+        );
+        if let Some(load) = datasets.ground_truth_load_time(spec.ground_truth)
+            && let Some(harness) = outcome.result.provenance.get_mut("harness")
+        {
+            harness["ground_truth_load_seconds"] = load.as_secs_f64().into();
+        }
+        rows.push(outcome);
     }
     (rows, skipped)
 }
