@@ -138,3 +138,28 @@ fn cmyk_jpeg_matches_opencv_conversion() {
         "8de1b5bde2163b73c796f5a22bed13f8c7e2d2acf8162faabcd4d71f6500989b"
     );
 }
+
+/// PNG and BMP (read with the `image` crate; lossless, so the values are the file's) come out
+/// in BGR order, alpha dropped.
+#[test]
+fn png_and_bmp_decode_to_bgr() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rgba = image::RgbaImage::new(3, 2);
+    for (x, y, pixel) in rgba.enumerate_pixels_mut() {
+        *pixel = image::Rgba([10 * x as u8 + 1, 50 + y as u8, 200, 7]);
+    }
+    for (name, format) in [
+        ("t.png", image::ImageFormat::Png),
+        ("t.bmp", image::ImageFormat::Bmp),
+    ] {
+        let path = dir.path().join(name);
+        image::DynamicImage::ImageRgba8(rgba.clone())
+            .to_rgb8()
+            .save_with_format(&path, format)
+            .unwrap();
+        let decoded = decode_file(&path).unwrap();
+        assert_eq!((decoded.width, decoded.height), (3, 2), "{name}");
+        assert_eq!(decoded.pixel(2, 1), [200, 51, 21], "{name}");
+        assert_eq!(decoded.pixel(0, 0), [200, 50, 1], "{name}");
+    }
+}
