@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use detbench_backends::BackendConfig;
 use detbench_bench::dataset::Dataset;
-use detbench_bench::{ImageInput, StageClock};
+use detbench_bench::{Detector, ImageInput, StageClock};
 use detbench_eval::params::DetectionArea;
 use detbench_eval::{Detection, EvalParams, Evaluator, GroundTruth, IouType};
 use detbench_models::families::simplepose::{PersonBox, ground_truth_person_boxes};
@@ -216,5 +216,60 @@ fn simplepose_on_ground_truth_boxes_matches_the_reference() {
         &per_image,
         "keypoints_gtboxes_subset.json",
         "stats_gt_boxes",
+    );
+}
+
+/// The legacy point-centre option (`i*stride + (stride-1)/2`, pre-Feb-2021 NanoDet) reproduces
+/// the reference's variant of that name (AP 0.2288 at 320).
+#[test]
+fn nanodet_legacy_centres_reproduce_the_reference_variant() {
+    use detbench_models::families::common::SingleModelDetector;
+    use detbench_models::families::nanodet::{CentreConvention, NanoDet, NanoDetConfig};
+    let annotations = detbench_assets::shared::instances_subset().unwrap();
+    let data = dataset(&annotations);
+    let path = detbench_assets::shared::models()
+        .unwrap()
+        .join("nanodet_m_320.onnx");
+    let backend = detbench_backends::open(&path, &config()).unwrap();
+    let pipeline = NanoDet::new(NanoDetConfig {
+        centres: CentreConvention::Legacy,
+        ..Default::default()
+    });
+    let mut detector =
+        SingleModelDetector::new("nanodet_m_320", backend, "input.1", pipeline).unwrap();
+    let mut clock = StageClock::new();
+    let per_image: Vec<(u64, Vec<Detection>)> = data
+        .images
+        .iter()
+        .map(|image| {
+            let bgr = detbench_imgproc::decode_file(&image.path).unwrap();
+            let input = ImageInput {
+                image_id: image.id,
+                image: &bgr,
+            };
+            (
+                image.id,
+                detector
+                    .detect(&[input], &mut clock)
+                    .unwrap()
+                    .pop()
+                    .unwrap(),
+            )
+        })
+        .collect();
+    let ap = stats(&annotations, IouType::Bbox, &per_image, DetectionArea::Box)[0];
+    let path = common::reference_dir("nanodet_m_320").join("stats.json");
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let variants = doc["variant_stats"].as_object().unwrap();
+    let (_, legacy) = variants
+        .iter()
+        .find(|(k, _)| k.starts_with("centers_i*stride"))
+        .unwrap();
+    let reference_ap = legacy["stats"][0].as_f64().unwrap();
+    eprintln!("nanodet_m_320 legacy centres: AP {ap:.4} (reference variant {reference_ap:.4})");
+    assert!(
+        (ap - reference_ap).abs() <= 0.003,
+        "AP {ap} vs {reference_ap}"
     );
 }
