@@ -70,9 +70,14 @@ def percentile(samples, q):
 
 def bench_model(name, args, images, device):
     scripted = torch.jit.load(os.path.join(args.models_dir, f"{name}.pt"), map_location="cpu")
-    model = getattr(detection, name)(weights=None, weights_backbone=None)
-    model.load_state_dict(scripted.state_dict())
-    del scripted
+    if args.scripted:
+        # Diagnostic: the TorchScript module itself, run from Python with detbench's settings.
+        torch._C._jit_set_texpr_fuser_enabled(False)
+        model = scripted
+    else:
+        model = getattr(detection, name)(weights=None, weights_backbone=None)
+        model.load_state_dict(scripted.state_dict())
+        del scripted
     model = model.eval().to(device)
     half = args.precision == "fp16"
     if half:
@@ -85,6 +90,8 @@ def bench_model(name, args, images, device):
         if half:
             inputs = [t.half() for t in inputs]
         out = model(inputs)
+        if args.scripted:
+            out = out[1]  # (losses, detections) in scripting mode
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         return to_host(out)
@@ -105,6 +112,7 @@ def bench_model(name, args, images, device):
         torch.cuda.empty_cache()
     return {
         "model": name,
+        "mode": "torchscript-from-python" if args.scripted else "eager",
         "precision": args.precision,
         "batch_size": args.batch,
         "calls": len(samples),
@@ -134,6 +142,8 @@ def main():
     p.add_argument("--limit", type=int, default=0)
     p.add_argument("--warmup", type=int, default=10)
     p.add_argument("--device", default="cuda:0")
+    p.add_argument("--scripted", action="store_true",
+                   help="diagnostic: time the TorchScript file itself from Python (TE fuser off, as detbench)")
     p.add_argument("--out", required=True)
     args = p.parse_args()
 

@@ -62,29 +62,37 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--detbench", nargs="+", required=True)
     p.add_argument("--eager", nargs="+", required=True)
+    p.add_argument("--detbench-no-profiling", nargs="*", default=[],
+                   help="results.json of runs with DETBENCH_TORCH_EXECUTOR=no-profiling (extra column)")
     args = p.parse_args()
-    ours, theirs, meta = {}, {}, None
+    ours, theirs, variant, meta = {}, {}, {}, None
     for path in args.detbench:
         ours.update(detbench_rows(path))
+    for path in args.detbench_no_profiling:
+        variant.update(detbench_rows(path))
     for path in args.eager:
         rows, meta = eager_rows(path)
         theirs.update(rows)
     keys = sorted(set(ours) | set(theirs), key=lambda k: (k[2], k[1], k[0]))
+    extra = bool(variant)
     print("| model | precision | batch | detbench ms (median) | eager ms (median) | eager / detbench "
-          "| detbench p90 | eager p90 | detbench img/s | eager img/s | dets/img detbench | dets/img eager | calls |")
-    print("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+          "| detbench p90 | eager p90 | detbench img/s | eager img/s | dets/img detbench | dets/img eager | calls |"
+          + (" detbench no-profiling ms (median) |" if extra else ""))
+    print("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|" + ("--:|" if extra else ""))
     for key in keys:
         model, precision, batch = key
         a, b = ours.get(key, {"error": "not run"}), theirs.get(key, {"error": "not run"})
+        v = variant.get(key, {"error": "not run"})
+        tail = (f" {v.get('error') or fmt(v['median'])} |" if extra else "")
         if "error" in a or "error" in b:
             print(f"| {model} | {precision} | {batch} | {a.get('error') or fmt(a['median'])} "
-                  f"| {b.get('error') or fmt(b['median'])} | - | - | - | - | - | - | - | - |")
+                  f"| {b.get('error') or fmt(b['median'])} | - | - | - | - | - | - | - | - |{tail}")
             continue
         ratio = b["median"] / a["median"]
         print(f"| {model} | {precision} | {batch} | {fmt(a['median'])} | {fmt(b['median'])} | {ratio:.2f}x "
               f"| {fmt(a['p90'])} | {fmt(b['p90'])} | {fmt(1e3 * batch / a['median'], 1)} "
               f"| {fmt(1e3 * batch / b['median'], 1)} | {fmt(a['dets'], 1)} | {fmt(b['dets'], 1)} "
-              f"| {a['calls']}/{b['calls']} |")
+              f"| {a['calls']}/{b['calls']} |{tail}")
     if meta:
         print()
         print(f"eager: torch {meta['torch']}, torchvision {meta['torchvision']}, Python {meta['python']}, "

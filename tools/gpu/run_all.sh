@@ -54,8 +54,8 @@ images="$shared/coco/val2017"
 cat "$OUT/environment.txt"
 
 export_models() {  # export_models a,b,...: TorchScript files into $MODELS_DIR (kept across calls)
-  local missing=()
-  for m in ${1//,/ }; do [ -f "$MODELS_DIR/$m.pt" ] || missing+=("$m"); done
+  local missing=() model
+  for model in ${1//,/ }; do [ -f "$MODELS_DIR/$model.pt" ] || missing+=("$model"); done
   if [ ${#missing[@]} -gt 0 ]; then
     local list; list="$(IFS=,; echo "${missing[*]}")"
     say "exporting $list"
@@ -64,7 +64,7 @@ export_models() {  # export_models a,b,...: TorchScript files into $MODELS_DIR (
   cp "$MODELS_DIR/export_manifest.json" "$OUT/export_manifest.json"
 }
 
-detbench_run() {  # detbench_run NAME MODELS PRECISION BATCHES LIMIT
+detbench_run() {  # detbench_run NAME MODELS PRECISION BATCHES LIMIT (env: DETBENCH_TORCH_EXECUTOR)
   local name="$1" models="$2" precision="$3" batches="$4" limit="$5"
   say "detbench $name: $models $precision batch $batches, $limit images"
   "$bin" run --model "$models" --backend torch --device cuda --precision "$precision" \
@@ -73,12 +73,12 @@ detbench_run() {  # detbench_run NAME MODELS PRECISION BATCHES LIMIT
     || say "detbench $name exited with $?"
 }
 
-eager_run() {  # eager_run NAME MODELS PRECISION BATCH LIMIT ANNOTATIONS
-  local name="$1" models="$2" precision="$3" batch="$4" limit="$5" annotations="$6"
-  say "eager $name: $models $precision batch $batch, $limit images"
+eager_run() {  # eager_run NAME MODELS PRECISION BATCH LIMIT ANNOTATIONS [--scripted]
+  local name="$1" models="$2" precision="$3" batch="$4" limit="$5" annotations="$6" extra="${7:-}"
+  say "eager $name: $models $precision batch $batch, $limit images $extra"
   $py tools/gpu/eager_bench.py --models-dir "$MODELS_DIR" --images "$images" --annotations "$annotations" \
     --models "$models" --precision "$precision" --batch "$batch" --limit "$limit" --warmup "$WARMUP" \
-    --out "$OUT/work/eager_$name.json" || say "eager $name exited with $?"
+    $extra --out "$OUT/work/eager_$name.json" || say "eager $name exited with $?"
 }
 
 mkdir -p "$OUT/work"
@@ -123,10 +123,12 @@ case "$mode" in
 esac
 
 say "table"
-detbench_files=$(ls "$OUT"/work/detbench_*/results.json 2>/dev/null)
+detbench_files=$(ls "$OUT"/work/detbench_[!n]*/results.json 2>/dev/null)
+noprof_files=$(ls "$OUT"/work/detbench_noprof_*/results.json 2>/dev/null)
 eager_files=$(ls "$OUT"/work/eager_*.json 2>/dev/null)
 if [ -n "$detbench_files" ] && [ -n "$eager_files" ]; then
-  $py tools/gpu/latency_table.py --detbench $detbench_files --eager $eager_files | tee "$OUT/table_${mode}.md"
+  $py tools/gpu/latency_table.py --detbench $detbench_files --eager $eager_files \
+    ${noprof_files:+--detbench-no-profiling $noprof_files} | tee "$OUT/table_${mode}.md"
 fi
 # At most 8 files come back: pack the per-run folders into one archive.
 tar -C "$OUT" -czf "$OUT/work_${mode}.tgz" work && rm -rf "$OUT/work"

@@ -35,6 +35,11 @@ use crate::{
 const ENGINE: &str = "libtorch";
 /// Environment variable selecting the quantized engine (`x86`, `fbgemm`, `qnnpack`, `onednn`).
 pub const QENGINE_ENV: &str = "DETBENCH_TORCH_QENGINE";
+/// Environment variable selecting how TorchScript's (profiling) graph executor optimises:
+/// `profiling` (libtorch's default: profiling runs, then a graph specialised to the shapes seen)
+/// or `no-profiling` (`torch._C._jit_set_profiling_mode(False)`: one no-grad optimised graph, no
+/// profiling runs, no shape specialisation).
+pub const EXECUTOR_ENV: &str = "DETBENCH_TORCH_EXECUTOR";
 
 /// One TorchScript module loaded on one device.
 pub struct TorchBackend {
@@ -109,6 +114,15 @@ pub fn open(path: &Path, config: &BackendConfig) -> Result<TorchBackend, Backend
         },
     ));
 
+    match std::env::var(EXECUTOR_ENV).ok().as_deref() {
+        None | Some("") | Some("profiling") => {}
+        Some("no-profiling") => tch::jit::f_set_profiling_mode(false).map_err(|e| load_error(path, e))?,
+        Some(other) => {
+            return Err(BackendError::Unsupported(format!(
+                "${EXECUTOR_ENV}={other}: expected `profiling` or `no-profiling`"
+            )));
+        }
+    }
     if device.is_cuda() {
         tch::Cuda::cudnn_set_benchmark(true);
         options.push(("cudnn_benchmark".into(), "on".into()));
