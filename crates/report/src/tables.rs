@@ -490,65 +490,67 @@ pub fn comparison_tables(
     let versus = values.join(" vs ");
     let mut header = vec!["Model".to_owned()];
     header.extend(others.iter().map(|d| capitalise(d.name())));
-    let metrics: Vec<(
-        String,
-        Box<dyn Fn(&ResultRecord) -> Option<f64>>,
-        usize,
-        bool,
-    )> = {
-        let mut m: Vec<(
-            String,
-            Box<dyn Fn(&ResultRecord) -> Option<f64>>,
-            usize,
-            bool,
-        )> = vec![(
-            "Box AP".to_owned(),
-            Box::new(|r: &ResultRecord| ap_percent(r.stat("bbox", "AP"))),
-            1,
-            true,
-        )];
-        if records.iter().any(|r| r.accuracy.contains_key("segm")) {
-            m.push((
-                "Mask AP".to_owned(),
-                Box::new(|r: &ResultRecord| ap_percent(r.stat("segm", "AP"))),
-                1,
-                true,
-            ));
-        }
-        if records.iter().any(|r| r.accuracy.contains_key("keypoints")) {
-            m.push((
-                "Keypoint AP".to_owned(),
-                Box::new(|r: &ResultRecord| ap_percent(r.stat("keypoints", "AP"))),
-                1,
-                true,
-            ));
-        }
-        m.push((
-            "Latency mean, ms".to_owned(),
-            Box::new(|r: &ResultRecord| r.latency_mean_ms()),
-            2,
-            true,
-        ));
-        // Published sources give one figure; the p99 table has measured columns only.
-        m.push((
-            "Latency p99, ms".to_owned(),
-            Box::new(|r: &ResultRecord| r.latency_p99_ms()),
-            2,
-            false,
-        ));
-        m
-    };
+    let mut metrics = vec![Metric {
+        title: "Box AP",
+        get: |r| ap_percent(r.stat("bbox", "AP")),
+        decimals: 1,
+        with_published: true,
+    }];
+    if records.iter().any(|r| r.accuracy.contains_key("segm")) {
+        metrics.push(Metric {
+            title: "Mask AP",
+            get: |r| ap_percent(r.stat("segm", "AP")),
+            decimals: 1,
+            with_published: true,
+        });
+    }
+    if records.iter().any(|r| r.accuracy.contains_key("keypoints")) {
+        metrics.push(Metric {
+            title: "Keypoint AP",
+            get: |r| ap_percent(r.stat("keypoints", "AP")),
+            decimals: 1,
+            with_published: true,
+        });
+    }
+    metrics.push(Metric {
+        title: "Latency mean, ms",
+        get: ResultRecord::latency_mean_ms,
+        decimals: 2,
+        with_published: true,
+    });
+    // Published sources give one latency figure; the p99 table has measured columns only.
+    metrics.push(Metric {
+        title: "Latency p99, ms",
+        get: ResultRecord::latency_p99_ms,
+        decimals: 2,
+        with_published: false,
+    });
 
     let mut tables = Vec::new();
-    for (metric, get, decimals, with_published) in &metrics {
+    for Metric {
+        title: metric,
+        get,
+        decimals,
+        with_published,
+    } in &metrics
+    {
         let mut columns = header.clone();
         columns.extend(values.iter().cloned());
         columns.extend(values[1..].iter().map(|v| format!("{v} / {}", values[0])));
-        let published_here: &[String] = if *with_published {
-            &published_labels
-        } else {
-            &[]
-        };
+        // A published column appears where its source gives this metric for a row's model.
+        let published_here: Vec<String> = published_labels
+            .iter()
+            .filter(|label| {
+                *with_published
+                    && grid.keys().any(|key| {
+                        published[*label]
+                            .get(&key[0])
+                            .and_then(|r| get(r))
+                            .is_some()
+                    })
+            })
+            .cloned()
+            .collect();
         columns.extend(published_here.iter().cloned());
         let mut rows = Vec::new();
         for (key, by_value) in &grid {
@@ -597,6 +599,15 @@ pub fn comparison_tables(
         });
     }
     Ok(tables)
+}
+
+/// One quantity compared side by side.
+struct Metric {
+    title: &'static str,
+    get: fn(&ResultRecord) -> Option<f64>,
+    decimals: usize,
+    /// Whether published sources can give it (they give no p99).
+    with_published: bool,
 }
 
 fn ap_percent(value: Option<f64>) -> Option<f64> {

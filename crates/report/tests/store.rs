@@ -441,8 +441,7 @@ fn reports_a_corrupt_store_naming_it() {
     std::fs::write(&db, &bytes).unwrap();
     let err = Store::open(&db)
         .and_then(|store| store.results(&all()).map(|_| ()))
-        .err()
-        .expect("a damaged store must not read as fine");
+        .expect_err("a damaged store must not read as fine");
     assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
     assert!(err.to_string().contains("corrupt.db"), "{err}");
     assert_untouched(&db, &bytes);

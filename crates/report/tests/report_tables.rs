@@ -1,0 +1,144 @@
+//! Tables rendered from the store: the comparison with ratios (golden Markdown), the results
+//! table with a published row, and the CSV/JSON forms of the same cells.
+
+mod common;
+
+use common::{Synth, run};
+use detbench_report::store::{Filter, Store};
+use detbench_report::tables::{Dimension, Format, comparison_tables, render, results_table};
+use detbench_report::{PublishedImport, PublishedRow};
+
+fn store_with_two_precisions() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(dir.path().join("r.db")).unwrap();
+    let synth = |model, ap, ms, precision| {
+        let mut s = Synth::new(model, ap, ms);
+        s.precision = precision;
+        s.samples = 110; // a multiple of 11: the mean is exactly `ms`, p99 is 1.2 * `ms`
+        s
+    };
+    store
+        .record_run(&run(&[
+            synth("yolox_nano", 0.2581, 25.0, "fp32"),
+            synth("nanodet_m_320", 0.2061, 8.0, "fp32"),
+        ]))
+        .unwrap();
+    store
+        .record_run(&run(&[
+            synth("yolox_nano", 0.2555, 12.5, "fp16"),
+            synth("nanodet_m_320", 0.2050, 4.0, "fp16"),
+        ]))
+        .unwrap();
+    store
+        .record_published(&PublishedImport {
+            source: "YOLOX README".into(),
+            file: "README.md".into(),
+            file_sha256: "00".repeat(32),
+            device_label: Some("V100".into()),
+            command_line: vec![],
+            rows: vec![PublishedRow {
+                model: "yolox_nano".into(),
+                box_ap: Some(25.8),
+                latency_ms: None,
+                extra: serde_json::json!({"Params": "0.91M"}),
+                ..Default::default()
+            }],
+        })
+        .unwrap();
+    (dir, store)
+}
+
+fn everything() -> Filter {
+    Filter {
+        include_published: true,
+        ..Filter::default()
+    }
+}
+
+#[test]
+fn precision_comparison_renders_with_ratios_and_a_published_column() {
+    let (_dir, store) = store_with_two_precisions();
+    let records = store.results(&everything()).unwrap();
+    let tables = comparison_tables(&records, Dimension::Precision, None).unwrap();
+    let markdown = render(&tables, Format::Markdown);
+    let expected = "\
+### Box AP (fp32 vs fp16)
+
+| Model | fp32 | fp16 | fp16 / fp32 | published: YOLOX README (V100) |
+|---|---:|---:|---:|---:|
+| nanodet_m_320 | 20.6 | 20.5 | 0.99x | - |
+| yolox_nano | 25.8 | 25.6 | 0.99x | 25.8 |
+
+Ratios are column / fp32.
+
+Published columns are the sources' own figures on their own hardware and dataset, not measured by detbench.
+
+### Latency mean, ms (fp32 vs fp16)
+
+| Model | fp32 | fp16 | fp16 / fp32 |
+|---|---:|---:|---:|
+| nanodet_m_320 | 8.00 | 4.00 | 0.50x |
+| yolox_nano | 25.00 | 12.50 | 0.50x |
+
+Ratios are column / fp32 (below 1: faster than the baseline).
+
+### Latency p99, ms (fp32 vs fp16)
+
+| Model | fp32 | fp16 | fp16 / fp32 |
+|---|---:|---:|---:|
+| nanodet_m_320 | 9.60 | 4.80 | 0.50x |
+| yolox_nano | 30.00 | 15.00 | 0.50x |
+
+Ratios are column / fp32 (below 1: faster than the baseline).
+";
+    assert_eq!(markdown, expected, "\n{markdown}");
+
+    // Baseline chosen explicitly: the ratios invert.
+    let tables = comparison_tables(&records, Dimension::Precision, Some("fp16")).unwrap();
+    assert_eq!(tables[1].columns[1..4], ["fp16", "fp32", "fp32 / fp16"]);
+    // CSV keeps full precision (the synthetic means carry float summation error).
+    let csv = render(&tables[1..2], Format::Csv);
+    assert_eq!(
+        csv,
+        "# Latency mean, ms (fp16 vs fp32)\n\
+         Model,fp16,fp32,fp32 / fp16\n\
+         nanodet_m_320,4.000000000000001,8.000000000000002,2\n\
+         yolox_nano,12.5,25,2\n"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&render(&tables[..1], Format::Json)).unwrap();
+    assert_eq!(json[0]["title"], "Box AP (fp16 vs fp32)");
+    let yolox = &json[0]["rows"][1];
+    assert_eq!(yolox[0], "yolox_nano");
+    assert!((yolox[1].as_f64().unwrap() - 25.55).abs() < 1e-9);
+    assert!((yolox[3].as_f64().unwrap() - 0.2581 / 0.2555).abs() < 1e-12);
+    assert_eq!(yolox[4], 25.8);
+
+    // Nothing to compare across devices: a clear error.
+    let err = comparison_tables(&records, Dimension::Device, None).unwrap_err();
+    assert!(err.contains("nothing to compare"), "{err}");
+    let err = comparison_tables(&records, Dimension::Precision, Some("int8")).unwrap_err();
+    assert!(err.contains("baseline `int8`"), "{err}");
+}
+
+#[test]
+fn results_table_lists_measured_and_published_rows() {
+    let (_dir, store) = store_with_two_precisions();
+    let records = store.results(&everything()).unwrap();
+    let table = results_table(&records);
+    let markdown = render(std::slice::from_ref(&table), Format::Markdown);
+    let lines: Vec<&str> = markdown.lines().collect();
+    assert_eq!(
+        lines[2],
+        "| Model | Backend | Device | Precision | Batch | Box AP | AP50 | Latency mean (ms) | \
+         Latency p99 (ms) | Throughput (img/s) | Images | Run |"
+    );
+    assert_eq!(
+        lines[4],
+        "| yolox_nano | onnxruntime 1.31.1 | cpu | fp32 | 1 | 25.8 | 38.7 | 25.00 | 30.00 | 40.0 | 206 | 1 |"
+    );
+    assert_eq!(
+        lines[8],
+        "| yolox_nano | published: YOLOX README (V100) | V100 | - | - | 25.8 | - | - | - | - | - | 3 |"
+    );
+}
