@@ -455,11 +455,7 @@ fn model_spec(
             file: path.display().to_string(),
             sha256,
         },
-        ground_truth: if entry.iou_types.contains(&IouType::Keypoints) {
-            GroundTruthKind::Keypoints
-        } else {
-            GroundTruthKind::Instances
-        },
+        ground_truth: ground_truth_kind(entry),
         requested_backend: Some(BackendDescription {
             engine: engine_name(config.engine).to_owned(),
             engine_version: String::new(),
@@ -492,19 +488,24 @@ fn decode_plan(args: &Options, images: usize) -> DecodePlan {
     }
 }
 
+/// Keypoint models are scored on the person-keypoint file, all others on the instance file.
+fn ground_truth_kind(entry: &ZooEntry) -> GroundTruthKind {
+    if entry.iou_types.contains(&IouType::Keypoints) {
+        GroundTruthKind::Keypoints
+    } else {
+        GroundTruthKind::Instances
+    }
+}
+
 /// Warns about image files that are missing before anything is timed.
 fn report_dataset(datasets: &mut DatasetCache, entries: &[&ZooEntry], progress: &Progress) {
-    let mut kinds: Vec<GroundTruthKind> = entries
-        .iter()
-        .map(|e| {
-            if e.iou_types.contains(&IouType::Keypoints) {
-                GroundTruthKind::Keypoints
-            } else {
-                GroundTruthKind::Instances
-            }
-        })
-        .collect();
-    kinds.dedup();
+    let mut kinds: Vec<GroundTruthKind> = Vec::new();
+    for entry in entries {
+        let kind = ground_truth_kind(entry);
+        if !kinds.contains(&kind) {
+            kinds.push(kind);
+        }
+    }
     for kind in kinds {
         match datasets.dataset(kind) {
             Ok(dataset) => {
