@@ -350,6 +350,16 @@ pub fn markdown_report(results: &RunResults) -> String {
             }
         ));
     }
+    if let Some(harness) = results
+        .models
+        .iter()
+        .find_map(|m| m.provenance.get("harness"))
+    {
+        doc.push_str(&format!(
+            "- decode: {}; warm-up: {} calls; scoring: {}\n",
+            harness["decode"], harness["warmup_iterations"], harness["evaluation"]
+        ));
+    }
     doc.push_str(
         "\nAP/AR: COCO bbox stats in points (pycocotools definitions, hotcoco). Latency: end to \
          end per call (per image at batch 1), ms; percentiles nearest-rank as MLPerf LoadGen.\n\n",

@@ -296,6 +296,11 @@ fn run_at_batch(
     } else {
         format!("{} (batch {batch})", spec.name)
     };
+    observer.message(&format!(
+        "{label}: {} images; decode {}",
+        dataset.images.len(),
+        run_options.decode.describe()
+    ));
     observer.start_pass(&label, dataset.images.len());
     let images = Arc::new(dataset.images.clone());
     let run = run_detector(
