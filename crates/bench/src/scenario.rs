@@ -275,7 +275,14 @@ fn run_at_batch(
         None => Ok(Vec::new()),
         Some(gt) => iou_types
             .iter()
-            .map(|&t| Evaluator::new(gt.clone(), EvalParams::new(t)).map_err(|e| e.to_string()))
+            .map(|&t| {
+                // Scored on the run's images only (pycocotools' `params.imgIds`), so that a
+                // `--limit`ed run is not charged with the images it never saw; failed images
+                // are among them and count as misses.
+                let mut params = EvalParams::new(t);
+                params.image_ids = Some(dataset.images.iter().map(|i| i.id).collect());
+                Evaluator::new(gt.clone(), params).map_err(|e| e.to_string())
+            })
             .collect(),
     };
     let evaluators = match evaluators {
