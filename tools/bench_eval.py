@@ -8,8 +8,9 @@ Times, on the same files and in one run, for each IoU type (bbox, segm, keypoint
   pycoco     pycocotools' COCOeval (the reference)
 Each evaluation runs in its own subprocess, so its peak memory (ru_maxrss from wait4) is its
 own. Printed per tool: in-process time (load GT + load results + evaluate + accumulate +
-summarize, measured by the tool's process), wall time of the whole process (interpreter start
-and imports included), peak RSS, and max |stat difference| against pycocotools in this run
+summarize, measured by the tool's process; median and minimum over the repeats), CPU time (of
+that section for the Python tools, of the whole process for detbench), wall time of the whole
+process (interpreter start and imports included), peak RSS, and max |stat difference| against pycocotools in this run
 and against the pycocotools goldens in ../shared/conformance/goldens_synthetic_*.json.
 Ends with detbench's time as a ratio of hotcoco's.
 
@@ -65,7 +66,7 @@ def worker(tool, gt, dt, iou_type, out):
     else:
         raise SystemExit(f"unknown tool {tool}")
     quiet = io.StringIO()
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     with contextlib.redirect_stdout(quiet):
         coco_gt = COCO(gt)
         coco_dt = coco_gt.loadRes(dt)
@@ -73,9 +74,9 @@ def worker(tool, gt, dt, iou_type, out):
         ev.evaluate()
         ev.accumulate()
         ev.summarize()
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     stats = [float(s) for s in ev.stats]
-    Path(out).write_text(json.dumps({"seconds": seconds, "stats": stats, "version": version}))
+    Path(out).write_text(json.dumps({"seconds": seconds, "cpu": cpu, "stats": stats, "version": version}))
 
 
 # ----------------------------------------------------------------------------- driver
@@ -112,7 +113,7 @@ def make_set(images, seed, out, python):
 
 
 def run_measured(cmd):
-    """Runs `cmd`; returns (wall seconds, peak RSS in MiB, stdout, stderr)."""
+    """Runs `cmd`; returns (wall seconds, CPU seconds, peak RSS in MiB, stdout, stderr)."""
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     # wait4 gives this child's own rusage; read the pipes first so a full pipe cannot block it.
@@ -122,7 +123,8 @@ def run_measured(cmd):
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(map(str, cmd))} failed ({proc.returncode}):\n{stderr.decode()}")
-    return wall, usage.ru_maxrss / 1024.0, stdout.decode(), stderr.decode()
+    cpu = usage.ru_utime + usage.ru_stime
+    return wall, cpu, usage.ru_maxrss / 1024.0, stdout.decode(), stderr.decode()
 
 
 def run_tool(tool, gt, dt, iou_type, detbench, python, scratch):
@@ -130,16 +132,20 @@ def run_tool(tool, gt, dt, iou_type, detbench, python, scratch):
     if tool == "detbench":
         cmd = [str(detbench), "eval", "--gt", str(gt), "--dt", str(dt), "--iou-type", iou_type,
                "--json", str(out)]
-        wall, rss, _, stderr = run_measured(cmd)
+        wall, cpu, rss, _, stderr = run_measured(cmd)
         result = json.loads(out.read_text())
         # `detbench eval` reports its own time from before loading the ground truth.
         line = next(l for l in stderr.splitlines() if l.startswith("Evaluated "))
         seconds = float(line.rsplit(" in ", 1)[1].split()[0])
-        return {"seconds": seconds, "wall": wall, "rss_mib": rss, "stats": result["stats"]}
+        # Its CPU time is the whole process's (a Rust binary starts in about a millisecond).
+        return {"seconds": seconds, "cpu": cpu, "wall": wall, "rss_mib": rss, "stats": result["stats"]}
     cmd = [python, __file__, "--worker", tool, str(gt), str(dt), iou_type, str(out)]
-    wall, rss, _, _ = run_measured(cmd)
+    wall, _, rss, _, _ = run_measured(cmd)
     result = json.loads(out.read_text())
-    return {"seconds": result["seconds"], "wall": wall, "rss_mib": rss, "stats": result["stats"],
+    # CPU time of the evaluation itself (time.process_time() around it), without the
+    # interpreter's start and imports.
+    return {"seconds": result["seconds"], "cpu": result["cpu"], "wall": wall, "rss_mib": rss,
+            "stats": result["stats"],
             "version": result["version"]}
 
 
@@ -187,7 +193,8 @@ def main():
                     result = run_tool(tool, gt, dt, iou_type, args.detbench, python, scratch)
                     runs[tool].append(result)
                     print(f"{iou_type:9} {tool:8} run {r + 1}: {result['seconds']:.2f} s "
-                          f"(wall {result['wall']:.2f} s), {result['rss_mib']:.0f} MiB", file=sys.stderr)
+                          f"(CPU {result['cpu']:.2f} s, wall {result['wall']:.2f} s), "
+                          f"{result['rss_mib']:.0f} MiB", file=sys.stderr)
             reference = runs["pycoco"][0]["stats"] if "pycoco" in runs else None
             golden = goldens["results"][iou_type]["stats"] if goldens else None
             for tool in tools:
@@ -195,6 +202,8 @@ def main():
                 rows.append({
                     "iou_type": iou_type, "tool": tool,
                     "seconds": median([x["seconds"] for x in results]),
+                    "min_seconds": min(x["seconds"] for x in results),
+                    "cpu": median([x["cpu"] for x in results]),
                     "wall": median([x["wall"] for x in results]),
                     "rss_mib": max(x["rss_mib"] for x in results),
                     "runs_seconds": [x["seconds"] for x in results],
@@ -207,18 +216,21 @@ def main():
 
     print(f"\n{args.images} images, seed {args.seed}, {args.repeat} run(s) each (median); "
           f"load average before {load_before[0]:.2f}, after {load_after[0]:.2f}; {os.cpu_count()} CPUs")
-    print("| IoU type | tool | time (s) | wall (s) | peak RSS (MiB) | max abs diff vs pycocotools | max abs diff vs goldens |")
-    print("|---|---|---:|---:|---:|---:|---:|")
+    print("| IoU type | tool | time (s) | min time (s) | CPU (s) | process wall (s) | peak RSS (MiB) "
+          "| max abs stat diff vs pycocotools | vs goldens |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for row in rows:
-        print(f"| {row['iou_type']} | {row['tool']} | {row['seconds']:.2f} | {row['wall']:.2f} | "
-              f"{row['rss_mib']:.0f} | {row['diff_vs_pycoco']:.3g} | {row['diff_vs_golden']:.3g} |")
+        print(f"| {row['iou_type']} | {row['tool']} | {row['seconds']:.2f} | {row['min_seconds']:.2f} | "
+              f"{row['cpu']:.2f} | {row['wall']:.2f} | {row['rss_mib']:.0f} | "
+              f"{row['diff_vs_pycoco']:.3g} | {row['diff_vs_golden']:.3g} |")
     if "detbench" in tools and "hotcoco" in tools:
         print()
         for iou_type in iou_types:
             by_tool = {r["tool"]: r for r in rows if r["iou_type"] == iou_type}
             d, h = by_tool["detbench"], by_tool["hotcoco"]
-            print(f"{iou_type}: detbench/hotcoco time {d['seconds'] / h['seconds']:.3f}, "
-                  f"wall {d['wall'] / h['wall']:.3f}")
+            print(f"{iou_type}: detbench/hotcoco time {d['seconds'] / h['seconds']:.3f} "
+                  f"(min {d['min_seconds'] / h['min_seconds']:.3f}), CPU {d['cpu'] / h['cpu']:.3f}, "
+                  f"process wall {d['wall'] / h['wall']:.3f}")
     versions = {r["tool"]: r["version"] for r in rows if r["version"]}
     print("\nversions:", json.dumps(versions), "python", platform.python_version())
     if args.record:
