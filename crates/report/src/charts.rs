@@ -60,7 +60,16 @@ pub fn write_charts(records: &[ResultRecord], dir: &Path) -> Result<Vec<PathBuf>
         .iter()
         .filter(|r| !r.is_published() && r.latency.is_some())
         .collect();
-    let labels = setting_labels(&measured);
+    let mut labels = setting_labels(&measured);
+    // Measurements the harness flagged as not valid are marked, with a footnote.
+    let mut footnote = None;
+    for (label, r) in labels.iter_mut().zip(&measured) {
+        if r.latency.as_ref().is_some_and(|l| !l.valid) {
+            label.push_str(" *");
+            footnote =
+                Some("* timing flagged as not valid by the harness (see the report's notes)");
+        }
+    }
     let mut written = Vec::new();
 
     if !measured.is_empty() {
@@ -82,6 +91,7 @@ pub fn write_charts(records: &[ResultRecord], dir: &Path) -> Result<Vec<PathBuf>
             "latency",
             (WIDTH, height),
             &LatencyChart(&bars),
+            footnote,
         )?);
 
         let stacks: Vec<StageStack> = measured
@@ -103,6 +113,7 @@ pub fn write_charts(records: &[ResultRecord], dir: &Path) -> Result<Vec<PathBuf>
                 "stages",
                 (WIDTH, height),
                 &StagesChart(&stacks),
+                footnote,
             )?);
         }
     }
@@ -133,6 +144,7 @@ pub fn write_charts(records: &[ResultRecord], dir: &Path) -> Result<Vec<PathBuf>
             "frontier",
             (WIDTH, 900),
             &FrontierChart(&points),
+            footnote,
         )?);
     }
     Ok(written)
@@ -162,7 +174,7 @@ fn check_font() -> Result<(), ChartError> {
 /// that differ between the records charted.
 fn setting_labels(records: &[&ResultRecord]) -> Vec<String> {
     type Getter = fn(&ResultRecord) -> String;
-    let settings: [Getter; 4] = [
+    let settings: [Getter; 5] = [
         |r| r.engine.clone().unwrap_or_default(),
         |r| r.device.clone().unwrap_or_default(),
         |r| r.precision.clone().unwrap_or_default(),
@@ -170,6 +182,11 @@ fn setting_labels(records: &[&ResultRecord]) -> Vec<String> {
             r.batch_size
                 .map(|b| format!("batch {b}"))
                 .unwrap_or_default()
+        },
+        |r| match r.threads {
+            None => "default threads".to_owned(),
+            Some(1) => "1 thread".to_owned(),
+            Some(t) => format!("{t} threads"),
         },
     ];
     let varying: Vec<&Getter> = settings
@@ -239,6 +256,7 @@ fn save_both(
     stem: &str,
     size: (u32, u32),
     chart: &impl Chart,
+    footnote: Option<&str>,
 ) -> Result<Vec<PathBuf>, ChartError> {
     let draw_error = |reason| ChartError::Draw {
         chart: stem.to_owned(),
@@ -249,6 +267,7 @@ fn save_both(
     {
         let area = BitMapBackend::with_buffer(&mut pixels, size).into_drawing_area();
         chart.draw(&area).map_err(draw_error)?;
+        draw_footnote(&area, footnote).map_err(draw_error)?;
         area.present().map_err(|e| draw_error(e.to_string()))?;
     }
     let mut png = Vec::new();
@@ -265,6 +284,7 @@ fn save_both(
     {
         let area = SVGBackend::with_string(&mut svg, size).into_drawing_area();
         chart.draw(&area).map_err(draw_error)?;
+        draw_footnote(&area, footnote).map_err(draw_error)?;
         area.present().map_err(|e| draw_error(e.to_string()))?;
     }
     write_atomic(&svg_path, svg.as_bytes())?;
@@ -272,6 +292,23 @@ fn save_both(
 }
 
 use image::ImageEncoder;
+
+/// A line of small print in the bottom-left corner.
+fn draw_footnote<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    footnote: Option<&str>,
+) -> Result<(), String> {
+    let Some(text) = footnote else {
+        return Ok(());
+    };
+    let (_, height) = area.dim_in_pixel();
+    area.draw(&Text::new(
+        text.to_owned(),
+        (16, height as i32 - 26),
+        (FONT, 16).into_font().color(&RGBColor(90, 90, 90)),
+    ))
+    .map_err(|e| e.to_string())
+}
 
 struct LatencyBar {
     label: String,
@@ -442,7 +479,7 @@ fn draw_stages<DB: DrawingBackend>(
             EmptyElement::at((total, SegmentValue::CenterOf(i)))
                 + Text::new(
                     format!(
-                        "{} ms (inference {} ms)",
+                        "{} ms in stages, inference {} ms",
                         format_ms(total),
                         format_ms(inference)
                     ),

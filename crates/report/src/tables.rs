@@ -198,6 +198,7 @@ pub fn results_table(records: &[ResultRecord]) -> Table {
         "Device",
         "Precision",
         "Batch",
+        "Threads",
         "Box AP",
         "AP50",
     ]
@@ -234,12 +235,14 @@ pub fn results_table(records: &[ResultRecord]) -> Table {
                     ));
                     row.push(Cell::Empty);
                     row.push(Cell::Empty);
+                    row.push(Cell::Empty);
                 }
                 None => {
                     row.push(Cell::text(backend_label(r)));
                     row.push(Cell::text(r.device.clone().unwrap_or_default()));
                     row.push(Cell::text(r.precision.clone().unwrap_or_default()));
                     row.push(Cell::number(r.batch_size.map(|b| b as f64), 0));
+                    row.push(Cell::number(r.threads.map(|t| t as f64), 0));
                 }
             }
             row.push(ap_cell(r.stat("bbox", "AP")));
@@ -288,13 +291,19 @@ pub fn results_table(records: &[ResultRecord]) -> Table {
 /// Per-stage latency means, one row per measured result.
 pub fn stages_table(records: &[ResultRecord]) -> Table {
     let stages = ["decode", "preprocess", "inference", "postprocess"];
-    let mut columns = vec![
-        "Model".to_owned(),
-        "Backend".to_owned(),
-        "Device".to_owned(),
-    ];
+    let mut columns: Vec<String> = [
+        "Model",
+        "Backend",
+        "Device",
+        "Precision",
+        "Batch",
+        "Threads",
+    ]
+    .map(String::from)
+    .to_vec();
     columns.extend(stages.iter().map(|s| format!("{s} (ms)")));
     columns.push("End to end (ms)".to_owned());
+    columns.push("Run".to_owned());
     let rows = records
         .iter()
         .filter(|r| !r.is_published() && r.latency.is_some())
@@ -303,9 +312,13 @@ pub fn stages_table(records: &[ResultRecord]) -> Table {
                 Cell::text(&r.model),
                 Cell::text(backend_label(r)),
                 Cell::text(r.device.clone().unwrap_or_default()),
+                Cell::text(r.precision.clone().unwrap_or_default()),
+                Cell::number(r.batch_size.map(|b| b as f64), 0),
+                Cell::number(r.threads.map(|t| t as f64), 0),
             ];
             row.extend(stages.iter().map(|s| ms_cell(r.stage_mean_ms(s))));
             row.push(ms_cell(r.latency_mean_ms()));
+            row.push(Cell::number(Some(r.run_id as f64), 0));
             row
         })
         .collect();
@@ -313,7 +326,11 @@ pub fn stages_table(records: &[ResultRecord]) -> Table {
         title: "Latency by stage (mean per call)".to_owned(),
         columns,
         rows,
-        notes: Vec::new(),
+        notes: vec![
+            "Stages are timed per call (per batch); end to end is per image and includes decode \
+             only when the run decoded on the timed thread."
+                .to_owned(),
+        ],
     }
 }
 
@@ -332,6 +349,8 @@ pub enum Dimension {
     Precision,
     Device,
     Batch,
+    /// Engine intra-op threads.
+    Threads,
 }
 
 impl std::str::FromStr for Dimension {
@@ -342,8 +361,9 @@ impl std::str::FromStr for Dimension {
             "precision" => Ok(Dimension::Precision),
             "device" => Ok(Dimension::Device),
             "batch" | "batch-size" => Ok(Dimension::Batch),
+            "threads" => Ok(Dimension::Threads),
             _ => Err(format!(
-                "unknown comparison `{s}`: expected backend, precision, device or batch"
+                "unknown comparison `{s}`: expected backend, precision, device, batch or threads"
             )),
         }
     }
@@ -356,6 +376,7 @@ impl Dimension {
             Dimension::Precision => "precision",
             Dimension::Device => "device",
             Dimension::Batch => "batch",
+            Dimension::Threads => "threads",
         }
     }
 
@@ -369,11 +390,16 @@ impl Dimension {
                 .batch_size
                 .map(|b| format!("batch {b}"))
                 .unwrap_or_default(),
+            Dimension::Threads => match r.threads {
+                None => "threads: engine default".to_owned(),
+                Some(1) => "1 thread".to_owned(),
+                Some(t) => format!("{t} threads"),
+            },
         }
     }
 
     /// Sort key putting the natural baseline first: CPU before GPUs, fp32 before fp16,
-    /// batch 1 before larger batches.
+    /// batch 1 before larger batches, fewer threads before more (the engine default last).
     fn order(self, value: &str) -> (i64, String) {
         match self {
             Dimension::Device => (i64::from(value != "cpu"), value.to_owned()),
@@ -389,6 +415,14 @@ impl Dimension {
                 value
                     .trim_start_matches("batch ")
                     .parse()
+                    .unwrap_or(i64::MAX),
+                value.to_owned(),
+            ),
+            Dimension::Threads => (
+                value
+                    .split(' ')
+                    .next()
+                    .and_then(|n| n.parse().ok())
                     .unwrap_or(i64::MAX),
                 value.to_owned(),
             ),
@@ -420,10 +454,19 @@ pub fn comparison_tables(
         let chosen = values.remove(position);
         values.insert(0, chosen);
     }
-    if values.len() < 2 {
+    // With one measured value, published columns can still make a comparison.
+    let published_models: Vec<&str> = records
+        .iter()
+        .filter(|r| r.is_published())
+        .map(|r| r.model.as_str())
+        .collect();
+    let has_published = measured
+        .iter()
+        .any(|r| published_models.contains(&r.model.as_str()));
+    if values.is_empty() || (values.len() < 2 && !has_published) {
         return Err(format!(
-            "nothing to compare: the selected results have {} {} value(s) ({}); widen the filters \
-             or record runs at another {}",
+            "nothing to compare: the selected results have {} {} value(s) ({}) and no published \
+             record for their models; widen the filters or record runs at another {}",
             values.len(),
             dimension.name(),
             values.join(", "),
@@ -438,6 +481,7 @@ pub fn comparison_tables(
         Dimension::Device,
         Dimension::Precision,
         Dimension::Batch,
+        Dimension::Threads,
     ]
     .into_iter()
     .filter(|d| *d != dimension)
@@ -584,6 +628,29 @@ pub fn comparison_tables(
                 ""
             }
         )];
+        if metric.starts_with("Latency") {
+            let flagged: Vec<String> = grid
+                .iter()
+                .flat_map(|(key, by_value)| {
+                    by_value.iter().filter_map(move |(value, r)| {
+                        let latency = r.latency.as_ref()?;
+                        (!latency.valid).then(|| {
+                            format!(
+                                "{} at {value}: {}",
+                                key.join(", "),
+                                latency.validity_notes.join("; ")
+                            )
+                        })
+                    })
+                })
+                .collect();
+            if !flagged.is_empty() {
+                notes.push(format!(
+                    "Timing flagged as not valid by the harness: {}.",
+                    flagged.join(" / ")
+                ));
+            }
+        }
         if !published_here.is_empty() {
             notes.push(
                 "Published columns are the sources' own figures on their own hardware and \

@@ -114,8 +114,13 @@ Ratios are column / fp32 (below 1: faster than the baseline).
     assert!((yolox[3].as_f64().unwrap() - 0.2581 / 0.2555).abs() < 1e-12);
     assert_eq!(yolox[4], 25.8);
 
-    // Nothing to compare across devices: a clear error.
-    let err = comparison_tables(&records, Dimension::Device, None).unwrap_err();
+    // One device and no published records: nothing to compare, a clear error.
+    let measured: Vec<_> = records
+        .iter()
+        .filter(|r| !r.is_published())
+        .cloned()
+        .collect();
+    let err = comparison_tables(&measured, Dimension::Device, None).unwrap_err();
     assert!(err.contains("nothing to compare"), "{err}");
     let err = comparison_tables(&records, Dimension::Precision, Some("int8")).unwrap_err();
     assert!(err.contains("baseline `int8`"), "{err}");
@@ -130,15 +135,15 @@ fn results_table_lists_measured_and_published_rows() {
     let lines: Vec<&str> = markdown.lines().collect();
     assert_eq!(
         lines[2],
-        "| Model | Backend | Device | Precision | Batch | Box AP | AP50 | Latency mean (ms) | \
-         Latency p99 (ms) | Throughput (img/s) | Images | Run |"
+        "| Model | Backend | Device | Precision | Batch | Threads | Box AP | AP50 | \
+         Latency mean (ms) | Latency p99 (ms) | Throughput (img/s) | Images | Run |"
     );
     assert_eq!(
         lines[4],
-        "| yolox_nano | onnxruntime 1.31.1 | cpu | fp32 | 1 | 25.8 | 38.7 | 25.00 | 30.00 | 40.0 | 206 | 1 |"
+        "| yolox_nano | onnxruntime 1.31.1 | cpu | fp32 | 1 | 2 | 25.8 | 38.7 | 25.00 | 30.00 | 40.0 | 206 | 1 |"
     );
     assert_eq!(
         lines[8],
-        "| yolox_nano | published: YOLOX README (V100) | V100 | - | - | 25.8 | - | - | - | - | - | 3 |"
+        "| yolox_nano | published: YOLOX README (V100) | V100 | - | - | - | 25.8 | - | - | - | - | - | 3 |"
     );
 }

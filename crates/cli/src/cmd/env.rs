@@ -1,8 +1,26 @@
-//! `detbench env`.
+//! `detbench env`: prints the environment capture that every recorded run carries (machine,
+//! OS, GPU, engine libraries, detbench build), as a table or as JSON.
+
+use std::io::Write;
 
 #[derive(clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Print the capture as JSON (the form stored with each run).
+    #[arg(long)]
+    json: bool,
+}
 
-pub fn main(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("`detbench env` is not implemented yet")
+pub fn main(args: Args) -> anyhow::Result<()> {
+    let environment = detbench_report::capture_environment();
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&environment)?)?;
+        return Ok(());
+    }
+    let rows = environment.rows();
+    let width = rows.iter().map(|(label, _)| label.len()).max().unwrap_or(0);
+    for (label, value) in rows {
+        writeln!(out, "{label:<width$}  {value}")?;
+    }
+    Ok(())
 }

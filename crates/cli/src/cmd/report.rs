@@ -1,8 +1,187 @@
-//! `detbench report`.
+//! `detbench report`: tables (Markdown, CSV or JSON) and charts rendered from the results
+//! store, filtered by model, backend, device, precision, batch or run; `--compare` puts one
+//! setting side by side with ratios, published records alongside.
+
+use anyhow::{Context, bail};
+use detbench_report::store::{Filter, Store, resolve_path};
+use detbench_report::tables::{
+    Dimension, Format, comparison_tables, render, results_table, stages_table,
+};
+use std::io::Write;
+use std::path::PathBuf;
 
 #[derive(clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Results store [default: $DETBENCH_DB, else runs/detbench.db].
+    #[arg(long, value_name = "PATH")]
+    db: Option<PathBuf>,
 
-pub fn main(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("`detbench report` is not implemented yet")
+    /// Only these models (comma-separated or repeated).
+    #[arg(short, long, value_delimiter = ',')]
+    model: Vec<String>,
+
+    /// Only these engines: ort/onnxruntime, torch/libtorch.
+    #[arg(long, value_delimiter = ',')]
+    backend: Vec<String>,
+
+    /// Only these devices (cpu, cuda:0, ...).
+    #[arg(long, value_delimiter = ',')]
+    device: Vec<String>,
+
+    /// Only these precisions (fp32, fp16, int8).
+    #[arg(long, value_delimiter = ',')]
+    precision: Vec<String>,
+
+    /// Only these batch sizes.
+    #[arg(long, value_delimiter = ',')]
+    batch: Vec<usize>,
+
+    /// Only these runs (ids from `--list-runs`).
+    #[arg(long, value_delimiter = ',')]
+    run: Vec<i64>,
+
+    /// Side-by-side tables across one setting, with ratios to the baseline column.
+    #[arg(long, value_parser = ["backend", "precision", "device", "batch", "threads"])]
+    compare: Option<String>,
+
+    /// The baseline column of `--compare` (e.g. `cpu`, `fp32`, `onnxruntime`, `batch 1`,
+    /// `1 threads`) [default: cpu / fp32 / batch 1 / fewest threads / the first engine
+    /// alphabetically].
+    #[arg(long)]
+    baseline: Option<String>,
+
+    /// Table format.
+    #[arg(long, default_value = "markdown", value_parser = ["markdown", "md", "csv", "json"])]
+    format: String,
+
+    /// Write the tables to this file (atomically) instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+
+    /// Also write charts (latency, frontier, stages; PNG and SVG) into this folder.
+    #[arg(long, value_name = "DIR")]
+    charts: Option<PathBuf>,
+
+    /// Add the per-stage latency table.
+    #[arg(long)]
+    stages: bool,
+
+    /// Leave out published records (from `detbench import-md`).
+    #[arg(long)]
+    no_published: bool,
+
+    /// Include failed results.
+    #[arg(long)]
+    include_failed: bool,
+
+    /// List the recorded runs instead of results.
+    #[arg(long)]
+    list_runs: bool,
+}
+
+pub fn main(args: Args) -> anyhow::Result<()> {
+    let db = resolve_path(args.db.as_deref());
+    if !db.exists() {
+        bail!(
+            "no results store at {}: record runs with `detbench run` first, or name the store \
+             with --db or $DETBENCH_DB",
+            db.display()
+        );
+    }
+    let store = Store::open(&db)?;
+    let format: Format = args.format.parse().map_err(anyhow::Error::msg)?;
+    if args.list_runs {
+        return write_output(&args, &render(&[runs_table(&store)?], format));
+    }
+    let filter = Filter {
+        models: args.model.clone(),
+        engines: args.backend.clone(),
+        devices: args.device.clone(),
+        precisions: args.precision.clone(),
+        batch_sizes: args.batch.clone(),
+        runs: args.run.clone(),
+        include_published: !args.no_published,
+        include_failed: args.include_failed,
+    };
+    let records = store.results(&filter)?;
+    if records.is_empty() {
+        bail!(
+            "no results in {} match the filters (`detbench report --list-runs` shows what is \
+             recorded)",
+            db.display()
+        );
+    }
+    let mut tables = match &args.compare {
+        Some(dimension) => {
+            let dimension: Dimension = dimension.parse().map_err(anyhow::Error::msg)?;
+            comparison_tables(&records, dimension, args.baseline.as_deref())
+                .map_err(anyhow::Error::msg)?
+        }
+        None => vec![results_table(&records)],
+    };
+    if args.stages {
+        tables.push(stages_table(&records));
+    }
+    write_output(&args, &render(&tables, format))?;
+    if let Some(dir) = &args.charts {
+        let written = detbench_report::charts::write_charts(&records, dir)
+            .with_context(|| format!("writing charts to {}", dir.display()))?;
+        for path in written {
+            eprintln!("wrote {}", path.display());
+        }
+    }
+    Ok(())
+}
+
+fn write_output(args: &Args, text: &str) -> anyhow::Result<()> {
+    match &args.out {
+        Some(path) => {
+            detbench_report::files::write_atomic(path, text.as_bytes())?;
+            eprintln!("wrote {}", path.display());
+        }
+        None => std::io::stdout().lock().write_all(text.as_bytes())?,
+    }
+    Ok(())
+}
+
+fn runs_table(store: &Store) -> anyhow::Result<detbench_report::tables::Table> {
+    use detbench_report::tables::{Cell, Table};
+    let rows = store
+        .runs()?
+        .into_iter()
+        .map(|run| {
+            vec![
+                Cell::Number {
+                    value: run.id as f64,
+                    decimals: 0,
+                },
+                Cell::Text(run.started_at),
+                Cell::Text(run.detbench_version),
+                Cell::Text(run.hostname.unwrap_or_default()),
+                Cell::Number {
+                    value: run.results as f64,
+                    decimals: 0,
+                },
+                Cell::Text(match run.published_source {
+                    Some(source) => format!("published: {source}"),
+                    None => run.command_line.join(" "),
+                }),
+            ]
+        })
+        .collect();
+    Ok(Table {
+        title: format!("Runs in {}", store.path().display()),
+        columns: [
+            "Run",
+            "Started (UTC)",
+            "detbench",
+            "Host",
+            "Results",
+            "Command",
+        ]
+        .map(String::from)
+        .to_vec(),
+        rows,
+        notes: Vec::new(),
+    })
 }
