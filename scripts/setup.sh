@@ -33,6 +33,17 @@ else
   say "cmake and nasm present"
 fi
 
+# 1b. Chart text (`detbench report --charts`, `detbench show`) is drawn with a sans-serif font
+# found through fontconfig (loaded at run time; nothing needed to build).
+if command -v fc-match >/dev/null && [ -n "$(fc-list :style=Book 2>/dev/null | head -n 1)" ]; then
+  say "fontconfig and a font present"
+else
+  say "installing Debian packages: fontconfig fonts-dejavu-core (text in charts and annotated images)"
+  sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq fontconfig fonts-dejavu-core >/dev/null
+fi
+
 pip_target() {  # pip_target DIR SPEC...: install wheels without dependencies into DIR
   local dir="$1"; shift
   python3 -m pip install --quiet --disable-pip-version-check --no-deps --target "$dir" "$@"
