@@ -147,3 +147,74 @@ fn results_table_lists_measured_and_published_rows() {
         "| yolox_nano | published: YOLOX README (V100) | V100 | - | - | - | 25.8 | - | - | - | - | - | 3 |"
     );
 }
+
+/// The device comparison has one column per device (CPU first), like torchvision's latency
+/// table, with a ratio column for each GPU; a published figure joins as its own column even
+/// when only one device was measured.
+#[test]
+fn device_comparison_has_one_column_per_device() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(dir.path().join("d.db")).unwrap();
+    let on = |device, ms| {
+        let mut s = Synth::new("yolox_nano", 0.2581, ms);
+        s.device = device;
+        s.samples = 110;
+        s
+    };
+    store
+        .record_run(&run(&[
+            on("cuda:1", 2.0),
+            on("cpu", 25.0),
+            on("cuda:0", 2.5),
+        ]))
+        .unwrap();
+    let records = store.results(&everything()).unwrap();
+    let tables = comparison_tables(&records, Dimension::Device, None).unwrap();
+    let latency = &tables[1];
+    assert_eq!(latency.title, "Latency mean, ms (cpu vs cuda:0 vs cuda:1)");
+    assert_eq!(
+        latency.columns,
+        [
+            "Model",
+            "cpu",
+            "cuda:0",
+            "cuda:1",
+            "cuda:0 / cpu",
+            "cuda:1 / cpu"
+        ]
+    );
+    let markdown = render(std::slice::from_ref(latency), Format::Markdown);
+    assert!(
+        markdown.contains("| yolox_nano | 25.00 | 2.50 | 2.00 | 0.10x | 0.08x |"),
+        "{markdown}"
+    );
+
+    // One measured device plus a published figure for the same model.
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(dir.path().join("e.db")).unwrap();
+    store.record_run(&run(&[on("cpu", 25.0)])).unwrap();
+    store
+        .record_published(&PublishedImport {
+            source: "Zoo".into(),
+            file: "zoo.md".into(),
+            file_sha256: "00".repeat(32),
+            device_label: Some("V100".into()),
+            command_line: vec![],
+            rows: vec![PublishedRow {
+                model: "yolox_nano".into(),
+                box_ap: Some(25.8),
+                latency_ms: Some(12.0),
+                latency_column: "Speed (ms)".into(),
+                extra: serde_json::json!({}),
+                ..Default::default()
+            }],
+        })
+        .unwrap();
+    let records = store.results(&everything()).unwrap();
+    let tables = comparison_tables(&records, Dimension::Device, None).unwrap();
+    let markdown = render(&tables[1..2], Format::Markdown);
+    assert!(
+        markdown.contains("| Model | cpu | published: Zoo (V100) |\n|---|---:|---:|\n| yolox_nano | 25.00 | 12.00 |"),
+        "{markdown}"
+    );
+}
