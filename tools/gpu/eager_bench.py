@@ -10,7 +10,7 @@ the TorchScript file detbench runs (DIR/<model>.pt, made by export_torchvision.p
 Same images: the annotation file's images by image id, the first --limit (as `detbench run`), decoded with PIL to
 RGB, `pixel / 255` (torchvision's references/detection: PILToTensor + ConvertImageDtype).
 Same precision: fp16 is `model.half()` and half inputs, as detbench's libtorch backend does.
-Same settings: cudnn.benchmark on, no autograd (torch.no_grad), the same warm-up count.
+Same settings: cudnn.benchmark as --cudnn-benchmark (default on, as detbench), no autograd (torch.no_grad), the same warm-up count.
 Same timed region as detbench's libtorch backend `run`: host-to-device copy of the inputs
 (+ .half()), the forward pass, torch.cuda.synchronize(), and every output tensor copied to the
 host as float32/int64 (`.float().cpu()`), per call; clock = time.perf_counter.
@@ -142,13 +142,15 @@ def main():
     p.add_argument("--limit", type=int, default=0)
     p.add_argument("--warmup", type=int, default=10)
     p.add_argument("--device", default="cuda:0")
+    p.add_argument("--cudnn-benchmark", type=int, choices=[0, 1], default=1,
+                   help="torch.backends.cudnn.benchmark (detbench: DETBENCH_TORCH_CUDNN_BENCHMARK)")
     p.add_argument("--scripted", action="store_true",
                    help="diagnostic: time the TorchScript file itself from Python (TE fuser off, as detbench)")
     p.add_argument("--out", required=True)
     args = p.parse_args()
 
     device = torch.device(args.device)
-    torch.backends.cudnn.benchmark = True
+    torch.backends.cudnn.benchmark = args.cudnn_benchmark == 1
     images = load_images(args.images, args.annotations, args.limit)
     results = []
     for name in [m for m in args.models.split(",") if m]:
@@ -168,6 +170,7 @@ def main():
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "cuda": torch.version.cuda,
         "cudnn": torch.backends.cudnn.version(),
+        "cudnn_benchmark": torch.backends.cudnn.benchmark,
         "images": len(images),
         "results": results,
     }

@@ -22,6 +22,10 @@ OUT="${OUT:-$PWD/gpu-out}"
 LIMIT="${LIMIT:-100}"
 BATCH_LIMIT="${BATCH_LIMIT:-64}"
 WARMUP="${WARMUP:-10}"
+# cuDNN benchmark mode for both sides (1 = on, detbench's default). Detection models see a new
+# input shape for most images (sizes, box counts), and benchmark mode re-tunes for each one.
+CUDNN_BENCHMARK="${CUDNN_BENCHMARK:-1}"
+export DETBENCH_TORCH_CUDNN_BENCHMARK="$CUDNN_BENCHMARK"
 MODELS_DIR="${MODELS_DIR:-/tmp/detbench-torchvision}"
 mkdir -p "$OUT"
 log="$OUT/log_${mode}.txt"
@@ -78,7 +82,7 @@ eager_run() {  # eager_run NAME MODELS PRECISION BATCH LIMIT ANNOTATIONS [--scri
   say "eager $name: $models $precision batch $batch, $limit images $extra"
   $py tools/gpu/eager_bench.py --models-dir "$MODELS_DIR" --images "$images" --annotations "$annotations" \
     --models "$models" --precision "$precision" --batch "$batch" --limit "$limit" --warmup "$WARMUP" \
-    $extra --out "$OUT/work/eager_$name.json" || say "eager $name exited with $?"
+    --cudnn-benchmark "$CUDNN_BENCHMARK" $extra --out "$OUT/work/eager_$name.json" || say "eager $name exited with $?"
 }
 
 mkdir -p "$OUT/work"
@@ -107,6 +111,7 @@ case "$mode" in
         eager_run "table_kp_$precision" keypointrcnn_resnet50_fpn "$precision" 1 "$LIMIT" "$keypoints"
         detbench_run "table_$precision" "$box,keypointrcnn_resnet50_fpn" "$precision" 1 "$LIMIT"
       fi
+      DETBENCH_TORCH_EXECUTOR=no-profiling detbench_run "noprof_table_$precision" "$box,keypointrcnn_resnet50_fpn" "$precision" 1 "$LIMIT"
     done
     ;;
   batch)

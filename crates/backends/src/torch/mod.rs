@@ -1,9 +1,12 @@
 //! The libtorch engine (cargo feature `torch`), through the `tch` crate: TorchScript models on
 //! the CPU or a CUDA device, in fp32 or fp16.
 //!
-//! * Loading: `torch::jit::load` onto the device (`CModule::load_on_device`), in eval mode;
-//!   fp16 converts the module's parameters and buffers to half (`module.to(half)`, as
-//!   `model.half()` in Python) and every float input tensor too.
+//! * Loading: `torch::jit::load` on the CPU, eval mode, then `module.to(device, dtype)`, which
+//!   moves parameters and buffers only, as `model.to("cuda")` in Python. (Loading straight onto
+//!   the device, `torch.jit.load(map_location=...)`, would also move tensor *attributes* such as
+//!   SSD's `DefaultBoxGenerator._wh_pairs`, which the model combines with CPU tensors: "Expected
+//!   all tensors to be on the same device".) fp16 converts the parameters and buffers to half
+//!   (`model.half()`) and every float input tensor too.
 //! * Inputs are positional, in the order given; `Value::List` of tensors becomes a
 //!   `List[Tensor]` (torchvision and D2Go detection models take a list of CHW images, one per
 //!   image of the batch). Outputs come back on the host, named "0", "1", ... after the
@@ -35,6 +38,10 @@ use crate::{
 const ENGINE: &str = "libtorch";
 /// Environment variable selecting the quantized engine (`x86`, `fbgemm`, `qnnpack`, `onednn`).
 pub const QENGINE_ENV: &str = "DETBENCH_TORCH_QENGINE";
+/// Environment variable turning cuDNN's benchmark mode off on CUDA (`0`); it is on by default.
+/// Benchmark mode tunes convolution algorithms for every new input shape, which detection models
+/// with varying image sizes and box counts pay again and again.
+pub const CUDNN_BENCHMARK_ENV: &str = "DETBENCH_TORCH_CUDNN_BENCHMARK";
 /// Environment variable selecting how TorchScript's (profiling) graph executor optimises:
 /// `profiling` (libtorch's default: profiling runs, then a graph specialised to the shapes seen)
 /// or `no-profiling` (`torch._C._jit_set_profiling_mode(False)`: one no-grad optimised graph, no
@@ -116,7 +123,9 @@ pub fn open(path: &Path, config: &BackendConfig) -> Result<TorchBackend, Backend
 
     match std::env::var(EXECUTOR_ENV).ok().as_deref() {
         None | Some("") | Some("profiling") => {}
-        Some("no-profiling") => tch::jit::f_set_profiling_mode(false).map_err(|e| load_error(path, e))?,
+        Some("no-profiling") => {
+            tch::jit::f_set_profiling_mode(false).map_err(|e| load_error(path, e))?
+        }
         Some(other) => {
             return Err(BackendError::Unsupported(format!(
                 "${EXECUTOR_ENV}={other}: expected `profiling` or `no-profiling`"
@@ -124,8 +133,9 @@ pub fn open(path: &Path, config: &BackendConfig) -> Result<TorchBackend, Backend
         }
     }
     if device.is_cuda() {
-        tch::Cuda::cudnn_set_benchmark(true);
-        options.push(("cudnn_benchmark".into(), "on".into()));
+        let benchmark = !matches!(std::env::var(CUDNN_BENCHMARK_ENV).as_deref(), Ok("0"));
+        tch::Cuda::cudnn_set_benchmark(benchmark);
+        options.push(("cudnn_benchmark".into(), on_off(benchmark).into()));
         tch::jit::f_set_tensor_expr_fuser_enabled(false).map_err(|e| load_error(path, e))?;
     }
     options.push((
@@ -137,7 +147,7 @@ pub fn open(path: &Path, config: &BackendConfig) -> Result<TorchBackend, Backend
         on_off(tch::jit::get_profiling_mode()).into(),
     ));
 
-    let mut module = CModule::load_on_device(path, device).map_err(|e| {
+    let mut module = CModule::load_on_device(path, TchDevice::Cpu).map_err(|e| {
         let mut reason = e.to_string();
         if let runtime::TorchvisionOps::Missing { looked_in } = ops
             && reason.contains("torchvision::")
@@ -155,14 +165,22 @@ pub fn open(path: &Path, config: &BackendConfig) -> Result<TorchBackend, Backend
         }
     })?;
     module.f_set_eval().map_err(|e| load_error(path, e))?;
-    if half {
-        catch_torch_panic(|| module.to(device, Kind::Half, false)).map_err(|reason| {
+    if device.is_cuda() {
+        // tch's `to` always names a dtype; libtorch's Module::to applies it to every parameter
+        // and buffer (integer ones too, e.g. BatchNorm's unused `num_batches_tracked`).
+        let kind = if half { Kind::Half } else { Kind::Float };
+        catch_torch_panic(|| module.to(device, kind, false)).map_err(|reason| {
             BackendError::Load {
                 engine: ENGINE.into(),
                 path: path.display().to_string(),
-                reason: format!("converting the module to fp16: {reason}"),
+                reason: format!("moving the module to {device:?} as {kind:?}: {reason}"),
             }
         })?;
+        runtime::keep_large_buffers_resident();
+        options.push((
+            "malloc".into(),
+            "mmap off, trim off (output buffers reuse resident memory)".into(),
+        ));
     }
     Ok(TorchBackend {
         module,

@@ -212,19 +212,22 @@ fn from_tch(tensor: &tch::Tensor, path: &str) -> Result<Tensor, BackendError> {
     Ok(Tensor { shape, data })
 }
 
-/// The elements of `tensor`, converted to `kind` (whose element type is `T`), in a new vector.
+/// The elements of `tensor`, converted to `kind` (whose element type is `T`), in a new vector
+/// filled by one `copy_` (no zero-filling first: the copy writes every element).
 fn copy_to_host<T: tch::kind::Element + Copy>(
     tensor: &tch::Tensor,
     kind: Kind,
 ) -> Result<Vec<T>, tch::TchError> {
     let count = tensor.numel();
-    let mut out = vec![T::ZERO; count];
+    let mut out: Vec<T> = Vec::with_capacity(count);
     if count == 0 {
         return Ok(out);
     }
     let flat = tensor.f_reshape([-1])?;
-    // SAFETY: `out` holds `count` contiguous elements of `kind` and outlives `view`, which is
-    // dropped at the end of this block; nothing else aliases `out` meanwhile.
+    // SAFETY: `out` has capacity for `count` contiguous elements of `kind` and outlives `view`,
+    // which is dropped at the end of this block; nothing else aliases that memory. `copy_`
+    // writes all `count` elements (same number of elements, checked by libtorch) before
+    // `set_len` exposes them; on error the length stays 0.
     unsafe {
         let mut view = tch::Tensor::f_from_blob(
             out.as_mut_ptr() as *const u8,
@@ -234,6 +237,8 @@ fn copy_to_host<T: tch::kind::Element + Copy>(
             TchDevice::Cpu,
         )?;
         view.f_copy_(&flat)?;
+        drop(view);
+        out.set_len(count);
     }
     Ok(out)
 }
