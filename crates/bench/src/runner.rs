@@ -38,8 +38,9 @@ pub struct DetectorRun {
     pub processed_images: usize,
     /// Warm-up calls that failed (the run goes on while some succeed).
     pub warmup_failures: usize,
-    /// Time the timed thread spent waiting for decoded images; large values mean throughput is
-    /// bound by decoding (per-call latencies do not include it).
+    /// Time the timed thread spent waiting for decoded images: in chunked mode the deliberate
+    /// decode pauses (not in the total time); otherwise large values mean throughput is bound by
+    /// decoding. Per-call latencies never include it.
     pub decode_wait: Duration,
     /// Share of the machine's CPU other processes used during the timed pass, where measurable.
     pub other_cpu_share: Option<f64>,
@@ -140,7 +141,13 @@ pub fn run_detector(
     if !pass.batch.is_empty() {
         progress(pass.call(detector, on_image)?);
     }
-    let total = start.elapsed();
+    // In chunked mode the model waits for each chunk to be decoded on purpose (so that no
+    // decoding competes with it); those pauses are not part of the timed pass.
+    let total = if options.decode.pauses_for_decode() {
+        start.elapsed().saturating_sub(pass.decode_wait)
+    } else {
+        start.elapsed()
+    };
     drop(stream);
     let other_cpu_share = cpu_before
         .zip(CpuSnapshot::now())

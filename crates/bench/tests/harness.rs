@@ -383,3 +383,37 @@ fn speed_only_folder_runs_have_no_accuracy() {
     assert!(row.dataset.annotation_file.is_none());
     assert_eq!(row.latency.as_ref().unwrap().timed_images, 2);
 }
+
+#[test]
+fn chunked_decoding_covers_every_image_and_keeps_its_pauses_out_of_the_total() {
+    let mut detector = TestDetector::new();
+    detector.sleep = [Duration::ZERO, Duration::from_millis(2), Duration::ZERO];
+    let mut opts = options(vec![1]);
+    opts.decode = DecodePlan::Chunked {
+        threads: 2,
+        chunk: 5,
+    };
+    let (rows, _) = run(detector, Some(12), &opts);
+    let row = &rows[0].result;
+    assert_eq!(row.bbox.as_ref().unwrap().stats[0], 1.0);
+    let latency = row.latency.as_ref().unwrap();
+    assert_eq!(latency.timed_images, 12);
+    let harness = &row.provenance["harness"];
+    assert_eq!(harness["decode"]["mode"], "chunked");
+    assert_eq!(harness["decode"]["chunk"], 5);
+    // Two chunks were decoded during the pass (the first one before it, with the warm-up):
+    // the model waited for them, and that wait is not in the total.
+    let paused = harness["decode_wait_seconds"].as_f64().unwrap();
+    assert!(paused > 0.0);
+    let calls: f64 = latency.end_to_end_samples_ms.iter().sum::<f64>() / 1e3;
+    assert!(
+        latency.total_seconds >= calls,
+        "{} < {calls}",
+        latency.total_seconds
+    );
+    assert!(
+        latency.total_seconds < calls + 0.05,
+        "total {} vs calls {calls} (paused {paused})",
+        latency.total_seconds
+    );
+}

@@ -23,10 +23,6 @@ use detbench_models::reference_check::{self, MatchCriteria};
 use detbench_models::{ModelFormat, ShaCheck, ZooEntry};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-/// Datasets up to this many images are decoded up front by default (`--decode auto`), about
-/// 0.9 MB per COCO image; larger ones are streamed through the prefetch queue.
-const PRELOAD_UP_TO: usize = 512;
-
 /// The options, boxed: they are large, and clap's subcommand enum holds them by value.
 #[derive(clap::Args)]
 pub struct Args {
@@ -101,14 +97,20 @@ pub struct Options {
     #[arg(long, value_name = "DIR")]
     model_dir: Option<PathBuf>,
 
-    /// How images reach the model: `auto` (preload up to 512 images, else prefetch),
-    /// `prefetch` (decode threads run ahead on a bounded queue), `preload` (decode everything
-    /// before timing) or `inline` (decode on the timed thread; end to end then includes decode).
-    #[arg(long, default_value = "auto", value_parser = ["auto", "prefetch", "preload", "inline"])]
+    /// How images reach the model: `chunked` (decode a chunk of images with all cores while the
+    /// model waits, then run the chunk: nothing competes with the model while it is timed),
+    /// `preload` (one chunk of all images), `prefetch` (decode threads run ahead of the model on
+    /// a bounded queue, competing with it for the CPU) or `inline` (decode on the timed thread;
+    /// end to end then includes decode).
+    #[arg(long, default_value = "chunked", value_parser = ["chunked", "preload", "prefetch", "inline"])]
     decode: String,
 
-    /// Decode threads for prefetch/preload [default: 1 for prefetch, so decoding takes one
-    /// core from the model at most; all cores for preload].
+    /// Images per chunk in chunked mode (about 0.9 MB of memory per COCO image).
+    #[arg(long, default_value_t = 512)]
+    decode_chunk: usize,
+
+    /// Decode threads [default: all cores for chunked/preload; 1 for prefetch, so that decoding
+    /// takes at most one core from the model].
     #[arg(long)]
     decode_threads: Option<usize>,
 
@@ -228,11 +230,10 @@ pub fn main(args: Args) -> anyhow::Result<()> {
         let config = config_for(entry, &base_config, args.backend.is_some());
         let spec = model_spec(entry, &model_dir, &config, &progress);
         let kind = spec.ground_truth;
-        let images = datasets.dataset(kind).map(|d| d.images.len()).unwrap_or(0);
         let options = ScenarioOptions {
             warmup: args.warmup,
             batch_sizes: batch_sizes.clone(),
-            decode: decode_plan(&args, images),
+            decode: decode_plan(&args),
             evaluation,
         };
         let (outcomes, skipped) = run_model(
@@ -466,24 +467,22 @@ fn model_spec(
     }
 }
 
-/// How images reach the model (see `--decode`) for a dataset of `images` images.
-fn decode_plan(args: &Options, images: usize) -> DecodePlan {
+/// How images reach the model (see `--decode`).
+fn decode_plan(args: &Options) -> DecodePlan {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let prefetch_threads = args.decode_threads.unwrap_or(1).max(1);
-    let preload_threads = args.decode_threads.unwrap_or(cores).max(1);
+    let threads = args.decode_threads.map(|t| t.max(1));
     match args.decode.as_str() {
         "prefetch" => DecodePlan::Prefetch {
-            threads: prefetch_threads,
+            threads: threads.unwrap_or(1),
         },
-        "preload" => DecodePlan::Preload {
-            threads: preload_threads,
+        "preload" => DecodePlan::Chunked {
+            threads: threads.unwrap_or(cores),
+            chunk: usize::MAX,
         },
         "inline" => DecodePlan::Inline,
-        _ if images <= PRELOAD_UP_TO => DecodePlan::Preload {
-            threads: preload_threads,
-        },
-        _ => DecodePlan::Prefetch {
-            threads: prefetch_threads,
+        _ => DecodePlan::Chunked {
+            threads: threads.unwrap_or(cores),
+            chunk: args.decode_chunk.max(1),
         },
     }
 }
