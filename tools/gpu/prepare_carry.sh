@@ -15,9 +15,15 @@ export LIBTORCH="$root/.deps/torch/torch"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target-torch}"
 cargo build --release -p detbench --features torch
 shared="$(cd "${DETBENCH_SHARED:-$root/../shared}" && pwd)"
-rm -rf .carry/bin .carry/shared
+rm -rf .carry/bin .carry/shared .carry/lib
 mkdir -p .carry/bin .carry/shared/coco/annotations
 strip -o .carry/bin/detbench "$CARGO_TARGET_DIR/release/detbench"
+# System libraries the binary links besides libtorch and glibc/libstdc++ (the GPU image may lack
+# them): libfreetype (plotters' text) and its dependencies.
+mkdir -p .carry/lib
+for lib in libfreetype.so.6 libpng16.so.16 libbrotlidec.so.1 libbrotlicommon.so.1; do
+  cp -L "/lib/x86_64-linux-gnu/$lib" .carry/lib/
+done
 cp "$shared/README.md" .carry/shared/
 cp "$shared"/coco/annotations/instances_val2017_subset.json "$shared"/coco/annotations/person_keypoints_val2017_subset.json .carry/shared/coco/annotations/
 cp -r "$shared/coco/val2017" .carry/shared/coco/

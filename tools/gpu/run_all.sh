@@ -39,6 +39,10 @@ py=python3
 torch_dir="$($py -c 'import torch, os; print(os.path.dirname(torch.__file__))')"
 tv_dir="$($py -c 'import torchvision, os; print(os.path.dirname(torchvision.__file__))')"
 export LD_LIBRARY_PATH="$torch_dir/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+# .carry/lib: system libraries of the build machine that the binary links and the GPU image may
+# lack (libfreetype and its dependencies, for the report's charts; see prepare_carry.sh). Last on
+# the path, and for detbench only, so that the image's own copies win where they exist.
+bin_env=(env "LD_LIBRARY_PATH=$LD_LIBRARY_PATH:$root/.carry/lib")
 export DETBENCH_TORCHVISION_OPS="$tv_dir/_C.so"
 export DETBENCH_SHARED="$shared"
 export PYTHONUNBUFFERED=1
@@ -71,7 +75,7 @@ export_models() {  # export_models a,b,...: TorchScript files into $MODELS_DIR (
 detbench_run() {  # detbench_run NAME MODELS PRECISION BATCHES LIMIT (env: DETBENCH_TORCH_EXECUTOR)
   local name="$1" models="$2" precision="$3" batches="$4" limit="$5"
   say "detbench $name: $models $precision batch $batches, $limit images"
-  "$bin" run --model "$models" --backend torch --device cuda --precision "$precision" \
+  "${bin_env[@]}" "$bin" run --model "$models" --backend torch --device cuda --precision "$precision" \
     --batch "$batches" --limit "$limit" --warmup "$WARMUP" --model-dir "$MODELS_DIR" \
     --out "$OUT/work/detbench_$name" --no-store --quiet \
     || say "detbench $name exited with $?"
@@ -89,7 +93,7 @@ mkdir -p "$OUT/work"
 case "$mode" in
   smoke)
     m=fasterrcnn_mobilenet_v3_large_320_fpn
-    "$bin" --version || say "detbench does not start"
+    "${bin_env[@]}" "$bin" --version || say "detbench does not start"
     export_models "$m,keypointrcnn_resnet50_fpn" || exit 1
     for precision in fp32 fp16; do
       detbench_run "smoke_$precision" "$m,keypointrcnn_resnet50_fpn" "$precision" 1 8
