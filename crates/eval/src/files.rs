@@ -22,15 +22,28 @@ pub fn load_results(gt: &GroundTruth, path: &Path, params: &EvalParams) -> Resul
         .coco()
         .load_res(path)
         .map_err(|e| diagnose::load_error(path, FileKind::Results, e))?;
-    let annotations = &results.dataset.annotations;
-    if annotations.is_empty() {
+    if results.dataset.annotations.is_empty() {
         reject_object_without_annotations(path)?;
     }
+    check_results(gt, &results, path, params)?;
+    Ok(results)
+}
+
+/// Checks every result of a loaded results set for what `params.iou_type` needs (ids known to
+/// `gt`, a finite score, a sane box, masks and keypoints of the right shape; see
+/// [`crate::validate`]). `path` names the file in the error, with the result's position.
+pub fn check_results(
+    gt: &GroundTruth,
+    results: &COCO,
+    path: &Path,
+    params: &EvalParams,
+) -> Result<()> {
+    let annotations = &results.dataset.annotations;
     let needs = Requirements {
         iou_type: params.iou_type,
         keypoint_values: 3 * params.to_hotcoco().kpt_oks_sigmas.len(),
     };
-    // In parallel: decoding every compressed mask to check its runs is the one costly check.
+    // In parallel: reading every compressed mask's runs is the one costly check.
     let first_bad = annotations
         .par_iter()
         .enumerate()
@@ -39,17 +52,19 @@ pub fn load_results(gt: &GroundTruth, path: &Path, params: &EvalParams) -> Resul
                 .err()
                 .map(|why| (i, why))
         });
-    if let Some((i, why)) = first_bad {
-        let ann = &annotations[i];
-        return Err(EvalError::InvalidFile {
-            path: path.to_path_buf(),
-            message: format!(
-                "results[{i}] (image_id {}, category_id {}): {why}",
-                ann.image_id, ann.category_id
-            ),
-        });
+    match first_bad {
+        None => Ok(()),
+        Some((i, why)) => {
+            let ann = &annotations[i];
+            Err(EvalError::InvalidFile {
+                path: path.to_path_buf(),
+                message: format!(
+                    "results[{i}] (image_id {}, category_id {}): {why}",
+                    ann.image_id, ann.category_id
+                ),
+            })
+        }
     }
-    Ok(results)
 }
 
 /// hotcoco reads a JSON object as a dataset whose `annotations` are the results, and one

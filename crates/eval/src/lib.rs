@@ -25,7 +25,7 @@ pub mod validate;
 pub use background::BackgroundEvaluator;
 pub use error::EvalError;
 pub use evaluator::{Evaluator, IMAGES_PER_UPDATE, iou_types_of};
-pub use files::{evaluate_results_file, load_results};
+pub use files::{check_results, evaluate_results_file, load_results};
 pub use ground_truth::GroundTruth;
 pub use params::{AreaRange, DetectionArea, EvalParams, parse_area_ranges, parse_max_dets};
 pub use summary::{ClassAp, EvalSummary, PrCurve, SummaryRow};

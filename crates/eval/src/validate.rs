@@ -112,7 +112,9 @@ fn check_segmentation(segmentation: &Segmentation, height: u32, width: u32) -> R
                 Some(total) => check_total(total, size[0], size[1]),
                 // Not a valid counts string: hotcoco's decoder says why.
                 None => match hotcoco::mask::rle_from_string(counts, size[0], size[1]) {
-                    Err(e) => Err(format!("segmentation RLE `counts` string does not decode: {e}")),
+                    Err(e) => Err(format!(
+                        "segmentation RLE `counts` string does not decode: {e}"
+                    )),
                     Ok(rle) => check_run_total(&rle.counts, size[0], size[1]),
                 },
             }
@@ -174,23 +176,26 @@ fn check_keypoints(keypoints: &[f64], expected: usize) -> Result<(), String> {
 /// of a large results file that way cost about 4% of a segm evaluation; only the total is
 /// needed here.
 fn compressed_run_total(counts: &str) -> Option<u64> {
-    let bytes = counts.as_bytes();
-    let (mut total, mut index, mut p) = (0u64, 0usize, 0usize);
+    let mut bytes = counts.bytes();
+    let (mut total, mut index) = (0u64, 0usize);
     let mut previous = [0i64; 2]; // runs m-1 and m-2
-    while p < bytes.len() {
-        let (mut x, mut k, mut more) = (0i64, 0u32, true);
-        while more {
-            let c = i64::from(*bytes.get(p)?).checked_sub(48)?;
-            if !(0..64).contains(&c) || k >= 12 {
+    while let Some(first) = bytes.next() {
+        let mut c = first.wrapping_sub(48);
+        if c > 63 {
+            return None;
+        }
+        let mut x = i64::from(c & 0x1f);
+        let mut k = 1u32;
+        while c & 0x20 != 0 {
+            c = bytes.next()?.wrapping_sub(48);
+            if c > 63 || k > 11 {
                 return None;
             }
-            x |= (c & 0x1f) << (5 * k);
-            more = c & 0x20 != 0;
-            p += 1;
+            x |= i64::from(c & 0x1f) << (5 * k);
             k += 1;
-            if !more && c & 0x10 != 0 {
-                x |= -1i64 << (5 * k);
-            }
+        }
+        if c & 0x10 != 0 {
+            x |= -1i64 << (5 * k);
         }
         if index > 2 {
             x += previous[1];
