@@ -121,7 +121,7 @@ case "$mode" in
   batch)
     models="fasterrcnn_resnet50_fpn,maskrcnn_resnet50_fpn"
     export_models "$models" || exit 1
-    for precision in fp32 fp16; do
+    for precision in ${PRECISIONS:-fp32 fp16}; do
       detbench_run "batch_$precision" "$models" "$precision" 2,4,8 "$BATCH_LIMIT"
       for b in 2 4 8; do
         eager_run "batch${b}_$precision" "$models" "$precision" "$b" "$BATCH_LIMIT" "$instances"
