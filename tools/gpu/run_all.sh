@@ -119,11 +119,11 @@ case "$mode" in
     done
     ;;
   batch)
-    models="fasterrcnn_resnet50_fpn,maskrcnn_resnet50_fpn"
+    models="${BATCH_MODELS:-fasterrcnn_resnet50_fpn,maskrcnn_resnet50_fpn}"
     export_models "$models" || exit 1
     for precision in ${PRECISIONS:-fp32 fp16}; do
       detbench_run "batch_$precision" "$models" "$precision" 2,4,8 "$BATCH_LIMIT"
-      for b in 2 4 8; do
+      for b in ${EAGER_BATCHES:-2 4 8}; do
         eager_run "batch${b}_$precision" "$models" "$precision" "$b" "$BATCH_LIMIT" "$instances"
       done
     done
