@@ -96,9 +96,12 @@ def bench_model(name, args, images, device):
             torch.cuda.synchronize(device)
         return to_host(out)
 
+    # Warm-up as detbench's harness (crates/bench/src/runner.rs, warm_up): `warmup` calls of
+    # `batch` images cycling over the first max(warmup, batch) images, which are timed again.
+    head = images[:max(args.warmup, args.batch)]
     with torch.no_grad():
         for k in range(args.warmup):
-            call(batches[k % len(batches)])
+            call([head[(k * args.batch + j) % len(head)] for j in range(args.batch)])
         samples, detections, raw_detections = [], [], []
         for batch in batches:
             start = time.perf_counter()
