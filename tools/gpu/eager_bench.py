@@ -10,7 +10,9 @@ the TorchScript file detbench runs (DIR/<model>.pt, made by export_torchvision.p
 Same images: the annotation file's images by image id, the first --limit (as `detbench run`), decoded with PIL to
 RGB, `pixel / 255` (torchvision's references/detection: PILToTensor + ConvertImageDtype).
 Same precision: fp16 is `model.half()` and half inputs, as detbench's libtorch backend does.
-Same settings: cudnn.benchmark as --cudnn-benchmark (default on, as detbench), no autograd (torch.no_grad), the same warm-up count.
+Same settings: cudnn.benchmark as --cudnn-benchmark (default on, as detbench), no autograd
+(torch.no_grad), the same warm-up (--warmup calls cycling over the first max(warmup, batch)
+images, as detbench's harness, crates/bench/src/runner.rs).
 Same timed region as detbench's libtorch backend `run`: host-to-device copy of the inputs
 (+ .half()), the forward pass, torch.cuda.synchronize(), and every output tensor copied to the
 host as float32/int64 (`.float().cpu()`), per call; clock = time.perf_counter.
