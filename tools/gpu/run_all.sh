@@ -2,7 +2,7 @@
 # The GPU latency table of docs/BENCHMARKS.md, on a CUDA machine with Python torch 2.11 +
 # torchvision 0.26 (the `device` machine's python3). Run from the repository root:
 #
-#   tools/gpu/run_all.sh smoke|table|batch
+#   tools/gpu/run_all.sh smoke|table|batch|repeat
 #
 # It expects, made on the build machine (see tools/gpu/prepare_carry.sh):
 #   .carry/bin/detbench   built with `--features torch` (CUDA is opened at run time)
@@ -12,6 +12,8 @@
 #   smoke  one model exported, 8 images, fp32 + fp16, detbench and eager
 #   table  the 8 torchvision models, batch 1, fp32 and fp16, detbench and eager ($LIMIT images)
 #   batch  Faster R-CNN R50 and Mask R-CNN at batch 2, 4, 8, fp32 and fp16 ($BATCH_LIMIT images)
+#   repeat the batch-1 table in $ROUNDS rounds (rounds $FIRST_ROUND..$ROUNDS, so that rounds can
+#          be split over calls), the side that goes first alternating per round
 #
 # libtorch comes from the Python torch (LD_LIBRARY_PATH=<torch>/lib); torchvision's ops from
 # its _C.so (DETBENCH_TORCHVISION_OPS). The models are exported here by export_torchvision.py
@@ -128,9 +130,31 @@ case "$mode" in
       done
     done
     ;;
-  *) echo "usage: $0 smoke|table|batch" >&2; exit 2 ;;
+  repeat)
+    # Rounds of the batch-1 table ($ROUNDS, default 3), alternating which side goes first in
+    # each round, so that one run's luck cannot decide a row. repeat_table.py reports, per row,
+    # the median of the rounds' medians on each side and every round's ratio.
+    box="fasterrcnn_resnet50_fpn,fasterrcnn_mobilenet_v3_large_fpn,fasterrcnn_mobilenet_v3_large_320_fpn,retinanet_resnet50_fpn,ssd300_vgg16,ssdlite320_mobilenet_v3_large,maskrcnn_resnet50_fpn"
+    export_models "$box,keypointrcnn_resnet50_fpn" || exit 1
+    for round in $(seq "${FIRST_ROUND:-1}" "${ROUNDS:-3}"); do
+      for precision in ${PRECISIONS:-fp32 fp16}; do
+        if [ $(( round % 2 )) = 1 ]; then
+          detbench_run "r${round}_$precision" "$box,keypointrcnn_resnet50_fpn" "$precision" 1 "$LIMIT"
+        fi
+        eager_run "r${round}_$precision" "$box" "$precision" 1 "$LIMIT" "$instances"
+        eager_run "r${round}_kp_$precision" keypointrcnn_resnet50_fpn "$precision" 1 "$LIMIT" "$keypoints"
+        if [ $(( round % 2 )) = 0 ]; then
+          detbench_run "r${round}_$precision" "$box,keypointrcnn_resnet50_fpn" "$precision" 1 "$LIMIT"
+        fi
+      done
+    done
+    say "repeat table"
+    $py tools/gpu/repeat_table.py "$OUT/work" | tee "$OUT/table_repeat.md"
+    ;;
+  *) echo "usage: $0 smoke|table|batch|repeat" >&2; exit 2 ;;
 esac
 
+if [ "$mode" != repeat ]; then
 say "table"
 detbench_files=$(ls "$OUT"/work/detbench_[!n]*/results.json 2>/dev/null)
 noprof_files=$(ls "$OUT"/work/detbench_noprof_*/results.json 2>/dev/null)
@@ -138,6 +162,7 @@ eager_files=$(ls "$OUT"/work/eager_*.json 2>/dev/null)
 if [ -n "$detbench_files" ] && [ -n "$eager_files" ]; then
   $py tools/gpu/latency_table.py --detbench $detbench_files --eager $eager_files \
     ${noprof_files:+--detbench-no-profiling $noprof_files} | tee "$OUT/table_${mode}.md"
+fi
 fi
 # At most 8 files come back: pack the per-run folders into one archive.
 tar -C "$OUT" -czf "$OUT/work_${mode}.tgz" work && rm -rf "$OUT/work"

@@ -99,7 +99,13 @@ fn decode_jpeg(bytes: &[u8], name: &str) -> Result<BgrImage, ImageError> {
             *slot = Some(Decompressor::new().map_err(|e| corrupt(name, e))?);
         }
         let decompressor = slot.as_mut().expect("just initialised");
-        decode_jpeg_with(decompressor, bytes, name)
+        let decoded = decode_jpeg_with(decompressor, bytes, name);
+        if decoded.is_err() {
+            // A handle that failed mid-stream can fail the next, intact image on this thread
+            // (seen in CI: the image after a truncated one was reported corrupt); start afresh.
+            *slot = None;
+        }
+        decoded
     })
 }
 

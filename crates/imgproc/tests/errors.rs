@@ -110,3 +110,32 @@ fn corrupt_png_is_an_error() {
     );
     assert!(error.to_string().starts_with("broken.png: "), "{error}");
 }
+
+/// Each thread reuses one libjpeg-turbo handle. A JPEG that fails inside its header, or half-way
+/// through its data, must not leave that handle unusable for the next, intact image on the same
+/// thread (this test runs them all on one thread). 000000000802.jpg cut at 300 bytes fails with
+/// "missing SOS marker"; with that handle kept, 000000005001.jpg then failed ("integer value
+/// width overflowed"), as it did in CI.
+#[test]
+fn a_failed_decode_does_not_spoil_the_next_image_on_the_same_thread() {
+    let intact_bytes = std::fs::read(common::coco_image("000000005001.jpg")).expect("COCO image");
+    let intact = decode_bytes(&intact_bytes, "intact.jpg").expect("intact image decodes");
+    decode_bytes(&sample_bytes(), SAMPLE).expect("intact sample decodes");
+    for broken_name in ["000000000802.jpg", SAMPLE] {
+        let bytes = std::fs::read(common::coco_image(broken_name)).expect("COCO image");
+        for cut in [300, 200, 2, bytes.len() / 2] {
+            let broken = decode_bytes(&bytes[..cut], "broken.jpg");
+            assert!(
+                broken.is_err(),
+                "{broken_name} cut at {cut} bytes must not decode"
+            );
+            let again = decode_bytes(&intact_bytes, "intact.jpg").unwrap_or_else(|e| {
+                panic!("the intact image failed after {broken_name} cut at {cut} bytes: {e}")
+            });
+            assert_eq!(
+                again.data, intact.data,
+                "after {broken_name} cut at {cut} bytes"
+            );
+        }
+    }
+}

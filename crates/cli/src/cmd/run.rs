@@ -218,7 +218,7 @@ pub fn main(args: Args) -> anyhow::Result<()> {
 
     let mut results = RunResults {
         schema_version: RESULTS_SCHEMA_VERSION,
-        detbench_version: env!("CARGO_PKG_VERSION").to_owned(),
+        detbench_version: detbench_report::environment::DETBENCH_VERSION.to_owned(),
         started_at,
         command_line,
         environment: serde_json::to_value(detbench_report::capture_environment())?,
