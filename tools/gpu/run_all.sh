@@ -134,17 +134,23 @@ case "$mode" in
     # Rounds of the batch-1 table ($ROUNDS, default 3), alternating which side goes first in
     # each round, so that one run's luck cannot decide a row. repeat_table.py reports, per row,
     # the median of the rounds' medians on each side and every round's ratio.
-    box="fasterrcnn_resnet50_fpn,fasterrcnn_mobilenet_v3_large_fpn,fasterrcnn_mobilenet_v3_large_320_fpn,retinanet_resnet50_fpn,ssd300_vgg16,ssdlite320_mobilenet_v3_large,maskrcnn_resnet50_fpn"
-    export_models "$box,keypointrcnn_resnet50_fpn" || exit 1
+    # $REPEAT_MODELS: the box models to repeat (default: all seven); keypointrcnn_resnet50_fpn
+    # joins unless REPEAT_KEYPOINTS=0.
+    box="${REPEAT_MODELS:-fasterrcnn_resnet50_fpn,fasterrcnn_mobilenet_v3_large_fpn,fasterrcnn_mobilenet_v3_large_320_fpn,retinanet_resnet50_fpn,ssd300_vgg16,ssdlite320_mobilenet_v3_large,maskrcnn_resnet50_fpn}"
+    all="$box"
+    [ "${REPEAT_KEYPOINTS:-1}" = 1 ] && all="$box,keypointrcnn_resnet50_fpn"
+    export_models "$all" || exit 1
     for round in $(seq "${FIRST_ROUND:-1}" "${ROUNDS:-3}"); do
       for precision in ${PRECISIONS:-fp32 fp16}; do
         if [ $(( round % 2 )) = 1 ]; then
-          detbench_run "r${round}_$precision" "$box,keypointrcnn_resnet50_fpn" "$precision" 1 "$LIMIT"
+          detbench_run "r${round}_$precision" "$all" "$precision" 1 "$LIMIT"
         fi
         eager_run "r${round}_$precision" "$box" "$precision" 1 "$LIMIT" "$instances"
-        eager_run "r${round}_kp_$precision" keypointrcnn_resnet50_fpn "$precision" 1 "$LIMIT" "$keypoints"
+        if [ "${REPEAT_KEYPOINTS:-1}" = 1 ]; then
+          eager_run "r${round}_kp_$precision" keypointrcnn_resnet50_fpn "$precision" 1 "$LIMIT" "$keypoints"
+        fi
         if [ $(( round % 2 )) = 0 ]; then
-          detbench_run "r${round}_$precision" "$box,keypointrcnn_resnet50_fpn" "$precision" 1 "$LIMIT"
+          detbench_run "r${round}_$precision" "$all" "$precision" 1 "$LIMIT"
         fi
       done
     done
