@@ -287,10 +287,13 @@ pub fn agreement_table(results: &RunResults) -> Option<String> {
         lines.push(md_row(&[
             row_label(m),
             format!(
-                "{}/{} = {:.2}%",
+                "{}/{} = {:.2}%{}",
                 a.matched,
                 a.reference_detections,
-                a.matched_fraction * 100.0
+                a.matched_fraction * 100.0,
+                a.joint_fraction
+                    .map(|f| format!(" (joints {:.2}%)", f * 100.0))
+                    .unwrap_or_default()
             ),
             format!("{}", a.matched_geometry),
             quality,

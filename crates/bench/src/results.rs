@@ -145,6 +145,11 @@ pub struct ReferenceAgreement {
     pub mean_iou_matched: Option<f64>,
     /// Keypoints: mean joint distance (pixels) of the matched pairs.
     pub mean_joint_distance_matched: Option<f64>,
+    /// Keypoints: fraction of the reference joints within `max_joint_distance` of the joints of
+    /// the nearest detection, matched or not (one joint jumping to another heatmap peak fails a
+    /// whole detection's match but only one joint here).
+    #[serde(default)]
+    pub joint_fraction: Option<f64>,
     pub max_score_difference: f64,
     /// Boxes: largest coordinate difference of a matched pair (pixels); keypoints: largest
     /// joint distance.

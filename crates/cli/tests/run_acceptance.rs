@@ -109,10 +109,11 @@ fn simplepose_with_yolox_boxes_scores_within_0_3_ap_of_the_reference() {
         (ap - expected).abs() * 100.0 <= 0.3,
         "keypoint AP {ap} vs reference {expected}"
     );
+    // Joints, not whole results: see crates/models/tests/subset_reference.rs
+    // (`KeypointTarget::Joints`) for why the YOLOX-box cascade is compared joint by joint.
+    let agreement = &model["reference_agreement"];
     assert!(
-        model["reference_agreement"]["matched_fraction"]
-            .as_f64()
-            .unwrap()
-            >= 0.99
+        agreement["joint_fraction"].as_f64().unwrap() >= 0.99,
+        "{agreement}"
     );
 }

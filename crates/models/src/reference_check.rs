@@ -9,7 +9,10 @@
 //!
 //! Keypoints: per image, reference results in descending score order each take the unused
 //! candidate with the smallest mean joint distance; a pair counts when every joint is within
-//! `max_joint_distance` pixels and the scores agree within `score_tolerance`.
+//! `max_joint_distance` pixels and the scores agree within `score_tolerance`. Joints are also
+//! counted one by one over those nearest pairs (matched or not): in a top-down pipeline fed by
+//! a detector, a box that moves by a rounding error moves the crop, and one joint whose heatmap
+//! has two near-equal peaks can jump to the other peak while the other 16 stay put.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -74,6 +77,10 @@ pub struct Agreement {
     pub unmatched_candidate_high_score: usize,
     /// Images where the reference and the candidate have different detection counts.
     pub images_with_count_difference: usize,
+    /// Keypoints: joints of the reference results compared with their nearest candidate (0 for
+    /// boxes), and how many of them lie within `max_joint_distance`.
+    pub joints_compared: usize,
+    pub joints_within_distance: usize,
     pub per_image: Vec<ImageAgreement>,
 }
 
@@ -87,10 +94,29 @@ impl Agreement {
         }
     }
 
+    /// Keypoints: fraction of reference joints within `max_joint_distance` of the nearest
+    /// candidate's; `None` for boxes.
+    pub fn joint_fraction(&self) -> Option<f64> {
+        (self.joints_compared > 0)
+            .then(|| self.joints_within_distance as f64 / self.joints_compared as f64)
+    }
+
     /// One line for logs and reports.
     pub fn summary(&self) -> String {
+        let joints = self
+            .joint_fraction()
+            .map(|f| {
+                format!(
+                    ", joints within {} px {}/{} = {:.3}%",
+                    self.criteria.max_joint_distance,
+                    self.joints_within_distance,
+                    self.joints_compared,
+                    100.0 * f
+                )
+            })
+            .unwrap_or_default();
         format!(
-            "reference {} candidate {}: matched {} = {:.3}% (geometry only {:.3}%), |score diff| max {:.3e} mean {:.3e}, coordinate diff max {:.3e} mean {:.3e}, unmatched >= {}: reference {} candidate {}, images with count difference {}",
+            "reference {} candidate {}: matched {} = {:.3}% (geometry only {:.3}%){joints}, |score diff| max {:.3e} mean {:.3e}, coordinate diff max {:.3e} mean {:.3e}, unmatched >= {}: reference {} candidate {}, images with count difference {}",
             self.reference_count,
             self.candidate_count,
             self.matched,
@@ -126,6 +152,8 @@ struct Tally {
     coordinate_diffs: Vec<f64>,
     unmatched_reference_high: usize,
     unmatched_candidate_high: usize,
+    joints_compared: usize,
+    joints_within_distance: usize,
 }
 
 /// Compares box detections (bbox results).
@@ -232,18 +260,29 @@ pub fn compare_keypoints(
         let mut used = vec![false; cands.len()];
         for &r in &refs {
             let golden = &reference[r];
-            let mut best: Option<(usize, f64, f64)> = None; // (j, mean, max) distance
+            let mut best: Option<(usize, Vec<f64>)> = None; // (j, joint distances)
             for (j, &c) in cands.iter().enumerate() {
                 if used[j] {
                     continue;
                 }
-                let Some((mean, max)) = joint_distances(golden, &candidate[c]) else {
+                let Some(distances) = joint_distances(golden, &candidate[c]) else {
                     continue;
                 };
-                if best.is_none_or(|(_, m, _)| mean < m) {
-                    best = Some((j, mean, max));
+                if best
+                    .as_ref()
+                    .is_none_or(|(_, d)| mean(&distances) < mean(d))
+                {
+                    best = Some((j, distances));
                 }
             }
+            if let Some((_, distances)) = &best {
+                tally.joints_compared += distances.len();
+                tally.joints_within_distance += distances
+                    .iter()
+                    .filter(|&&d| d <= criteria.max_joint_distance)
+                    .count();
+            }
+            let best = best.map(|(j, d)| (j, mean(&d), d.iter().copied().fold(0.0, f64::max)));
             match best {
                 Some((j, mean, max)) if max <= criteria.max_joint_distance => {
                     used[j] = true;
@@ -271,9 +310,9 @@ pub fn compare_keypoints(
     finish(reference, candidate, criteria, tally, per_image_quality)
 }
 
-/// Mean and max distance between the joints of two keypoint results, or `None` when either
+/// The distances between corresponding joints of two keypoint results, or `None` when either
 /// has no keypoints or they differ in length.
-fn joint_distances(a: &Detection, b: &Detection) -> Option<(f64, f64)> {
+fn joint_distances(a: &Detection, b: &Detection) -> Option<Vec<f64>> {
     let (ka, kb) = (a.keypoints.as_ref()?, b.keypoints.as_ref()?);
     if ka.len() != kb.len() || ka.is_empty() || ka.len() % 3 != 0 {
         return None;
@@ -283,8 +322,15 @@ fn joint_distances(a: &Detection, b: &Detection) -> Option<(f64, f64)> {
         .zip(kb.chunks_exact(3))
         .map(|(p, q)| ((p[0] - q[0]).powi(2) + (p[1] - q[1]).powi(2)).sqrt())
         .collect();
-    let mean = distances.iter().sum::<f64>() / distances.len() as f64;
-    Some((mean, distances.iter().copied().fold(0.0, f64::max)))
+    Some(distances)
+}
+
+fn mean(values: &[f64]) -> f64 {
+    if values.is_empty() {
+        0.0
+    } else {
+        values.iter().sum::<f64>() / values.len() as f64
+    }
 }
 
 /// `indices` in descending score order, ties in input order (Python's stable `sorted`).
@@ -321,13 +367,6 @@ fn finish(
             }
         })
         .collect();
-    let mean = |v: &[f64]| {
-        if v.is_empty() {
-            0.0
-        } else {
-            v.iter().sum::<f64>() / v.len() as f64
-        }
-    };
     let max = |v: &[f64]| v.iter().copied().fold(0.0, f64::max);
     Agreement {
         criteria: *criteria,
@@ -345,6 +384,8 @@ fn finish(
             .iter()
             .filter(|i| i.reference != i.candidate)
             .count(),
+        joints_compared: tally.joints_compared,
+        joints_within_distance: tally.joints_within_distance,
         per_image,
     }
 }
@@ -468,5 +509,31 @@ mod tests {
         assert_eq!(a.max_coordinate_diff, 0.5);
         let a = compare_keypoints(&reference, &[kp(3.0, 0.9)], &MatchCriteria::default());
         assert_eq!(a.matched, 0);
+    }
+
+    #[test]
+    fn one_jumped_joint_fails_the_detection_but_counts_alone() {
+        let person = |joints: &[(f64, f64)]| Detection {
+            keypoints: Some(joints.iter().flat_map(|&(x, y)| [x, y, 2.0]).collect()),
+            ..det(1, 1, [0.0; 4], 0.9)
+        };
+        let reference = vec![person(&[
+            (10.0, 10.0),
+            (20.0, 20.0),
+            (30.0, 30.0),
+            (40.0, 40.0),
+        ])];
+        let jumped = vec![person(&[
+            (10.0, 10.0),
+            (20.0, 20.0),
+            (30.0, 30.0),
+            (40.0, 52.0),
+        ])];
+        let a = compare_keypoints(&reference, &jumped, &MatchCriteria::default());
+        assert_eq!((a.matched_geometry, a.matched), (0, 0));
+        assert_eq!((a.joints_within_distance, a.joints_compared), (3, 4));
+        assert_eq!(a.joint_fraction(), Some(0.75));
+        let boxes = compare_boxes(&reference, &reference, &MatchCriteria::default());
+        assert_eq!(boxes.joint_fraction(), None);
     }
 }

@@ -669,6 +669,7 @@ fn reference_agreement(
         } else {
             None
         },
+        joint_fraction: agreement.joint_fraction(),
         max_score_difference: agreement.max_score_diff,
         max_coordinate_difference: agreement.max_coordinate_diff,
         count_difference_per_image: summarize(&differences),
