@@ -1,7 +1,7 @@
 //! The ONNX Runtime backend against the shipped models and the reference parity tensors: the
 //! session metadata names the inputs and outputs as `../shared/models/MANIFEST.md` documents,
 //! and the raw outputs for the reference input tensors match the reference's (onnxruntime 1.32.0
-//! in Python; 1.31.1 here) within 1e-4.
+//! in Python; 1.31.1 here) within [`ENGINE_TOLERANCE`].
 #![cfg(feature = "ort")]
 
 use std::path::PathBuf;
@@ -31,6 +31,14 @@ fn two_threads() -> BackendConfig {
         ..Default::default()
     }
 }
+
+/// Largest |difference| allowed between our raw outputs and the reference's. ONNX Runtime's CPU
+/// kernels depend on the instruction set: on the machines this test was written on the outputs
+/// stayed within 1e-4 of the reference; on an AVX-512 EPYC, YOLOX-Nano's differed by up to
+/// 1.76e-4 (at a value of 0.81), and Python onnxruntime 1.31.1's by exactly as much on that
+/// machine, so it is the engine's arithmetic, not detbench. A wrong layout, colour order or normalisation moves outputs
+/// by orders of magnitude more.
+const ENGINE_TOLERANCE: f32 = 5e-4;
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
@@ -77,7 +85,10 @@ fn check_raw_outputs(file: &str, dir: &str, input_name: &str, outputs: &[(&str, 
             let t = got.tensor(output).unwrap();
             assert_eq!(t.shape, want.shape(), "{file} {image} {output}");
             let diff = max_abs_diff(t.as_f32().unwrap(), want.as_slice().unwrap());
-            assert!(diff <= 1e-4, "{file} {image} {output}: max |diff| {diff}");
+            assert!(
+                diff <= ENGINE_TOLERANCE,
+                "{file} {image} {output}: max |diff| {diff}"
+            );
             worst = worst.max(diff);
         }
     }
@@ -145,7 +156,7 @@ fn simplepose_raw_outputs_match_the_reference() {
         let t = got.tensor("hybridsequential0_conv7_fwd").unwrap();
         assert_eq!(t.shape, vec![1, 17, 64, 48]);
         let diff = max_abs_diff(t.as_f32().unwrap(), want.as_slice().unwrap());
-        assert!(diff <= 1e-4, "{image}: max |diff| {diff}");
+        assert!(diff <= ENGINE_TOLERANCE, "{image}: max |diff| {diff}");
     }
 }
 
@@ -168,7 +179,7 @@ fn graph_optimisation_off_gives_the_same_outputs_within_tolerance() {
         got.tensor("758").unwrap().as_f32().unwrap(),
         want.as_slice().unwrap(),
     );
-    assert!(diff <= 1e-4, "max |diff| {diff}");
+    assert!(diff <= ENGINE_TOLERANCE, "max |diff| {diff}");
     assert!(
         backend
             .describe()
