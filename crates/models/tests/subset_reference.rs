@@ -141,10 +141,10 @@ fn fastestdet_matches_the_reference_on_the_subset() {
 
 /// What must agree with the reference results of a keypoint protocol.
 enum KeypointTarget {
-    /// >= 99% of the reference results matched whole (every joint within 1 px, score within
+    /// At least 99% of the reference results matched whole (every joint within 1 px, score within
     /// 1e-3): the pose pipeline alone, on fixed boxes.
     WholeDetections,
-    /// >= 99% of the reference joints within 1 px of the nearest result's. For the cascade with
+    /// At least 99% of the reference joints within 1 px of the nearest result's. For the cascade with
     /// YOLOX boxes: on an AVX-512 EPYC, where ONNX Runtime picks other kernels, YOLOX's scores
     /// differed from the reference's by up to 3.9e-6 (all boxes still matched at IoU 1.00000).
     /// The crop moves with the box: 28 of 1,289 keypoint results (2.2%) each had exactly one of
