@@ -12,11 +12,8 @@
 
 mod d2go;
 
-use d2go::{
-    D2GO, array_f32, cpu_has_avx512_vnni, max_abs_diff, model, parity, run_d2go, torch_cpu,
-};
+use d2go::{D2GO, compare_with_reference, cpu_has_avx512_vnni, model, torch_cpu};
 use detbench_backends::{BackendConfig, BackendError, Device, Precision, Tensor, Value};
-use ndarray::ArrayD;
 
 #[test]
 fn d2go_matches_the_x86_reference_outputs() {
@@ -49,22 +46,7 @@ fn d2go_matches_the_x86_reference_outputs() {
         eprintln!("AVX512-VNNI CPU: x86-engine outputs are not compared bit for bit");
         return;
     }
-    for image in ["000000000139", "000000000802", "000000005001"] {
-        let mut npz = parity(image, "x86");
-        let input = array_f32(&mut npz, "input_chw_bgr_0_1");
-        let want_boxes = array_f32(&mut npz, "boxes");
-        let want_scores = array_f32(&mut npz, "scores");
-        let want_labels: ArrayD<i64> = npz.by_name("labels.npy").unwrap();
-
-        let (boxes, scores, labels) = run_d2go(backend.as_mut(), &input);
-        assert_eq!(boxes.shape, want_boxes.shape(), "{image}: box count");
-        assert_eq!(
-            labels.as_i64().unwrap(),
-            want_labels.as_slice().unwrap(),
-            "{image}: labels"
-        );
-        let box_diff = max_abs_diff(boxes.as_f32().unwrap(), want_boxes.as_slice().unwrap());
-        let score_diff = max_abs_diff(scores.as_f32().unwrap(), want_scores.as_slice().unwrap());
+    for (image, box_diff, score_diff) in compare_with_reference(backend.as_mut(), "x86") {
         // Same kernels, same engine, same input: bit-identical (seen: 0 on all three images).
         assert_eq!(box_diff, 0.0, "{image}: boxes differ by {box_diff} px");
         assert_eq!(score_diff, 0.0, "{image}: scores differ by {score_diff}");

@@ -9,8 +9,7 @@
 
 mod d2go;
 
-use d2go::{D2GO, array_f32, max_abs_diff, model, parity, run_d2go, torch_cpu};
-use ndarray::ArrayD;
+use d2go::{D2GO, compare_with_reference, model, torch_cpu};
 
 #[test]
 fn d2go_matches_the_qnnpack_reference_outputs() {
@@ -24,23 +23,7 @@ fn d2go_matches_the_qnnpack_reference_outputs() {
         .find(|(k, _)| k == "quantized_engine")
         .map(|(_, v)| v.clone());
     assert_eq!(engine.as_deref(), Some("qnnpack"));
-    for image in ["000000000139", "000000000802", "000000005001"] {
-        let mut npz = parity(image, "qnnpack");
-        let input = array_f32(&mut npz, "input_chw_bgr_0_1");
-        let want_boxes = array_f32(&mut npz, "boxes");
-        let want_scores = array_f32(&mut npz, "scores");
-        let want_labels: ArrayD<i64> = npz.by_name("labels.npy").unwrap();
-
-        let (boxes, scores, labels) = run_d2go(backend.as_mut(), &input);
-        assert_eq!(boxes.shape, want_boxes.shape(), "{image}: box count");
-        assert_eq!(
-            labels.as_i64().unwrap(),
-            want_labels.as_slice().unwrap(),
-            "{image}: labels"
-        );
-        let box_diff = max_abs_diff(boxes.as_f32().unwrap(), want_boxes.as_slice().unwrap());
-        let score_diff = max_abs_diff(scores.as_f32().unwrap(), want_scores.as_slice().unwrap());
-        eprintln!("{image}: max |box diff| {box_diff:e} px, max |score diff| {score_diff:e}");
+    for (image, box_diff, score_diff) in compare_with_reference(backend.as_mut(), "qnnpack") {
         assert!(box_diff <= 1e-4, "{image}: boxes differ by {box_diff} px");
         assert!(score_diff <= 1e-6, "{image}: scores differ by {score_diff}");
     }

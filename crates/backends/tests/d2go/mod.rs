@@ -89,3 +89,35 @@ pub fn cpu_has_avx512_vnni() -> bool {
         false
     }
 }
+
+/// Runs the three parity images' reference input tensors through `backend` and compares the
+/// outputs with the reference's for `engine`: the box count and the labels must be equal.
+/// Returns (image, max |box difference| in px, max |score difference|) per image.
+pub fn compare_with_reference(
+    backend: &mut dyn detbench_backends::Backend,
+    engine: &str,
+) -> Vec<(&'static str, f32, f32)> {
+    let mut differences = Vec::new();
+    for image in ["000000000139", "000000000802", "000000005001"] {
+        let mut npz = parity(image, engine);
+        let input = array_f32(&mut npz, "input_chw_bgr_0_1");
+        let want_boxes = array_f32(&mut npz, "boxes");
+        let want_scores = array_f32(&mut npz, "scores");
+        let want_labels: ArrayD<i64> = npz.by_name("labels.npy").unwrap();
+
+        let (boxes, scores, labels) = run_d2go(backend, &input);
+        assert_eq!(boxes.shape, want_boxes.shape(), "{image}: box count");
+        assert_eq!(
+            labels.as_i64().unwrap(),
+            want_labels.as_slice().unwrap(),
+            "{image}: labels"
+        );
+        let box_diff = max_abs_diff(boxes.as_f32().unwrap(), want_boxes.as_slice().unwrap());
+        let score_diff = max_abs_diff(scores.as_f32().unwrap(), want_scores.as_slice().unwrap());
+        eprintln!(
+            "{engine} {image}: max |box diff| {box_diff:e} px, max |score diff| {score_diff:e}"
+        );
+        differences.push((image, box_diff, score_diff));
+    }
+    differences
+}
