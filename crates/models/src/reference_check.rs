@@ -260,7 +260,8 @@ pub fn compare_keypoints(
         let mut used = vec![false; cands.len()];
         for &r in &refs {
             let golden = &reference[r];
-            let mut best: Option<(usize, Vec<f64>)> = None; // (j, joint distances)
+            // (j, mean joint distance, joint distances) of the nearest unused candidate.
+            let mut best: Option<(usize, f64, Vec<f64>)> = None;
             for (j, &c) in cands.iter().enumerate() {
                 if used[j] {
                     continue;
@@ -268,21 +269,19 @@ pub fn compare_keypoints(
                 let Some(distances) = joint_distances(golden, &candidate[c]) else {
                     continue;
                 };
-                if best
-                    .as_ref()
-                    .is_none_or(|(_, d)| mean(&distances) < mean(d))
-                {
-                    best = Some((j, distances));
+                let mean_distance = mean(&distances);
+                if best.as_ref().is_none_or(|(_, m, _)| mean_distance < *m) {
+                    best = Some((j, mean_distance, distances));
                 }
             }
-            if let Some((_, distances)) = &best {
+            if let Some((_, _, distances)) = &best {
                 tally.joints_compared += distances.len();
                 tally.joints_within_distance += distances
                     .iter()
                     .filter(|&&d| d <= criteria.max_joint_distance)
                     .count();
             }
-            let best = best.map(|(j, d)| (j, mean(&d), d.iter().copied().fold(0.0, f64::max)));
+            let best = best.map(|(j, mean, d)| (j, mean, d.iter().copied().fold(0.0, f64::max)));
             match best {
                 Some((j, mean, max)) if max <= criteria.max_joint_distance => {
                     used[j] = true;
