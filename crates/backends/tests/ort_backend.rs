@@ -36,8 +36,8 @@ fn two_threads() -> BackendConfig {
 /// kernels depend on the instruction set: on the machines this test was written on the outputs
 /// stayed within 1e-4 of the reference; on an AVX-512 EPYC, YOLOX-Nano's differed by up to
 /// 1.76e-4 (at a value of 0.81), and Python onnxruntime 1.31.1's by exactly as much on that
-/// machine, so it is the engine's arithmetic, not detbench. A wrong layout, colour order or normalisation moves outputs
-/// by orders of magnitude more.
+/// machine, so it is the engine's arithmetic, not detbench. A wrong layout, colour order or
+/// normalisation moves outputs by orders of magnitude more.
 const ENGINE_TOLERANCE: f32 = 5e-4;
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {

@@ -101,12 +101,7 @@ fn keypoints_in(bbox: &[f64; 4], visibility: f64) -> Vec<f64> {
 
 /// The mask of the polygon the ground truth gives an object ([`Scene::ground_truth_json`]).
 fn mask_of_polygon(bbox: &[f64; 4], width: u32, height: u32) -> Rle {
-    let rle = hotcoco::mask::fr_poly(&box_polygon(bbox), height, width).unwrap();
-    Rle {
-        height: rle.h,
-        width: rle.w,
-        counts: rle.counts,
-    }
+    to_rle(hotcoco::mask::fr_poly(&box_polygon(bbox), height, width).unwrap())
 }
 
 fn box_polygon(&[x, y, w, h]: &[f64; 4]) -> Vec<f64> {
@@ -114,7 +109,10 @@ fn box_polygon(&[x, y, w, h]: &[f64; 4]) -> Vec<f64> {
 }
 
 fn mask_of_box(bbox: &[f64; 4], width: u32, height: u32) -> Rle {
-    let rle = hotcoco::mask::fr_bbox(bbox, height, width).unwrap();
+    to_rle(hotcoco::mask::fr_bbox(bbox, height, width).unwrap())
+}
+
+fn to_rle(rle: hotcoco::Rle) -> Rle {
     Rle {
         height: rle.h,
         width: rle.w,
@@ -390,15 +388,11 @@ fn check_perfect_detector(scene: &Scene, dir: &tempfile::TempDir) {
         .any(|(_, _, objects, _)| objects.iter().any(|o| !o.crowd));
     // An object whose polygon covers no pixel centre has an empty mask, and pycocotools gives
     // two empty masks IoU 0 (maskApi.c rleIou: union 0), so no detection can match it in segm.
-    let (empty_masks, objects): (usize, usize) = scene
-        .images
+    // The detections carry exactly those masks, one per non-crowd object.
+    let (empty_masks, objects): (usize, usize) = images
         .iter()
-        .flat_map(|(width, height, objects, _)| {
-            objects
-                .iter()
-                .filter(|o| !o.crowd)
-                .map(move |o| mask_of_polygon(&o.bbox, *width, *height))
-        })
+        .flat_map(|(_, detections)| detections)
+        .filter_map(|d| d.mask.as_ref())
         .fold((0, 0), |(empty, all), mask| {
             let pixels = mask.height * mask.width;
             (empty + usize::from(mask.counts == [pixels]), all + 1)
