@@ -11,7 +11,8 @@ Same images: the annotation file's images by image id, the first --limit (as `de
 RGB, `pixel / 255` (torchvision's references/detection: PILToTensor + ConvertImageDtype).
 Same precision: fp16 is `model.half()` and half inputs, as detbench's libtorch backend does.
 Same settings: cudnn.benchmark as --cudnn-benchmark (default on, as detbench), no autograd
-(torch.no_grad), the same warm-up (--warmup calls cycling over the first max(warmup, batch)
+(torch.no_grad, or torch.inference_mode with --grad-mode inference, as detbench's
+$DETBENCH_TORCH_GRAD_MODE), the same warm-up (--warmup calls cycling over the first max(warmup, batch)
 images, as detbench's harness, crates/bench/src/runner.rs).
 Same timed region as detbench's libtorch backend `run`: host-to-device copy of the inputs
 (+ .half()), the forward pass, torch.cuda.synchronize(), and every output tensor copied to the
@@ -101,7 +102,8 @@ def bench_model(name, args, images, device):
     # Warm-up as detbench's harness (crates/bench/src/runner.rs, warm_up): `warmup` calls of
     # `batch` images cycling over the first max(warmup, batch) images, which are timed again.
     head = images[:max(args.warmup, args.batch)]
-    with torch.no_grad():
+    grad_mode = torch.inference_mode() if args.grad_mode == "inference" else torch.no_grad()
+    with grad_mode:
         for k in range(args.warmup):
             call([head[(k * args.batch + j) % len(head)] for j in range(args.batch)])
         samples, detections, raw_detections = [], [], []
@@ -119,6 +121,7 @@ def bench_model(name, args, images, device):
         "model": name,
         "mode": "torchscript-from-python" if args.scripted else "eager",
         "precision": args.precision,
+        "grad_mode": args.grad_mode,
         "batch_size": args.batch,
         "calls": len(samples),
         "warmup_calls": args.warmup,
@@ -151,6 +154,8 @@ def main():
                    help="torch.backends.cudnn.benchmark (detbench: DETBENCH_TORCH_CUDNN_BENCHMARK)")
     p.add_argument("--scripted", action="store_true",
                    help="diagnostic: time the TorchScript file itself from Python (TE fuser off, as detbench)")
+    p.add_argument("--grad-mode", choices=["no-grad", "inference"], default="no-grad",
+                   help="torch.no_grad() or torch.inference_mode() around the calls (detbench: DETBENCH_TORCH_GRAD_MODE)")
     p.add_argument("--out", required=True)
     args = p.parse_args()
 

@@ -12,7 +12,14 @@ per image each side returned.
 """
 import argparse
 import json
+import math
 import sys
+
+
+def p10(samples):
+    """10th percentile, nearest rank (detbench's percentile definition)."""
+    ordered = sorted(samples)
+    return ordered[max(1, math.ceil(len(ordered) * 0.1)) - 1] if ordered else None
 
 
 def detbench_rows(path):
@@ -28,6 +35,7 @@ def detbench_rows(path):
         rows[key] = {
             "median": stage["summary"]["median"],
             "p90": stage["summary"]["p90"],
+            "p10": p10(stage.get("samples_ms") or []),
             "calls": stage["summary"]["count"],
             "dets": (m.get("detections_per_image") or {}).get("mean"),
             "device": (m.get("backend") or {}).get("device"),
@@ -48,6 +56,7 @@ def eager_rows(path):
         rows[key] = {
             "median": r["latency_ms"]["median"],
             "p90": r["latency_ms"]["p90"],
+            "p10": p10(r.get("samples_ms") or []),
             "calls": r["calls"],
             "dets": r["detections_per_image"],
         }

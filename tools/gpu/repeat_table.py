@@ -9,7 +9,9 @@ Each WORK_DIR holds, per round N and precision P, `detbench_rN_P/results.json` (
 latency_table.py: the median latency of one call's inference stage (detbench) and of the same
 region in eager mode. Per row it prints each side's median over the rounds (of the per-round
 medians) with the range, the ratio of those medians (eager / detbench: above 1.00 means detbench
-is faster), every round's own ratio, and how many rounds detbench was not slower in.
+is faster), every round's own ratio, and how many rounds detbench was not slower in; then the same
+ratio for the 10th percentile of each round's calls (the calls no host interference slowed: on the
+shared GPU hosts both processes have stretches of calls 20-40% slower, see docs/BENCHMARKS.md).
 """
 import glob
 import os
@@ -46,12 +48,14 @@ def main():
         print(f"no rounds found under {', '.join(sys.argv[1:])}", file=sys.stderr)
         return 1
     print("| model | precision | detbench ms (median of rounds; range) | eager ms (median of rounds; range) "
-          "| eager / detbench | per-round ratios | rounds not slower | dets/img detbench / eager |")
-    print("|---|---|--:|--:|--:|---|--:|--:|")
+          "| eager / detbench | per-round ratios | rounds not slower | p10 ms detbench / eager (median of rounds) "
+          "| p10 ratio | per-round p10 ratios | dets/img detbench / eager |")
+    print("|---|---|--:|--:|--:|---|--:|--:|--:|---|--:|")
     rounds_seen = set()
     for key in sorted(table, key=lambda k: (k[2], k[0], k[1])):
         model, precision, batch = key
         ours, theirs, ratios, dets = [], [], [], None
+        ours_p10, theirs_p10 = [], []
         failures = []
         for round_, sides in sorted(table[key].items()):
             rounds_seen.add(round_)
@@ -62,15 +66,21 @@ def main():
             ours.append(a["median"])
             theirs.append(b["median"])
             ratios.append(b["median"] / a["median"])
+            ours_p10.append(a["p10"])
+            theirs_p10.append(b["p10"])
             dets = (a["dets"], b["dets"])
         if not ratios:
-            print(f"| {model} | {precision} | - | - | - | {'; '.join(failures)} | - | - |")
+            print(f"| {model} | {precision} | - | - | - | {'; '.join(failures)} | - | - | - | - | - |")
             continue
         mo, mt = statistics.median(ours), statistics.median(theirs)
         per_round = ", ".join(f"{r:.2f}" for r in ratios) + ("; " + "; ".join(failures) if failures else "")
         print(f"| {model} | {precision} | {fmt(mo)} ({fmt(min(ours))}-{fmt(max(ours))}) "
               f"| {fmt(mt)} ({fmt(min(theirs))}-{fmt(max(theirs))}) | **{mt / mo:.2f}x** | {per_round} "
-              f"| {sum(r >= 1.0 for r in ratios)}/{len(ratios)} | {fmt(dets[0], 1)} / {fmt(dets[1], 1)} |")
+              f"| {sum(r >= 1.0 for r in ratios)}/{len(ratios)} "
+              f"| {fmt(statistics.median(ours_p10))} / {fmt(statistics.median(theirs_p10))} "
+              f"| {statistics.median(theirs_p10) / statistics.median(ours_p10):.2f}x "
+              f"| {', '.join(f'{t / o:.2f}' for o, t in zip(ours_p10, theirs_p10))} "
+              f"| {fmt(dets[0], 1)} / {fmt(dets[1], 1)} |")
     if meta:
         print()
         print(f"rounds: {', '.join(str(r) for r in sorted(rounds_seen))}; eager: torch {meta['torch']}, "

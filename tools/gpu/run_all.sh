@@ -14,6 +14,9 @@
 #   batch  Faster R-CNN R50 and Mask R-CNN at batch 2, 4, 8, fp32 and fp16 ($BATCH_LIMIT images)
 #   repeat the batch-1 table in $ROUNDS rounds (rounds $FIRST_ROUND..$ROUNDS, so that rounds can
 #          be split over calls), the side that goes first alternating per round
+#   variants  $VARIANT_MODELS (default ssd300_vgg16) at $PRECISIONS (default fp16), batch 1, in
+#          $ROUNDS rounds: eager and detbench under each TorchScript executor setting, each also
+#          pinned to one CPU core ($PIN_CORE), with the GPU's clocks logged throughout
 #
 # libtorch comes from the Python torch (LD_LIBRARY_PATH=<torch>/lib); torchvision's ops from
 # its _C.so (DETBENCH_TORCHVISION_OPS). The models are exported here by export_torchvision.py
@@ -74,24 +77,30 @@ export_models() {  # export_models a,b,...: TorchScript files into $MODELS_DIR (
   cp "$MODELS_DIR/export_manifest.json" "$OUT/export_manifest.json"
 }
 
-detbench_run() {  # detbench_run NAME MODELS PRECISION BATCHES LIMIT (env: DETBENCH_TORCH_EXECUTOR)
+detbench_run() {  # detbench_run NAME MODELS PRECISION BATCHES LIMIT (env: DETBENCH_TORCH_EXECUTOR, PIN)
   local name="$1" models="$2" precision="$3" batches="$4" limit="$5"
-  say "detbench $name: $models $precision batch $batches, $limit images"
-  "${bin_env[@]}" "$bin" run --model "$models" --backend torch --device cuda --precision "$precision" \
+  say "detbench $name: $models $precision batch $batches, $limit images${PIN:+, pinned to CPU $PIN}"
+  ${PIN:+taskset -c "$PIN"} "${bin_env[@]}" "$bin" run --model "$models" --backend torch --device cuda --precision "$precision" \
     --batch "$batches" --limit "$limit" --warmup "$WARMUP" --model-dir "$MODELS_DIR" \
     --out "$OUT/work/detbench_$name" --no-store --quiet \
     || say "detbench $name exited with $?"
 }
 
-eager_run() {  # eager_run NAME MODELS PRECISION BATCH LIMIT ANNOTATIONS [--scripted]
+eager_run() {  # eager_run NAME MODELS PRECISION BATCH LIMIT ANNOTATIONS [--scripted] (env: PIN)
   local name="$1" models="$2" precision="$3" batch="$4" limit="$5" annotations="$6" extra="${7:-}"
-  say "eager $name: $models $precision batch $batch, $limit images $extra"
-  $py tools/gpu/eager_bench.py --models-dir "$MODELS_DIR" --images "$images" --annotations "$annotations" \
+  say "eager $name: $models $precision batch $batch, $limit images $extra${PIN:+, pinned to CPU $PIN}"
+  ${PIN:+taskset -c "$PIN"} $py tools/gpu/eager_bench.py --models-dir "$MODELS_DIR" --images "$images" --annotations "$annotations" \
     --models "$models" --precision "$precision" --batch "$batch" --limit "$limit" --warmup "$WARMUP" \
     --cudnn-benchmark "$CUDNN_BENCHMARK" $extra --out "$OUT/work/eager_$name.json" || say "eager $name exited with $?"
 }
 
 mkdir -p "$OUT/work"
+# Host load and CPU steal time (vmstat's `st`) every second, to tell a slow stretch of calls
+# caused by the shared host from one caused by the process.
+if command -v vmstat >/dev/null; then
+  vmstat -t 1 > "$OUT/vmstat.txt" 2>&1 &
+  vmstat_pid=$!
+fi
 case "$mode" in
   smoke)
     m=fasterrcnn_mobilenet_v3_large_320_fpn
@@ -157,10 +166,52 @@ case "$mode" in
     say "repeat table"
     $py tools/gpu/repeat_table.py "$OUT/work" | tee "$OUT/table_repeat.md"
     ;;
-  *) echo "usage: $0 smoke|table|batch|repeat" >&2; exit 2 ;;
+  variants)
+    # Which setting makes a host-bound row (SSD300 fp16) steady? Per round: eager and detbench
+    # with each TorchScript executor setting (crates/backends/src/torch/mod.rs, EXECUTOR_ENV),
+    # under torch.no_grad() or torch.inference_mode() (GRAD_MODE_ENV), and pinned to one core
+    # with taskset (host-thread migration). The order of the runs reverses every other round. The GPU's SM clock, power and utilisation are logged every
+    # 200 ms to gpu_clocks.csv, to see whether the slow calls follow the GPU's clock.
+    models="${VARIANT_MODELS:-ssd300_vgg16}"
+    pin="${PIN_CORE:-2}"
+    export_models "$models" || exit 1
+    nvidia-smi --query-gpu=timestamp,clocks.sm,clocks.mem,power.draw,utilization.gpu,pstate \
+      --format=csv -lms 200 > "$OUT/gpu_clocks.csv" 2>&1 &
+    smi_pid=$!
+    # A run's name says how it runs: [pinned-]SIDE[+inference], SIDE = eager or a detbench
+    # executor setting; +inference = torch.inference_mode() instead of torch.no_grad().
+    runs=(${VARIANT_RUNS:-eager eager+inference profiling no-profiling no-optimize profiling+inference no-optimize+inference pinned-eager pinned-profiling})
+    for round in $(seq "${FIRST_ROUND:-1}" "${ROUNDS:-3}"); do
+      order=("${runs[@]}")
+      if [ $(( round % 2 )) = 0 ]; then
+        order=(); for (( i=${#runs[@]}-1; i>=0; i-- )); do order+=("${runs[$i]}"); done
+      fi
+      for precision in ${PRECISIONS:-fp16}; do
+        for run in "${order[@]}"; do
+          unset PIN
+          side="${run#pinned-}"
+          [ "$side" != "$run" ] && export PIN="$pin"
+          grad=no-grad
+          [ "${side%+inference}" != "$side" ] && grad=inference
+          side="${side%+inference}"
+          if [ "$side" = eager ]; then
+            eager_run "${run}_r${round}_$precision" "$models" "$precision" 1 "$LIMIT" "$instances" "--grad-mode $grad"
+          else
+            DETBENCH_TORCH_EXECUTOR="$side" DETBENCH_TORCH_GRAD_MODE="$grad" \
+              detbench_run "${run}_r${round}_$precision" "$models" "$precision" 1 "$LIMIT"
+          fi
+        done
+      done
+    done
+    unset PIN
+    kill "$smi_pid" 2>/dev/null
+    say "variants table"
+    $py tools/gpu/variants_table.py "$OUT/work" "$OUT/gpu_clocks.csv" | tee "$OUT/table_variants.md"
+    ;;
+  *) echo "usage: $0 smoke|table|batch|repeat|variants" >&2; exit 2 ;;
 esac
 
-if [ "$mode" != repeat ]; then
+if [ "$mode" != repeat ] && [ "$mode" != variants ]; then
 say "table"
 detbench_files=$(ls "$OUT"/work/detbench_[!n]*/results.json 2>/dev/null)
 noprof_files=$(ls "$OUT"/work/detbench_noprof_*/results.json 2>/dev/null)
@@ -170,6 +221,7 @@ if [ -n "$detbench_files" ] && [ -n "$eager_files" ]; then
     ${noprof_files:+--detbench-no-profiling $noprof_files} | tee "$OUT/table_${mode}.md"
 fi
 fi
+[ -n "${vmstat_pid:-}" ] && kill "$vmstat_pid" 2>/dev/null
 # At most 8 files come back: pack the per-run folders into one archive.
 tar -C "$OUT" -czf "$OUT/work_${mode}.tgz" work && rm -rf "$OUT/work"
 ls -la "$OUT"

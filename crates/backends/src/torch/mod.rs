@@ -13,7 +13,8 @@
 //!   elements of a returned tuple (a single non-tuple result is "0").
 //! * Timing: `run` synchronises the CUDA device after the forward pass and copies every output to
 //!   host memory before returning, so a clock read around it measures the whole inference. It
-//!   runs under `NoGradGuard` (no autograd graph).
+//!   runs under `NoGradGuard` (no autograd graph), or under `torch.inference_mode()` with
+//!   `$DETBENCH_TORCH_GRAD_MODE=inference`.
 //! * CUDA settings: cuDNN benchmark mode on; TorchScript's tensor-expression fuser (NNC) off,
 //!   because on torch 2.11 the kernel it fuses for scripted detection models fails on the
 //!   second call with "Global alloc not supported yet" (../shared/notes/torchscript-cuda.md).
@@ -42,17 +43,30 @@ pub const QENGINE_ENV: &str = "DETBENCH_TORCH_QENGINE";
 /// Benchmark mode tunes convolution algorithms for every new input shape, which detection models
 /// with varying image sizes and box counts pay again and again.
 pub const CUDNN_BENCHMARK_ENV: &str = "DETBENCH_TORCH_CUDNN_BENCHMARK";
-/// Environment variable selecting how TorchScript's (profiling) graph executor optimises:
-/// `profiling` (libtorch's default: profiling runs, then a graph specialised to the shapes seen)
-/// or `no-profiling` (`torch._C._jit_set_profiling_mode(False)`: one no-grad optimised graph, no
-/// profiling runs, no shape specialisation).
+/// Environment variable selecting how TorchScript's graph executor optimises:
+/// * `profiling` (libtorch's default): profiling runs, then a graph specialised to the shapes
+///   seen, re-specialised when a guard fails, up to the bailout depth;
+/// * `no-profiling` (`torch._C._jit_set_profiling_mode(False)`): one no-grad optimised graph, no
+///   profiling runs, no shape specialisation;
+/// * `no-optimize` (`torch.jit.optimized_execution(False)`, i.e.
+///   `torch::jit::setGraphExecutorOptimize(false)`): the scripted graph as written, run by the
+///   interpreter with no optimisation passes, closest to eager dispatch.
 pub const EXECUTOR_ENV: &str = "DETBENCH_TORCH_EXECUTOR";
+/// Environment variable selecting the autograd mode of every call: `no-grad` (`torch.no_grad()`)
+/// or `inference` (`torch.inference_mode()`, as torchvision's detection evaluation
+/// `references/detection/engine.py` runs its models).
+pub const GRAD_MODE_ENV: &str = "DETBENCH_TORCH_GRAD_MODE";
 
 /// One TorchScript module loaded on one device.
 pub struct TorchBackend {
     module: CModule,
     device: TchDevice,
     half: bool,
+    /// `false` for `$DETBENCH_TORCH_EXECUTOR=no-optimize`. libtorch keeps this setting per thread
+    /// and reads it when a method is first planned, so `run` sets it on the calling thread.
+    optimize_graphs: bool,
+    /// `true`: calls run under `torch.inference_mode()`; `false`: under `torch.no_grad()`.
+    inference_mode: bool,
     description: BackendDescription,
 }
 
@@ -121,17 +135,37 @@ pub fn open(path: &Path, config: &BackendConfig) -> Result<TorchBackend, Backend
         },
     ));
 
+    let mut optimize_graphs = true;
     match std::env::var(EXECUTOR_ENV).ok().as_deref() {
         None | Some("") | Some("profiling") => {}
         Some("no-profiling") => {
             tch::jit::f_set_profiling_mode(false).map_err(|e| load_error(path, e))?
         }
+        Some("no-optimize") => optimize_graphs = false,
         Some(other) => {
             return Err(BackendError::Unsupported(format!(
-                "${EXECUTOR_ENV}={other}: expected `profiling` or `no-profiling`"
+                "${EXECUTOR_ENV}={other}: expected `profiling`, `no-profiling` or `no-optimize`"
             )));
         }
     }
+    let inference_mode = match std::env::var(GRAD_MODE_ENV).ok().as_deref() {
+        None | Some("") | Some("no-grad") => false,
+        Some("inference") => true,
+        Some(other) => {
+            return Err(BackendError::Unsupported(format!(
+                "${GRAD_MODE_ENV}={other}: expected `no-grad` or `inference`"
+            )));
+        }
+    };
+    options.push((
+        "grad_mode".into(),
+        if inference_mode {
+            "inference_mode"
+        } else {
+            "no_grad"
+        }
+        .into(),
+    ));
     if device.is_cuda() {
         let benchmark = !matches!(std::env::var(CUDNN_BENCHMARK_ENV).as_deref(), Ok("0"));
         tch::Cuda::cudnn_set_benchmark(benchmark);
@@ -145,6 +179,10 @@ pub fn open(path: &Path, config: &BackendConfig) -> Result<TorchBackend, Backend
     options.push((
         "profiling_executor".into(),
         on_off(tch::jit::get_profiling_mode()).into(),
+    ));
+    options.push((
+        "graph_executor_optimize".into(),
+        on_off(optimize_graphs).into(),
     ));
 
     let mut module = CModule::load_on_device(path, TchDevice::Cpu).map_err(|e| {
@@ -186,6 +224,8 @@ pub fn open(path: &Path, config: &BackendConfig) -> Result<TorchBackend, Backend
         module,
         device,
         half,
+        optimize_graphs,
+        inference_mode,
         description: BackendDescription {
             engine: ENGINE.into(),
             engine_version: libtorch.version.clone(),
@@ -265,6 +305,15 @@ impl Backend for TorchBackend {
 
     fn run(&mut self, inputs: Vec<(String, crate::Value)>) -> Result<Outputs, BackendError> {
         let _no_grad = tch::no_grad_guard();
+        let _inference = if self.inference_mode {
+            Some(runtime::InferenceModeGuard::enter().map_err(BackendError::Run)?)
+        } else {
+            None
+        };
+        if !self.optimize_graphs {
+            tch::jit::f_set_graph_executor_optimize(false)
+                .map_err(|e| BackendError::Run(e.to_string()))?;
+        }
         let arguments = inputs
             .into_iter()
             .map(|(name, value)| values::to_ivalue(value, self.device, self.half, &name))

@@ -13,7 +13,7 @@
 //!   torchvision` loads it). It is opened from `$DETBENCH_TORCHVISION_OPS`, else from
 //!   `.deps/torchvision/torchvision/_C.so` (`scripts/setup.sh --torch`). Its declared dependency
 //!   `libtorch_python.so` is satisfied by a stub (see `build.rs`).
-//! * **The quantized engine**, through the C++ shim (`shim.cpp`).
+//! * **The quantized engine** and **inference mode**, through the C++ shim (`shim.cpp`).
 
 use std::ffi::{CStr, CString, c_char, c_int, c_void};
 use std::path::{Path, PathBuf};
@@ -29,6 +29,8 @@ unsafe extern "C" {
     fn detbench_qengine() -> *const c_char;
     fn detbench_has_operator(qualified_name: *const c_char) -> c_int;
     fn detbench_torch_header_version() -> *const c_char;
+    fn detbench_inference_mode_enter(error: *mut c_char, error_length: usize) -> *mut c_void;
+    fn detbench_inference_mode_exit(guard: *mut c_void);
 }
 
 /// The stub standing in for `libtorch_python.so` (built by `build.rs`).
@@ -319,6 +321,35 @@ pub fn quantized_engine() -> String {
     unsafe { CStr::from_ptr(detbench_qengine()) }
         .to_string_lossy()
         .into_owned()
+}
+
+/// `torch.inference_mode()` for the life of the guard, on the thread that made it: autograd off,
+/// and the autograd and ADInplaceOrView dispatch keys skipped on every operator. Not `Send`: the
+/// guard must be dropped on the thread that entered the mode.
+pub struct InferenceModeGuard {
+    guard: *mut c_void,
+}
+
+impl InferenceModeGuard {
+    pub fn enter() -> Result<Self, String> {
+        let mut error = [0 as c_char; 512];
+        // SAFETY: the buffer is valid for its length; the shim writes a NUL-terminated message.
+        let guard = unsafe { detbench_inference_mode_enter(error.as_mut_ptr(), error.len()) };
+        if guard.is_null() {
+            // SAFETY: the shim wrote a NUL-terminated string into the buffer.
+            let message = unsafe { CStr::from_ptr(error.as_ptr()) };
+            return Err(message.to_string_lossy().into_owned());
+        }
+        Ok(Self { guard })
+    }
+}
+
+impl Drop for InferenceModeGuard {
+    fn drop(&mut self) {
+        // SAFETY: `guard` came from detbench_inference_mode_enter on this thread (the type is not
+        // Send) and is released exactly once.
+        unsafe { detbench_inference_mode_exit(self.guard) }
+    }
 }
 
 /// Makes glibc's malloc keep freed memory and serve large blocks from the heap instead of fresh

@@ -9,11 +9,16 @@
 // * Whether an operator is registered with the dispatcher (torchvision::nms, roi_align), to
 //   load torchvision's ops library only once and to say clearly when it is missing.
 // * The libtorch version the headers declare (TORCH_VERSION, torch/version.h).
+// * c10::InferenceMode, the guard behind `torch.inference_mode()` (tch has only NoGradGuard):
+//   besides turning autograd off it skips the autograd and ADInplaceOrView dispatch keys and
+//   version-counter bumps on every operator, which host-bound detectors (thousands of small
+//   post-processing ops per image) feel.
 //
 // Every function catches C++ exceptions and reports them through a caller-provided buffer, so
 // no exception crosses into Rust.
 
 #include <ATen/Context.h>
+#include <c10/core/InferenceMode.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/version.h>
 
@@ -114,6 +119,23 @@ int detbench_has_operator(const char* qualified_name) {
   } catch (...) {
     return 0;
   }
+}
+
+// Enters inference mode on the calling thread; the returned guard must be released on the same
+// thread with detbench_inference_mode_exit. Null when libtorch refused (message in `error`).
+void* detbench_inference_mode_enter(char* error, size_t error_length) {
+  try {
+    return new c10::InferenceMode(true);
+  } catch (const std::exception& e) {
+    write_error(error, error_length, e.what());
+    return nullptr;
+  }
+}
+
+// Leaves the inference mode entered by detbench_inference_mode_enter (restores the thread's
+// previous mode).
+void detbench_inference_mode_exit(void* guard) {
+  delete static_cast<c10::InferenceMode*>(guard);
 }
 
 // The libtorch version of the headers this shim was compiled against.
