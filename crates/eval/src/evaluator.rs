@@ -12,6 +12,8 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use rayon::prelude::*;
+
 use hotcoco::types::{Annotation, Segmentation};
 use hotcoco::{EvalMode, Image, StreamingEval};
 
@@ -163,6 +165,66 @@ impl Evaluator {
         if self.pending_images.len() >= IMAGES_PER_UPDATE {
             self.flush()?;
         }
+        Ok(())
+    }
+
+    /// Adds many images at once, spread over rayon's threads: each thread adds a contiguous
+    /// share of `images` to an evaluator of its own, and the shares are then merged in order
+    /// (hotcoco's `StreamingEval::merge`, "as if its update() calls had been made here"), so the
+    /// result is the one [`add_image`](Self::add_image) image by image gives, bit for bit (tested).
+    /// For scoring a finished run, when nothing else needs the cores. The first failing image
+    /// in `images` order gives the error, as with `add_image`; the images before it in other
+    /// shares may then have been added.
+    pub fn add_images_parallel(&mut self, images: &[(u64, &[Detection])]) -> Result<()> {
+        // Enough images per share to amortise an evaluator's setup (one per share).
+        const MIN_IMAGES_PER_SHARE: usize = 64;
+        let shares = rayon::current_num_threads()
+            .min(images.len() / MIN_IMAGES_PER_SHARE)
+            .max(1);
+        if shares == 1 {
+            return images
+                .iter()
+                .try_for_each(|(image_id, detections)| self.add_image(*image_id, detections));
+        }
+        let per_share = images.len().div_ceil(shares);
+        let parts: Vec<Result<Evaluator>> = images
+            .par_chunks(per_share)
+            .map(|share| {
+                let mut part = self.empty_like()?;
+                for (image_id, detections) in share {
+                    part.add_image(*image_id, detections)?;
+                }
+                part.flush()?;
+                Ok(part)
+            })
+            .collect();
+        self.flush()?;
+        for part in parts {
+            self.merge(part?)?;
+        }
+        Ok(())
+    }
+
+    /// A new evaluator with this one's ground truth and parameters, and no images.
+    fn empty_like(&self) -> Result<Evaluator> {
+        Evaluator::new(Arc::clone(&self.gt), self.params.clone())
+    }
+
+    /// Takes over `other`'s matched images (both flushed; same ground truth and parameters).
+    fn merge(&mut self, other: Evaluator) -> Result<()> {
+        if let Some(image_id) = other.seen.iter().find(|id| self.seen.contains(id)) {
+            return Err(EvalError::InvalidDetection(format!(
+                "image {image_id} was added twice"
+            )));
+        }
+        self.stream
+            .merge(other.stream)
+            .map_err(|source| EvalError::Hotcoco {
+                context: "merging the evaluation of images scored in parallel".into(),
+                source,
+            })?;
+        self.seen.extend(other.seen);
+        self.detections += other.detections;
         Ok(())
     }
 

@@ -274,3 +274,97 @@ fn reference_model_results_reproduce_their_pycocotools_stats() {
         );
     }
 }
+
+/// `add_images_parallel` (detbench run's after-run scoring) splits the images into shares scored
+/// on separate threads and merges them: the stats, per-class AP and PR curves must be the
+/// image-by-image ones bit for bit, and the goldens. A pool of 4 threads makes several shares
+/// on any machine (the 500-image synthetic sets: 4 shares; the 206-image subset: 3).
+#[test]
+fn parallel_scoring_gives_the_image_by_image_results_exactly() {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(4)
+        .build()
+        .unwrap();
+    let mut checked = 0;
+    for pair in golden_pairs() {
+        let gt = Arc::new(GroundTruth::load(&pair.gt).unwrap());
+        let (images, area) = detections_of_results_file(&gt, &pair.dt);
+        if images.len() < 128 {
+            continue; // one share only: nothing parallel to check
+        }
+        let mut params = EvalParams::new(pair.iou_type);
+        params.detection_area = area;
+        let sequential = evaluate_in_memory(&pair, &gt);
+        let borrowed: Vec<(u64, &[detbench_eval::Detection])> = images
+            .iter()
+            .map(|(id, detections)| (*id, detections.as_slice()))
+            .collect();
+        let mut evaluator = Evaluator::new(gt.clone(), params).unwrap();
+        pool.install(|| evaluator.add_images_parallel(&borrowed))
+            .unwrap();
+        let parallel = evaluator.finish().unwrap();
+        check_summary(&pair, "parallel in-memory evaluator", &parallel);
+        assert_bits_equal(&pair.name(), &parallel.stats, &sequential.stats);
+        assert_eq!(parallel.per_class, sequential.per_class, "{}", pair.name());
+        assert_eq!(parallel.pr_curves, sequential.pr_curves, "{}", pair.name());
+        assert_eq!(
+            parallel.detections,
+            sequential.detections,
+            "{}",
+            pair.name()
+        );
+        checked += 1;
+    }
+    // The synthetic bbox and segm sets (the keypoint set's results cover fewer images).
+    assert!(
+        checked >= 2,
+        "only {checked} golden pairs have 128 images or more"
+    );
+
+    // A real detector's results: YOLOX-Nano's reference detections on the 206-image subset.
+    let subset = detbench_assets::shared::instances_subset().unwrap();
+    let gt = Arc::new(GroundTruth::load(subset).unwrap());
+    let dt = detbench_assets::shared::reference()
+        .unwrap()
+        .join("yolox_nano_416/detections_subset.json");
+    let (images, _) = detections_of_results_file(&gt, &dt);
+    let borrowed: Vec<(u64, &[detbench_eval::Detection])> = images
+        .iter()
+        .map(|(id, detections)| (*id, detections.as_slice()))
+        .collect();
+    let mut sequential = Evaluator::new(gt.clone(), EvalParams::new(IouType::Bbox)).unwrap();
+    for (image_id, detections) in &borrowed {
+        sequential.add_image(*image_id, detections).unwrap();
+    }
+    let sequential = sequential.finish().unwrap();
+    let mut parallel = Evaluator::new(gt.clone(), EvalParams::new(IouType::Bbox)).unwrap();
+    pool.install(|| parallel.add_images_parallel(&borrowed))
+        .unwrap();
+    let parallel = parallel.finish().unwrap();
+    assert_bits_equal(
+        "yolox_nano_416 reference",
+        &parallel.stats,
+        &sequential.stats,
+    );
+    assert_eq!(parallel.per_class, sequential.per_class);
+    assert_eq!(parallel.pr_curves, sequential.pr_curves);
+
+    // An image given twice, once in each of two shares, is refused as in add_image.
+    let pair = golden_pairs()
+        .into_iter()
+        .find(|p| p.dt.ends_with("synthetic_dets_bbox.json"))
+        .unwrap();
+    let gt = Arc::new(GroundTruth::load(&pair.gt).unwrap());
+    let (images, _) = detections_of_results_file(&gt, &pair.dt);
+    let mut borrowed: Vec<(u64, &[detbench_eval::Detection])> = images
+        .iter()
+        .map(|(id, detections)| (*id, detections.as_slice()))
+        .collect();
+    borrowed.push(borrowed[0]);
+    let mut evaluator = Evaluator::new(gt, EvalParams::new(IouType::Bbox)).unwrap();
+    let error = pool
+        .install(|| evaluator.add_images_parallel(&borrowed))
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("was added twice"), "{error}");
+}

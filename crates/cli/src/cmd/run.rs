@@ -114,8 +114,8 @@ pub struct Options {
     #[arg(long)]
     decode_threads: Option<usize>,
 
-    /// When detections are scored: after the timed pass (no effect on timing) or on a
-    /// background thread while the model runs.
+    /// When detections are scored: after the timed pass, on every core (no effect on timing),
+    /// or on a background thread while the model runs.
     #[arg(long, default_value = "after-run", value_parser = ["after-run", "overlap"])]
     eval: String,
 
