@@ -2,7 +2,7 @@
 # The GPU latency table of docs/BENCHMARKS.md, on a CUDA machine with Python torch 2.11 +
 # torchvision 0.26 (the `device` machine's python3). Run from the repository root:
 #
-#   tools/gpu/run_all.sh smoke|table|batch|repeat
+#   tools/gpu/run_all.sh smoke|table|batch|repeat|variants
 #
 # It expects, made on the build machine (see tools/gpu/prepare_carry.sh):
 #   .carry/bin/detbench   built with `--features torch` (CUDA is opened at run time)
@@ -17,6 +17,10 @@
 #   variants  $VARIANT_MODELS (default ssd300_vgg16) at $PRECISIONS (default fp16), batch 1, in
 #          $ROUNDS rounds: eager and detbench under each TorchScript executor setting, each also
 #          pinned to one CPU core ($PIN_CORE), with the GPU's clocks logged throughout
+#
+# Every mode honours $DEADLINE_S (see past_deadline): set it below the device call's limit so
+# that a slow round cannot take the finished runs with it, e.g.
+#   CUDNN_BENCHMARK=0 PRECISIONS=fp16 ROUNDS=3 LIMIT=60 DEADLINE_S=480 tools/gpu/run_all.sh repeat
 #
 # libtorch comes from the Python torch (LD_LIBRARY_PATH=<torch>/lib); torchvision's ops from
 # its _C.so (DETBENCH_TORCHVISION_OPS). The models are exported here by export_torchvision.py
@@ -77,8 +81,21 @@ export_models() {  # export_models a,b,...: TorchScript files into $MODELS_DIR (
   cp "$MODELS_DIR/export_manifest.json" "$OUT/export_manifest.json"
 }
 
+# $DEADLINE_S: seconds after which no further run starts (the device's calls end at 10 minutes,
+# and a call cut off mid-run returns nothing of what it measured); the table and the archive are
+# still made from the runs that finished.
+started_at=$SECONDS
+past_deadline() {
+  if [ -n "${DEADLINE_S:-}" ] && [ $(( SECONDS - started_at )) -ge "$DEADLINE_S" ]; then
+    say "deadline ($DEADLINE_S s) passed: skipping $1"
+    return 0
+  fi
+  return 1
+}
+
 detbench_run() {  # detbench_run NAME MODELS PRECISION BATCHES LIMIT (env: DETBENCH_TORCH_EXECUTOR, PIN)
   local name="$1" models="$2" precision="$3" batches="$4" limit="$5"
+  past_deadline "detbench $name" && return 0
   say "detbench $name: $models $precision batch $batches, $limit images${PIN:+, pinned to CPU $PIN}"
   ${PIN:+taskset -c "$PIN"} "${bin_env[@]}" "$bin" run --model "$models" --backend torch --device cuda --precision "$precision" \
     --batch "$batches" --limit "$limit" --warmup "$WARMUP" --model-dir "$MODELS_DIR" \
@@ -88,6 +105,7 @@ detbench_run() {  # detbench_run NAME MODELS PRECISION BATCHES LIMIT (env: DETBE
 
 eager_run() {  # eager_run NAME MODELS PRECISION BATCH LIMIT ANNOTATIONS [--scripted] (env: PIN)
   local name="$1" models="$2" precision="$3" batch="$4" limit="$5" annotations="$6" extra="${7:-}"
+  past_deadline "eager $name" && return 0
   say "eager $name: $models $precision batch $batch, $limit images $extra${PIN:+, pinned to CPU $PIN}"
   ${PIN:+taskset -c "$PIN"} $py tools/gpu/eager_bench.py --models-dir "$MODELS_DIR" --images "$images" --annotations "$annotations" \
     --models "$models" --precision "$precision" --batch "$batch" --limit "$limit" --warmup "$WARMUP" \
