@@ -16,10 +16,14 @@ import math
 import sys
 
 
-def p10(samples):
-    """10th percentile, nearest rank (detbench's percentile definition)."""
+def percentile(samples, q):
+    """The q-th percentile, nearest rank (detbench's percentile definition); None if empty."""
     ordered = sorted(samples)
-    return ordered[max(1, math.ceil(len(ordered) * 0.1)) - 1] if ordered else None
+    return ordered[max(1, math.ceil(len(ordered) * q / 100)) - 1] if ordered else None
+
+
+def p10(samples):
+    return percentile(samples, 10)
 
 
 def detbench_rows(path):

@@ -22,6 +22,9 @@ import re
 import statistics
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from latency_table import percentile  # noqa: E402
+
 RUN = re.compile(r"^(?:detbench|eager)_(?P<run>.+)_r(?P<round>\d+)_(?P<precision>fp16|fp32)(?:\.json)?$")
 LOG_LINE = re.compile(r"^\[run_all (\d\d:\d\d:\d\d)\] (?:detbench|eager) (\S+):")
 
@@ -42,13 +45,6 @@ def samples_of(path):
             if "error" not in r:
                 out[(r["model"], r["precision"])] = r["samples_ms"]
     return out
-
-
-def percentile(values, q):
-    """Nearest rank, as detbench's summaries."""
-    ordered = sorted(values)
-    rank = max(1, -(-len(ordered) * q // 100))
-    return ordered[int(rank) - 1]
 
 
 def run_windows(log_path):
