@@ -15,6 +15,13 @@ pub const PERCENTILE_DEFINITION: &str = "nearest-rank as MLPerf LoadGen: the sam
 /// definition, p99 of n < 100 samples is the largest one), so the measurement is flagged.
 pub const MIN_TIMED_CALLS: usize = 100;
 
+/// The steadiness check (see [`unsteady_note`]): the timed calls are cut into this many blocks of
+/// consecutive calls...
+pub const STEADINESS_BLOCKS: usize = 10;
+/// ...and the run is flagged when the slowest block's median exceeds the fastest block's by more
+/// than this factor.
+pub const STEADINESS_RATIO: f64 = 1.25;
+
 /// The `p`-quantile (0 <= p < 1) of `sorted` (ascending), as MLPerf LoadGen computes its latency
 /// percentiles.
 ///
@@ -176,6 +183,9 @@ impl LatencyRecorder {
                 ),
             );
         }
+        if let Some(note) = unsteady_note(&end_to_end_samples_ms) {
+            validity_notes.push(note);
+        }
         if self.failed_calls > 0 {
             validity_notes.push(format!(
                 "{} calls failed during timing and are not in the samples",
@@ -202,6 +212,51 @@ impl LatencyRecorder {
             validity_notes,
         })
     }
+}
+
+/// A validity note when the speed of the run changed while it was timed, else `None`.
+///
+/// A summary of the samples assumes they come from one steady state. On shared machines they
+/// sometimes do not: another tenant's load, thermal or power throttling, or (on CUDA with cuDNN
+/// benchmark mode) re-tuning for new input shapes can slow a stretch of consecutive calls by 20-40%,
+/// and the median then depends on how much of the run the stretch covered (docs/BENCHMARKS.md,
+/// "Host interference"). The check cuts the calls, in the order they ran, into
+/// [`STEADINESS_BLOCKS`] blocks and compares the blocks' medians: a median is not moved by
+/// single slow calls (a hard image, a one-off re-tune), only by a sustained change. Runs with
+/// fewer than [`MIN_TIMED_CALLS`] calls are not checked (they are flagged already).
+pub fn unsteady_note(samples_in_call_order: &[f64]) -> Option<String> {
+    if samples_in_call_order.len() < MIN_TIMED_CALLS {
+        return None;
+    }
+    let block = samples_in_call_order.len() / STEADINESS_BLOCKS;
+    let medians: Vec<(usize, f64)> = samples_in_call_order
+        .chunks(block)
+        .take(STEADINESS_BLOCKS)
+        .enumerate()
+        .map(|(i, calls)| {
+            let mut sorted = calls.to_vec();
+            sorted.sort_by(f64::total_cmp);
+            (i, median(&sorted))
+        })
+        .collect();
+    let fastest = medians.iter().min_by(|a, b| a.1.total_cmp(&b.1))?;
+    // The first of equal blocks on both sides (max_by keeps the last, so search backwards).
+    let slowest = medians.iter().rev().max_by(|a, b| a.1.total_cmp(&b.1))?;
+    if slowest.1 <= STEADINESS_RATIO * fastest.1 {
+        return None;
+    }
+    let calls = |i: usize| format!("calls {}-{}", i * block + 1, (i + 1) * block);
+    Some(format!(
+        "latency changed during the timed pass: median {:.2} ms over {} against {:.2} ms over \
+         {} ({:.2}x; blocks of {block} consecutive calls). Another load on the machine, \
+         throttling or re-tuning for new input shapes; the summary mixes two speeds, repeat \
+         the run",
+        slowest.1,
+        calls(slowest.0),
+        fastest.1,
+        calls(fastest.0),
+        slowest.1 / fastest.1
+    ))
 }
 
 #[cfg(test)]
@@ -235,6 +290,39 @@ mod tests {
         // 1000 samples: 990 -> the 991st smallest.
         let s: Vec<f64> = (0..1000).map(f64::from).collect();
         assert_eq!(percentile(&s, 0.99), Some(990.0));
+    }
+
+    #[test]
+    fn a_sustained_slow_stretch_is_flagged_and_single_slow_calls_are_not() {
+        // 200 calls at 45 ms with every 7th call at 90 ms (hard images, one-off re-tunes):
+        // every block's median stays 45 ms.
+        let spiky: Vec<f64> = (0..200)
+            .map(|i| if i % 7 == 0 { 90.0 } else { 45.0 })
+            .collect();
+        assert_eq!(unsteady_note(&spiky), None);
+        // Calls 121-160 at 62 ms (the SSD300 fp16 pattern seen on shared GPU hosts): blocks 7
+        // and 8 (of 20 calls) have median 62 against 45 elsewhere, 1.38x > 1.25.
+        let mut stretch = vec![45.0; 200];
+        stretch[120..160].fill(62.0);
+        let note = unsteady_note(&stretch).expect("flagged");
+        assert!(
+            note.contains("median 62.00 ms over calls 121-140 against 45.00 ms over calls 1-20")
+                && note.contains("1.38x")
+                && note.contains("blocks of 20 consecutive calls"),
+            "{note}"
+        );
+        // A change within the factor is not flagged: 45 -> 56 ms is 1.24x.
+        let mut mild = vec![45.0; 200];
+        mild[100..].fill(56.0);
+        assert_eq!(unsteady_note(&mild), None);
+        // Fewer calls than MIN_TIMED_CALLS: not checked.
+        let mut short = vec![45.0; 99];
+        short[50..].fill(90.0);
+        assert_eq!(unsteady_note(&short), None);
+        // 105 calls: blocks of 10, the last 5 calls in no block.
+        let mut tail = vec![10.0; 105];
+        tail[100..].fill(100.0);
+        assert_eq!(unsteady_note(&tail), None);
     }
 
     #[test]
