@@ -25,11 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def shared_dir():
-    return Path(os.environ.get("DETBENCH_SHARED", ROOT.parent / "shared")).resolve()
+from bench_eval import ROOT, shared_dir  # the same script folder; standard library only
 
 
 def build_repeated_set(out, count):
@@ -38,7 +34,7 @@ def build_repeated_set(out, count):
     annotations = out / "instances.json"
     if annotations.is_file() and len(list(images_dir.iterdir())) == count:
         return images_dir, annotations
-    src = shared_dir() / "coco"
+    src = shared_dir().resolve() / "coco"  # absolute: the symlinks must not depend on the cwd
     subset = json.loads((src / "annotations" / "instances_val2017_subset.json").read_text())
     by_image = {}
     for ann in subset["annotations"]:

@@ -19,12 +19,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def shared_dir():
-    env = os.environ.get("DETBENCH_SHARED")
-    return Path(env) if env else ROOT.parent / "shared"
+from bench_eval import shared_dir  # the same script folder; standard library only
 
 
 SETTINGS = {

@@ -35,11 +35,19 @@ fn assert_matches_qnnpack_reference(backend: &mut dyn detbench_backends::Backend
     }
 }
 
-fn open_error(path: &std::path::Path) -> String {
-    match detbench_backends::open(path, &torch_cpu()) {
-        Ok(_) => panic!("the backend opened with a bad setting"),
+/// Sets `variable` to `value` and checks that opening the model fails with a message naming
+/// both and listing `accepted` among the expected values.
+fn assert_refused(path: &std::path::Path, variable: &str, value: &str, accepted: &str) {
+    // SAFETY: this binary's only test, so no other thread reads the environment meanwhile.
+    unsafe { std::env::set_var(variable, value) };
+    let error = match detbench_backends::open(path, &torch_cpu()) {
+        Ok(_) => panic!("the backend opened with {variable}={value}"),
         Err(e) => e.to_string(),
-    }
+    };
+    assert!(
+        error.contains(&format!("{variable}={value}")) && error.contains(&format!("`{accepted}`")),
+        "{error}"
+    );
 }
 
 #[test]
@@ -49,12 +57,7 @@ fn optional_settings_keep_the_outputs_and_bad_values_are_refused() {
     // the environment meanwhile.
     unsafe { std::env::set_var(QENGINE_ENV, "qnnpack") };
 
-    unsafe { std::env::set_var(GRAD_MODE_ENV, "bogus") };
-    let error = open_error(&path);
-    assert!(
-        error.contains("DETBENCH_TORCH_GRAD_MODE=bogus") && error.contains("`inference`"),
-        "{error}"
-    );
+    assert_refused(&path, GRAD_MODE_ENV, "bogus", "inference");
 
     unsafe { std::env::set_var(GRAD_MODE_ENV, "inference") };
     let mut backend = detbench_backends::open(&path, &torch_cpu()).unwrap();
@@ -65,15 +68,8 @@ fn optional_settings_keep_the_outputs_and_bad_values_are_refused() {
     assert_matches_qnnpack_reference(backend.as_mut(), "inference mode");
     drop(backend);
 
-    unsafe {
-        std::env::remove_var(GRAD_MODE_ENV);
-        std::env::set_var(EXECUTOR_ENV, "bogus");
-    }
-    let error = open_error(&path);
-    assert!(
-        error.contains("DETBENCH_TORCH_EXECUTOR=bogus") && error.contains("`no-optimize`"),
-        "{error}"
-    );
+    unsafe { std::env::remove_var(GRAD_MODE_ENV) };
+    assert_refused(&path, EXECUTOR_ENV, "bogus", "no-optimize");
 
     unsafe { std::env::set_var(EXECUTOR_ENV, "no-optimize") };
     let mut backend = detbench_backends::open(&path, &torch_cpu()).unwrap();

@@ -28,6 +28,10 @@ use crate::validate::{self, Requirements};
 /// few enough that matching keeps pace with the run.
 pub const IMAGES_PER_UPDATE: usize = 16;
 
+fn added_twice(image_id: u64) -> EvalError {
+    EvalError::InvalidDetection(format!("image {image_id} was added twice"))
+}
+
 /// The IoU types a set of detections can be scored with: bbox always, segm when any detection
 /// has a mask, keypoints when any has keypoints.
 pub fn iou_types_of(detections: &[Detection]) -> Vec<IouType> {
@@ -139,9 +143,7 @@ impl Evaluator {
             return Ok(());
         }
         if !self.seen.insert(image_id) {
-            return Err(EvalError::InvalidDetection(format!(
-                "image {image_id} was added twice"
-            )));
+            return Err(added_twice(image_id));
         }
         let start = self.pending_detections.len();
         for (position, detection) in detections.iter().enumerate() {
@@ -212,10 +214,8 @@ impl Evaluator {
 
     /// Takes over `other`'s matched images (both flushed; same ground truth and parameters).
     fn merge(&mut self, other: Evaluator) -> Result<()> {
-        if let Some(image_id) = other.seen.iter().find(|id| self.seen.contains(id)) {
-            return Err(EvalError::InvalidDetection(format!(
-                "image {image_id} was added twice"
-            )));
+        if let Some(&image_id) = other.seen.iter().find(|id| self.seen.contains(id)) {
+            return Err(added_twice(image_id));
         }
         self.stream
             .merge(other.stream)
