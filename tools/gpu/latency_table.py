@@ -40,6 +40,7 @@ def detbench_rows(path):
             "median": stage["summary"]["median"],
             "p90": stage["summary"]["p90"],
             "p10": p10(stage.get("samples_ms") or []),
+            "samples": stage.get("samples_ms") or [],
             "calls": stage["summary"]["count"],
             "dets": (m.get("detections_per_image") or {}).get("mean"),
             "device": (m.get("backend") or {}).get("device"),
@@ -61,6 +62,7 @@ def eager_rows(path):
             "median": r["latency_ms"]["median"],
             "p90": r["latency_ms"]["p90"],
             "p10": p10(r.get("samples_ms") or []),
+            "samples": r.get("samples_ms") or [],
             "calls": r["calls"],
             "dets": r["detections_per_image"],
         }
