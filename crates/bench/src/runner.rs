@@ -95,10 +95,18 @@ pub fn run_detector(
     check_batch(detector.batch_support(), batch_size)?;
     let mut stream = ImageStream::start(images.clone(), decode, options.decode);
 
-    // Warm-up on the first images; they are kept and timed again in the pass below.
+    // Warm-up on the first images; they are kept and timed again in the pass below. When none
+    // of them decodes, read on until one does (the images read stay in order for the pass), so
+    // that unreadable first files cannot leave the model cold for the timed calls.
     let head_len = images.len().min(options.warmup.max(batch_size));
-    let head: Vec<DecodedImage> = stream.by_ref().take(head_len).collect();
-    let warmup_failures = warm_up(detector, &head, options.warmup, batch_size)?;
+    let mut head: Vec<DecodedImage> = stream.by_ref().take(head_len).collect();
+    while options.warmup > 0 && !head.iter().any(|d| d.image.is_ok()) {
+        match stream.next() {
+            Some(item) => head.push(item),
+            None => break,
+        }
+    }
+    let warm = warm_up(detector, &head, options.warmup, batch_size)?;
 
     let mut pass = TimedPass::new(batch_size, detector.batch_support());
     let cpu_before = CpuSnapshot::now();
@@ -154,7 +162,7 @@ pub fn run_detector(
         .and_then(|(before, after)| before.other_share_since(&after));
     pass.finish(
         options,
-        warmup_failures,
+        warm,
         total,
         other_cpu_share,
         images.len(),
@@ -191,14 +199,21 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "(no message)".to_owned())
 }
 
-/// `warmup` untimed calls of `batch_size` images cycling over the decoded head images.
-/// Returns how many failed; fails only if all of them did.
+/// What the warm-up did: untimed calls made and how many of them failed.
+#[derive(Debug, Clone, Copy)]
+struct WarmUp {
+    calls: usize,
+    failures: usize,
+}
+
+/// `warmup` untimed calls of `batch_size` images cycling over the decoded head images (none
+/// when no head image decoded). Fails only if every call did.
 fn warm_up(
     detector: &mut dyn Detector,
     head: &[DecodedImage],
     warmup: usize,
     batch_size: usize,
-) -> Result<usize, RunFailure> {
+) -> Result<WarmUp, RunFailure> {
     let decoded: Vec<ImageInput<'_>> = head
         .iter()
         .filter_map(|d| {
@@ -209,8 +224,11 @@ fn warm_up(
         })
         .collect();
     if decoded.is_empty() {
-        // Nothing to warm up on; the timed pass reports these images as failed.
-        return Ok(0);
+        // No image decoded at all; the timed pass reports them as failed.
+        return Ok(WarmUp {
+            calls: 0,
+            failures: 0,
+        });
     }
     let mut failures = 0;
     let mut last_error = String::new();
@@ -227,7 +245,10 @@ fn warm_up(
     if warmup > 0 && failures == warmup {
         return Err(RunFailure::WarmupFailed { reason: last_error });
     }
-    Ok(failures)
+    Ok(WarmUp {
+        calls: warmup,
+        failures,
+    })
 }
 
 /// State of the timed pass.
@@ -312,7 +333,7 @@ impl TimedPass {
     fn finish(
         mut self,
         options: &RunOptions,
-        warmup_failures: usize,
+        warm: WarmUp,
         total: Duration,
         other_cpu_share: Option<f64>,
         dataset_images: usize,
@@ -338,17 +359,23 @@ impl TimedPass {
                 share * 100.0
             ));
         }
-        if warmup_failures > 0 {
+        if warm.failures > 0 {
             self.recorder.add_validity_note(format!(
-                "{warmup_failures} of {} warm-up calls failed",
-                options.warmup
+                "{} of {} warm-up calls failed",
+                warm.failures, warm.calls
+            ));
+        }
+        if warm.calls < options.warmup {
+            self.recorder.add_validity_note(format!(
+                "{} of the {} warm-up calls asked for ran",
+                warm.calls, options.warmup
             ));
         }
         debug_assert_eq!(processed_images + self.failed_images.len(), dataset_images);
         let latency = self
             .recorder
             .finish(
-                options.warmup,
+                warm.calls,
                 options.batch_size.max(1),
                 total,
                 options.decode.includes_decode(),
@@ -360,7 +387,7 @@ impl TimedPass {
             detections_per_image: summarize(&self.counts),
             failed_images: self.failed_images,
             processed_images,
-            warmup_failures,
+            warmup_failures: warm.failures,
             decode_wait: self.decode_wait,
             other_cpu_share,
         })

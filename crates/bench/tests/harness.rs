@@ -4,6 +4,8 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use detbench_bench::dataset::{DatasetOptions, GroundTruthKind};
@@ -51,7 +53,8 @@ struct TestDetector {
     sleep: [Duration; 3],
     fail_on: Option<u64>,
     panic_on: Option<u64>,
-    calls: usize,
+    /// Every `detect` call, warm-up included, counted where the test can read it.
+    calls: Arc<AtomicUsize>,
 }
 
 impl TestDetector {
@@ -62,7 +65,7 @@ impl TestDetector {
             sleep: [Duration::ZERO; 3],
             fail_on: None,
             panic_on: None,
-            calls: 0,
+            calls: Arc::new(AtomicUsize::new(0)),
         }
     }
 }
@@ -85,7 +88,7 @@ impl Detector for TestDetector {
         batch: &[ImageInput<'_>],
         clock: &mut StageClock,
     ) -> Result<Vec<Vec<Detection>>, DetectorError> {
-        self.calls += 1;
+        self.calls.fetch_add(1, Ordering::SeqCst);
         for (stage, sleep) in [Stage::Preprocess, Stage::Inference, Stage::Postprocess]
             .into_iter()
             .zip(self.sleep)
@@ -353,6 +356,56 @@ fn missing_image_files_are_failed_images() {
     assert_eq!(row.failed_images[0].file, "gone.jpg");
     assert!(row.failed_images[0].reason.contains("gone.jpg"));
     assert_eq!(row.latency.as_ref().unwrap().timed_images, 3);
+}
+
+#[test]
+fn warm_up_runs_when_the_first_images_cannot_be_decoded() {
+    // The first three of six images name files that do not exist: the warm-up must still make
+    // its calls (on the first image that decodes), not leave the model cold for the timed pass.
+    let tmp = tempfile::tempdir().unwrap();
+    let gt_path = detbench_assets::shared::instances_subset().unwrap();
+    let mut gt: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&gt_path).unwrap()).unwrap();
+    let mut images: Vec<serde_json::Value> = gt["images"].as_array().unwrap().clone();
+    images.sort_by_key(|i| i["id"].as_u64().unwrap());
+    images.truncate(6);
+    for (k, image) in images.iter_mut().take(3).enumerate() {
+        image["file_name"] = format!("gone_{k}.jpg").into();
+    }
+    gt["images"] = serde_json::Value::Array(images);
+    let ann = tmp.path().join("gt.json");
+    std::fs::write(&ann, serde_json::to_vec(&gt).unwrap()).unwrap();
+    let source = DatasetOptions {
+        images_dir: Some(detbench_assets::shared::coco_images().unwrap()),
+        annotations: Some(ann),
+        ..Default::default()
+    }
+    .resolve()
+    .unwrap();
+    let mut cache = DatasetCache::new(source);
+    let detector = TestDetector::new();
+    let calls = detector.calls.clone();
+    let (rows, _) = run_model(
+        &spec(),
+        move || Ok(Box::new(detector) as Box<dyn Detector>),
+        &mut cache,
+        &image_decoder(),
+        &options(vec![1]),
+        &Quiet,
+    );
+    let row = &rows[0].result;
+    assert_eq!(row.status, "ok");
+    assert_eq!(row.failed_images.len(), 3);
+    let latency = row.latency.as_ref().unwrap();
+    assert_eq!(latency.timed_images, 3);
+    assert_eq!(latency.warmup_iterations, 2);
+    // 2 warm-up calls + 3 timed calls.
+    assert_eq!(calls.load(Ordering::SeqCst), 5);
+    assert!(
+        !latency.validity_notes.iter().any(|n| n.contains("warm-up")),
+        "{:?}",
+        latency.validity_notes
+    );
 }
 
 #[test]

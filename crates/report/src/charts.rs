@@ -329,7 +329,7 @@ fn draw_latency<DB: DrawingBackend>(
     let label_width = label_area_width(bars.iter().map(|b| b.label.as_str()));
     let mut chart = ChartBuilder::on(area)
         .caption(
-            "End-to-end latency per image: mean (bar) and p99 (whisker)",
+            "End-to-end latency per call: mean (bar) and p99 (whisker)",
             (FONT, 28),
         )
         .margin(20)
@@ -341,7 +341,7 @@ fn draw_latency<DB: DrawingBackend>(
     chart
         .configure_mesh()
         .disable_y_mesh()
-        .x_desc("latency (ms per image)")
+        .x_desc("latency (ms per call; per image at batch 1)")
         .axis_desc_style((FONT, 20))
         .label_style((FONT, 18))
         .y_labels(n)
@@ -535,7 +535,7 @@ fn draw_frontier<DB: DrawingBackend>(
         .map_err(e)?;
     chart
         .configure_mesh()
-        .x_desc("mean latency (ms per image)")
+        .x_desc("mean latency (ms per call; per image at batch 1)")
         .y_desc("box AP (%, COCO AP@[.50:.95])")
         .axis_desc_style((FONT, 20))
         .label_style((FONT, 18))

@@ -90,7 +90,7 @@ CREATE TABLE latency (
     validity_notes        TEXT    NOT NULL   -- JSON array of strings
 );
 
--- Summaries in milliseconds; stage 'end_to_end' is the per-image total.
+-- Summaries in milliseconds, per call (one batch of batch_size images); stage 'end_to_end' is the whole call.
 CREATE TABLE latency_stages (
     result_id  INTEGER NOT NULL REFERENCES results(id) ON DELETE CASCADE,
     stage      TEXT    NOT NULL,  -- end_to_end | decode | preprocess | inference | postprocess

@@ -637,7 +637,7 @@ impl Store {
     }
 
     /// The raw latency samples (ms, run order) of one stage of a result (`end_to_end` for the
-    /// per-image total).
+    /// whole call).
     pub fn latency_samples(&self, result_id: i64, stage: &str) -> Result<Vec<f64>, StoreError> {
         let blob: Option<Vec<u8>> = self
             .conn
@@ -712,7 +712,7 @@ fn push_any_of(
     values.extend(items);
 }
 
-/// The stage name under which the per-image end-to-end latency is stored.
+/// The stage name under which the end-to-end latency of a call (one batch) is stored.
 pub const END_TO_END: &str = "end_to_end";
 
 /// `ort` and `torch` as the CLI spells engines, to the names engines report.
@@ -1124,7 +1124,8 @@ impl ResultRecord {
             .map(|(_, v)| *v)
     }
 
-    /// Mean end-to-end latency per image in ms: measured, or as published.
+    /// Mean end-to-end latency in ms: measured per call (one batch of `batch_size` images, so
+    /// per image at batch 1), or the published figure (per image, as the sources give it).
     pub fn latency_mean_ms(&self) -> Option<f64> {
         self.latency
             .as_ref()
@@ -1132,6 +1133,7 @@ impl ResultRecord {
             .or(self.published_latency_ms)
     }
 
+    /// p99 of the end-to-end latency per call, in ms (measured results only).
     pub fn latency_p99_ms(&self) -> Option<f64> {
         self.latency.as_ref().map(|l| l.end_to_end.p99)
     }

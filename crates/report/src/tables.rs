@@ -265,8 +265,9 @@ pub fn results_table(records: &[ResultRecord]) -> Table {
         })
         .collect();
     let mut notes = vec![
-        "AP in percent (pycocotools AP@[.50:.95], maxDets 100). Latency per image, end to end \
-         as measured by detbench; published rows show the source's own figure."
+        "AP in percent (pycocotools AP@[.50:.95], maxDets 100). Latency end to end per call \
+         (one batch: per image at batch 1) as measured by detbench; published rows show the \
+         source's own figure (per image). Throughput is images per second at the row's batch."
             .to_owned(),
     ];
     let invalid: Vec<String> = records
@@ -327,7 +328,7 @@ pub fn stages_table(records: &[ResultRecord]) -> Table {
         columns,
         rows,
         notes: vec![
-            "Stages are timed per call (per batch); end to end is per image and includes decode \
+            "Stages and end to end are timed per call (per batch); end to end includes decode \
              only when the run decoded on the timed thread."
                 .to_owned(),
         ],
@@ -557,14 +558,14 @@ pub fn comparison_tables(
         });
     }
     metrics.push(Metric {
-        title: "Latency mean, ms",
+        title: "Latency mean, ms per call",
         get: ResultRecord::latency_mean_ms,
         decimals: 2,
         with_published: true,
     });
     // Published sources give one latency figure; the p99 table has measured columns only.
     metrics.push(Metric {
-        title: "Latency p99, ms",
+        title: "Latency p99, ms per call",
         get: ResultRecord::latency_p99_ms,
         decimals: 2,
         with_published: false,

@@ -78,7 +78,7 @@ fn writes_latency_frontier_and_stage_charts() {
     for text in [
         "yolox_nano (fp32)",
         "yolox_nano (fp16)",
-        "latency (ms per image)",
+        "latency (ms per call; per image at batch 1)",
         "p99",
     ] {
         assert!(svg.contains(text), "latency.svg lacks `{text}`");

@@ -73,7 +73,7 @@ Ratios are column / fp32.
 
 Published columns are the sources' own figures on their own hardware and dataset, not measured by detbench.
 
-### Latency mean, ms (fp32 vs fp16)
+### Latency mean, ms per call (fp32 vs fp16)
 
 | Model | fp32 | fp16 | fp16 / fp32 |
 |---|---:|---:|---:|
@@ -82,7 +82,7 @@ Published columns are the sources' own figures on their own hardware and dataset
 
 Ratios are column / fp32 (below 1: faster than the baseline).
 
-### Latency p99, ms (fp32 vs fp16)
+### Latency p99, ms per call (fp32 vs fp16)
 
 | Model | fp32 | fp16 | fp16 / fp32 |
 |---|---:|---:|---:|
@@ -100,7 +100,7 @@ Ratios are column / fp32 (below 1: faster than the baseline).
     let csv = render(&tables[1..2], Format::Csv);
     assert_eq!(
         csv,
-        "# Latency mean, ms (fp16 vs fp32)\n\
+        "# Latency mean, ms per call (fp16 vs fp32)\n\
          Model,fp16,fp32,fp32 / fp16\n\
          nanodet_m_320,4.000000000000001,8.000000000000002,2\n\
          yolox_nano,12.5,25,2\n"
@@ -171,7 +171,7 @@ fn device_comparison_has_one_column_per_device() {
     let records = store.results(&everything()).unwrap();
     let tables = comparison_tables(&records, Dimension::Device, None).unwrap();
     let latency = &tables[1];
-    assert_eq!(latency.title, "Latency mean, ms (cpu vs cuda:0 vs cuda:1)");
+    assert_eq!(latency.title, "Latency mean, ms per call (cpu vs cuda:0 vs cuda:1)");
     assert_eq!(
         latency.columns,
         [
