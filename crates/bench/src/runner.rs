@@ -160,13 +160,7 @@ pub fn run_detector(
     let other_cpu_share = cpu_before
         .zip(CpuSnapshot::now())
         .and_then(|(before, after)| before.other_share_since(&after));
-    pass.finish(
-        options,
-        warm,
-        total,
-        other_cpu_share,
-        images.len(),
-    )
+    pass.finish(options, warm, total, other_cpu_share, images.len())
 }
 
 /// A decoded image waiting for its call.

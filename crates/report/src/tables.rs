@@ -335,6 +335,18 @@ pub fn stages_table(records: &[ResultRecord]) -> Table {
     }
 }
 
+/// Which images a result was measured on: the image count and the annotation file's sha256
+/// prefix, e.g. `206 images, ann 3f2a9c01`.
+fn dataset_label(r: &ResultRecord) -> String {
+    let images = r
+        .dataset_images
+        .map_or_else(|| "? images".to_owned(), |n| format!("{n} images"));
+    match &r.annotation_sha256 {
+        Some(sha) => format!("{images}, ann {}", &sha[..sha.len().min(8)]),
+        None => images,
+    }
+}
+
 fn backend_label(r: &ResultRecord) -> String {
     match (&r.engine, &r.engine_version) {
         (Some(engine), Some(version)) if !version.is_empty() => format!("{engine} {version}"),
@@ -493,9 +505,21 @@ pub fn comparison_tables(
         seen.len() > 1
     })
     .collect();
+    // Results on different image sets are never put side by side: when the measured records
+    // come from more than one dataset (annotation file and image count), the dataset joins the
+    // row key and gets its own column.
+    let datasets_differ = {
+        let mut seen: Vec<String> = measured.iter().map(|r| dataset_label(r)).collect();
+        seen.sort();
+        seen.dedup();
+        seen.len() > 1
+    };
     let row_key = |r: &ResultRecord| {
         let mut key = vec![r.model.clone()];
         key.extend(others.iter().map(|d| d.value(r)));
+        if datasets_differ {
+            key.push(dataset_label(r));
+        }
         key
     };
     // (row key) -> (column value) -> latest record.
@@ -535,6 +559,9 @@ pub fn comparison_tables(
     let versus = values.join(" vs ");
     let mut header = vec!["Model".to_owned()];
     header.extend(others.iter().map(|d| capitalise(d.name())));
+    if datasets_differ {
+        header.push("Dataset".to_owned());
+    }
     let mut metrics = vec![Metric {
         title: "Box AP",
         get: |r| ap_percent(r.stat("bbox", "AP")),

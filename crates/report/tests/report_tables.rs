@@ -171,7 +171,10 @@ fn device_comparison_has_one_column_per_device() {
     let records = store.results(&everything()).unwrap();
     let tables = comparison_tables(&records, Dimension::Device, None).unwrap();
     let latency = &tables[1];
-    assert_eq!(latency.title, "Latency mean, ms per call (cpu vs cuda:0 vs cuda:1)");
+    assert_eq!(
+        latency.title,
+        "Latency mean, ms per call (cpu vs cuda:0 vs cuda:1)"
+    );
     assert_eq!(
         latency.columns,
         [
@@ -215,6 +218,41 @@ fn device_comparison_has_one_column_per_device() {
     let markdown = render(&tables[1..2], Format::Markdown);
     assert!(
         markdown.contains("| Model | cpu | published: Zoo (V100) |\n|---|---:|---:|\n| yolox_nano | 25.00 | 12.00 |"),
+        "{markdown}"
+    );
+}
+
+/// Results measured on different image sets are not compared in one row: a 3-image smoke run
+/// recorded after a full run must not replace it as "the latest".
+#[test]
+fn comparisons_keep_results_on_different_datasets_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(dir.path().join("s.db")).unwrap();
+    let synth = |ms, precision, images| {
+        let mut s = Synth::new("yolox_nano", 0.2581, ms);
+        s.precision = precision;
+        s.samples = 110;
+        s.images = images;
+        s
+    };
+    store
+        .record_run(&run(&[synth(25.0, "fp32", 206), synth(12.5, "fp16", 206)]))
+        .unwrap();
+    store.record_run(&run(&[synth(40.0, "fp16", 3)])).unwrap();
+    let records = store.results(&everything()).unwrap();
+    let tables = comparison_tables(&records, Dimension::Precision, None).unwrap();
+    let latency = tables
+        .iter()
+        .find(|t| t.title.starts_with("Latency mean"))
+        .unwrap();
+    assert_eq!(latency.columns[..2], ["Model", "Dataset"]);
+    let markdown = render(std::slice::from_ref(latency), Format::Markdown);
+    assert!(
+        markdown.contains("| yolox_nano | 206 images, ann cdcdcdcd | 25.00 | 12.50 | 0.50x |"),
+        "{markdown}"
+    );
+    assert!(
+        markdown.contains("| yolox_nano | 3 images, ann cdcdcdcd | - | 40.00 | - |"),
         "{markdown}"
     );
 }

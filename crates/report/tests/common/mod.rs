@@ -21,6 +21,8 @@ pub struct Synth {
     /// Mean end-to-end latency (ms); stages split it 10/20/60/10 (decode/pre/infer/post).
     pub latency_ms: f64,
     pub samples: usize,
+    /// Images in the run's dataset.
+    pub images: usize,
 }
 
 impl Synth {
@@ -34,6 +36,7 @@ impl Synth {
             ap,
             latency_ms,
             samples: 120,
+            images: 206,
         }
     }
 }
@@ -86,7 +89,7 @@ pub fn model_json(s: &Synth) -> serde_json::Value {
             "image_dir": "coco/val2017",
             "annotation_file": "coco/annotations/instances_val2017_subset.json",
             "annotation_sha256": "cd".repeat(32),
-            "images": 206
+            "images": s.images
         },
         "bbox": {
             "stats": stats,
