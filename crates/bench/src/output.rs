@@ -119,11 +119,24 @@ fn ms(v: f64) -> String {
     format!("{v:.2}")
 }
 
+/// A table cell's text made safe for a Markdown table: `|` escaped, line breaks (an engine's
+/// multi-line error message) joined into one line.
+fn md_cell(text: &str) -> String {
+    text.split(['\r', '\n'])
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+        .replace('|', "\\|")
+}
+
 fn md_row(cells: &[String]) -> String {
+    let cells: Vec<String> = cells.iter().map(|c| md_cell(c)).collect();
     format!("| {} |", cells.join(" | "))
 }
 
 fn md_header(cells: &[&str]) -> String {
+    let cells: Vec<String> = cells.iter().map(|c| md_cell(c)).collect();
     format!(
         "| {} |\n|{}|",
         cells.join(" | "),
@@ -176,27 +189,34 @@ pub fn main_table(results: &RunResults) -> String {
 
 /// Keypoint stats (points) of the rows that have them, or `None`.
 pub fn keypoint_table(results: &RunResults) -> Option<String> {
-    let rows: Vec<&ModelResult> = results
+    stats_table(results, |m| m.keypoints.as_ref(), &KEYPOINT_STAT_NAMES)
+}
+
+/// Mask (segm) stats (points) of the rows that have them, or `None`.
+pub fn mask_table(results: &RunResults) -> Option<String> {
+    stats_table(results, |m| m.segm.as_ref(), &DETECTION_STAT_NAMES)
+}
+
+/// `Model | <stat names>` for the rows where `accuracy` gives stats, or `None` when none does.
+fn stats_table(
+    results: &RunResults,
+    accuracy: impl Fn(&ModelResult) -> Option<&crate::results::Accuracy>,
+    names: &[&str],
+) -> Option<String> {
+    let rows: Vec<(&ModelResult, &crate::results::Accuracy)> = results
         .models
         .iter()
-        .filter(|m| m.keypoints.is_some())
+        .filter_map(|m| Some((m, accuracy(m)?)))
         .collect();
     if rows.is_empty() {
         return None;
     }
     let mut head = vec!["Model"];
-    head.extend(KEYPOINT_STAT_NAMES);
+    head.extend(names);
     let mut lines = vec![md_header(&head)];
-    for m in rows {
+    for (m, acc) in rows {
         let mut cells = vec![row_label(m)];
-        cells.extend(
-            m.keypoints
-                .as_ref()
-                .unwrap()
-                .stats
-                .iter()
-                .map(|&v| points(v)),
-        );
+        cells.extend(acc.stats.iter().map(|&v| points(v)));
         lines.push(md_row(&cells));
     }
     Some(lines.join("\n"))
@@ -342,8 +362,10 @@ pub fn markdown_report(results: &RunResults) -> String {
         results.detbench_version,
         results.command_line.join(" ")
     );
-    if let Some(m) = results.models.first() {
-        doc.push_str(&format!(
+    // One line per distinct dataset: a run of box and keypoint models reads two annotation files.
+    let mut dataset_lines: Vec<String> = Vec::new();
+    for m in &results.models {
+        let line = format!(
             "- dataset: {} images from {}{}\n",
             m.dataset.images,
             m.dataset.image_dir,
@@ -351,7 +373,13 @@ pub fn markdown_report(results: &RunResults) -> String {
                 (Some(f), Some(sha)) => format!(", ground truth {f} (sha256 {sha})"),
                 _ => ", no ground truth (speed only)".to_owned(),
             }
-        ));
+        );
+        if !dataset_lines.contains(&line) {
+            dataset_lines.push(line);
+        }
+    }
+    for line in dataset_lines {
+        doc.push_str(&line);
     }
     if let Some(harness) = results
         .models
@@ -369,6 +397,11 @@ pub fn markdown_report(results: &RunResults) -> String {
     );
     doc.push_str(&main_table(results));
     doc.push('\n');
+    if let Some(t) = mask_table(results) {
+        doc.push_str("\n## Masks\n\n");
+        doc.push_str(&t);
+        doc.push('\n');
+    }
     if let Some(t) = keypoint_table(results) {
         doc.push_str("\n## Keypoints\n\n");
         doc.push_str(&t);
@@ -419,6 +452,7 @@ pub fn csv_report(results: &RunResults) -> String {
     .map(|s| s.to_string())
     .collect();
     head.extend(DETECTION_STAT_NAMES.iter().map(|s| format!("bbox_{s}")));
+    head.extend(DETECTION_STAT_NAMES.iter().map(|s| format!("segm_{s}")));
     head.extend(KEYPOINT_STAT_NAMES.iter().map(|s| format!("keypoints_{s}")));
     head.extend(
         [
@@ -466,6 +500,7 @@ pub fn csv_report(results: &RunResults) -> String {
             }
         };
         row.extend(stats(m.bbox.as_ref(), 12));
+        row.extend(stats(m.segm.as_ref(), 12));
         row.extend(stats(m.keypoints.as_ref(), 10));
         match &m.latency {
             Some(l) => {
@@ -520,6 +555,7 @@ pub fn csv_report(results: &RunResults) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::results::{DatasetIdentity, ModelFile};
 
     #[test]
     fn atomic_write_replaces_whole_files_and_leaves_no_temporaries() {
@@ -536,6 +572,109 @@ mod tests {
         // A folder that does not exist: an error naming the file, nothing written.
         let err = write_atomic(&dir.path().join("no/such/x.json"), b"x").unwrap_err();
         assert!(err.to_string().contains("x.json"), "{err}");
+    }
+
+    /// A run of a box-and-mask model (failed with a multi-line engine error on its second
+    /// setting) and a keypoint model read from another annotation file.
+    fn mixed_run() -> RunResults {
+        let model = |name: &str, status: &str, annotations: &str, images: usize| ModelResult {
+            name: name.into(),
+            status: status.into(),
+            family: "test".into(),
+            input: "any".into(),
+            model: ModelFile {
+                file: format!("{name}.pt"),
+                sha256: None,
+            },
+            backend: None,
+            batch_size: 1,
+            dataset: DatasetIdentity {
+                image_dir: "coco/val2017".into(),
+                annotation_file: Some(annotations.into()),
+                annotation_sha256: Some(format!("{images:064}")),
+                images,
+            },
+            bbox: None,
+            segm: None,
+            keypoints: None,
+            latency: None,
+            detections_per_image: None,
+            failed_images: vec![],
+            reference_agreement: None,
+            provenance: serde_json::Value::Null,
+        };
+        let stats = |base: f64, n: usize| crate::results::Accuracy {
+            stats: (0..n).map(|k| base + k as f64 / 1000.0).collect(),
+            per_class: vec![],
+        };
+        let mut masks = model("maskrcnn", "ok", "instances.json", 206);
+        masks.bbox = Some(stats(0.5, 12));
+        masks.segm = Some(stats(0.25, 12));
+        let mut failed = model(
+            "maskrcnn",
+            "failed: Got invalid dimensions\n index: 2 | Got: 640",
+            "instances.json",
+            206,
+        );
+        failed.batch_size = 2;
+        let mut pose = model("keypointrcnn", "ok", "person_keypoints.json", 128);
+        pose.bbox = Some(stats(0.4, 12));
+        pose.keypoints = Some(stats(0.6, 10));
+        RunResults {
+            schema_version: 1,
+            detbench_version: "test".into(),
+            started_at: "2026-11-28T00:00:00Z".into(),
+            command_line: vec!["detbench".into(), "run".into()],
+            environment: serde_json::Value::Null,
+            models: vec![masks, failed, pose],
+            skipped: vec![],
+        }
+    }
+
+    #[test]
+    fn mask_stats_reach_markdown_and_csv() {
+        let run = mixed_run();
+        let md = markdown_report(&run);
+        let masks = md.split("## Masks").nth(1).expect("a Masks section");
+        assert!(
+            masks.contains("| maskrcnn | 25.0 | 25.1 | 25.2 |"),
+            "{masks}"
+        );
+        assert!(!mask_table(&run).unwrap().contains("keypointrcnn"));
+        let csv = csv_report(&run);
+        let mut lines = csv.lines();
+        let head: Vec<&str> = lines.next().unwrap().split(',').collect();
+        let column = |name: &str| head.iter().position(|h| *h == name).unwrap();
+        let first: Vec<&str> = lines.next().unwrap().split(',').collect();
+        assert_eq!(first[column("segm_AP")], "0.25");
+        assert_eq!(first[column("segm_ARl")], "0.261");
+        assert_eq!(first[column("bbox_AP")], "0.5");
+        assert_eq!(first[column("keypoints_AP")], "");
+        assert_eq!(head.len(), first.len());
+    }
+
+    #[test]
+    fn markdown_tables_survive_pipes_and_line_breaks_and_name_every_dataset() {
+        let md = markdown_report(&mixed_run());
+        // Every table row has as many cells as its header: no `|` or line break splits one.
+        for table in md.split("\n\n").filter(|t| t.starts_with('|')) {
+            let cells = |line: &str| line.replace("\\|", "").matches('|').count();
+            let mut lines = table.lines();
+            let header = cells(lines.next().unwrap());
+            for line in lines {
+                assert_eq!(cells(line), header, "{table}");
+            }
+        }
+        assert!(
+            md.contains("failed: Got invalid dimensions index: 2 \\| Got: 640"),
+            "{md}"
+        );
+        assert!(md.contains("206 images from coco/val2017, ground truth instances.json"));
+        assert!(md.contains("128 images from coco/val2017, ground truth person_keypoints.json"));
+        assert_eq!(
+            md_header(&["max |score diff|"]),
+            "| max \\|score diff\\| |\n|---|"
+        );
     }
 
     #[test]

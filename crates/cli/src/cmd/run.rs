@@ -265,6 +265,9 @@ pub fn main(args: Args) -> anyhow::Result<()> {
     }
 
     println!("{}", output::main_table(&results));
+    if let Some(table) = output::mask_table(&results) {
+        println!("\nMasks (points):\n{table}");
+    }
     if let Some(table) = output::keypoint_table(&results) {
         println!("\nKeypoints (points):\n{table}");
     }
