@@ -10,10 +10,13 @@
 //!   `num_detections` `[1]` (N is the exporter's `max_total_detections`, 100 for these models);
 //! - map back: `box_list_ops.to_absolute_coordinates` (y times height, x times width, in f32)
 //!   and `coco_tools.ExportSingleImageDetectionBoxesToCoco` (`[xmin, ymin, w, h]`), keeping
-//!   every returned detection, as the TF OD API COCO evaluation does.
+//!   the detections whose class is a COCO category (`if detection_classes[i] in
+//!   category_id_set`): the label map has 90 slots, and the 10 that are not COCO categories
+//!   (12, 26, 29, 30, 45, 66, 68, 69, 71, 83) and the background slot 0 are dropped there too.
 
 use detbench_backends::{Outputs, Tensor, TensorData};
 use detbench_eval::Detection;
+use detbench_eval::labels::COCO80_TO_91;
 use detbench_imgproc::BgrImage;
 
 use super::common::{FamilyError, KeptBox, Pipeline, output_f32};
@@ -86,14 +89,16 @@ impl Tf2ObjectDetection {
         let mut kept = Vec::with_capacity(count as usize);
         for i in 0..count as usize {
             let class = classes[i];
-            if class.is_nan() || class < 1.0 {
-                continue; // 0 is the background slot of the label map; not a COCO category.
+            // coco_tools.ExportSingleImageDetectionBoxesToCoco: `detection_classes[i] in
+            // category_id_set` (a float equal to one of the COCO ids).
+            if !(class.fract() == 0.0 && class >= 1.0 && COCO80_TO_91.contains(&(class as u64))) {
+                continue;
             }
             let b = &boxes[i * 4..i * 4 + 4];
             kept.push(KeptBox {
                 bbox: [b[1] * w, b[0] * h, b[3] * w, b[2] * h],
                 score: scores[i],
-                category_id: class.round() as u64,
+                category_id: class as u64,
             });
         }
         Ok(kept)
@@ -198,14 +203,29 @@ mod tests {
     }
 
     #[test]
-    fn background_slots_are_dropped() {
+    fn background_and_non_coco_slots_are_dropped() {
         let pipeline = Tf2ObjectDetection::new(Tf2Config::default());
-        let out = outputs(vec![0.0, 0.0, 1.0, 1.0], vec![0.0], vec![0.5], 1.0);
+        // Background 0, the label map's non-COCO slots 12 and 83, a non-integral class, NaN,
+        // and two COCO categories (90 = toothbrush, 13 = stop sign).
+        let classes = vec![0.0, 12.0, 83.0, 1.5, f32::NAN, 90.0, 13.0];
+        let n = classes.len();
+        let out = outputs(
+            [0.0, 0.0, 1.0, 1.0].repeat(n),
+            classes,
+            vec![0.5; n],
+            n as f32,
+        );
         let meta = Tf2Meta {
             width: 10,
             height: 10,
         };
-        assert!(pipeline.postprocess(&out, &meta, 1).unwrap().is_empty());
+        let kept: Vec<u64> = pipeline
+            .postprocess(&out, &meta, 1)
+            .unwrap()
+            .iter()
+            .map(|d| d.category_id)
+            .collect();
+        assert_eq!(kept, [90, 13]);
     }
 
     #[test]
