@@ -22,6 +22,16 @@
 //!   silently score such pixels. Warnings that leave the pixels complete (extraneous bytes before
 //!   a marker, unknown JFIF revision, unknown Adobe transform code, bad ICC marker, odd SOS or
 //!   progression parameters) are accepted, as cv2.imread accepts them.
+//! - A header larger than OpenCV's limits (2^20 pixels a side, 2^30 in all) is an error before
+//!   any buffer is allocated, as in cv2.imread.
+//!
+//! Known limits of the warning check (libjpeg keeps only the first warning of an image, and the
+//! TurboJPEG API gives no other): when that first warning is a harmless one, later damage in the
+//! same file (a truncation after extraneous bytes, say) is not seen; and a harmless warning met
+//! while reading the header (an unknown JFIF revision, bytes before the DQT marker) fails
+//! `tj3DecompressHeader`, so such files are reported corrupt although cv2.imread reads them.
+//! Both need libjpeg's own error manager (`emit_message`), which the `turbojpeg` crate does not
+//! expose.
 //!
 //! PNG and BMP files are read with the `image` crate (8-bit gray, gray+alpha, RGB or RGBA become
 //! BGR; alpha is dropped as cv2.imread does with IMREAD_COLOR). Parity with OpenCV is only claimed
@@ -124,6 +134,9 @@ fn decode_jpeg_with(
             message: format!("header gives an empty image ({width}x{height})"),
         });
     }
+    // Before the output buffer is allocated from the header's size: a few bytes of header can
+    // ask for gigabytes, and a failed allocation aborts the whole process.
+    check_size_like_opencv(width, height, name)?;
     match header.colorspace {
         Colorspace::YCbCr | Colorspace::Gray | Colorspace::RGB => {
             let mut bgr = BgrImage::filled(width, height, 0);
@@ -150,6 +163,26 @@ fn decode_jpeg_with(
             Ok(cmyk_to_bgr_like_opencv(&cmyk, width, height))
         }
     }
+}
+
+/// OpenCV's `CV_IO_MAX_IMAGE_WIDTH` / `CV_IO_MAX_IMAGE_HEIGHT` (1 << 20) and
+/// `CV_IO_MAX_IMAGE_PIXELS` (1 << 30), the defaults `validateInputImageSize` in
+/// modules/imgcodecs/src/loadsave.cpp checks before any decoder allocates (imread then returns an
+/// empty image).
+pub const MAX_IMAGE_SIDE: usize = 1 << 20;
+pub const MAX_IMAGE_PIXELS: usize = 1 << 30;
+
+fn check_size_like_opencv(width: usize, height: usize, name: &str) -> Result<(), ImageError> {
+    if width > MAX_IMAGE_SIDE || height > MAX_IMAGE_SIDE || width * height > MAX_IMAGE_PIXELS {
+        return Err(ImageError::TooLarge {
+            name: name.to_string(),
+            width,
+            height,
+            max_side: MAX_IMAGE_SIDE,
+            max_pixels: MAX_IMAGE_PIXELS,
+        });
+    }
+    Ok(())
 }
 
 /// libjpeg-turbo reports warnings (stop-on-warning is off, as in OpenCV) as a failed call with the

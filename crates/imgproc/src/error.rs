@@ -24,6 +24,17 @@ pub enum ImageError {
          image (cv2.imread would return it with the missing part gray), refusing to use it"
     )]
     DamagedJpeg { name: String, message: String },
+    #[error(
+        "{name}: the header gives {width}x{height} pixels, over OpenCV's limits (at most {max_side} \
+         per side and {max_pixels} in all; cv2.imread refuses such images); refusing to allocate it"
+    )]
+    TooLarge {
+        name: String,
+        width: usize,
+        height: usize,
+        max_side: usize,
+        max_pixels: usize,
+    },
     #[error("{name}: unsupported JPEG colour space {colorspace}")]
     UnsupportedJpeg { name: String, colorspace: String },
     #[error("{name}: cannot decode {format} image: {message}")]

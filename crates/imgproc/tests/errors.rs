@@ -139,3 +139,31 @@ fn a_failed_decode_does_not_spoil_the_next_image_on_the_same_thread() {
         }
     }
 }
+
+/// A header that claims 65500x65500 pixels (12.9 GB as BGR) is refused before anything is
+/// allocated, as OpenCV's `validateInputImageSize` refuses it, instead of aborting the process.
+#[test]
+fn jpeg_header_claiming_a_huge_image_is_refused_before_allocating() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut bytes = sample_bytes();
+    // SOF0/SOF2: FF C0|C2, length (2), precision (1), height (2), width (2).
+    let sof = bytes
+        .windows(2)
+        .position(|w| w[0] == 0xFF && (w[1] == 0xC0 || w[1] == 0xC2))
+        .expect("a SOF marker");
+    bytes[sof + 5..sof + 9].copy_from_slice(&[0xFF, 0xDC, 0xFF, 0xDC]); // 65500 x 65500
+    let path = write(dir.path(), "huge.jpg", &bytes);
+    let error = decode_file(&path).expect_err("a 4.3-gigapixel header must be refused");
+    assert!(
+        matches!(
+            error,
+            ImageError::TooLarge {
+                width: 65500,
+                height: 65500,
+                ..
+            }
+        ),
+        "expected TooLarge, got {error:?}"
+    );
+    assert_names_path(&error, &path);
+}
