@@ -161,7 +161,13 @@ pub(crate) fn from_accumulated(
     let recall_thresholds = hotcoco_params.rec_thrs.clone();
     let max_det = hotcoco_params.max_det();
     let max_det_index = hotcoco_params.max_det_idx();
-    let all_area_index = hotcoco_params.all_area_idx();
+    // The range labelled `all`, looked up by label as pycocotools' summarize does; hotcoco's
+    // `all_area_idx` would fall back to the first range when none is labelled `all`. Without
+    // one, per-class AP is not defined (as the summary's AP is -1 then).
+    let all_area_index = hotcoco_params
+        .area_ranges
+        .iter()
+        .position(|range| range.label == "all");
 
     let names: std::collections::HashMap<u64, String> = gt.categories().into_iter().collect();
     let mut per_class = Vec::new();
@@ -172,10 +178,13 @@ pub(crate) fn from_accumulated(
             let name = names.get(&category_id).cloned().unwrap_or_default();
             // detectron2's COCOEvaluator._derive_coco_results: precision[:, :, k, area all,
             // maxDets -1], keep > -1, np.mean. hotcoco's `per_class` report computes the same.
-            let valid: Vec<f64> = (0..shape.t)
-                .flat_map(|t| {
-                    (0..shape.r).map(move |r| {
-                        acc.precision[acc.precision_idx(t, r, k, all_area_index, max_det_index)]
+            let valid: Vec<f64> = all_area_index
+                .into_iter()
+                .flat_map(|a| {
+                    (0..shape.t).flat_map(move |t| {
+                        (0..shape.r).map(move |r| {
+                            acc.precision[acc.precision_idx(t, r, k, a, max_det_index)]
+                        })
                     })
                 })
                 .filter(|&p| p > -1.0)

@@ -396,3 +396,23 @@ fn invalid_parameters_are_errors() {
     let error = Evaluator::new(gt, params).err().unwrap().to_string();
     assert_contains(&error, &["exactly 3 max-detection"]);
 }
+
+/// Custom area ranges without one labelled `all`: the summary's AP is -1 (pycocotools reads the
+/// `all` range by label), and per-class AP is not defined either, rather than read from
+/// whichever range comes first.
+#[test]
+fn per_class_ap_needs_an_all_area_range() {
+    let files = Files::new();
+    let path = files.write(
+        "results.json",
+        r#"[{"image_id": 1, "category_id": 1, "bbox": [1, 1, 4, 4], "score": 0.9}]"#,
+    );
+    let mut params = EvalParams::new(IouType::Bbox);
+    let summary = evaluate_results_file(&files.gt(), &path, &params).unwrap();
+    assert!(summary.stats[0] > 0.999, "{:?}", summary.stats);
+    assert_eq!(summary.per_class[0].ap, Some(summary.stats[0]));
+    params.area_ranges = vec![detbench_eval::AreaRange::new("foo", 0.0, 1e10)];
+    let summary = evaluate_results_file(&files.gt(), &path, &params).unwrap();
+    assert_eq!(summary.stats[0], -1.0);
+    assert_eq!(summary.per_class[0].ap, None);
+}
