@@ -147,18 +147,32 @@ impl Evaluator {
         }
         let start = self.pending_detections.len();
         for (position, detection) in detections.iter().enumerate() {
-            let Some(ann) = self.to_annotation(image_id, detection, position)? else {
-                continue;
-            };
-            if let Err(why) = validate::check_result(&ann, &self.gt, &self.needs) {
-                self.pending_detections.truncate(start);
-                self.seen.remove(&image_id);
-                return Err(EvalError::InvalidDetection(format!(
-                    "image {image_id}, detection {position} (category_id {}): {why}",
-                    detection.category_id
-                )));
+            // On any error the image is taken back whole (its detections so far and its
+            // "seen" mark), so that the evaluator is as before the call.
+            let checked =
+                self.to_annotation(image_id, detection, position)
+                    .and_then(|ann| {
+                        match ann {
+                    Some(ann) => validate::check_result(&ann, &self.gt, &self.needs)
+                        .map(|()| Some(ann))
+                        .map_err(|why| {
+                            EvalError::InvalidDetection(format!(
+                                "image {image_id}, detection {position} (category_id {}): {why}",
+                                detection.category_id
+                            ))
+                        }),
+                    None => Ok(None),
+                }
+                    });
+            match checked {
+                Ok(Some(ann)) => self.pending_detections.push(ann),
+                Ok(None) => {}
+                Err(error) => {
+                    self.pending_detections.truncate(start);
+                    self.seen.remove(&image_id);
+                    return Err(error);
+                }
             }
-            self.pending_detections.push(ann);
         }
         self.detections += self.pending_detections.len() - start;
         self.pending_images.push(image.clone());

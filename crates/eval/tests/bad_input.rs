@@ -416,3 +416,33 @@ fn per_class_ap_needs_an_all_area_range() {
     assert_eq!(summary.stats[0], -1.0);
     assert_eq!(summary.per_class[0].ap, None);
 }
+
+/// A refused image leaves the evaluator as it was, whichever check refused it: adding the
+/// corrected detections afterwards is not "added twice", and the stats are those of the
+/// corrected detections alone.
+#[test]
+fn a_refused_image_can_be_added_again() {
+    let files = Files::new();
+    let gt = Arc::new(files.gt());
+    let foreign = Detection {
+        image_id: 2, // the detection of another image, given for image 1
+        ..detection()
+    };
+    let bad_category = Detection {
+        category_id: 80,
+        ..detection()
+    };
+    for iou_type in [IouType::Bbox, IouType::Segm] {
+        for bad in [foreign.clone(), bad_category.clone()] {
+            let mut evaluator = Evaluator::new(gt.clone(), EvalParams::new(iou_type)).unwrap();
+            evaluator
+                .add_image(1, &[detection(), bad])
+                .expect_err("a bad detection refuses the image");
+            evaluator.add_image(1, &[detection()]).unwrap();
+            let summary = evaluator.finish().unwrap();
+            let mut once = Evaluator::new(gt.clone(), EvalParams::new(iou_type)).unwrap();
+            once.add_image(1, &[detection()]).unwrap();
+            assert_eq!(summary.stats, once.finish().unwrap().stats, "{iou_type:?}");
+        }
+    }
+}

@@ -62,6 +62,11 @@ fn subset_ap_matches_the_reference() {
     let gt = Arc::new(GroundTruth::load(&gt_path).unwrap());
     let images = detbench_assets::shared::coco_images().unwrap();
     let mut detector = detbench_models::open_detector(MODEL, None, &config()).unwrap();
+    // The run records the model's own precision (quantized int8), not the float one asked of
+    // the engine.
+    let backend = &detector.provenance()["backend"];
+    assert_eq!(backend["precision"], "int8", "{backend}");
+    assert_eq!(backend["engine"], "libtorch", "{backend}");
     let mut evaluator = Evaluator::new(gt.clone(), EvalParams::new(IouType::Bbox)).unwrap();
     let mut all: Vec<Detection> = Vec::new();
     let mut clock = StageClock::new();

@@ -293,18 +293,24 @@ pub fn ground_truth_person_boxes(annotations: &Path) -> Result<Vec<PersonBox>, F
         .ok_or_else(|| bad("no `annotations` array".into()))?;
     for (k, a) in anns.iter().enumerate() {
         let field = |name: &str| bad(format!("annotation #{k}: missing or invalid `{name}`"));
+        // The reference's order (run_pose.py, gt_person_boxes): `a["iscrowd"] or
+        // a["category_id"] != 1 or max(a["keypoints"]) == 0` short-circuits, so crowd and
+        // non-person annotations need no `keypoints`.
+        let crowd = a["iscrowd"].as_u64().unwrap_or(0) != 0;
+        let category = a["category_id"]
+            .as_u64()
+            .ok_or_else(|| field("category_id"))?;
+        if crowd || category != 1 {
+            continue;
+        }
         let keypoints: Vec<f64> = a["keypoints"]
             .as_array()
             .ok_or_else(|| field("keypoints"))?
             .iter()
             .map(|v| v.as_f64().ok_or_else(|| field("keypoints")))
             .collect::<Result<_, _>>()?;
-        let crowd = a["iscrowd"].as_u64().unwrap_or(0) != 0;
-        let category = a["category_id"]
-            .as_u64()
-            .ok_or_else(|| field("category_id"))?;
         let max_keypoint = keypoints.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        if crowd || category != 1 || max_keypoint == 0.0 {
+        if max_keypoint == 0.0 {
             continue;
         }
         let image_id = a["image_id"].as_u64().ok_or_else(|| field("image_id"))?;
@@ -465,6 +471,30 @@ mod tests {
         let want = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7])) + v[16];
         assert_eq!(numpy_sum(&v), want);
         assert_eq!(numpy_sum(&[0.5, 0.25]), 0.75);
+    }
+
+    /// Crowd and non-person annotations are skipped before their keypoints are read, as the
+    /// reference's short-circuit `or` does: they need no `keypoints` field.
+    #[test]
+    fn ground_truth_boxes_skip_crowd_and_other_categories_before_reading_keypoints() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kp.json");
+        let mut kp = vec![0.0; 51];
+        kp[0..3].copy_from_slice(&[5.0, 5.0, 2.0]);
+        let doc = serde_json::json!({
+            "images": [{"id": 7, "width": 100, "height": 50}],
+            "annotations": [
+                {"id": 1, "image_id": 7, "category_id": 2, "bbox": [0, 0, 9, 9], "area": 81},
+                {"id": 2, "image_id": 7, "category_id": 1, "iscrowd": 1, "bbox": [0, 0, 9, 9], "area": 81},
+                {"id": 3, "image_id": 7, "category_id": 1, "iscrowd": 0, "bbox": [10, 20, 11, 6],
+                 "area": 66, "keypoints": kp},
+            ],
+        });
+        std::fs::write(&path, doc.to_string()).unwrap();
+        let boxes = ground_truth_person_boxes(&path).unwrap();
+        assert_eq!(boxes.len(), 1);
+        assert_eq!(boxes[0].image_id, 7);
+        assert_eq!(boxes[0].xyxy, [10.0, 20.0, 20.0, 25.0]);
     }
 
     #[test]

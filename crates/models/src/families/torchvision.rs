@@ -78,6 +78,9 @@ pub struct ListModelConfig {
     pub mask_threshold: f32,
     /// Images per call the model accepts.
     pub max_batch: Option<usize>,
+    /// The precision the model file itself fixes (D2Go's quantized model: `int8`), recorded in
+    /// the run instead of the float precision the engine was asked for; `None`: as asked.
+    pub weights_precision: Option<String>,
     /// Where this configuration comes from, for the run record.
     pub source: String,
 }
@@ -92,6 +95,7 @@ impl ListModelConfig {
             keypoints,
             mask_threshold: 0.5,
             max_batch: None,
+            weights_precision: None,
             source: "torchvision 0.26 references/detection (presets: PILToTensor, \
                      ConvertImageDtype; coco_eval.py: convert_to_xywh, masks > 0.5, keypoints as \
                      returned)"
@@ -297,9 +301,13 @@ impl Detector for ListModelDetector {
     }
 
     fn provenance(&self) -> serde_json::Value {
+        let mut backend = self.backend.describe();
+        if let Some(precision) = &self.config.weights_precision {
+            backend.precision = precision.clone();
+        }
         serde_json::json!({
             "pipeline": self.config,
-            "backend": self.backend.describe(),
+            "backend": backend,
             "dropped_non_coco_labels": self.dropped_non_coco_labels(),
         })
     }

@@ -95,7 +95,10 @@ pub(super) static ENTRIES: &[ZooEntry] = &[
         licence: "none stated (the source repository has no licence file)",
         // Upstream README claim; the boxes it used are not stated (GluonCV validation uses
         // ground-truth boxes), so compare with the ground-truth-box protocol.
-        upstream_accuracy: &[("keypoint AP", 51.8)],
+        upstream_accuracy: &[(
+            "keypoint AP (README; boxes not stated, GluonCV validates on ground-truth person boxes)",
+            51.8,
+        )],
         source: "dog-qiuqiu/Ultralight-SimplePose @ 40f9b5d13ef53851d2c2747e2ad884cfb1476291 : model/deploy.onnx (Ultralight-Nano-SimplePose); person boxes from yolox_nano.onnx",
         how_to_get: "ships in the shared models folder (../shared/models) together with yolox_nano.onnx, which provides the person boxes; both must be in the same folder",
         shipped: true,
