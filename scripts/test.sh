@@ -17,5 +17,5 @@ if [ "${DETBENCH_TEST_TORCH:-1}" = "1" ]; then
   export LD_LIBRARY_PATH="$LIBTORCH/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   echo "[test] cargo test --release --features torch (torch backend, D2Go AP)" >&2
   cargo test --release -p detbench-backends -p detbench-models \
-    --features detbench-backends/torch,detbench-models/torch --test torch_backend --test torch_qnnpack --test torch_settings --test d2go_ap
+    --features detbench-backends/torch,detbench-models/torch --lib --test torch_backend --test torch_qnnpack --test torch_settings --test d2go_ap
 fi

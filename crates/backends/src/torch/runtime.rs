@@ -270,19 +270,25 @@ fn load_torch_python_stub() -> Result<(), String> {
     if already {
         return Ok(());
     }
-    let path = std::env::temp_dir().join(format!(
-        "detbench-{}-libtorch_python_stub.so",
-        std::process::id()
-    ));
-    std::fs::write(&path, TORCH_PYTHON_STUB).map_err(|e| {
-        format!(
-            "cannot write the libtorch_python stub to {}: {e}",
-            path.display()
-        )
-    })?;
+    // An anonymous in-memory file (memfd), loaded through /proc/self/fd: no path in a shared
+    // temporary folder that another user could create or replace before dlopen reads it.
+    // SAFETY: memfd_create takes a NUL-terminated name and flags; it returns a new descriptor
+    // or -1.
+    let fd = unsafe { libc::memfd_create(c"libtorch_python_stub".as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(format!(
+            "cannot create an in-memory file for the libtorch_python stub: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    // SAFETY: `fd` was just created and is owned by nothing else.
+    let mut file = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    std::io::Write::write_all(&mut file, TORCH_PYTHON_STUB)
+        .map_err(|e| format!("cannot write the libtorch_python stub to memory: {e}"))?;
+    let path = PathBuf::from(format!("/proc/self/fd/{fd}"));
     let opened = open_forever(&path, libc::RTLD_NOW | libc::RTLD_GLOBAL);
-    // The mapping stays valid once loaded; the file is not needed any more.
-    let _ = std::fs::remove_file(&path);
+    // The mapping stays valid once loaded; the descriptor is not needed any more.
+    drop(file);
     opened.map_err(|e| format!("cannot load the libtorch_python stub: {e}"))
 }
 
@@ -370,4 +376,26 @@ pub fn keep_large_buffers_resident() {
             libc::mallopt(libc::M_TRIM_THRESHOLD, c_int::MAX);
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The stub is loaded from memory and then answers to its soname, which is what
+    /// torchvision's `_C.so` names in its DT_NEEDED entry.
+    #[test]
+    fn the_stub_loads_from_memory_under_its_soname() {
+        load_torch_python_stub().unwrap();
+        // SAFETY: RTLD_NOLOAD only asks whether a library with this soname is loaded.
+        let handle = unsafe {
+            libc::dlopen(
+                c"libtorch_python.so".as_ptr(),
+                libc::RTLD_NOW | libc::RTLD_NOLOAD,
+            )
+        };
+        assert!(!handle.is_null(), "libtorch_python.so is not loaded");
+        // A second call finds it loaded and does nothing.
+        load_torch_python_stub().unwrap();
+    }
 }

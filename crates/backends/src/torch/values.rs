@@ -195,14 +195,12 @@ fn from_tch(tensor: &tch::Tensor, path: &str) -> Result<Tensor, BackendError> {
     let shape: Vec<usize> = tensor.size().iter().map(|&d| d as usize).collect();
     let data = match tensor.kind() {
         Kind::Float | Kind::Half | Kind::BFloat16 | Kind::Double => {
-            TensorData::F32(copy_to_host::<f32>(tensor, Kind::Float).map_err(convert)?)
+            TensorData::F32(copy_to_host::<f32>(tensor).map_err(convert)?)
         }
         Kind::Int64 | Kind::Int | Kind::Int16 | Kind::Int8 => {
-            TensorData::I64(copy_to_host::<i64>(tensor, Kind::Int64).map_err(convert)?)
+            TensorData::I64(copy_to_host::<i64>(tensor).map_err(convert)?)
         }
-        Kind::Uint8 | Kind::Bool => {
-            TensorData::U8(copy_to_host::<u8>(tensor, Kind::Uint8).map_err(convert)?)
-        }
+        Kind::Uint8 | Kind::Bool => TensorData::U8(copy_to_host::<u8>(tensor).map_err(convert)?),
         other => {
             return Err(BackendError::Run(format!(
                 "output {path} has element type {other:?}, which detbench does not convert"
@@ -212,12 +210,13 @@ fn from_tch(tensor: &tch::Tensor, path: &str) -> Result<Tensor, BackendError> {
     Ok(Tensor { shape, data })
 }
 
-/// The elements of `tensor`, converted to `kind` (whose element type is `T`), in a new vector
-/// filled by one `copy_` (no zero-filling first: the copy writes every element).
+/// The elements of `tensor`, converted to `T`'s own kind (`T::KIND`, so that the buffer and the
+/// element type written into it cannot disagree), in a new vector filled by one `copy_` (no
+/// zero-filling first: the copy writes every element).
 fn copy_to_host<T: tch::kind::Element + Copy>(
     tensor: &tch::Tensor,
-    kind: Kind,
 ) -> Result<Vec<T>, tch::TchError> {
+    let kind = T::KIND;
     let count = tensor.numel();
     let mut out: Vec<T> = Vec::with_capacity(count);
     if count == 0 {
