@@ -57,8 +57,6 @@ pub enum RunFailure {
     WarmupFailed { reason: String },
     #[error("every call failed: {reason}")]
     AllCallsFailed { reason: String },
-    #[error("the pipeline panicked: {message}")]
-    Panicked { message: String },
     #[error("batch size {batch} is not supported: the model's batch is fixed at {fixed}")]
     BatchFixed { batch: usize, fixed: usize },
     #[error("batch size {batch} is over the model's maximum of {max}")]
@@ -171,17 +169,20 @@ struct Ready {
     image: BgrImage,
 }
 
-/// Calls `detect` and turns a panic into an error the run can report.
+/// Calls `detect`; a panic becomes that call's error, like an error the pipeline returns: the
+/// call's images are recorded as failed and the run goes on with the next ones (a detector
+/// that panics on every image ends as "all calls failed").
 fn guarded_detect(
     detector: &mut dyn Detector,
     inputs: &[ImageInput<'_>],
     clock: &mut StageClock,
-) -> Result<Result<Vec<Vec<Detection>>, String>, RunFailure> {
+) -> Result<Vec<Vec<Detection>>, String> {
     match std::panic::catch_unwind(AssertUnwindSafe(|| detector.detect(inputs, clock))) {
-        Ok(result) => Ok(result.map_err(|e| e.to_string())),
-        Err(payload) => Err(RunFailure::Panicked {
-            message: panic_message(payload.as_ref()),
-        }),
+        Ok(result) => result.map_err(|e| e.to_string()),
+        Err(payload) => Err(format!(
+            "the pipeline panicked: {}",
+            panic_message(payload.as_ref())
+        )),
     }
 }
 
@@ -231,7 +232,7 @@ fn warm_up(
             .map(|k| decoded[(call * batch_size + k) % decoded.len()])
             .collect();
         let mut clock = StageClock::new();
-        if let Err(e) = guarded_detect(detector, &inputs, &mut clock)? {
+        if let Err(e) = guarded_detect(detector, &inputs, &mut clock) {
             failures += 1;
             last_error = e;
         }
@@ -295,7 +296,7 @@ impl TimedPass {
         }
         let mut clock = StageClock::new();
         let started = Instant::now();
-        let result = guarded_detect(detector, &inputs, &mut clock)?;
+        let result = guarded_detect(detector, &inputs, &mut clock);
         let detect = started.elapsed();
         let checked = result.and_then(|lists| check_outputs(lists, &batch));
         match checked {

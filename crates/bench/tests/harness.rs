@@ -277,12 +277,39 @@ fn models_that_cannot_open_or_panic_get_failed_rows() {
         assert_eq!(row.result.dataset.images, 3);
     }
 
+    // A panic on one image fails that image, like an error, and the run goes on: the other
+    // images keep their results. (Image 139 is the first: one of the two warm-up calls fails
+    // too.)
     let mut detector = TestDetector::new();
     detector.panic_on = Some(139);
     let (rows, _) = run(detector, Some(3), &options(vec![1]));
+    let row = &rows[0].result;
+    assert_eq!(row.status, "ok");
+    assert_eq!(row.failed_images.len(), 1);
+    assert_eq!(row.failed_images[0].file, "000000000139.jpg");
+    assert_eq!(
+        row.failed_images[0].reason,
+        "pipeline failed: the pipeline panicked: bug on image 139"
+    );
+    let latency = row.latency.as_ref().unwrap();
+    assert_eq!(latency.timed_images, 2);
+    assert!(
+        latency
+            .validity_notes
+            .iter()
+            .any(|n| n == "1 of 2 warm-up calls failed"),
+        "{:?}",
+        latency.validity_notes
+    );
+    assert!(row.bbox.is_some());
+
+    // A pipeline that panics on every image gets a failed row naming the panic.
+    let mut detector = TestDetector::new();
+    detector.panic_on = Some(139);
+    let (rows, _) = run(detector, Some(1), &options(vec![1]));
     assert_eq!(
         rows[0].result.status,
-        "failed: the pipeline panicked: bug on image 139"
+        "failed: every warm-up call failed: the pipeline panicked: bug on image 139"
     );
     assert!(rows[0].result.bbox.is_none());
 }
