@@ -40,6 +40,9 @@ pub enum ImportError {
 /// A table as parsed: header texts and rows of cells, each with the line it starts on.
 #[derive(Debug, Clone, PartialEq, Default)]
 struct RawTable {
+    /// The text of the last heading before the table (e.g. `Keypoints`), which says what a
+    /// bare `AP` column measures.
+    section: String,
     header: Vec<String>,
     rows: Vec<(usize, Vec<RawCell>)>,
 }
@@ -60,9 +63,22 @@ fn raw_tables(markdown: &str) -> Vec<RawTable> {
     let mut in_head = false;
     let mut row: Option<(usize, Vec<RawCell>)> = None;
     let mut cell: Option<RawCell> = None;
+    let mut section = String::new();
+    let mut in_heading = false;
     for (event, range) in Parser::new_ext(markdown, Options::ENABLE_TABLES).into_offset_iter() {
         match event {
-            Event::Start(Tag::Table(_)) => table = Some(RawTable::default()),
+            Event::Start(Tag::Heading { .. }) => {
+                in_heading = true;
+                section.clear();
+            }
+            Event::End(TagEnd::Heading(_)) => in_heading = false,
+            Event::Text(text) if in_heading => section.push_str(&text),
+            Event::Start(Tag::Table(_)) => {
+                table = Some(RawTable {
+                    section: section.clone(),
+                    ..RawTable::default()
+                })
+            }
             Event::End(TagEnd::Table) => tables.extend(table.take()),
             Event::Start(Tag::TableHead) => in_head = true,
             Event::End(TagEnd::TableHead) => in_head = false,
@@ -144,6 +160,9 @@ fn role_of(header: &str) -> Role {
         Role::Outputs
     } else if (has("speed") || has("latency") || has("time")) && has("(ms)") {
         Role::Latency { scale: 1.0 }
+    } else if matches!(h.as_str(), "mean ms" | "median ms" | "min ms") {
+        // detbench's results.md (`mean ms`, `median ms`, `min ms`; mean is preferred below).
+        Role::Latency { scale: 1.0 }
     } else if (has("time") || has("latency")) && (has("(s)") || has("s / it") || has("s/it")) {
         Role::Latency { scale: 1000.0 }
     } else {
@@ -153,8 +172,24 @@ fn role_of(header: &str) -> Role {
 
 /// Column roles of a table, with the model column defaulting to the first. When several
 /// columns look like latency, the one saying "mean" (detbench's own layout) or "speed" wins.
-fn roles(header: &[String]) -> Vec<Role> {
-    let mut roles: Vec<Role> = header.iter().map(|h| role_of(h)).collect();
+/// Under a heading about keypoints or masks (detbench's results.md: `## Keypoints`,
+/// `## Masks`), a bare AP column is that kind of AP, not box AP.
+fn roles(header: &[String], section: &str) -> Vec<Role> {
+    let section = section.to_lowercase();
+    let bare_ap = if section.contains("keypoint") {
+        Role::KeypointAp
+    } else if section.contains("mask") || section.contains("segm") {
+        Role::MaskAp
+    } else {
+        Role::BoxAp
+    };
+    let mut roles: Vec<Role> = header
+        .iter()
+        .map(|h| match role_of(h) {
+            Role::BoxAp if matches!(h.to_lowercase().as_str(), "ap" | "map") => bare_ap,
+            role => role,
+        })
+        .collect();
     if !roles.contains(&Role::Model) && !roles.is_empty() {
         roles[0] = Role::Model;
     }
@@ -217,7 +252,7 @@ pub fn parse_published_markdown(
     let mut rows = Vec::new();
     let mut found = false;
     for table in raw_tables(markdown) {
-        let roles = roles(&table.header);
+        let roles = roles(&table.header, &table.section);
         let has_metric = roles.iter().any(|r| {
             matches!(
                 r,
@@ -253,6 +288,14 @@ fn read_row(
     let model_index = roles.iter().position(|r| *r == Role::Model).unwrap_or(0);
     let model = cell(model_index);
     if is_missing(&model.text) {
+        return Ok(None);
+    }
+    // A row of a model that failed (detbench's results.md puts `failed: <reason>` in its
+    // first stat column) has no results to import.
+    if cells
+        .iter()
+        .any(|c| c.text.trim_start().to_lowercase().starts_with("failed:"))
+    {
         return Ok(None);
     }
     let bad = |i: usize, text: &str, expected| ImportError::BadValue {

@@ -112,3 +112,53 @@ fn imports_into_the_store_labelled_published_and_reads_detbench_tables_back() {
     );
     assert_eq!(mask_again.latency_column, "Latency mean (ms)");
 }
+
+/// A `results.md` written by `detbench run` (main table, `## Masks`, `## Keypoints`, a failed
+/// row with an escaped `|`) imports with each AP in its own column, `mean ms` as the latency,
+/// and no row for the failed model.
+#[test]
+fn a_runs_own_results_md_imports_by_section() {
+    let markdown = "\
+# detbench run
+
+| Model | Input | Backend/precision | AP | AP50 | AP75 | APs | APm | APl | AR1 | AR10 | AR100 | ARs | ARm | ARl | images/s | p99 ms | total s | mean ms | median ms | min ms |
+|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|
+| maskrcnn | any | libtorch 2.11.0 cuda:0 fp16 | 37.9 | 59.2 | 41.0 | 21.0 | 41.0 | 49.0 | 31.0 | 49.0 | 51.0 | 32.0 | 55.0 | 66.0 | 20.1 | 60.00 | 3.10 | 49.27 | 48.00 | 45.00 |
+| broken | any | onnxruntime 1.31.1 cpu fp32 | failed: Got invalid dimensions index: 2 \\| Got: 640 | - | - | - | - | - | - | - | - | - | - | - | - | - | - | - | - | - |
+| simplepose_yolox | 192x256 | onnxruntime 1.31.1 cpu fp32 | n/a | n/a | n/a | n/a | n/a | n/a | n/a | n/a | n/a | n/a | n/a | n/a | 30.0 | 40.00 | 6.00 | 33.30 | 33.00 | 31.00 |
+
+## Masks
+
+| Model | AP | AP50 | AP75 | APs | APm | APl | AR1 | AR10 | AR100 | ARs | ARm | ARl |
+|---|---|---|---|---|---|---|---|---|---|---|---|---|
+| maskrcnn | 34.6 | 56.0 | 36.0 | 15.0 | 37.0 | 50.0 | 29.0 | 45.0 | 47.0 | 27.0 | 51.0 | 63.0 |
+
+## Keypoints
+
+| Model | AP | AP50 | AP75 | APm | APl | AR | AR50 | AR75 | ARm | ARl |
+|---|---|---|---|---|---|---|---|---|---|---|
+| simplepose_yolox | 49.0 | 77.0 | 52.0 | 44.0 | 58.0 | 53.0 | 79.0 | 56.0 | 47.0 | 62.0 |
+";
+    let rows = parse_published_markdown(markdown, "results.md").unwrap();
+    let got: Vec<(&str, Option<f64>, Option<f64>, Option<f64>, Option<f64>)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.model.as_str(),
+                r.box_ap,
+                r.mask_ap,
+                r.keypoint_ap,
+                r.latency_ms,
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("maskrcnn", Some(37.9), None, None, Some(49.27)),
+            ("simplepose_yolox", None, None, None, Some(33.3)),
+            ("maskrcnn", None, Some(34.6), None, None),
+            ("simplepose_yolox", None, None, Some(49.0), None),
+        ]
+    );
+}
