@@ -226,7 +226,10 @@ impl GroundTruth {
         self.degenerate_polygons.map(|(count, ann_id)| {
             format!(
                 "{}: {count} ground-truth polygon(s) have fewer than 3 points (first in annotation \
-                 id {ann_id}); they enclose no area, so such objects cannot be matched by a mask",
+                 id {ann_id}); detbench (hotcoco) rasterises them as polygons that enclose no area, \
+                 so such objects cannot be matched by a mask. pycocotools differs here: it reads \
+                 an annotation whose first polygon has exactly 4 values as a box [x, y, w, h] \
+                 (`frPyObjects`) and fails on fewer",
                 self.path.display()
             )
         })

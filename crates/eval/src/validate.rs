@@ -43,7 +43,13 @@ pub(crate) fn check_result(
         ));
     }
     match ann.score {
-        None => return Err("has no `score`".into()),
+        None => {
+            return Err(
+                "has no `score` (a finite number is needed; a score written as \
+                        Infinity or NaN is read as null)"
+                    .into(),
+            );
+        }
         Some(score) if !score.is_finite() => {
             return Err(format!("score is {score}; expected a finite number"));
         }

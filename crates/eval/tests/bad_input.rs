@@ -189,6 +189,11 @@ fn nan_and_negative_boxes_are_errors() {
         IouType::Bbox,
     );
     assert_contains(&error, &["results[0]", "has no `score`"]);
+    let error = files.error(
+        r#"[{"image_id": 1, "category_id": 1, "bbox": [1, 1, 4, 4], "score": Infinity}]"#,
+        IouType::Bbox,
+    );
+    assert_contains(&error, &["results[0]", "Infinity or NaN is read as null"]);
 }
 
 #[test]
