@@ -25,13 +25,15 @@
 //! - A header larger than OpenCV's limits (2^20 pixels a side, 2^30 in all) is an error before
 //!   any buffer is allocated, as in cv2.imread.
 //!
-//! Known limits of the warning check (libjpeg keeps only the first warning of an image, and the
-//! TurboJPEG API gives no other): when that first warning is a harmless one, later damage in the
-//! same file (a truncation after extraneous bytes, say) is not seen; and a harmless warning met
-//! while reading the header (an unknown JFIF revision, bytes before the DQT marker) fails
-//! `tj3DecompressHeader`, so such files are reported corrupt although cv2.imread reads them.
-//! Both need libjpeg's own error manager (`emit_message`), which the `turbojpeg` crate does not
-//! expose.
+//! Harmless warnings met while reading the header (an unknown JFIF revision, bytes before a
+//! marker) make `tj3DecompressHeader` return -1 after reading the header completely; they are
+//! accepted too (the TurboJPEG C API is called directly for this: the `turbojpeg` crate's
+//! wrapper stops at any header warning).
+//!
+//! Known limit of the warning check: libjpeg keeps only the first warning of an image for the
+//! caller (`emit_message` passes on later ones only at trace level 3, which TurboJPEG does not
+//! expose), so when that first warning is a harmless one, later damage in the same file (a
+//! truncation after extraneous bytes, say) is not seen.
 //!
 //! PNG and BMP files are read with the `image` crate (8-bit gray, gray+alpha, RGB or RGBA become
 //! BGR; alpha is dropped as cv2.imread does with IMREAD_COLOR). Parity with OpenCV is only claimed
@@ -41,7 +43,7 @@
 use std::cell::RefCell;
 use std::path::Path;
 
-use turbojpeg::{Colorspace, Decompressor, Image, PixelFormat};
+use turbojpeg::raw;
 
 use crate::error::ImageError;
 use crate::image::BgrImage;
@@ -99,17 +101,22 @@ fn sniff_format(bytes: &[u8]) -> Option<Format> {
 
 thread_local! {
     /// One libjpeg-turbo decompressor per thread, reused across images (tj3Init allocates).
-    static DECOMPRESSOR: RefCell<Option<Decompressor>> = const { RefCell::new(None) };
+    static DECOMPRESSOR: RefCell<Option<JpegHandle>> = const { RefCell::new(None) };
 }
 
 fn decode_jpeg(bytes: &[u8], name: &str) -> Result<BgrImage, ImageError> {
     DECOMPRESSOR.with(|cell| {
         let mut slot = cell.borrow_mut();
         if slot.is_none() {
-            *slot = Some(Decompressor::new().map_err(|e| corrupt(name, e))?);
+            *slot = Some(
+                JpegHandle::new().map_err(|message| ImageError::CorruptJpeg {
+                    name: name.to_string(),
+                    message,
+                })?,
+            );
         }
-        let decompressor = slot.as_mut().expect("just initialised");
-        let decoded = decode_jpeg_with(decompressor, bytes, name);
+        let handle = slot.as_mut().expect("just initialised");
+        let decoded = decode_jpeg_with(handle, bytes, name);
         if decoded.is_err() {
             // A handle that failed mid-stream can fail the next, intact image on this thread
             // (seen in CI: the image after a truncated one was reported corrupt); start afresh.
@@ -120,14 +127,38 @@ fn decode_jpeg(bytes: &[u8], name: &str) -> Result<BgrImage, ImageError> {
 }
 
 fn decode_jpeg_with(
-    decompressor: &mut Decompressor,
+    handle: &mut JpegHandle,
     bytes: &[u8],
     name: &str,
 ) -> Result<BgrImage, ImageError> {
-    let header = decompressor
-        .read_header(bytes)
-        .map_err(|e| corrupt(name, e))?;
-    let (width, height) = (header.width, header.height);
+    let header = handle.read_header(bytes);
+    // A warning while reading the header fails tj3DecompressHeader after the header was read
+    // completely (turbojpeg.c sets the values first); a harmless one is accepted, as cv2.imread
+    // accepts such files, and a damaging one is reported.
+    let (width, height, colorspace) = match header {
+        Ok(values) => values,
+        Err(TjFailure::Warning { message, values }) => match (warning_kind(&message), values) {
+            (WarningKind::Harmless, Some(values)) => values,
+            (WarningKind::Damaged, _) => {
+                return Err(ImageError::DamagedJpeg {
+                    name: name.to_string(),
+                    message,
+                });
+            }
+            _ => {
+                return Err(ImageError::CorruptJpeg {
+                    name: name.to_string(),
+                    message,
+                });
+            }
+        },
+        Err(TjFailure::Error(message)) => {
+            return Err(ImageError::CorruptJpeg {
+                name: name.to_string(),
+                message,
+            });
+        }
+    };
     if width == 0 || height == 0 {
         return Err(ImageError::CorruptJpeg {
             name: name.to_string(),
@@ -137,30 +168,149 @@ fn decode_jpeg_with(
     // Before the output buffer is allocated from the header's size: a few bytes of header can
     // ask for gigabytes, and a failed allocation aborts the whole process.
     check_size_like_opencv(width, height, name)?;
-    match header.colorspace {
-        Colorspace::YCbCr | Colorspace::Gray | Colorspace::RGB => {
+    match colorspace {
+        raw::TJCS_TJCS_YCbCr | raw::TJCS_TJCS_GRAY | raw::TJCS_TJCS_RGB => {
             let mut bgr = BgrImage::filled(width, height, 0);
-            let output = Image {
-                pixels: bgr.data.as_mut_slice(),
-                width,
-                pitch: width * 3,
-                height,
-                format: PixelFormat::BGR,
-            };
-            check_decompress(decompressor.decompress(bytes, output), name)?;
+            let status =
+                handle.decompress(bytes, &mut bgr.data, width, height, 3, raw::TJPF_TJPF_BGR);
+            check_decompress(status, name)?;
             Ok(bgr)
         }
-        Colorspace::CMYK | Colorspace::YCCK => {
+        raw::TJCS_TJCS_CMYK | raw::TJCS_TJCS_YCCK => {
             let mut cmyk = vec![0u8; width * height * 4];
-            let output = Image {
-                pixels: cmyk.as_mut_slice(),
-                width,
-                pitch: width * 4,
-                height,
-                format: PixelFormat::CMYK,
-            };
-            check_decompress(decompressor.decompress(bytes, output), name)?;
+            let status = handle.decompress(bytes, &mut cmyk, width, height, 4, raw::TJPF_TJPF_CMYK);
+            check_decompress(status, name)?;
             Ok(cmyk_to_bgr_like_opencv(&cmyk, width, height))
+        }
+        other => Err(ImageError::UnsupportedJpeg {
+            name: name.to_string(),
+            colorspace: format!("code {other}"),
+        }),
+    }
+}
+
+/// How a TurboJPEG call failed: a libjpeg warning (the call ran to its end; `values` are what
+/// it read, where it reads any) or an error.
+#[derive(Debug)]
+enum TjFailure<T> {
+    Warning { message: String, values: Option<T> },
+    Error(String),
+}
+
+/// A TurboJPEG decompression handle (`tj3Init`), used through the TurboJPEG C API directly: the
+/// `turbojpeg` crate's wrapper turns every warning into an error and reads the header again
+/// before decompressing, so a harmless header warning would stop it before any pixel is
+/// written. The calls and their defaults (accurate DCT, fancy upsampling, no scaling) are the
+/// ones that wrapper makes.
+struct JpegHandle(raw::tjhandle);
+
+impl Drop for JpegHandle {
+    fn drop(&mut self) {
+        // SAFETY: the handle came from tj3Init and is destroyed once, here.
+        unsafe { raw::tj3Destroy(self.0) }
+    }
+}
+
+impl JpegHandle {
+    fn new() -> Result<Self, String> {
+        // SAFETY: tj3Init returns a new handle or null.
+        let handle =
+            unsafe { raw::tj3Init(raw::TJINIT_TJINIT_DECOMPRESS as turbojpeg::libc::c_int) };
+        if handle.is_null() {
+            Err("cannot create a libjpeg-turbo decompressor".into())
+        } else {
+            Ok(Self(handle))
+        }
+    }
+
+    /// The message of the last failed call and whether it was only a warning.
+    fn failure<T>(&self, values: Option<T>) -> TjFailure<T> {
+        // SAFETY: the handle is valid; tj3GetErrorStr returns a NUL-terminated string owned by
+        // the handle (or a static one), copied here before any other call.
+        let (code, message) = unsafe {
+            (
+                raw::tj3GetErrorCode(self.0),
+                std::ffi::CStr::from_ptr(raw::tj3GetErrorStr(self.0))
+                    .to_string_lossy()
+                    .into_owned(),
+            )
+        };
+        if code == raw::TJERR_TJERR_WARNING as turbojpeg::libc::c_int {
+            TjFailure::Warning { message, values }
+        } else {
+            TjFailure::Error(message)
+        }
+    }
+
+    fn get(&self, param: raw::TJPARAM) -> turbojpeg::libc::c_int {
+        // SAFETY: the handle is valid; tj3Get only reads a parameter.
+        unsafe { raw::tj3Get(self.0, param as turbojpeg::libc::c_int) }
+    }
+
+    /// Width, height and TJCS colour space from the header.
+    #[allow(clippy::type_complexity)]
+    fn read_header(
+        &mut self,
+        bytes: &[u8],
+    ) -> Result<(usize, usize, raw::TJCS), TjFailure<(usize, usize, raw::TJCS)>> {
+        // SAFETY: the handle is valid and `bytes` is readable for its whole length during the
+        // call, which keeps no pointer to it.
+        let status = unsafe { raw::tj3DecompressHeader(self.0, bytes.as_ptr(), bytes.len() as _) };
+        let values = || {
+            let (width, height) = (
+                self.get(raw::TJPARAM_TJPARAM_JPEGWIDTH),
+                self.get(raw::TJPARAM_TJPARAM_JPEGHEIGHT),
+            );
+            let colorspace = self.get(raw::TJPARAM_TJPARAM_COLORSPACE);
+            (width > 0 && height > 0 && colorspace >= 0).then_some((
+                width as usize,
+                height as usize,
+                colorspace as raw::TJCS,
+            ))
+        };
+        if status == 0 {
+            values().ok_or_else(|| {
+                TjFailure::Error("header gives no image size or colour space".into())
+            })
+        } else {
+            Err(self.failure(values()))
+        }
+    }
+
+    /// Decompresses the whole image into `pixels` (`width * height * channels` bytes, rows of
+    /// `width * channels`) as `format`. A warning comes back as `Err(Warning)`: the call ran to
+    /// its end and filled the buffer, possibly with gray where data was missing.
+    fn decompress(
+        &mut self,
+        bytes: &[u8],
+        pixels: &mut [u8],
+        width: usize,
+        height: usize,
+        channels: usize,
+        format: raw::TJPF,
+    ) -> Result<(), TjFailure<()>> {
+        assert_eq!(
+            pixels.len(),
+            width * height * channels,
+            "output buffer size"
+        );
+        // SAFETY: the handle is valid; `bytes` is readable for its length; `pixels` holds
+        // `height` rows of `width * channels` bytes, exactly what tj3Decompress8 writes for an
+        // unscaled image of the size the header gave (the same bytes were read for it above).
+        let status = unsafe {
+            raw::tj3Decompress8(
+                self.0,
+                bytes.as_ptr(),
+                bytes.len() as _,
+                pixels.as_mut_ptr(),
+                (width * channels) as turbojpeg::libc::c_int,
+                format as turbojpeg::libc::c_int,
+            )
+        };
+        if status == 0 {
+            Ok(())
+        } else {
+            Err(self.failure(None))
         }
     }
 }
@@ -185,17 +335,19 @@ fn check_size_like_opencv(width: usize, height: usize, name: &str) -> Result<(),
     Ok(())
 }
 
-/// libjpeg-turbo reports warnings (stop-on-warning is off, as in OpenCV) as a failed call with the
-/// first warning's message, after filling the whole output buffer. Sort them into
-/// "pixels complete" (accept, like cv2.imread) and "pixels missing/garbled" (error); anything not
-/// recognised as a warning is a fatal libjpeg error.
-fn check_decompress(result: turbojpeg::Result<()>, name: &str) -> Result<(), ImageError> {
-    let message = match result {
-        Ok(()) => return Ok(()),
-        Err(turbojpeg::Error::TurboJpegError(message)) => message,
-        Err(other) => return Err(corrupt(name, other)),
-    };
-    // Messages of libjpeg-turbo's `jerror.h` JWRN_* codes.
+/// What a libjpeg warning means for the decoded pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WarningKind {
+    /// Part of the image is missing or garbled.
+    Damaged,
+    /// The pixels are complete (cv2.imread accepts the file).
+    Harmless,
+    /// Not a recognised warning: a fatal libjpeg error.
+    Unknown,
+}
+
+/// Sorts a libjpeg-turbo message (libjpeg-turbo's `jerror.h` JWRN_* texts).
+fn warning_kind(message: &str) -> WarningKind {
     const DAMAGED: [&str; 5] = [
         "Premature end of JPEG file",                       // JWRN_JPEG_EOF
         "Corrupt JPEG data: premature end of data segment", // JWRN_HIT_MARKER
@@ -211,26 +363,41 @@ fn check_decompress(result: turbojpeg::Result<()>, name: &str) -> Result<(), Ima
         "Inconsistent progression sequence",     // JWRN_BOGUS_PROGRESSION
     ];
     if DAMAGED.iter().any(|m| message.starts_with(m)) {
-        return Err(ImageError::DamagedJpeg {
-            name: name.to_string(),
-            message,
-        });
+        WarningKind::Damaged
+    } else if message.contains("extraneous bytes before marker") // JWRN_EXTRANEOUS_DATA
+        || HARMLESS.iter().any(|m| message.starts_with(m))
+    {
+        WarningKind::Harmless
+    } else {
+        WarningKind::Unknown
     }
-    // JWRN_EXTRANEOUS_DATA: "Corrupt JPEG data: N extraneous bytes before marker 0xNN".
-    let extraneous = message.contains("extraneous bytes before marker");
-    if extraneous || HARMLESS.iter().any(|m| message.starts_with(m)) {
-        return Ok(());
-    }
-    Err(ImageError::CorruptJpeg {
-        name: name.to_string(),
-        message,
-    })
 }
 
-fn corrupt(name: &str, error: turbojpeg::Error) -> ImageError {
-    ImageError::CorruptJpeg {
-        name: name.to_string(),
-        message: error.to_string(),
+/// libjpeg-turbo reports warnings (stop-on-warning is off, as in OpenCV) as a failed call with the
+/// first warning's message, after filling the whole output buffer. Sort them into
+/// "pixels complete" (accept, like cv2.imread) and "pixels missing/garbled" (error); an error
+/// (not a warning) is a fatal libjpeg error.
+fn check_decompress(result: Result<(), TjFailure<()>>, name: &str) -> Result<(), ImageError> {
+    let message = match result {
+        Ok(()) => return Ok(()),
+        Err(TjFailure::Warning { message, .. }) => message,
+        Err(TjFailure::Error(message)) => {
+            return Err(ImageError::CorruptJpeg {
+                name: name.to_string(),
+                message,
+            });
+        }
+    };
+    match warning_kind(&message) {
+        WarningKind::Harmless => Ok(()),
+        WarningKind::Damaged => Err(ImageError::DamagedJpeg {
+            name: name.to_string(),
+            message,
+        }),
+        WarningKind::Unknown => Err(ImageError::CorruptJpeg {
+            name: name.to_string(),
+            message,
+        }),
     }
 }
 

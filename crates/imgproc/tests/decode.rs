@@ -103,6 +103,26 @@ fn extraneous_bytes_warning_is_accepted_like_opencv() {
     );
 }
 
+/// Harmless warnings met while reading the header (libjpeg-turbo's tj3DecompressHeader returns
+/// -1 for them): an unknown JFIF major revision and junk bytes before the first DQT marker. The
+/// pixels are the unmodified file's (as cv2.imread decodes both), not an error.
+#[test]
+fn harmless_header_warnings_are_accepted_like_opencv() {
+    let bytes = std::fs::read(common::coco_image("000000000139.jpg")).unwrap();
+    let original = decode_bytes(&bytes, "000000000139.jpg").unwrap();
+    // FF D8, FF E0, length 00 10, "JFIF\0", then the major and minor version.
+    assert_eq!(&bytes[6..13], b"JFIF\0\x01\x01");
+    let mut revision = bytes.clone();
+    revision[11] = 2;
+    let mut junk = bytes.clone();
+    assert_eq!(&junk[20..22], &[0xFF, 0xDB]);
+    junk.splice(20..20, [0x00, 0x01, 0x02]);
+    for (what, modified) in [("JFIF 2.01", revision), ("junk before DQT", junk)] {
+        let image = decode_bytes(&modified, what).unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert_eq!(image, original, "{what}");
+    }
+}
+
 fn fixture(name: &str) -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/data")
