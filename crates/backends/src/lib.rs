@@ -72,6 +72,23 @@ pub trait Backend: Send {
     /// Runs the model. Inputs are given by name (positional engines take them in the order
     /// given); outputs come back named (positional engines name them "0", "1", ...).
     fn run(&mut self, inputs: Vec<(String, Value)>) -> Result<Outputs, BackendError>;
+
+    /// [`run`](Self::run), keeping only the outputs named in `wanted`. An engine that can leave
+    /// the other outputs on the device (libtorch: a model that also returns its input images,
+    /// as D2Go's wrapper does) does not copy them to the host, so they cost no time in the
+    /// timed call; the default runs everything and drops the rest.
+    fn run_selected(
+        &mut self,
+        inputs: Vec<(String, Value)>,
+        wanted: &[&str],
+    ) -> Result<Outputs, BackendError> {
+        let Outputs(all) = self.run(inputs)?;
+        Ok(Outputs(
+            all.into_iter()
+                .filter(|(name, _)| wanted.contains(&name.as_str()))
+                .collect(),
+        ))
+    }
 }
 
 /// Opens `model_path` in the engine `config.engine` names, with its options.

@@ -125,3 +125,30 @@ fn a_missing_model_file_is_named() {
         "{err}"
     );
 }
+
+/// `run_selected` returns only the outputs asked for (D2Go's wrapper also returns its input
+/// images, which stay unconverted), and what it returns equals `run`'s.
+#[test]
+fn run_selected_keeps_only_the_outputs_asked_for() {
+    let mut backend = detbench_backends::open(&model(D2GO), &torch_cpu()).unwrap();
+    let mut npz = d2go::parity("000000000139", "x86");
+    let input = d2go::array_f32(&mut npz, "input_chw_bgr_0_1");
+    let image = || {
+        vec![(
+            "inputs".to_owned(),
+            Value::List(vec![Value::Tensor(Tensor::f32(
+                input.shape().to_vec(),
+                input.iter().copied().collect(),
+            ))]),
+        )]
+    };
+    let all = backend.run(image()).unwrap();
+    let selected = backend.run_selected(image(), &["1"]).unwrap();
+    let names: Vec<&str> = selected.0.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["1"]);
+    assert_eq!(selected.get("1").unwrap(), all.get("1").unwrap());
+    assert!(matches!(
+        selected.get("0"),
+        Err(BackendError::MissingOutput { .. })
+    ));
+}

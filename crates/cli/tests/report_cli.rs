@@ -87,7 +87,7 @@ fn runs_recorded_by_detbench_run_appear_in_report_and_compare() {
 
     let compare = ok(&["report", "--db", db_arg, "--compare", "threads"]);
     assert!(
-        compare.contains("### Latency mean, ms (1 thread vs 2 threads)"),
+        compare.contains("### Latency mean, ms per call (1 thread vs 2 threads)"),
         "{compare}"
     );
     assert!(

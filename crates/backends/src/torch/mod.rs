@@ -304,6 +304,26 @@ impl Backend for TorchBackend {
     }
 
     fn run(&mut self, inputs: Vec<(String, crate::Value)>) -> Result<Outputs, BackendError> {
+        self.run_keeping(inputs, |_| true)
+    }
+
+    fn run_selected(
+        &mut self,
+        inputs: Vec<(String, crate::Value)>,
+        wanted: &[&str],
+    ) -> Result<Outputs, BackendError> {
+        self.run_keeping(inputs, |name| wanted.contains(&name))
+    }
+}
+
+impl TorchBackend {
+    /// One forward call; the outputs `keep` accepts (by name: "0", "1", ... for a tuple) are
+    /// copied to the host, the others are dropped where they are.
+    fn run_keeping(
+        &mut self,
+        inputs: Vec<(String, crate::Value)>,
+        keep: impl Fn(&str) -> bool,
+    ) -> Result<Outputs, BackendError> {
         let _no_grad = tch::no_grad_guard();
         let _inference = if self.inference_mode {
             Some(runtime::InferenceModeGuard::enter().map_err(BackendError::Run)?)
@@ -328,13 +348,15 @@ impl Backend for TorchBackend {
             IValue::Tuple(items) => items
                 .into_iter()
                 .enumerate()
-                .map(|(i, item)| {
-                    let name = i.to_string();
+                .map(|(i, item)| (i.to_string(), item))
+                .filter(|(name, _)| keep(name))
+                .map(|(name, item)| {
                     let value = values::from_ivalue(item, &name)?;
                     Ok((name, value))
                 })
                 .collect::<Result<Vec<_>, BackendError>>()?,
-            single => vec![("0".to_owned(), values::from_ivalue(single, "0")?)],
+            single if keep("0") => vec![("0".to_owned(), values::from_ivalue(single, "0")?)],
+            _ => Vec::new(),
         };
         Ok(Outputs(outputs))
     }
