@@ -359,13 +359,11 @@ impl Evaluator {
                             ))
                         },
                     )?;
-                    let area = mask
-                        .counts
-                        .iter()
-                        .skip(1)
-                        .step_by(2)
-                        .map(|&c| u64::from(c))
-                        .sum::<u64>();
+                    let area = hotcoco::mask::area(&hotcoco::Rle {
+                        h: mask.height,
+                        w: mask.width,
+                        counts: mask.counts.clone(),
+                    });
                     ann.bbox = None;
                     ann.area = Some(area as f64);
                 }
