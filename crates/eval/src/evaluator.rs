@@ -273,11 +273,7 @@ impl Evaluator {
                 self.gt.path().display()
             ));
         }
-        if self.params.iou_type == IouType::Segm
-            && let Some(warning) = self.gt.degenerate_polygon_warning()
-        {
-            warnings.push(warning);
-        }
+        warnings.extend(self.gt.evaluation_warnings(self.params.iou_type));
         let images = match &self.params.image_ids {
             Some(ids) => ids.iter().filter(|id| self.gt.contains_image(**id)).count(),
             None => self.gt.image_ids().len(),

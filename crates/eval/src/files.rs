@@ -112,11 +112,7 @@ pub fn evaluate_results_file(
             gt.path().display()
         ));
     }
-    if params.iou_type == crate::IouType::Segm
-        && let Some(warning) = gt.degenerate_polygon_warning()
-    {
-        warnings.push(warning);
-    }
+    warnings.extend(gt.evaluation_warnings(params.iou_type));
     let mut ev = COCOeval::new(
         gt.coco().clone(),
         results,

@@ -11,6 +11,7 @@ use hotcoco::types::{Annotation, Segmentation};
 
 use crate::diagnose::{self, FileKind};
 use crate::error::{EvalError, Result};
+use crate::types::IouType;
 
 /// A loaded COCO ground-truth file (instances or person keypoints).
 pub struct GroundTruth {
@@ -23,6 +24,11 @@ pub struct GroundTruth {
     annotations_by_image: HashMap<u64, Vec<usize>>,
     /// Polygons with fewer than 3 points: (how many, id of the first annotation holding one).
     degenerate_polygons: Option<(usize, u64)>,
+    /// Evaluated annotations without a `bbox`: (how many, id of the first).
+    missing_boxes: Option<(usize, u64)>,
+    /// Evaluated annotations whose `keypoints` are missing or not 17 triples: (how many, id of
+    /// the first, its length).
+    bad_keypoints: Option<(usize, u64, usize)>,
     warnings: Vec<String>,
 }
 
@@ -83,6 +89,8 @@ impl GroundTruth {
         let mut unknown_category = None;
         let mut zero_ids = 0usize;
         let mut degenerate_polygons: Option<(usize, u64)> = None;
+        let mut missing_boxes: Option<(usize, u64)> = None;
+        let mut bad_keypoints: Option<(usize, u64, usize)> = None;
         for (position, ann) in dataset.annotations.iter().enumerate() {
             if ann.id == 0 {
                 zero_ids += 1;
@@ -100,6 +108,13 @@ impl GroundTruth {
                     .get_or_insert((0, ann.id, ann.category_id))
                     .0 += 1;
                 continue;
+            }
+            if ann.bbox.is_none() {
+                missing_boxes.get_or_insert((0, ann.id)).0 += 1;
+            }
+            let keypoint_values = ann.keypoints.as_ref().map_or(0, Vec::len);
+            if keypoint_values != 3 * COCO_KEYPOINTS {
+                bad_keypoints.get_or_insert((0, ann.id, keypoint_values)).0 += 1;
             }
             annotations_by_image
                 .entry(ann.image_id)
@@ -139,6 +154,8 @@ impl GroundTruth {
             image_positions,
             annotations_by_image,
             degenerate_polygons,
+            missing_boxes,
+            bad_keypoints,
             warnings,
         })
     }
@@ -221,8 +238,42 @@ impl GroundTruth {
         self.annotations_by_image.contains_key(&image_id)
     }
 
+    /// Warnings about ground-truth annotations that `iou_type` evaluation cannot use as
+    /// pycocotools would: boxes missing (bbox), polygons of fewer than 3 points (segm),
+    /// keypoints missing or not 17 triples (keypoints). pycocotools fails on the first and
+    /// last kind; detbench (hotcoco) evaluates on and says so here.
+    pub(crate) fn evaluation_warnings(&self, iou_type: IouType) -> Vec<String> {
+        let path = self.path.display();
+        match iou_type {
+            IouType::Bbox => self
+                .missing_boxes
+                .map(|(count, ann_id)| {
+                    format!(
+                        "{path}: {count} ground-truth annotation(s) have no `bbox` (first: \
+                         annotation id {ann_id}); no detection can match them, so they count as \
+                         missed (pycocotools stops with a KeyError on such a file)"
+                    )
+                })
+                .into_iter()
+                .collect(),
+            IouType::Segm => self.degenerate_polygon_warning().into_iter().collect(),
+            IouType::Keypoints => self
+                .bad_keypoints
+                .map(|(count, ann_id, len)| {
+                    format!(
+                        "{path}: {count} ground-truth annotation(s) have `keypoints` that are not \
+                         {COCO_KEYPOINTS} (x, y, v) triples (first: annotation id {ann_id}, \
+                         {len} values); detbench (hotcoco) scores them with the values present \
+                         (pycocotools fails on such a file)"
+                    )
+                })
+                .into_iter()
+                .collect(),
+        }
+    }
+
     /// The warning segm evaluation adds when ground-truth polygons have fewer than 3 points.
-    pub(crate) fn degenerate_polygon_warning(&self) -> Option<String> {
+    fn degenerate_polygon_warning(&self) -> Option<String> {
         self.degenerate_polygons.map(|(count, ann_id)| {
             format!(
                 "{}: {count} ground-truth polygon(s) have fewer than 3 points (first in annotation \
@@ -235,6 +286,9 @@ impl GroundTruth {
         })
     }
 }
+
+/// COCO's person keypoints; pycocotools' OKS sigmas are for exactly these 17.
+const COCO_KEYPOINTS: usize = 17;
 
 /// Polygons of `ann` with fewer than 3 points (6 coordinates).
 fn count_degenerate_polygons(ann: &Annotation) -> usize {

@@ -451,3 +451,47 @@ fn a_refused_image_can_be_added_again() {
         }
     }
 }
+
+/// Ground truth pycocotools cannot evaluate (an annotation without `bbox` under bbox
+/// evaluation, keypoints that are not 17 triples under keypoint evaluation) is evaluated with a
+/// warning naming the file and the first such annotation, not silently.
+#[test]
+fn unusable_ground_truth_annotations_are_warned_about() {
+    let files = Files::new();
+    let mut gt: serde_json::Value = serde_json::from_str(GT).unwrap();
+    gt["annotations"][0].as_object_mut().unwrap().remove("bbox");
+    gt["annotations"][0]["keypoints"] = serde_json::json!([2, 2, 2]);
+    files.write("gt.json", &gt.to_string());
+    let path = files.write(
+        "results.json",
+        r#"[{"image_id": 1, "category_id": 1, "bbox": [1, 1, 4, 4], "score": 0.9,
+             "keypoints": [2,2,2, 3,3,2, 0,0,0, 0,0,0, 0,0,0, 0,0,0, 0,0,0, 0,0,0, 0,0,0,
+                           0,0,0, 0,0,0, 0,0,0, 0,0,0, 0,0,0, 0,0,0, 0,0,0, 4,4,2]}]"#,
+    );
+    let bbox = evaluate_results_file(&files.gt(), &path, &EvalParams::new(IouType::Bbox)).unwrap();
+    assert_contains(
+        &bbox.warnings.join("\n"),
+        &[
+            "gt.json",
+            "1 ground-truth annotation(s) have no `bbox`",
+            "annotation id 1",
+        ],
+    );
+    let keypoints =
+        evaluate_results_file(&files.gt(), &path, &EvalParams::new(IouType::Keypoints)).unwrap();
+    assert_contains(
+        &keypoints.warnings.join("\n"),
+        &[
+            "gt.json",
+            "not 17 (x, y, v) triples",
+            "annotation id 1, 3 values",
+        ],
+    );
+    // The unmodified file gives neither warning.
+    files.write("gt.json", GT);
+    for iou_type in [IouType::Bbox, IouType::Keypoints] {
+        let summary =
+            evaluate_results_file(&files.gt(), &path, &EvalParams::new(iou_type)).unwrap();
+        assert!(summary.warnings.is_empty(), "{:?}", summary.warnings);
+    }
+}
