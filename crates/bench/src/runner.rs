@@ -360,12 +360,6 @@ impl TimedPass {
                 warm.failures, warm.calls
             ));
         }
-        if warm.calls < options.warmup {
-            self.recorder.add_validity_note(format!(
-                "{} of the {} warm-up calls asked for ran",
-                warm.calls, options.warmup
-            ));
-        }
         debug_assert_eq!(processed_images + self.failed_images.len(), dataset_images);
         let latency = self
             .recorder

@@ -249,9 +249,10 @@ pub fn parse_published_markdown(
     markdown: &str,
     file: &str,
 ) -> Result<Vec<PublishedRow>, ImportError> {
-    let mut rows = Vec::new();
+    // (index of the table a row first came from, row)
+    let mut rows: Vec<(usize, PublishedRow)> = Vec::new();
     let mut found = false;
-    for table in raw_tables(markdown) {
+    for (table_index, table) in raw_tables(markdown).into_iter().enumerate() {
         let roles = roles(&table.header, &table.section);
         let has_metric = roles.iter().any(|r| {
             matches!(
@@ -265,7 +266,7 @@ pub fn parse_published_markdown(
         found = true;
         for (line, cells) in &table.rows {
             if let Some(row) = read_row(&table.header, &roles, *line, cells, file)? {
-                rows.push(row);
+                merge_or_push(&mut rows, table_index, row);
             }
         }
     }
@@ -274,7 +275,51 @@ pub fn parse_published_markdown(
             file: file.to_owned(),
         });
     }
-    Ok(rows)
+    Ok(rows.into_iter().map(|(_, row)| row).collect())
+}
+
+/// A row of a later table that only adds metrics a row of an earlier table left empty (the
+/// `## Masks` and `## Keypoints` tables of detbench's results.md, beside its main table) joins
+/// that row, so that one model is one published record; anything else is a row of its own.
+fn merge_or_push(rows: &mut Vec<(usize, PublishedRow)>, table_index: usize, row: PublishedRow) {
+    let fits = |earlier: &PublishedRow| {
+        earlier.model == row.model
+            && (row.box_ap.is_none() || earlier.box_ap.is_none())
+            && (row.mask_ap.is_none() || earlier.mask_ap.is_none())
+            && (row.keypoint_ap.is_none() || earlier.keypoint_ap.is_none())
+            && (row.latency_ms.is_none() || earlier.latency_ms.is_none())
+    };
+    let Some((_, earlier)) = rows
+        .iter_mut()
+        .find(|(index, earlier)| *index < table_index && fits(earlier))
+    else {
+        rows.push((table_index, row));
+        return;
+    };
+    earlier.box_ap = earlier.box_ap.or(row.box_ap);
+    earlier.mask_ap = earlier.mask_ap.or(row.mask_ap);
+    earlier.keypoint_ap = earlier.keypoint_ap.or(row.keypoint_ap);
+    if earlier.latency_ms.is_none() && row.latency_ms.is_some() {
+        earlier.latency_ms = row.latency_ms;
+        earlier.latency_column = row.latency_column;
+    }
+    earlier.link = earlier.link.take().or(row.link);
+    if let (serde_json::Value::Object(into), serde_json::Value::Object(from)) =
+        (&mut earlier.extra, row.extra)
+    {
+        for (key, value) in from {
+            into.entry(key).or_insert(value);
+        }
+    }
+}
+
+/// N of a detbench results.md row label `name (batch N)`; 1 for any other label.
+fn batch_of_label(label: &str) -> usize {
+    label
+        .strip_suffix(')')
+        .and_then(|rest| rest.rsplit_once("(batch "))
+        .and_then(|(_, n)| n.trim().parse().ok())
+        .unwrap_or(1)
 }
 
 fn read_row(
@@ -384,8 +429,16 @@ fn read_row(
             Role::MaskAp => row.mask_ap = number(i, "an AP in percent")?,
             Role::KeypointAp => row.keypoint_ap = number(i, "an AP in percent")?,
             Role::Latency { scale } => {
-                row.latency_ms = number(i, "a time")?.map(|v| v * scale);
-                row.latency_column = header[i].clone();
+                let value = number(i, "a time")?.map(|v| v * scale);
+                if batch_of_label(&model.text) > 1 {
+                    // detbench's results.md gives per-call times, and this row's calls held
+                    // several images: not a per-image latency; kept verbatim with the others.
+                    let c = cell(i);
+                    extra.insert(header[i].clone(), serde_json::Value::String(c.text));
+                } else {
+                    row.latency_ms = value;
+                    row.latency_column = header[i].clone();
+                }
             }
             Role::Outputs | Role::Other => {
                 let c = cell(i);

@@ -169,10 +169,28 @@ impl Store {
         self.check_identity(version, application_id, tables)?;
         // WAL lets readers run beside one writer, and a killed writer's uncommitted frames are
         // ignored on the next open. synchronous=FULL makes a committed run durable.
-        let mode: String = self
-            .conn
-            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
-            .map_err(self.err("switching to WAL"))?;
+        //
+        // Switching needs an exclusive lock, and SQLite answers SQLITE_BUSY at once, without
+        // its busy handler, when another process holds a lock this one would otherwise wait on
+        // forever (several processes opening a new store together; seen in CI). So the switch
+        // is retried here until the busy timeout has passed.
+        let started = std::time::Instant::now();
+        let mode: String = loop {
+            match self
+                .conn
+                .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            {
+                Err(e)
+                    if matches!(
+                        e.sqlite_error_code(),
+                        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+                    ) && started.elapsed() < self.busy_timeout =>
+                {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                result => break result.map_err(self.err("switching to WAL"))?,
+            }
+        };
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(StoreError::Sqlite {
                 path: self.path.display().to_string(),
@@ -189,23 +207,28 @@ impl Store {
         Ok(())
     }
 
+    /// Schema version, application id and table count, read in one read transaction: another
+    /// process creating the schema at the same moment must not be seen half-way (its tables
+    /// without its application id).
     fn identify(&self, operation: &'static str) -> Result<(u32, i32, i64), StoreError> {
-        let version: u32 = self
+        let tx = self
             .conn
+            .unchecked_transaction()
+            .map_err(self.err(operation))?;
+        let version: u32 = tx
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .map_err(self.err(operation))?;
-        let application_id: i32 = self
-            .conn
+        let application_id: i32 = tx
             .pragma_query_value(None, "application_id", |r| r.get(0))
             .map_err(self.err(operation))?;
-        let tables: i64 = self
-            .conn
+        let tables: i64 = tx
             .query_row(
                 "SELECT count(*) FROM sqlite_schema WHERE type = 'table'",
                 [],
                 |r| r.get(0),
             )
             .map_err(self.err(operation))?;
+        tx.commit().map_err(self.err(operation))?;
         Ok((version, application_id, tables))
     }
 

@@ -12,7 +12,8 @@
 //!   image of the batch). Outputs come back on the host, named "0", "1", ... after the
 //!   elements of a returned tuple (a single non-tuple result is "0").
 //! * Timing: `run` synchronises the CUDA device after the forward pass and copies every output to
-//!   host memory before returning, so a clock read around it measures the whole inference. It
+//!   host memory before returning (`run_selected`: only the outputs named), so a clock read
+//!   around it measures the whole inference. It
 //!   runs under `NoGradGuard` (no autograd graph), or under `torch.inference_mode()` with
 //!   `$DETBENCH_TORCH_GRAD_MODE=inference`.
 //! * CUDA settings: cuDNN benchmark mode on; TorchScript's tensor-expression fuser (NNC) off,

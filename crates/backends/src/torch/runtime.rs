@@ -16,6 +16,7 @@
 //! * **The quantized engine** and **inference mode**, through the C++ shim (`shim.cpp`).
 
 use std::ffi::{CStr, CString, c_char, c_int, c_void};
+use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
@@ -271,25 +272,59 @@ fn load_torch_python_stub() -> Result<(), String> {
         return Ok(());
     }
     // An anonymous in-memory file (memfd), loaded through /proc/self/fd: no path in a shared
-    // temporary folder that another user could create or replace before dlopen reads it.
+    // temporary folder that another user could create or replace before dlopen reads it. Where
+    // memfds are refused (vm.memfd_noexec = 2) or /proc is missing, a private folder (mode 0700,
+    // made by mkdtemp) holds the file instead.
+    load_stub_from_memfd().or_else(|memfd_error| {
+        load_stub_from_private_folder().map_err(|folder_error| {
+            format!(
+                "cannot load the libtorch_python stub: from a memfd: {memfd_error}; from a \
+                 private temporary folder: {folder_error}"
+            )
+        })
+    })
+}
+
+fn load_stub_from_memfd() -> Result<(), String> {
     // SAFETY: memfd_create takes a NUL-terminated name and flags; it returns a new descriptor
     // or -1.
     let fd = unsafe { libc::memfd_create(c"libtorch_python_stub".as_ptr(), libc::MFD_CLOEXEC) };
     if fd < 0 {
-        return Err(format!(
-            "cannot create an in-memory file for the libtorch_python stub: {}",
-            std::io::Error::last_os_error()
-        ));
+        return Err(std::io::Error::last_os_error().to_string());
     }
     // SAFETY: `fd` was just created and is owned by nothing else.
     let mut file = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
-    std::io::Write::write_all(&mut file, TORCH_PYTHON_STUB)
-        .map_err(|e| format!("cannot write the libtorch_python stub to memory: {e}"))?;
-    let path = PathBuf::from(format!("/proc/self/fd/{fd}"));
-    let opened = open_forever(&path, libc::RTLD_NOW | libc::RTLD_GLOBAL);
+    std::io::Write::write_all(&mut file, TORCH_PYTHON_STUB).map_err(|e| e.to_string())?;
+    let opened = open_forever(
+        Path::new(&format!("/proc/self/fd/{fd}")),
+        libc::RTLD_NOW | libc::RTLD_GLOBAL,
+    );
     // The mapping stays valid once loaded; the descriptor is not needed any more.
     drop(file);
-    opened.map_err(|e| format!("cannot load the libtorch_python stub: {e}"))
+    opened
+}
+
+fn load_stub_from_private_folder() -> Result<(), String> {
+    let mut template = std::env::temp_dir()
+        .join("detbench-stub-XXXXXX")
+        .into_os_string()
+        .into_encoded_bytes();
+    template.push(0);
+    // SAFETY: `template` is a writable NUL-terminated path ending in XXXXXX, which mkdtemp
+    // replaces in place; it creates the folder with mode 0700 or returns null.
+    let made = unsafe { libc::mkdtemp(template.as_mut_ptr().cast()) };
+    if made.is_null() {
+        return Err(std::io::Error::last_os_error().to_string());
+    }
+    template.pop();
+    let folder = PathBuf::from(std::ffi::OsString::from_vec(template));
+    let path = folder.join("libtorch_python.so");
+    let result = std::fs::write(&path, TORCH_PYTHON_STUB)
+        .map_err(|e| format!("{}: {e}", path.display()))
+        .and_then(|()| open_forever(&path, libc::RTLD_NOW | libc::RTLD_GLOBAL));
+    let _ = std::fs::remove_file(&path);
+    let _ = std::fs::remove_dir(&folder);
+    result
 }
 
 /// Selects the quantized engine (`x86`, `fbgemm`, `qnnpack`, `onednn`) process-wide. libtorch
@@ -397,5 +432,22 @@ mod tests {
         assert!(!handle.is_null(), "libtorch_python.so is not loaded");
         // A second call finds it loaded and does nothing.
         load_torch_python_stub().unwrap();
+        // The fallback for machines without memfds loads too, and leaves no folder behind.
+        let before = leftover_stub_folders();
+        load_stub_from_private_folder().unwrap();
+        assert_eq!(leftover_stub_folders(), before);
+    }
+
+    fn leftover_stub_folders() -> usize {
+        std::fs::read_dir(std::env::temp_dir())
+            .unwrap()
+            .filter(|e| {
+                e.as_ref().is_ok_and(|e| {
+                    e.file_name()
+                        .to_string_lossy()
+                        .starts_with("detbench-stub-")
+                })
+            })
+            .count()
     }
 }

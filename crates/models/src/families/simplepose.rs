@@ -296,11 +296,13 @@ pub fn ground_truth_person_boxes(annotations: &Path) -> Result<Vec<PersonBox>, F
         // The reference's order (run_pose.py, gt_person_boxes): `a["iscrowd"] or
         // a["category_id"] != 1 or max(a["keypoints"]) == 0` short-circuits, so crowd and
         // non-person annotations need no `keypoints`.
-        let crowd = a["iscrowd"].as_u64().unwrap_or(0) != 0;
+        if a["iscrowd"].as_u64().unwrap_or(0) != 0 {
+            continue;
+        }
         let category = a["category_id"]
             .as_u64()
             .ok_or_else(|| field("category_id"))?;
-        if crowd || category != 1 {
+        if category != 1 {
             continue;
         }
         let keypoints: Vec<f64> = a["keypoints"]
