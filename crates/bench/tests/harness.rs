@@ -3,7 +3,7 @@
 //! that fails on a given image, one that panics, and rows for models that cannot be opened.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -337,30 +337,39 @@ fn fixed_batch_models_skip_other_batch_sizes_and_batches_cover_every_image() {
     assert_eq!(rows[0].result.bbox.as_ref().unwrap().stats[0], 1.0);
 }
 
-#[test]
-fn missing_image_files_are_failed_images() {
-    // A copy of the first 4 subset images' ground truth whose image list also names a file
-    // that does not exist.
+/// A dataset of the first `count` subset images (by id) whose ground-truth copy names, for the
+/// image positions in `missing`, files that do not exist (`gone_<position>.jpg`).
+fn dataset_with_missing_files(
+    count: usize,
+    missing: &[usize],
+) -> (tempfile::TempDir, DatasetCache) {
     let tmp = tempfile::tempdir().unwrap();
-    let shared_images: PathBuf = detbench_assets::shared::coco_images().unwrap();
     let gt_path = detbench_assets::shared::instances_subset().unwrap();
     let mut gt: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&gt_path).unwrap()).unwrap();
     let mut images: Vec<serde_json::Value> = gt["images"].as_array().unwrap().clone();
     images.sort_by_key(|i| i["id"].as_u64().unwrap());
-    images.truncate(4);
-    images[2]["file_name"] = "gone.jpg".into();
+    images.truncate(count);
+    for &position in missing {
+        images[position]["file_name"] = format!("gone_{position}.jpg").into();
+    }
     gt["images"] = serde_json::Value::Array(images);
     let ann = tmp.path().join("gt.json");
     std::fs::write(&ann, serde_json::to_vec(&gt).unwrap()).unwrap();
     let source = DatasetOptions {
-        images_dir: Some(shared_images),
+        images_dir: Some(detbench_assets::shared::coco_images().unwrap()),
         annotations: Some(ann),
         ..Default::default()
     }
     .resolve()
     .unwrap();
-    let mut cache = DatasetCache::new(source);
+    (tmp, DatasetCache::new(source))
+}
+
+#[test]
+fn missing_image_files_are_failed_images() {
+    // The first 4 subset images, the third of which names a file that does not exist.
+    let (_tmp, mut cache) = dataset_with_missing_files(4, &[2]);
     assert_eq!(
         cache
             .dataset(GroundTruthKind::Instances)
@@ -380,8 +389,8 @@ fn missing_image_files_are_failed_images() {
     let row = &rows[0].result;
     assert_eq!(row.status, "ok");
     assert_eq!(row.failed_images.len(), 1);
-    assert_eq!(row.failed_images[0].file, "gone.jpg");
-    assert!(row.failed_images[0].reason.contains("gone.jpg"));
+    assert_eq!(row.failed_images[0].file, "gone_2.jpg");
+    assert!(row.failed_images[0].reason.contains("gone_2.jpg"));
     assert_eq!(row.latency.as_ref().unwrap().timed_images, 3);
 }
 
@@ -389,27 +398,7 @@ fn missing_image_files_are_failed_images() {
 fn warm_up_runs_when_the_first_images_cannot_be_decoded() {
     // The first three of six images name files that do not exist: the warm-up must still make
     // its calls (on the first image that decodes), not leave the model cold for the timed pass.
-    let tmp = tempfile::tempdir().unwrap();
-    let gt_path = detbench_assets::shared::instances_subset().unwrap();
-    let mut gt: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&gt_path).unwrap()).unwrap();
-    let mut images: Vec<serde_json::Value> = gt["images"].as_array().unwrap().clone();
-    images.sort_by_key(|i| i["id"].as_u64().unwrap());
-    images.truncate(6);
-    for (k, image) in images.iter_mut().take(3).enumerate() {
-        image["file_name"] = format!("gone_{k}.jpg").into();
-    }
-    gt["images"] = serde_json::Value::Array(images);
-    let ann = tmp.path().join("gt.json");
-    std::fs::write(&ann, serde_json::to_vec(&gt).unwrap()).unwrap();
-    let source = DatasetOptions {
-        images_dir: Some(detbench_assets::shared::coco_images().unwrap()),
-        annotations: Some(ann),
-        ..Default::default()
-    }
-    .resolve()
-    .unwrap();
-    let mut cache = DatasetCache::new(source);
+    let (_tmp, mut cache) = dataset_with_missing_files(6, &[0, 1, 2]);
     let detector = TestDetector::new();
     let calls = detector.calls.clone();
     let (rows, _) = run_model(
