@@ -145,11 +145,19 @@ fn run(
     }
     .resolve()
     .unwrap();
-    let mut cache = DatasetCache::new(source);
+    run_on(detector, &mut DatasetCache::new(source), options)
+}
+
+/// `detector` run by the harness on the images of `cache`.
+fn run_on(
+    detector: TestDetector,
+    cache: &mut DatasetCache,
+    options: &ScenarioOptions,
+) -> (Vec<ModelOutcome>, Vec<detbench_bench::results::SkippedRun>) {
     run_model(
         &spec(),
         || Ok(Box::new(detector) as Box<dyn Detector>),
-        &mut cache,
+        cache,
         &image_decoder(),
         options,
         &Quiet,
@@ -378,14 +386,7 @@ fn missing_image_files_are_failed_images() {
             .len(),
         1
     );
-    let (rows, _) = run_model(
-        &spec(),
-        || Ok(Box::new(TestDetector::new()) as Box<dyn Detector>),
-        &mut cache,
-        &image_decoder(),
-        &options(vec![1]),
-        &Quiet,
-    );
+    let (rows, _) = run_on(TestDetector::new(), &mut cache, &options(vec![1]));
     let row = &rows[0].result;
     assert_eq!(row.status, "ok");
     assert_eq!(row.failed_images.len(), 1);
@@ -401,14 +402,7 @@ fn warm_up_runs_when_the_first_images_cannot_be_decoded() {
     let (_tmp, mut cache) = dataset_with_missing_files(6, &[0, 1, 2]);
     let detector = TestDetector::new();
     let calls = detector.calls.clone();
-    let (rows, _) = run_model(
-        &spec(),
-        move || Ok(Box::new(detector) as Box<dyn Detector>),
-        &mut cache,
-        &image_decoder(),
-        &options(vec![1]),
-        &Quiet,
-    );
+    let (rows, _) = run_on(detector, &mut cache, &options(vec![1]));
     let row = &rows[0].result;
     assert_eq!(row.status, "ok");
     assert_eq!(row.failed_images.len(), 3);
