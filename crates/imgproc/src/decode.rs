@@ -131,33 +131,16 @@ fn decode_jpeg_with(
     bytes: &[u8],
     name: &str,
 ) -> Result<BgrImage, ImageError> {
-    let header = handle.read_header(bytes);
     // A warning while reading the header fails tj3DecompressHeader after the header was read
     // completely (turbojpeg.c sets the values first); a harmless one is accepted, as cv2.imread
-    // accepts such files, and a damaging one is reported.
-    let (width, height, colorspace) = match header {
+    // accepts such files.
+    let (width, height, colorspace) = match handle.read_header(bytes) {
         Ok(values) => values,
-        Err(TjFailure::Warning { message, values }) => match (warning_kind(&message), values) {
-            (WarningKind::Harmless, Some(values)) => values,
-            (WarningKind::Damaged, _) => {
-                return Err(ImageError::DamagedJpeg {
-                    name: name.to_string(),
-                    message,
-                });
-            }
-            _ => {
-                return Err(ImageError::CorruptJpeg {
-                    name: name.to_string(),
-                    message,
-                });
-            }
-        },
-        Err(TjFailure::Error(message)) => {
-            return Err(ImageError::CorruptJpeg {
-                name: name.to_string(),
-                message,
-            });
-        }
+        Err(TjFailure::Warning {
+            message,
+            values: Some(values),
+        }) if warning_kind(&message) == WarningKind::Harmless => values,
+        Err(failure) => return Err(failure_error(failure, name)),
     };
     if width == 0 || height == 0 {
         return Err(ImageError::CorruptJpeg {
@@ -378,26 +361,31 @@ fn warning_kind(message: &str) -> WarningKind {
 /// "pixels complete" (accept, like cv2.imread) and "pixels missing/garbled" (error); an error
 /// (not a warning) is a fatal libjpeg error.
 fn check_decompress(result: Result<(), TjFailure<()>>, name: &str) -> Result<(), ImageError> {
-    let message = match result {
-        Ok(()) => return Ok(()),
-        Err(TjFailure::Warning { message, .. }) => message,
-        Err(TjFailure::Error(message)) => {
-            return Err(ImageError::CorruptJpeg {
+    match result {
+        Ok(()) => Ok(()),
+        Err(TjFailure::Warning { message, .. })
+            if warning_kind(&message) == WarningKind::Harmless =>
+        {
+            Ok(())
+        }
+        Err(failure) => Err(failure_error(failure, name)),
+    }
+}
+
+/// The error for a failed TurboJPEG call: a warning that leaves pixels missing is
+/// [`ImageError::DamagedJpeg`]; any other failure is [`ImageError::CorruptJpeg`].
+fn failure_error<T>(failure: TjFailure<T>, name: &str) -> ImageError {
+    match failure {
+        TjFailure::Warning { message, .. } if warning_kind(&message) == WarningKind::Damaged => {
+            ImageError::DamagedJpeg {
                 name: name.to_string(),
                 message,
-            });
+            }
         }
-    };
-    match warning_kind(&message) {
-        WarningKind::Harmless => Ok(()),
-        WarningKind::Damaged => Err(ImageError::DamagedJpeg {
+        TjFailure::Warning { message, .. } | TjFailure::Error(message) => ImageError::CorruptJpeg {
             name: name.to_string(),
             message,
-        }),
-        WarningKind::Unknown => Err(ImageError::CorruptJpeg {
-            name: name.to_string(),
-            message,
-        }),
+        },
     }
 }
 
