@@ -121,7 +121,16 @@ fn check_segmentation(segmentation: &Segmentation, height: u32, width: u32) -> R
                     Err(e) => Err(format!(
                         "segmentation RLE `counts` string does not decode: {e}"
                     )),
-                    Ok(rle) => check_run_total(&rle.counts, size[0], size[1]),
+                    // A string outside the encoder's alphabet or whose last run never ends
+                    // (e.g. "P"): hotcoco reads it leniently, as pycocotools does, and it is
+                    // accepted when that reading fills the mask; when not, say why.
+                    Ok(rle) => check_run_total(&rle.counts, size[0], size[1]).map_err(|why| {
+                        format!(
+                            "{why} (the `counts` string is malformed: its last run does not end, \
+                             or a character is outside '0'..'o'; it was read leniently, as \
+                             pycocotools reads it)"
+                        )
+                    }),
                 },
             }
         }

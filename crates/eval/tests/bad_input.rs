@@ -243,6 +243,11 @@ fn rle_counts_must_add_up_to_the_image() {
     );
     let error = files.error(&results, IouType::Segm);
     assert_contains(&error, &["RLE counts add up to 8"]);
+    // A string whose last run never ends (the continuation bit set on its last character).
+    let results = r#"[{"image_id": 1, "category_id": 1, "score": 0.5,
+                       "segmentation": {"size": [10, 10], "counts": "P"}}]"#;
+    let error = files.error(results, IouType::Segm);
+    assert_contains(&error, &["results[0]", "`counts` string is malformed"]);
     // A mask of another size than the image.
     let results = r#"[{"image_id": 1, "category_id": 1, "score": 0.5,
                        "segmentation": {"size": [5, 20], "counts": [100]}}]"#;
