@@ -95,9 +95,9 @@ impl GroundTruth {
             if ann.id == 0 {
                 zero_ids += 1;
             }
-            if count_degenerate_polygons(ann) > 0 {
-                let entry = degenerate_polygons.get_or_insert((0, ann.id));
-                entry.0 += count_degenerate_polygons(ann);
+            let degenerate = count_degenerate_polygons(ann);
+            if degenerate > 0 {
+                degenerate_polygons.get_or_insert((0, ann.id)).0 += degenerate;
             }
             if !image_positions.contains_key(&ann.image_id) {
                 unknown_image.get_or_insert((0, ann.id, ann.image_id)).0 += 1;

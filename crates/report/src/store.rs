@@ -180,12 +180,7 @@ impl Store {
                 .conn
                 .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
             {
-                Err(e)
-                    if matches!(
-                        e.sqlite_error_code(),
-                        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
-                    ) && started.elapsed() < self.busy_timeout =>
-                {
+                Err(e) if is_busy(&e) && started.elapsed() < self.busy_timeout => {
                     std::thread::sleep(Duration::from_millis(5));
                 }
                 result => break result.map_err(self.err("switching to WAL"))?,
@@ -761,6 +756,14 @@ impl ErrorContext {
 }
 
 /// Maps an SQLite error to what it means for the user, naming the file.
+/// Whether SQLite refused because another connection holds a lock.
+fn is_busy(error: &rusqlite::Error) -> bool {
+    matches!(
+        error.sqlite_error_code(),
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+    )
+}
+
 fn classify(
     path: &Path,
     operation: &'static str,
@@ -768,15 +771,17 @@ fn classify(
     source: rusqlite::Error,
 ) -> StoreError {
     let path = path.display().to_string();
+    if is_busy(&source) {
+        return StoreError::Locked {
+            path,
+            operation,
+            timeout,
+        };
+    }
     match source.sqlite_error_code() {
         Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => StoreError::Corrupt {
             path,
             detail: source.to_string(),
-        },
-        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => StoreError::Locked {
-            path,
-            operation,
-            timeout,
         },
         _ => StoreError::Sqlite {
             path,
