@@ -30,6 +30,15 @@ from torchvision.models import detection
 
 SEED = 0
 
+# --calibrate: random weights give no RetinaNet detection at all (its classification bias starts at
+# the prior -log((1 - 0.01) / 0.01) = -4.595, so every score is about 0.01, under the 0.05
+# threshold) and so no post-processing load. With --calibrate the bias is filled with this value
+# instead, chosen on the CPU on the first 8 shipped images (tools/native/README.md): 0-300
+# detections per image, mean about 50-80. Recorded in the manifest.
+CALIBRATION = {
+    "retinanet_resnet50_fpn": ("head.classification_head.cls_logits.bias", -3.9),
+}
+
 # zoo name suffix -> (builder, official checkpoint file (torchvision 0.26 DEFAULT weights))
 MODELS = {
     "fasterrcnn_resnet50_fpn": (detection.fasterrcnn_resnet50_fpn, "fasterrcnn_resnet50_fpn_coco-258fb6c6.pth"),
@@ -51,7 +60,7 @@ def sha256_of(path):
     return h.hexdigest()
 
 
-def build(name, weights_dir):
+def build(name, weights_dir, calibrate=False):
     """The eval-mode model and a description of its weights."""
     builder, official = MODELS[name]
     torch.manual_seed(SEED)
@@ -66,6 +75,11 @@ def build(name, weights_dir):
         weights = {"kind": "official", "file": official, "sha256": digest}
     else:
         weights = {"kind": "random", "seed": SEED, "note": f"torch.manual_seed({SEED}); weights=None, weights_backbone=None"}
+        if calibrate and name in CALIBRATION:
+            key, value = CALIBRATION[name]
+            with torch.no_grad():
+                model.state_dict()[key].fill_(value)
+            weights["calibration"] = f"{key} filled with {value} (detections per image for a benchmark of the post-processing)"
     return model.eval(), weights
 
 
@@ -74,6 +88,7 @@ def main():
     parser.add_argument("--out", required=True, help="folder for <model>.pt and export_manifest.json")
     parser.add_argument("--weights-dir", default=None, help="folder holding official torchvision checkpoints")
     parser.add_argument("--models", default=",".join(MODELS), help="comma-separated subset of: " + ", ".join(MODELS))
+    parser.add_argument("--calibrate", action="store_true", help="with random weights, apply CALIBRATION (RetinaNet's classification bias)")
     args = parser.parse_args()
     names = [m for m in args.models.split(",") if m]
     unknown = [m for m in names if m not in MODELS]
@@ -89,7 +104,7 @@ def main():
     }
     for name in names:
         start = time.perf_counter()
-        model, weights = build(name, args.weights_dir)
+        model, weights = build(name, args.weights_dir, args.calibrate)
         scripted = torch.jit.script(model)
         path = os.path.join(args.out, f"{name}.pt")
         tmp = path + ".tmp"

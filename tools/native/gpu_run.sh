@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# GPU runs of detbench's native engine (issue 15), on a CUDA machine with Python torch 2.11 +
+# torchvision 0.26 and no Rust. Everything it needs is in one folder made by
+# tools/native/prepare_carry.sh ($CARRY, default .carry/native): the bench binary, these scripts
+# and the first images of the shipped COCO subset.
+#
+#   CARRY=.carry/native OUT=... DEADLINE_S=420 MODE=check|bench bash $CARRY/tools/gpu_run.sh
+#
+# MODE=check (first call): environment, model export (random weights, RetinaNet calibrated),
+#   per-stage parity, correctness of fp32/fp16 against eager, one timing round of every peer,
+#   backbone profile.
+# MODE=bench (second call): $ROUNDS interleaved rounds at batch 1 (order reversed every other
+#   round) and batch 8, then correctness again; table.py pools the rounds.
+# Every step honours $DEADLINE_S (seconds after which no new step starts), so that the results
+# of the finished steps come back; everything is written under $OUT.
+set -uo pipefail
+CARRY="${CARRY:-.carry/native}"
+OUT="${OUT:-$PWD/native-out}"
+MODE="${MODE:-check}"
+LIMIT="${LIMIT:-60}"
+BATCH8_LIMIT="${BATCH8_LIMIT:-96}"
+ROUNDS="${ROUNDS:-3}"
+MODELS="${MODELS:-fasterrcnn_resnet50_fpn,retinanet_resnet50_fpn,maskrcnn_resnet50_fpn}"
+MODELS_DIR="${MODELS_DIR:-/tmp/native-models}"
+mkdir -p "$OUT/work"
+exec > >(tee -a "$OUT/log_$MODE.txt") 2>&1
+started=$SECONDS
+say() { echo "[gpu_run $(date -u +%H:%M:%S) +$((SECONDS - started))s] $*"; }
+late() { [ -n "${DEADLINE_S:-}" ] && [ $((SECONDS - started)) -ge "$DEADLINE_S" ] && { say "deadline: skipping $1"; return 0; }; return 1; }
+
+py=python3
+torch_dir="$($py -c 'import torch, os; print(os.path.dirname(torch.__file__))')"
+tv_dir="$($py -c 'import torchvision, os; print(os.path.dirname(torchvision.__file__))')"
+export LD_LIBRARY_PATH="$torch_dir/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+export DETBENCH_TORCHVISION_OPS="$tv_dir/_C.so" PYTHONUNBUFFERED=1
+bin="$CARRY/bin/detbench-native-bench"
+images="$CARRY/shared/coco/val2017"
+ann="$CARRY/shared/coco/annotations/instances_val2017_subset.json"
+common=(--models-dir "$MODELS_DIR" --images "$images" --annotations "$ann")
+
+{
+  nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv
+  $py -c 'import torch, torchvision, platform; print("torch", torch.__version__, "torchvision", torchvision.__version__, "CUDA", torch.version.cuda, "cuDNN", torch.backends.cudnn.version(), "python", platform.python_version(), torch.cuda.get_device_name(0))'
+  nproc; uname -r
+  ldd "$bin" | grep -i "not found" || echo "ldd: all libraries found"
+} > "$OUT/environment.txt" 2>&1
+cat "$OUT/environment.txt"
+
+say "export $MODELS"
+mkdir -p "$MODELS_DIR"
+$py "$CARRY/tools/export_torchvision.py" --out "$MODELS_DIR" --models "$MODELS" --calibrate || exit 1
+cp "$MODELS_DIR/export_manifest.json" "$OUT/"
+
+native() {  # native NAME BATCH LIMIT RUNS [extra args]
+  local name="$1" batch="$2" limit="$3" runs="$4"; shift 4
+  late "native $name" && return 0
+  say "native $name: $runs b$batch"
+  "$bin" "${common[@]}" --models "$MODELS" --runs "$runs" --batch "$batch" --limit "$limit" \
+    --out "$OUT/work/native_$name.json" --detections-dir "$OUT/work/dets" "$@" || say "native $name exited $?"
+}
+eager() {  # eager NAME BATCH LIMIT VARIANTS
+  local name="$1" batch="$2" limit="$3" variants="$4"
+  late "eager $name" && return 0
+  say "eager $name: $variants b$batch"
+  $py "$CARRY/tools/eager_peers.py" "${common[@]}" --models "$MODELS" --variants "$variants" --batch "$batch" \
+    --limit "$limit" --out "$OUT/work/eager_$name.json" --detections-dir "$OUT/work/dets" || say "eager $name exited $?"
+}
+correctness() {  # correctness BATCH: fp32 and fp16 detections against eager's
+  late "correctness" && return 0
+  for m in ${MODELS//,/ }; do
+    $py "$CARRY/tools/compare.py" "$OUT/work/dets/${m}_eager-fp32_b$1.json" "$OUT/work/dets/${m}_native-fp32_b$1.json" \
+      --iou 0.99 --score 1e-3 --json "$OUT/work/compare_${m}_fp32_b$1.json" || true
+    $py "$CARRY/tools/compare.py" "$OUT/work/dets/${m}_eager-fp16_b$1.json" "$OUT/work/dets/${m}_native-fp16_b$1.json" \
+      --iou 0.95 --score 1e-2 --json "$OUT/work/compare_${m}_fp16_b$1.json" || true
+  done
+}
+mkdir -p "$OUT/work/dets"
+
+case "$MODE" in
+  check)
+    native check 1 "$LIMIT" native-fp16,native-fp32 --stages "$OUT/work/stages" --profile-backbone 1x800x1088,8x800x1344
+    eager check 1 "$LIMIT" fp32,fp16,amp,cl_amp
+    correctness 1
+    late "stage parity" || $py "$CARRY/tools/stage_parity.py" --models-dir "$MODELS_DIR" \
+      --image "$images/$(ls "$images" | sort | head -1)" --stages "$OUT/work/stages" --models "$MODELS" \
+      --out "$OUT/work/stage_parity.json"
+    rm -rf "$OUT/work/stages"
+    native torch_peer 1 "$LIMIT" torch-fp32,torch-fp16
+    native b8 8 "$BATCH8_LIMIT" native-fp16
+    eager b8 8 "$BATCH8_LIMIT" amp
+    ;;
+  bench)
+    for round in $(seq 1 "$ROUNDS"); do
+      if [ $((round % 2)) = 1 ]; then
+        native "r${round}_b1" 1 "$LIMIT" native-fp16,native-fp32,torch-fp32,torch-fp16
+        eager "r${round}_b1" 1 "$LIMIT" fp32,amp,cl_amp
+      else
+        eager "r${round}_b1" 1 "$LIMIT" cl_amp,amp,fp32
+        native "r${round}_b1" 1 "$LIMIT" torch-fp16,torch-fp32,native-fp32,native-fp16
+      fi
+    done
+    for round in 1 2; do
+      native "r${round}_b8" 8 "$BATCH8_LIMIT" native-fp16,native-fp32,torch-fp32,torch-fp16
+      eager "r${round}_b8" 8 "$BATCH8_LIMIT" fp32,amp,cl_amp
+    done
+    eager correctness 1 "$LIMIT" fp32,fp16
+    correctness 1
+    ;;
+esac
+say "table"
+$py "$CARRY/tools/table.py" "$OUT/work" | tee "$OUT/table_$MODE.md"
+rm -rf "$OUT/work/dets"
+tar -C "$OUT" -czf "$OUT/work_$MODE.tgz" work && rm -rf "$OUT/work"
+ls -la "$OUT"
