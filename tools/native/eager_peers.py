@@ -7,7 +7,7 @@ and their detections dumped for the correctness comparison (tools/native/compare
         --models fasterrcnn_resnet50_fpn --variants fp32,amp,cl_amp,fp16 --batch 1 --limit 60 \\
         --out FILE.json [--detections-dir DIR]
 
-Variants: fp32 (eager, cudnn.allow_tf32 as PyTorch's default), amp (torch.autocast fp16),
+Variants: fp32 (eager, cudnn.allow_tf32 as PyTorch's default), fp32_notf32 (TF32 off), amp (torch.autocast fp16),
 cl_amp (channels_last model + autocast), fp16 (model.half() and half inputs, as the `torch`
 backend's fp16, the reference for the engine's fp16 detections).
 
@@ -80,6 +80,8 @@ def bench(name, variant, args, images, device):
     model = model.eval().to(device)
     if variant == "fp16":
         model = model.half()
+    # fp32_notf32: true fp32 convolutions (cudnn.allow_tf32 off), for the strict comparison.
+    torch.backends.cudnn.allow_tf32 = variant != "fp32_notf32"
     if variant == "cl_amp":
         model = model.to(memory_format=torch.channels_last)
     autocast = variant in ("amp", "cl_amp")
@@ -96,7 +98,10 @@ def bench(name, variant, args, images, device):
 
     head = images[:max(args.warmup, args.batch)]
     with torch.no_grad():
-        for k in range(args.warmup):
+        if args.prewarm_all:  # steady state: one untimed pass over every batch
+            for batch in batches:
+                call(batch)
+        for k in range(0 if args.prewarm_all else args.warmup):
             call([head[(k * args.batch + j) % len(head)] for j in range(args.batch)])
         samples, per_image, dets = [], [], []
         for batch in batches:
@@ -140,6 +145,7 @@ def main():
     p.add_argument("--limit", type=int, default=60)
     p.add_argument("--warmup", type=int, default=10)
     p.add_argument("--detections-dir", default=None)
+    p.add_argument("--prewarm-all", action="store_true", help="warm up with one untimed pass over every batch")
     p.add_argument("--out", required=True)
     args = p.parse_args()
     device = torch.device("cuda:0")

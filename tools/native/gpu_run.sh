@@ -51,19 +51,21 @@ mkdir -p "$MODELS_DIR"
 $py "$CARRY/tools/export_torchvision.py" --out "$MODELS_DIR" --models "$MODELS" --calibrate || exit 1
 cp "$MODELS_DIR/export_manifest.json" "$OUT/"
 
-native() {  # native NAME BATCH LIMIT RUNS [extra args]
+native() {  # native NAME BATCH LIMIT RUNS [extra args]   (models: $RUN_MODELS, default $MODELS)
   local name="$1" batch="$2" limit="$3" runs="$4"; shift 4
   late "native $name" && return 0
   say "native $name: $runs b$batch"
-  "$bin" "${common[@]}" --models "$MODELS" --runs "$runs" --batch "$batch" --limit "$limit" \
-    --out "$OUT/work/native_$name.json" --detections-dir "$OUT/work/dets" "$@" || say "native $name exited $?"
+  "$bin" "${common[@]}" --models "${RUN_MODELS:-$MODELS}" --runs "$runs" --batch "$batch" --limit "$limit" \
+    --out "$OUT/work/native_$name.json" --detections-dir "$OUT/work/dets" ${PREWARM:+--prewarm-all} "$@" \
+    || say "native $name exited $?"
 }
 eager() {  # eager NAME BATCH LIMIT VARIANTS
   local name="$1" batch="$2" limit="$3" variants="$4"
   late "eager $name" && return 0
   say "eager $name: $variants b$batch"
-  $py "$CARRY/tools/eager_peers.py" "${common[@]}" --models "$MODELS" --variants "$variants" --batch "$batch" \
-    --limit "$limit" --out "$OUT/work/eager_$name.json" --detections-dir "$OUT/work/dets" || say "eager $name exited $?"
+  $py "$CARRY/tools/eager_peers.py" "${common[@]}" --models "${RUN_MODELS:-$MODELS}" --variants "$variants" --batch "$batch" \
+    --limit "$limit" --out "$OUT/work/eager_$name.json" --detections-dir "$OUT/work/dets" ${PREWARM:+--prewarm-all} \
+    || say "eager $name exited $?"
 }
 correctness() {  # correctness BATCH: fp32 and fp16 detections against eager's
   late "correctness" && return 0
@@ -72,6 +74,13 @@ correctness() {  # correctness BATCH: fp32 and fp16 detections against eager's
       --iou 0.99 --score 1e-3 --json "$OUT/work/compare_${m}_fp32_b$1.json" || true
     $py "$CARRY/tools/compare.py" "$OUT/work/dets/${m}_eager-fp16_b$1.json" "$OUT/work/dets/${m}_native-fp16_b$1.json" \
       --iou 0.95 --score 1e-2 --json "$OUT/work/compare_${m}_fp16_b$1.json" || true
+  done
+}
+pair() {  # pair LABEL EAGER_RUN NATIVE_RUN IOU SCORE: compare one pair of detection files per model
+  late "compare $1" && return 0
+  for m in ${MODELS//,/ }; do
+    $py "$CARRY/tools/compare.py" "$OUT/work/dets/${m}_$2_b1.json" "$OUT/work/dets/${m}_$3_b1.json" \
+      --iou "$4" --score "$5" --json "$OUT/work/compare_${m}_$1.json" || true
   done
 }
 mkdir -p "$OUT/work/dets"
@@ -88,6 +97,43 @@ case "$MODE" in
     native torch_peer 1 "$LIMIT" torch-fp32,torch-fp16
     native b8 8 "$BATCH8_LIMIT" native-fp16
     eager b8 8 "$BATCH8_LIMIT" amp
+    ;;
+  final)
+    # 1. Correctness: every model, fast and exact settings, TF32 on (PyTorch's default) and off.
+    native corr 1 "$LIMIT" native-fp32,native-fp16,native+notf32-fp32,native+exact-fp32,native+exact+notf32-fp32,native+exact-fp16 \
+      --stages "$OUT/work/stages" --profile-backbone 1x800x1088,8x800x1344
+    eager corr 1 "$LIMIT" fp32,fp32_notf32,fp16
+    pair fp32 eager-fp32 native-fp32 0.99 1e-3
+    pair fp32_notf32 eager-fp32_notf32 native+notf32-fp32 0.99 1e-3
+    pair exact_fp32 eager-fp32 native+exact-fp32 0.99 1e-3
+    pair exact_fp32_notf32 eager-fp32_notf32 native+exact+notf32-fp32 0.99 1e-3
+    pair fp16 eager-fp16 native-fp16 0.95 1e-2
+    pair exact_fp16 eager-fp16 native+exact-fp16 0.95 1e-2
+    late "stage parity" || $py "$CARRY/tools/stage_parity.py" --models-dir "$MODELS_DIR" \
+      --image "$images/$(ls "$images" | sort | head -1)" --stages "$OUT/work/stages" --models "$MODELS" \
+      --out "$OUT/work/stage_parity.json"
+    rm -rf "$OUT/work/stages" "$OUT/work/dets"
+    # 2. Batch 1, Faster R-CNN and RetinaNet, $ROUNDS interleaved rounds.
+    export RUN_MODELS=fasterrcnn_resnet50_fpn,retinanet_resnet50_fpn
+    for round in $(seq 1 "$ROUNDS"); do
+      if [ $((round % 2)) = 1 ]; then
+        native "r${round}_b1" 1 "$LIMIT" native-fp16,native-fp32,torch-fp32,torch-fp16
+        eager "r${round}_b1" 1 "$LIMIT" fp32,amp,cl_amp
+      else
+        eager "r${round}_b1" 1 "$LIMIT" cl_amp,amp,fp32
+        native "r${round}_b1" 1 "$LIMIT" torch-fp16,torch-fp32,native-fp32,native-fp16
+      fi
+    done
+    # 3. Batch 8, steady state (one untimed pass over every batch first, on every side).
+    export PREWARM=1
+    native r1_b8 8 "$BATCH8_LIMIT" native-fp16,native-fp32,torch-fp32,torch-fp16
+    eager r1_b8 8 "$BATCH8_LIMIT" fp32,amp,cl_amp
+    unset PREWARM
+    # 4. Mask R-CNN, one round at batch 1.
+    export RUN_MODELS=maskrcnn_resnet50_fpn
+    native mask_b1 1 "$LIMIT" native-fp16,native-fp32,torch-fp32,torch-fp16
+    eager mask_b1 1 "$LIMIT" amp,cl_amp,fp32
+    unset RUN_MODELS
     ;;
   bench)
     for round in $(seq 1 "$ROUNDS"); do

@@ -94,6 +94,7 @@ int dn_engine_open(const char* path, const dn_settings* s, dn_engine** out, char
     settings.cudnn_benchmark = s->cudnn_benchmark != 0;
     settings.allow_tf32 = s->allow_tf32 != 0;
     settings.nms_capacity = s->nms_capacity;
+    settings.exact = s->exact != 0;
     auto handle = std::make_unique<dn_engine>();
     handle->engine = std::make_unique<dn::Engine>(path, settings);
     *out = handle.release();
@@ -223,6 +224,22 @@ int dn_op_decode_boxes(const float* codes, const float* boxes, int64_t m, const 
     auto b = host_f32(boxes, {m, 4});
     auto y = dn::decode_boxes(coder, c, b, at::scalar_tensor(0.5, at::kFloat)).contiguous();
     std::copy(y.data_ptr<float>(), y.data_ptr<float>() + y.numel(), out);
+  });
+}
+
+int dn_op_preprocess(const uint8_t* bgr, int64_t height, int64_t width, int64_t out_h,
+                     int64_t out_w, int64_t pad_h, int64_t pad_w, const double* mean,
+                     const double* std, float* out, char* error, size_t error_length) {
+  return guarded(error, error_length, [&] {
+    c10::InferenceMode guard;
+    std::vector<float> values(256);
+    for (int v = 0; v < 256; v++) values[v] = static_cast<float>(v) / 255.0f;
+    auto table = at::tensor(values, at::kFloat);
+    auto pixels = at::from_blob(const_cast<uint8_t*>(bgr), {height * width * 3}, at::kByte);
+    auto result = at::empty({3, pad_h, pad_w}, at::kFloat);
+    dn::preprocess_into(pixels, height, width, out_h, out_w, table, {mean[0], mean[1], mean[2]},
+                        {std[0], std[1], std[2]}, result);
+    std::copy(result.data_ptr<float>(), result.data_ptr<float>() + result.numel(), out);
   });
 }
 

@@ -19,6 +19,7 @@ typedef struct {
   int32_t cudnn_benchmark;
   int32_t allow_tf32;
   int64_t nms_capacity;
+  int32_t exact;
 } dn_settings;
 
 typedef struct {
@@ -80,6 +81,11 @@ int dn_op_multiscale_roi_align(const float* const* features, const int64_t* heig
                                char* error, size_t error_length);
 int dn_op_decode_boxes(const float* codes, const float* boxes, int64_t m, const double* weights,
                        double clip, float* out, char* error, size_t error_length);
+// GeneralizedRCNNTransform on one image through the engine's fused preprocessing (CPU): bgr
+// [height, width, 3] -> out [3, pad_h, pad_w] float32 (resized to out_h x out_w, zero padding).
+int dn_op_preprocess(const uint8_t* bgr, int64_t height, int64_t width, int64_t out_h,
+                     int64_t out_w, int64_t pad_h, int64_t pad_w, const double* mean,
+                     const double* std, float* out, char* error, size_t error_length);
 int dn_op_paste_masks(const float* masks, int64_t count, int64_t m, const float* boxes,
                       int64_t image_h, int64_t image_w, uint32_t* bits, char* error,
                       size_t error_length);

@@ -24,6 +24,7 @@ at::Tensor run_conv(const Conv& c, const at::Tensor& x, Act act, const Settings&
                                               c.groups);
   } else {
     y = at::conv2d(x, c.weight, c.bias, stride, padding, dilation, c.groups);
+    if (c.bn_scale.defined()) y = y * c.bn_scale + c.bn_shift;
     if (residual) y.add_(*residual);
     if (act == Act::Relu) y.relu_();
   }

@@ -39,6 +39,10 @@ struct Settings {
   bool cudnn_benchmark = false;
   bool allow_tf32 = true;   // PyTorch's default for cuDNN convolutions
   int64_t nms_capacity = 8192;  // candidates the box head's class-wise NMS considers per image
+  // torchvision's own arithmetic where the fast path reorders it: FrozenBatchNorm2d kept as a
+  // separate multiply-add, no merged 1x1 convolutions or linear layers, fc6 on torchvision's
+  // flatten order (used with channels_last and fused_conv off, for bitwise parity checks).
+  bool exact = false;
 };
 
 inline bool is_cuda(const Settings& s) { return s.device >= 0; }
@@ -47,6 +51,8 @@ inline bool is_cuda(const Settings& s) { return s.device >= 0; }
 struct Conv {
   at::Tensor weight, bias;
   int64_t stride = 1, padding = 0, dilation = 1, groups = 1;
+  // Settings::exact: FrozenBatchNorm2d after a bias-free convolution, as x * bn_scale + bn_shift.
+  at::Tensor bn_scale, bn_shift;
 };
 
 // How `run_conv` finishes a convolution.

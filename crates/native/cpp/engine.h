@@ -70,7 +70,7 @@ class Engine {
   std::string path_;
   std::unique_ptr<ModelFile> file_;
   std::unique_ptr<Detector> detector_;
-  at::Tensor mean_, std_, lut_;
+  at::Tensor mean_, std_, lut_, table_;
   std::map<std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t>, std::unique_ptr<Bucket>> buckets_;
   struct CudaState;
   static std::unique_ptr<CudaState> make_cuda_state(const Settings& s);

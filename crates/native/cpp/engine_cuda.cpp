@@ -198,7 +198,7 @@ std::pair<double, double> Engine::profile_backbone(int64_t n, int64_t h, int64_t
   const double flops = conv_flops();
   cuda_->stream.synchronize();
   at::cuda::CUDAGraph graph;
-  graph.capture_begin(cuda_->pool);
+  graph.capture_begin();  // a private pool: this graph dies with the call
   auto features = detector_->backbone(input);
   graph.capture_end();
   std::vector<double> samples;

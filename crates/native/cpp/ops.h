@@ -35,6 +35,14 @@ at::Tensor roi_align_levels(const std::vector<at::Tensor>& features,
 at::Tensor paste_masks(const at::Tensor& masks, const at::Tensor& boxes, const at::Tensor& count,
                        int64_t image_h, int64_t image_w, double threshold);
 
+// GeneralizedRCNNTransform's preprocessing of one image into `out` ([3, H, W] slot of the padded
+// batch, any layout, the model's dtype): bgr is the decoded image (height x width x 3 bytes, on
+// out's device), table the 256 values pixel / 255 (float32), mean/std as in the model. Writes
+// every element of the slot (zeros past the resized size).
+void preprocess_into(const at::Tensor& bgr, int64_t height, int64_t width, int64_t out_h,
+                     int64_t out_w, const at::Tensor& table, const std::vector<double>& mean,
+                     const std::vector<double>& std, at::Tensor out);
+
 // The CUDA versions (ops_cuda.cpp) and the kernel compiler (nvrtc.cpp).
 namespace cuda {
 std::pair<at::Tensor, at::Tensor> nms_sorted(const at::Tensor& boxes, const at::Tensor& classes,
@@ -46,6 +54,8 @@ at::Tensor roi_align_levels(const std::vector<at::Tensor>& features,
                             bool aligned);
 at::Tensor paste_masks(const at::Tensor& masks, const at::Tensor& boxes, const at::Tensor& count,
                        int64_t image_h, int64_t image_w, double threshold);
+void preprocess_into(const at::Tensor& bgr, const at::Tensor& table, const void* params,
+                     at::Tensor out);
 // Compiles kernels.cuh to PTX for `arch` (e.g. "compute_90"); throws EngineError(CudaLibrary)
 // when NVRTC cannot be loaded, EngineError(Other) with the log when compilation fails.
 std::string compile_ptx(const std::string& arch);

@@ -132,6 +132,44 @@ at::Tensor paste_masks_cpu(const at::Tensor& masks_in, const at::Tensor& boxes_i
 
 }  // namespace
 
+void preprocess_into(const at::Tensor& bgr, int64_t height, int64_t width, int64_t out_h,
+                     int64_t out_w, const at::Tensor& table, const std::vector<double>& mean,
+                     const std::vector<double>& std, at::Tensor out) {
+  const bool half = out.scalar_type() == at::kHalf;
+  DnPre p{};
+  p.in_h = static_cast<int>(height);
+  p.in_w = static_cast<int>(width);
+  p.out_h = static_cast<int>(out_h);
+  p.out_w = static_cast<int>(out_w);
+  for (int c = 0; c < 3; c++) {
+    // torch.as_tensor(mean, dtype=image.dtype): the values rounded to the model's dtype.
+    p.mean[c] = half ? dn_round_half(static_cast<float>(mean[c])) : static_cast<float>(mean[c]);
+    p.std[c] = half ? dn_round_half(static_cast<float>(std[c])) : static_cast<float>(std[c]);
+  }
+  if (out.is_cuda()) {
+    cuda::preprocess_into(bgr, table, &p, out);
+    return;
+  }
+  TORCH_CHECK(!half, "fp16 runs on CUDA only");
+  auto src = bgr.contiguous();
+  auto tab = table.to(at::kFloat).contiguous();
+  const uint8_t* b = src.data_ptr<uint8_t>();
+  const float* t = tab.data_ptr<float>();
+  float* o = out.data_ptr<float>();
+  const int64_t h = out.size(1), w = out.size(2);
+  const int64_t sc = out.stride(0), sh = out.stride(1), sw = out.stride(2);
+  at::parallel_for(0, h, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t y = begin; y < end; y++) {
+      for (int64_t x = 0; x < w; x++) {
+        for (int c = 0; c < 3; c++) {
+          o[c * sc + y * sh + x * sw] =
+              dn_preprocess_value<DnF32>(b, t, p, c, static_cast<int>(y), static_cast<int>(x));
+        }
+      }
+    }
+  });
+}
+
 std::pair<at::Tensor, at::Tensor> nms_sorted(const at::Tensor& boxes, const at::Tensor& classes,
                                              const at::Tensor& counts, double threshold,
                                              bool half_boxes, int64_t max_keep,

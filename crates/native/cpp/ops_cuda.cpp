@@ -68,6 +68,12 @@ const Nvrtc& nvrtc() {
     void* handle = nullptr;
     std::string used;
     for (const auto& c : candidates) {
+      // NVRTC opens libnvrtc-builtins.so.13.0 by name; from a folder off the loader path it is
+      // found only if it is loaded already.
+      auto slash = c.rfind('/');
+      if (slash != std::string::npos) {
+        dlopen((c.substr(0, slash) + "/libnvrtc-builtins.so.13.0").c_str(), RTLD_NOW | RTLD_GLOBAL);
+      }
       handle = dlopen(c.c_str(), RTLD_NOW | RTLD_LOCAL);
       if (handle) {
         used = c;
@@ -181,7 +187,7 @@ void check(CUresult r, const char* what) {
 }
 
 struct Module {
-  CUfunction nms_mask, nms_reduce, roi_f32, roi_f16, paste_f32, paste_f16;
+  CUfunction nms_mask, nms_reduce, roi_f32, roi_f16, paste_f32, paste_f16, pre_f32, pre_f16;
 };
 
 // The compiled kernels for the current device, once per device.
@@ -209,6 +215,8 @@ const Module& module() {
   m.roi_f16 = fn("dn_roi_align_f16");
   m.paste_f32 = fn("dn_paste_masks_f32");
   m.paste_f16 = fn("dn_paste_masks_f16");
+  m.pre_f32 = fn("dn_preprocess_f32");
+  m.pre_f16 = fn("dn_preprocess_f16");
   return modules.emplace(device, m).first->second;
 }
 
@@ -319,6 +327,20 @@ at::Tensor paste_masks(const at::Tensor& masks_in, const at::Tensor& boxes_in,
          dim3(blocks_for(static_cast<int64_t>(w) * words, 256), d), dim3(256), 0, args,
          "dn_paste_masks");
   return bits;
+}
+
+void preprocess_into(const at::Tensor& bgr, const at::Tensor& table, const void* params,
+                     at::Tensor out) {
+  const Module& m = module();
+  DnPre p = *static_cast<const DnPre*>(params);
+  int h = static_cast<int>(out.size(1)), w = static_cast<int>(out.size(2));
+  dn_i64 sc = out.stride(0), sh = out.stride(1), sw = out.stride(2);
+  void* pb = bgr.data_ptr();
+  void* pt = table.data_ptr();
+  void* po = out.data_ptr();
+  void* args[] = {&pb, &pt, &p, &h, &w, &sc, &sh, &sw, &po};
+  launch(out.scalar_type() == at::kHalf ? m.pre_f16 : m.pre_f32,
+         dim3(blocks_for(static_cast<int64_t>(3) * h * w, 256)), dim3(256), 0, args, "dn_preprocess");
 }
 
 }  // namespace dn::cuda

@@ -13,7 +13,9 @@ RoiHeads::RoiHeads(const ModelFile& f, const Settings& s, bool masks) : s_(s), m
   // (C, p, p), so its input columns are permuted once here.
   auto w6 = f.tensor("roi_heads.box_head.fc6.weight");
   const int64_t channels = w6.size(1) / (box_pooled_ * box_pooled_);
-  w6 = w6.view({w6.size(0), channels, box_pooled_, box_pooled_}).permute({0, 2, 3, 1}).reshape({w6.size(0), -1});
+  if (!s.exact) {
+    w6 = w6.view({w6.size(0), channels, box_pooled_, box_pooled_}).permute({0, 2, 3, 1}).reshape({w6.size(0), -1});
+  }
   fc6_ = Linear{prepare(w6, s), prepare(f.tensor("roi_heads.box_head.fc6.bias"), s)};
   fc7_ = load_linear(f, "roi_heads.box_head.fc7", s);
   auto cls_w = f.tensor("roi_heads.box_predictor.cls_score.weight");
@@ -21,6 +23,10 @@ RoiHeads::RoiHeads(const ModelFile& f, const Settings& s, bool masks) : s_(s), m
   predict_.weight = prepare(at::cat({cls_w, f.tensor("roi_heads.box_predictor.bbox_pred.weight")}, 0), s);
   predict_.bias = prepare(at::cat({f.tensor("roi_heads.box_predictor.cls_score.bias"),
                                    f.tensor("roi_heads.box_predictor.bbox_pred.bias")}, 0), s);
+  if (s.exact) {
+    cls_ = load_linear(f, "roi_heads.box_predictor.cls_score", s);
+    bbox_ = load_linear(f, "roi_heads.box_predictor.bbox_pred", s);
+  }
   const auto weights = f.attr_doubles("roi_heads.box_coder.weights");
   coder_ = BoxCoder{weights.at(0), weights.at(1), weights.at(2), weights.at(3),
                     f.attr_double("roi_heads.box_coder.bbox_xform_clip")};
@@ -55,12 +61,21 @@ Detections RoiHeads::forward(const std::vector<at::Tensor>& features, const Pool
                              const Proposals& proposals, const at::Tensor& limits,
                              const at::Tensor& half_one) const {
   const int64_t n = proposals.boxes.size(0), p = proposals.boxes.size(1);
-  auto x = pool(features, pooler, proposals.boxes, box_pooled_, box_sampling_).reshape({n * p, -1});
+  auto x = pool(features, pooler, proposals.boxes, box_pooled_, box_sampling_);
+  // [R, p, p, C]: flattened as is (fc6's columns were permuted to match), or, exact, in
+  // torchvision's order (C, p, p).
+  x = s_.exact ? x.permute({0, 3, 1, 2}).reshape({n * p, -1}) : x.reshape({n * p, -1});
   x = at::relu(at::linear(x, fc6_.weight, fc6_.bias));
   x = at::relu(at::linear(x, fc7_.weight, fc7_.bias));
-  auto y = at::linear(x, predict_.weight, predict_.bias);
-  auto class_logits = y.narrow(1, 0, num_classes_);
-  auto box_regression = y.narrow(1, num_classes_, 4 * num_classes_);
+  at::Tensor class_logits, box_regression;
+  if (s_.exact) {
+    class_logits = at::linear(x, cls_.weight, cls_.bias);
+    box_regression = at::linear(x, bbox_.weight, bbox_.bias);
+  } else {
+    auto y = at::linear(x, predict_.weight, predict_.bias);
+    class_logits = y.narrow(1, 0, num_classes_);
+    box_regression = y.narrow(1, num_classes_, 4 * num_classes_);
+  }
 
   // postprocess_detections.
   auto pred_boxes = decode_boxes(coder_, box_regression, proposals.boxes.reshape({n * p, 4}), half_one)

@@ -43,6 +43,7 @@ class RoiHeads {
 
   Settings s_;
   Linear fc6_, fc7_, predict_;  // predict_: cls_score and bbox_pred as one layer
+  Linear cls_, bbox_;            // Settings::exact: the two as torchvision runs them
   int64_t num_classes_;
   BoxCoder coder_;
   double score_thresh_, nms_thresh_;

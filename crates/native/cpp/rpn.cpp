@@ -19,6 +19,10 @@ Rpn::Rpn(const ModelFile& f, const Settings& s) : s_(s) {
   auto b = at::cat({f.tensor("rpn.head.cls_logits.bias"), f.tensor("rpn.head.bbox_pred.bias")}, 0);
   predict_.weight = prepare(w, s);
   predict_.bias = prepare(b, s);
+  if (s.exact) {
+    cls_ = load_conv(f, "rpn.head.cls_logits", 1, 0, s);
+    bbox_ = load_conv(f, "rpn.head.bbox_pred", 1, 0, s);
+  }
   cell_anchors_ = f.attr_tensors("rpn.anchor_generator.cell_anchors");
   anchors_per_location_ = cell_anchors_.at(0).size(0);
   const auto weights = f.attr_doubles("rpn.box_coder.weights");
@@ -51,6 +55,11 @@ Proposals Rpn::forward(const std::vector<at::Tensor>& features, const RpnShape& 
   std::vector<at::Tensor> objectness_levels, deltas_levels;
   for (const auto& feature : features) {
     auto t = run_conv(conv_, feature, Act::Relu, s_);
+    if (s_.exact) {
+      objectness_levels.push_back(permute_and_flatten(run_conv(cls_, t, Act::None, s_), 1));
+      deltas_levels.push_back(permute_and_flatten(run_conv(bbox_, t, Act::None, s_), 4));
+      continue;
+    }
     auto y = run_conv(predict_, t, Act::None, s_);
     objectness_levels.push_back(permute_and_flatten(y.narrow(1, 0, a), 1));
     deltas_levels.push_back(permute_and_flatten(y.narrow(1, a, 4 * a), 4));

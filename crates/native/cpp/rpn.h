@@ -33,6 +33,7 @@ class Rpn {
  private:
   Settings s_;
   Conv conv_, predict_;  // predict_: cls_logits and bbox_pred as one 1x1 convolution
+  Conv cls_, bbox_;      // Settings::exact: the two as torchvision runs them
   int64_t anchors_per_location_;
   std::vector<at::Tensor> cell_anchors_;
   BoxCoder coder_;

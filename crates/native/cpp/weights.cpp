@@ -197,6 +197,20 @@ Conv load_conv(const ModelFile& f, const std::string& prefix, int64_t stride, in
 Conv load_conv_bn(const ModelFile& f, const std::string& conv, const std::string& bn,
                   int64_t stride, int64_t padding, const Settings& s) {
   const double eps = 1e-5;  // torchvision.ops.misc.FrozenBatchNorm2d's default
+  if (s.exact) {
+    // FrozenBatchNorm2d.forward in the model's dtype: scale = w * (rv + eps).rsqrt(),
+    // bias = b - rm * scale, then x * scale + bias.
+    Conv c;
+    c.weight = prepare(f.tensor(conv + ".weight"), s);
+    auto gamma = prepare(f.tensor(bn + ".weight"), s), beta = prepare(f.tensor(bn + ".bias"), s);
+    auto mean = prepare(f.tensor(bn + ".running_mean"), s), var = prepare(f.tensor(bn + ".running_var"), s);
+    auto scale = gamma * (var + eps).rsqrt();
+    c.bn_shift = (beta - mean * scale).reshape({1, -1, 1, 1});
+    c.bn_scale = scale.reshape({1, -1, 1, 1});
+    c.stride = stride;
+    c.padding = padding;
+    return c;
+  }
   auto w = f.tensor(conv + ".weight").to(at::kFloat);
   auto gamma = f.tensor(bn + ".weight").to(at::kFloat);
   auto beta = f.tensor(bn + ".bias").to(at::kFloat);

@@ -22,6 +22,9 @@ pub struct NativeSettings {
     /// Candidates per image the box head's class-wise NMS considers (past it, an image is flagged
     /// inexact unless its detections_per_img boxes were already kept).
     pub nms_capacity: usize,
+    /// torchvision's own arithmetic order where the fast path changes it (BatchNorm kept apart,
+    /// no merged layers, NCHW, unfused convolutions): for bitwise parity checks, not for speed.
+    pub exact: bool,
 }
 
 impl NativeSettings {
@@ -36,6 +39,17 @@ impl NativeSettings {
             cudnn_benchmark: false,
             allow_tf32: true,
             nms_capacity: 8192,
+            exact: false,
+        }
+    }
+
+    /// The settings that reproduce torchvision's arithmetic (see [`NativeSettings::exact`]).
+    pub fn exact(device: Device, precision: Precision) -> Self {
+        NativeSettings {
+            exact: true,
+            channels_last: false,
+            fused_conv: false,
+            ..Self::new(device, precision)
         }
     }
 }

@@ -70,6 +70,7 @@ impl NativeEngine {
             cudnn_benchmark: i32::from(settings.cudnn_benchmark),
             allow_tf32: i32::from(settings.allow_tf32),
             nms_capacity: settings.nms_capacity as i64,
+            exact: i32::from(settings.exact),
         };
         let c_path = CString::new(path.as_os_str().as_encoded_bytes())
             .map_err(|_| NativeError::BadInput(format!("{} contains a NUL byte", path.display())))?;

@@ -29,6 +29,7 @@ pub struct Settings {
     pub cudnn_benchmark: i32,
     pub allow_tf32: i32,
     pub nms_capacity: i64,
+    pub exact: i32,
 }
 
 #[repr(C)]
@@ -76,6 +77,7 @@ pub struct Api {
     pub op_roi_align: unsafe extern "C" fn(*const f32, i64, i64, i64, *const f32, i64, f64, i64, i64, i32, *mut f32, *mut c_char, usize) -> c_int,
     pub op_multiscale_roi_align: unsafe extern "C" fn(*const *const f32, *const i64, *const i64, i64, i64, *const f32, i64, i64, i64, i64, i64, *mut f32, *mut c_char, usize) -> c_int,
     pub op_decode_boxes: unsafe extern "C" fn(*const f32, *const f32, i64, *const f64, f64, *mut f32, *mut c_char, usize) -> c_int,
+    pub op_preprocess: unsafe extern "C" fn(*const u8, i64, i64, i64, i64, i64, i64, *const f64, *const f64, *mut f32, *mut c_char, usize) -> c_int,
     pub op_paste_masks: unsafe extern "C" fn(*const f32, i64, i64, *const f32, i64, i64, *mut u32, *mut c_char, usize) -> c_int,
 }
 
@@ -147,6 +149,7 @@ fn load() -> Result<Api, NativeError> {
             op_multiscale_roi_align: sym!("dn_op_multiscale_roi_align"),
             op_decode_boxes: sym!("dn_op_decode_boxes"),
             op_paste_masks: sym!("dn_op_paste_masks"),
+            op_preprocess: sym!("dn_op_preprocess"),
         };
         std::mem::forget(library);
         Ok(api)

@@ -118,7 +118,8 @@ DN_FN dn_u64 dn_nms_word(const float* boxes, const dn_i64* classes, int i, int w
 // ---------------------------------------------------------------------------------------------
 // RoIAlign with torchvision's semantics (roi_align_kernel.cu, `roi_align_forward_kernel_impl`
 // and `bilinear_interpolate`), for one output element, over a feature map addressed by strides
-// (NCHW or NHWC). Arithmetic in float; torchvision computes fp16 inputs in half.
+// (NCHW or NHWC). `L::round` after every operation reproduces the kernel's `T` arithmetic: for
+// fp16 (T = c10::Half) each intermediate is rounded to half; for fp32 it is the identity.
 template <class L>
 DN_FN float dn_bilinear(const typename L::storage* plane, dn_i64 sh, dn_i64 sw, int height,
                         int width, float y, float x) {
@@ -138,14 +139,16 @@ DN_FN float dn_bilinear(const typename L::storage* plane, dn_i64 sh, dn_i64 sw, 
   } else {
     x_high = x_low + 1;
   }
-  float ly = y - y_low, lx = x - x_low;
-  float hy = 1.0f - ly, hx = 1.0f - lx;
+  float ly = L::round(y - y_low), lx = L::round(x - x_low);
+  float hy = L::round(1.0f - ly), hx = L::round(1.0f - lx);
   float v1 = L::load(plane, y_low * sh + x_low * sw);
   float v2 = L::load(plane, y_low * sh + x_high * sw);
   float v3 = L::load(plane, y_high * sh + x_low * sw);
   float v4 = L::load(plane, y_high * sh + x_high * sw);
-  float w1 = hy * hx, w2 = hy * lx, w3 = ly * hx, w4 = ly * lx;
-  return w1 * v1 + w2 * v2 + w3 * v3 + w4 * v4;
+  float w1 = L::round(hy * hx), w2 = L::round(hy * lx), w3 = L::round(ly * hx), w4 = L::round(ly * lx);
+  float sum = L::round(L::round(w1 * v1) + L::round(w2 * v2));
+  sum = L::round(sum + L::round(w3 * v3));
+  return L::round(sum + L::round(w4 * v4));
 }
 
 // The feature maps of up to five pyramid levels, with their strides, passed by value.
@@ -166,18 +169,18 @@ DN_FN float dn_roi_align_value(const DnLevels& lv, int level, const float* roi, 
   int batch = (int)roi[0];
   float scale = lv.scale[level];
   float offset = aligned ? 0.5f : 0.0f;
-  float roi_start_w = roi[1] * scale - offset;
-  float roi_start_h = roi[2] * scale - offset;
-  float roi_end_w = roi[3] * scale - offset;
-  float roi_end_h = roi[4] * scale - offset;
-  float roi_width = roi_end_w - roi_start_w;
-  float roi_height = roi_end_h - roi_start_h;
+  float roi_start_w = L::round(L::round(roi[1] * scale) - offset);
+  float roi_start_h = L::round(L::round(roi[2] * scale) - offset);
+  float roi_end_w = L::round(L::round(roi[3] * scale) - offset);
+  float roi_end_h = L::round(L::round(roi[4] * scale) - offset);
+  float roi_width = L::round(roi_end_w - roi_start_w);
+  float roi_height = L::round(roi_end_h - roi_start_h);
   if (!aligned) {
     roi_width = dn_fmax(roi_width, 1.0f);
     roi_height = dn_fmax(roi_height, 1.0f);
   }
-  float bin_h = roi_height / (float)pooled_h;
-  float bin_w = roi_width / (float)pooled_w;
+  float bin_h = L::round(roi_height / (float)pooled_h);
+  float bin_w = L::round(roi_width / (float)pooled_w);
   const typename L::storage* plane =
       input + batch * lv.stride_n[level] + c * lv.stride_c[level];
   int grid_h = sampling_ratio > 0 ? sampling_ratio : (int)ceilf(roi_height / pooled_h);
@@ -185,14 +188,17 @@ DN_FN float dn_roi_align_value(const DnLevels& lv, int level, const float* roi, 
   float count = (float)(grid_h * grid_w > 1 ? grid_h * grid_w : 1);
   float sum = 0.0f;
   for (int iy = 0; iy < grid_h; iy++) {
-    float y = roi_start_h + ph * bin_h + (float)(iy + .5f) * bin_h / (float)grid_h;
+    // roi_start_h + ph * bin_size_h + T(iy + .5f) * bin_size_h / T(roi_bin_grid_h), left to right.
+    float y = L::round(roi_start_h + L::round(ph * bin_h));
+    y = L::round(y + L::round(L::round(L::round(iy + .5f) * bin_h) / (float)grid_h));
     for (int ix = 0; ix < grid_w; ix++) {
-      float x = roi_start_w + pw * bin_w + (float)(ix + .5f) * bin_w / (float)grid_w;
-      sum += dn_bilinear<L>(plane, lv.stride_h[level], lv.stride_w[level], lv.height[level],
-                            lv.width[level], y, x);
+      float x = L::round(roi_start_w + L::round(pw * bin_w));
+      x = L::round(x + L::round(L::round(L::round(ix + .5f) * bin_w) / (float)grid_w));
+      sum = L::round(sum + dn_bilinear<L>(plane, lv.stride_h[level], lv.stride_w[level],
+                                          lv.height[level], lv.width[level], y, x));
     }
   }
-  return sum / count;
+  return L::round(sum / count);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -242,6 +248,50 @@ DN_FN bool dn_paste_bit(const typename L::storage* mask, int m, const dn_i64* bo
 #undef DN_PAD
   }
   return L::round(value) > threshold;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Preprocessing, as GeneralizedRCNNTransform runs it in eager mode on one image: pixel / 255
+// (`table`, float32 true division, as torchvision's references compute it on the host), cast to
+// the model's dtype, (x - mean) / std (tensors of that dtype), F.interpolate(scale_factor,
+// bilinear, align_corners=False, recompute_scale_factor=True) to (out_h, out_w) (PyTorch's CUDA
+// `upsample_bilinear2d_out_frame`: scale = in / out, source index max(scale * (dst + 0.5) - 0.5, 0),
+// the special case of equal sizes copying), and zero padding (batch_images). `bgr` is the
+// decoded image, height x width x 3 bytes in OpenCV's BGR order; channel c of the output is RGB.
+struct DnPre {
+  int in_h, in_w, out_h, out_w;
+  float mean[3], std[3];  // in the model's dtype (rounded to half for fp16)
+};
+
+template <class L>
+DN_FN float dn_pre_source(const unsigned char* bgr, const float* table, const DnPre& p, int c,
+                          int y, int x) {
+  float v = L::round(table[bgr[(y * p.in_w + x) * 3 + (2 - c)]]);
+  v = L::round(v - p.mean[c]);
+  return L::round(v / p.std[c]);
+}
+
+// The value at output pixel (c, y, x) of the padded image.
+template <class L>
+DN_FN float dn_preprocess_value(const unsigned char* bgr, const float* table, const DnPre& p,
+                                int c, int y, int x) {
+  if (y >= p.out_h || x >= p.out_w) return 0.0f;
+  if (p.in_h == p.out_h && p.in_w == p.out_w) return dn_pre_source<L>(bgr, table, p, c, y, x);
+  const float rh = (float)p.in_h / (float)p.out_h, rw = (float)p.in_w / (float)p.out_w;
+  float h1r = rh * ((float)y + 0.5f) - 0.5f;
+  if (h1r < 0) h1r = 0;
+  const int h1 = (int)h1r;
+  const int h1p = (h1 < p.in_h - 1) ? 1 : 0;
+  const float h1l = h1r - h1, h0l = 1.0f - h1l;
+  float w1r = rw * ((float)x + 0.5f) - 0.5f;
+  if (w1r < 0) w1r = 0;
+  const int w1 = (int)w1r;
+  const int w1p = (w1 < p.in_w - 1) ? 1 : 0;
+  const float w1l = w1r - w1, w0l = 1.0f - w1l;
+  return h0l * (w0l * dn_pre_source<L>(bgr, table, p, c, h1, w1) +
+                w1l * dn_pre_source<L>(bgr, table, p, c, h1, w1 + w1p)) +
+         h1l * (w0l * dn_pre_source<L>(bgr, table, p, c, h1 + h1p, w1) +
+                w1l * dn_pre_source<L>(bgr, table, p, c, h1 + h1p, w1 + w1p));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -360,5 +410,24 @@ DN_ROI_ALIGN(dn_roi_align_f16, DnF16)
   }
 DN_PASTE(dn_paste_masks_f32, DnF32)
 DN_PASTE(dn_paste_masks_f16, DnF16)
+
+// Preprocessing into one image's slot of the padded batch: out points at [3, H, W] with strides
+// (stride_c, stride_h, stride_w) (any layout); every element of the slot is written.
+#define DN_PREPROCESS(NAME, L)                                                                \
+  extern "C" __global__ void NAME(const unsigned char* bgr, const float* table, DnPre p,       \
+                                  int height, int width, dn_i64 stride_c, dn_i64 stride_h,    \
+                                  dn_i64 stride_w, L::storage* out) {                         \
+    dn_i64 total = (dn_i64)3 * height * width;                                                \
+    for (dn_i64 index = blockIdx.x * (dn_i64)blockDim.x + threadIdx.x; index < total;         \
+         index += (dn_i64)blockDim.x * gridDim.x) {                                           \
+      int c = (int)(index % 3);                                                               \
+      int x = (int)((index / 3) % width);                                                     \
+      int y = (int)(index / 3 / width);                                                       \
+      L::store(out, c * stride_c + y * stride_h + x * stride_w,                               \
+               dn_preprocess_value<L>(bgr, table, p, c, y, x));                               \
+    }                                                                                         \
+  }
+DN_PREPROCESS(dn_preprocess_f32, DnF32)
+DN_PREPROCESS(dn_preprocess_f16, DnF16)
 
 #endif  // __CUDACC_RTC__

@@ -37,7 +37,9 @@ struct Args {
     /// Comma-separated torchvision builder names (files <models-dir>/<name>.pt).
     #[arg(long)]
     models: String,
-    /// Comma-separated runs: native-fp16, native-fp32, torch-fp32, torch-fp16.
+    /// Comma-separated runs ENGINE-PRECISION: native-fp16, torch-fp32, ...; the native engine
+    /// takes modifiers: native+exact (torchvision's arithmetic order), native+notf32 (no TF32 in
+    /// cuDNN), native+nographs.
     #[arg(long, default_value = "native-fp16,native-fp32")]
     runs: String,
     #[arg(long, default_value_t = 1)]
@@ -63,6 +65,10 @@ struct Args {
     no_graphs: bool,
     #[arg(long)]
     no_fused: bool,
+    /// Warm up with one untimed pass over every batch of the run (steady state: every input-size
+    /// bucket seen), instead of the harness's `--warmup` calls.
+    #[arg(long)]
+    prewarm_all: bool,
     /// Stop starting new runs after this many seconds.
     #[arg(long)]
     deadline_s: Option<u64>,
@@ -115,11 +121,18 @@ fn open(args: &Args, model: &str, run: &str) -> Result<Opened> {
     };
     let device: Device = args.device.parse().map_err(anyhow::Error::msg)?;
     let path = args.models_dir.join(format!("{model}.pt"));
-    match engine {
+    let mut tokens = engine.split('+');
+    match tokens.next().unwrap_or("") {
         "native" => {
-            let mut settings = NativeSettings::new(device, precision);
-            settings.cuda_graphs = !args.no_graphs;
-            settings.fused_conv = !args.no_fused;
+            let modifiers: Vec<&str> = tokens.collect();
+            let mut settings = if modifiers.contains(&"exact") {
+                NativeSettings::exact(device, precision)
+            } else {
+                NativeSettings::new(device, precision)
+            };
+            settings.cuda_graphs = !args.no_graphs && !modifiers.contains(&"nographs");
+            settings.fused_conv = settings.fused_conv && !args.no_fused;
+            settings.allow_tf32 = !modifiers.contains(&"notf32");
             Ok(Opened::Native(Box::new(NativeDetector::open(model, &path, settings)?)))
         }
         "torch" => {
@@ -149,7 +162,12 @@ fn run_one(args: &Args, shipped: &Shipped, model: &str, run: &str) -> Result<Val
         shipped.ids.iter().zip(&shipped.images).map(|(&image_id, image)| ImageInput { image_id, image }).collect();
     let head = &inputs[..inputs.len().min(args.warmup.max(args.batch))];
     let warm = Instant::now();
-    for call in 0..args.warmup {
+    if args.prewarm_all {
+        for batch in inputs.chunks_exact(args.batch) {
+            opened_detector.detector().detect(batch, &mut StageClock::new()).map_err(anyhow::Error::msg)?;
+        }
+    }
+    for call in 0..if args.prewarm_all { 0 } else { args.warmup } {
         let batch: Vec<_> = (0..args.batch).map(|k| head[(call * args.batch + k) % head.len()]).collect();
         opened_detector.detector().detect(&batch, &mut StageClock::new()).map_err(anyhow::Error::msg)?;
     }
@@ -178,7 +196,7 @@ fn run_one(args: &Args, shipped: &Shipped, model: &str, run: &str) -> Result<Val
     let images = per_image.len().max(1);
     let mut result = json!({
         "model": model, "run": run, "batch": args.batch, "calls": samples.len(),
-        "open_s": open_s, "warmup_s": warmup_s,
+        "open_s": open_s, "warmup_s": warmup_s, "prewarm_all": args.prewarm_all,
         "median_ms": percentile(&sorted, 50.0), "p10_ms": percentile(&sorted, 10.0), "p90_ms": percentile(&sorted, 90.0),
         "images_per_second": (args.batch * samples.len()) as f64 / (samples.iter().sum::<f64>() / 1e3),
         "detections_per_image": per_image.iter().sum::<usize>() as f64 / images as f64,

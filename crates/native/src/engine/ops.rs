@@ -86,3 +86,21 @@ pub fn paste_masks(masks: &[f32], m: usize, boxes: &[f32], image: (usize, usize)
     error.check(code)?;
     Ok(bits)
 }
+
+/// GeneralizedRCNNTransform on one BGR image (ImageNet mean/std): resized to `resized`, padded
+/// to `padded`: [3, padded.0, padded.1] float32.
+pub fn preprocess(bgr: &[u8], size: (usize, usize), resized: (usize, usize), padded: (usize, usize)) -> Result<Vec<f32>, NativeError> {
+    let api = ffi::api()?;
+    assert_eq!(bgr.len(), size.0 * size.1 * 3);
+    let mean = [0.485f64, 0.456, 0.406];
+    let std = [0.229f64, 0.224, 0.225];
+    let mut out = vec![0f32; 3 * padded.0 * padded.1];
+    let mut error = ErrorBuffer::new();
+    let (b, l) = error.args();
+    // SAFETY: buffers sized as the C side expects.
+    let code = unsafe {
+        (api.op_preprocess)(bgr.as_ptr(), size.0 as i64, size.1 as i64, resized.0 as i64, resized.1 as i64, padded.0 as i64, padded.1 as i64, mean.as_ptr(), std.as_ptr(), out.as_mut_ptr(), b, l)
+    };
+    error.check(code)?;
+    Ok(out)
+}
