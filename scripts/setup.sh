@@ -97,6 +97,16 @@ if [ $want_torch -eq 1 ]; then
     mv "$tmp/nvidia" "$deps/torch/nvidia"
     rm -rf "$tmp"
   fi
+  # The native engine (crates/native, feature `cuda`) compiles against libtorch's CUDA headers,
+  # which include crt/host_defines.h and nv/target: headers only, from two small wheels.
+  crt="$deps/cuda-crt/nvidia/cu13/include"
+  if [ -f "$crt/crt/host_defines.h" ] && [ -f "$crt/nv/target" ]; then
+    say "CUDA crt/cccl headers present: $crt"
+  else
+    say "installing the CUDA crt and cccl headers (nvidia-cuda-crt, nvidia-cuda-cccl) into $deps/cuda-crt"
+    rm -rf "$deps/cuda-crt"
+    pip_target "$deps/cuda-crt" nvidia-cuda-crt==13.0.88 nvidia-cuda-cccl==13.0.85
+  fi
   tv_ops="$deps/torchvision/torchvision/_C.so"
   if [ -f "$tv_ops" ] && grep -q "^Version: $TORCHVISION_VERSION\$" "$deps"/torchvision/torchvision-*.dist-info/METADATA 2>/dev/null; then
     say "torchvision $TORCHVISION_VERSION ops library present: $tv_ops"

@@ -18,4 +18,10 @@ if [ "${DETBENCH_TEST_TORCH:-1}" = "1" ]; then
   echo "[test] cargo test --release --features torch (torch backend, D2Go AP)" >&2
   cargo test --release -p detbench-backends -p detbench-models \
     --features detbench-backends/torch,detbench-models/torch --lib --test torch_backend --test torch_qnnpack --test torch_settings --test d2go_ap
+  # detbench's native engine (crates/native, feature `cuda`) on the CPU: its operations against
+  # torchvision fixtures, every NVRTC kernel compiled for Hopper, bad input, and (with
+  # $DETBENCH_NATIVE_MODELS) the whole Faster R-CNN against eager.
+  echo "[test] cargo test --release -p detbench-native --features cuda (native engine, CPU)" >&2
+  cargo test --release -p detbench-native --features cuda --lib --test ops_parity --test kernels_compile \
+    --test bad_input --test missing_cuda_library --test cpu_model_parity
 fi

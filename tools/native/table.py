@@ -8,6 +8,8 @@ Latency: the pooled median and p10 of every call of a run over all rounds (each 
 once), and the median of the rounds' medians. "best peer" is the fastest of eager fp32, eager
 AMP, eager channels_last + AMP and detbench's torch backend (fp32 or fp16) by pooled median;
 the ratio is best peer / native fp16 (latency) or native fp16 / best peer (throughput).
+"img/s, all calls" is images over the summed time of every timed call, first-shape costs (cuDNN
+plans, the native engine's graph captures) included; with --prewarm-all runs it is steady state.
 """
 import glob
 import json
@@ -55,7 +57,7 @@ def pooled(runs):
 def latency_table(stats, batch):
     models = sorted({k[0] for k in stats if k[1] == batch})
     lines = [f"\n### Batch {batch}\n",
-             "| model | run | median ms | p10 ms | median of rounds | img/s | dets/img | rounds x calls |",
+             "| model | run | median ms | p10 ms | median of rounds | img/s, all calls | dets/img | rounds x calls |",
              "|---|---|--:|--:|--:|--:|--:|--:|"]
     for m in models:
         rows = sorted((k for k in stats if k[0] == m and k[1] == batch), key=lambda k: k[2])
