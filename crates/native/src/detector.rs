@@ -67,7 +67,11 @@ impl NativeDetector {
     }
 
     #[cfg(feature = "cuda")]
-    fn convert(&self, found: &crate::engine::ImageDetections, input: &ImageInput<'_>) -> Vec<Detection> {
+    fn convert(
+        &self,
+        found: &crate::engine::ImageDetections,
+        input: &ImageInput<'_>,
+    ) -> Vec<Detection> {
         if found.inexact {
             self.inexact_images.fetch_add(1, Ordering::Relaxed);
         }
@@ -104,7 +108,11 @@ impl Detector for NativeDetector {
     }
 
     fn iou_types(&self) -> Vec<IouType> {
-        if self.masks { vec![IouType::Bbox, IouType::Segm] } else { vec![IouType::Bbox] }
+        if self.masks {
+            vec![IouType::Bbox, IouType::Segm]
+        } else {
+            vec![IouType::Bbox]
+        }
     }
 
     fn provenance(&self) -> serde_json::Value {
@@ -118,17 +126,29 @@ impl Detector for NativeDetector {
     }
 
     #[cfg(feature = "cuda")]
-    fn detect(&mut self, batch: &[ImageInput<'_>], clock: &mut StageClock) -> Result<Vec<Vec<Detection>>, DetectorError> {
+    fn detect(
+        &mut self,
+        batch: &[ImageInput<'_>],
+        clock: &mut StageClock,
+    ) -> Result<Vec<Vec<Detection>>, DetectorError> {
         use detbench_bench::Stage;
         let images: Vec<_> = batch.iter().map(|input| input.image).collect();
         let found = clock.time(Stage::Inference, || self.engine.detect(&images))?;
         Ok(clock.time(Stage::Postprocess, || {
-            found.iter().zip(batch).map(|(f, input)| self.convert(f, input)).collect()
+            found
+                .iter()
+                .zip(batch)
+                .map(|(f, input)| self.convert(f, input))
+                .collect()
         }))
     }
 
     #[cfg(not(feature = "cuda"))]
-    fn detect(&mut self, _batch: &[ImageInput<'_>], _clock: &mut StageClock) -> Result<Vec<Vec<Detection>>, DetectorError> {
+    fn detect(
+        &mut self,
+        _batch: &[ImageInput<'_>],
+        _clock: &mut StageClock,
+    ) -> Result<Vec<Vec<Detection>>, DetectorError> {
         Err(Box::new(NativeError::NotBuilt))
     }
 }
@@ -148,8 +168,13 @@ mod tests {
     #[cfg(not(feature = "cuda"))]
     #[test]
     fn without_the_feature_opening_says_how_to_build() {
-        let settings = NativeSettings::new(detbench_backends::Device::Cpu, detbench_backends::Precision::Fp32);
-        let err = NativeDetector::open("x", Path::new("x.pt"), settings).err().unwrap();
+        let settings = NativeSettings::new(
+            detbench_backends::Device::Cpu,
+            detbench_backends::Precision::Fp32,
+        );
+        let err = NativeDetector::open("x", Path::new("x.pt"), settings)
+            .err()
+            .unwrap();
         assert!(err.to_string().contains("--features cuda"), "{err}");
     }
 }

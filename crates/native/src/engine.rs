@@ -54,7 +54,10 @@ impl NativeEngine {
     /// Opens a TorchScript model file (tools/gpu/export_torchvision.py) on the engine.
     pub fn open(path: &Path, settings: &NativeSettings) -> Result<Self, NativeError> {
         if !path.is_file() {
-            return Err(NativeError::ModelFile(format!("model file {} not found", path.display())));
+            return Err(NativeError::ModelFile(format!(
+                "model file {} not found",
+                path.display()
+            )));
         }
         let api = ffi::api()?;
         ffi::ensure_torchvision_ops()?;
@@ -72,8 +75,9 @@ impl NativeEngine {
             nms_capacity: settings.nms_capacity as i64,
             exact: i32::from(settings.exact),
         };
-        let c_path = CString::new(path.as_os_str().as_encoded_bytes())
-            .map_err(|_| NativeError::BadInput(format!("{} contains a NUL byte", path.display())))?;
+        let c_path = CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| {
+            NativeError::BadInput(format!("{} contains a NUL byte", path.display()))
+        })?;
         let mut handle = std::ptr::null_mut();
         let mut error = ErrorBuffer::new();
         let (buffer, length) = error.args();
@@ -87,7 +91,11 @@ impl NativeEngine {
     pub fn detect(&mut self, images: &[&BgrImage]) -> Result<Vec<ImageDetections>, NativeError> {
         let raw_images: Vec<Image> = images
             .iter()
-            .map(|im| Image { bgr: im.data.as_ptr(), height: im.height as i64, width: im.width as i64 })
+            .map(|im| Image {
+                bgr: im.data.as_ptr(),
+                height: im.height as i64,
+                width: im.width as i64,
+            })
             .collect();
         for im in images {
             if im.data.len() != im.width * im.height * 3 {
@@ -115,10 +123,21 @@ impl NativeEngine {
         let (buffer, length) = error.args();
         // SAFETY: the images outlive the call; `results` has one slot per image.
         let code = unsafe {
-            (self.api.detect)(self.handle, raw_images.as_ptr(), raw_images.len() as i64, results.as_mut_ptr(), buffer, length)
+            (self.api.detect)(
+                self.handle,
+                raw_images.as_ptr(),
+                raw_images.len() as i64,
+                results.as_mut_ptr(),
+                buffer,
+                length,
+            )
         };
         error.check(code)?;
-        Ok(results.iter().zip(images).map(|(r, im)| copy_result(r, im.width)).collect())
+        Ok(results
+            .iter()
+            .zip(images)
+            .map(|(r, im)| copy_result(r, im.width))
+            .collect())
     }
 
     /// The last call's GPU timing (zeros on the CPU).
@@ -139,19 +158,37 @@ impl NativeEngine {
     /// What the engine is and how it runs (architecture, device, settings, buckets), as JSON.
     pub fn describe(&mut self) -> serde_json::Value {
         // SAFETY: the C side returns a NUL-terminated string valid until the next call.
-        let text = unsafe { CStr::from_ptr((self.api.describe)(self.handle)) }.to_string_lossy().into_owned();
+        let text = unsafe { CStr::from_ptr((self.api.describe)(self.handle)) }
+            .to_string_lossy()
+            .into_owned();
         serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
     }
 
     /// Median ms of `iters` graph replays of the backbone + FPN on an N x H x W input, and its
     /// convolution FLOPs.
-    pub fn profile_backbone(&mut self, n: usize, h: usize, w: usize, iters: i32) -> Result<(f64, f64), NativeError> {
+    pub fn profile_backbone(
+        &mut self,
+        n: usize,
+        h: usize,
+        w: usize,
+        iters: i32,
+    ) -> Result<(f64, f64), NativeError> {
         let (mut ms, mut flops) = (0.0, 0.0);
         let mut error = ErrorBuffer::new();
         let (buffer, length) = error.args();
         // SAFETY: valid out-pointers.
         let code = unsafe {
-            (self.api.profile_backbone)(self.handle, n as i64, h as i64, w as i64, iters, &mut ms, &mut flops, buffer, length)
+            (self.api.profile_backbone)(
+                self.handle,
+                n as i64,
+                h as i64,
+                w as i64,
+                iters,
+                &mut ms,
+                &mut flops,
+                buffer,
+                length,
+            )
         };
         error.check(code)?;
         Ok((ms, flops))
@@ -161,14 +198,27 @@ impl NativeEngine {
     pub fn dump_stages(&mut self, images: &[&BgrImage], folder: &Path) -> Result<(), NativeError> {
         let raw: Vec<Image> = images
             .iter()
-            .map(|im| Image { bgr: im.data.as_ptr(), height: im.height as i64, width: im.width as i64 })
+            .map(|im| Image {
+                bgr: im.data.as_ptr(),
+                height: im.height as i64,
+                width: im.width as i64,
+            })
             .collect();
         let c_folder = CString::new(folder.as_os_str().as_encoded_bytes())
             .map_err(|_| NativeError::BadInput("folder name with a NUL byte".into()))?;
         let mut error = ErrorBuffer::new();
         let (buffer, length) = error.args();
         // SAFETY: valid pointers for the call.
-        let code = unsafe { (self.api.dump_stages)(self.handle, raw.as_ptr(), raw.len() as i64, c_folder.as_ptr(), buffer, length) };
+        let code = unsafe {
+            (self.api.dump_stages)(
+                self.handle,
+                raw.as_ptr(),
+                raw.len() as i64,
+                c_folder.as_ptr(),
+                buffer,
+                length,
+            )
+        };
         error.check(code)
     }
 }
@@ -183,20 +233,29 @@ impl Drop for NativeEngine {
 fn copy_result(r: &RawResult, width: usize) -> ImageDetections {
     let n = r.count.max(0) as usize;
     if n == 0 {
-        return ImageDetections { inexact: r.inexact != 0, ..Default::default() };
+        return ImageDetections {
+            inexact: r.inexact != 0,
+            ..Default::default()
+        };
     }
     // SAFETY: the C side keeps `count` boxes/scores/labels (and masks) alive until the next call.
     unsafe {
         let boxes = std::slice::from_raw_parts(r.boxes, 4 * n);
         let per_mask = width * r.mask_words.max(0) as usize;
         ImageDetections {
-            boxes: boxes.chunks_exact(4).map(|b| [b[0], b[1], b[2], b[3]]).collect(),
+            boxes: boxes
+                .chunks_exact(4)
+                .map(|b| [b[0], b[1], b[2], b[3]])
+                .collect(),
             scores: std::slice::from_raw_parts(r.scores, n).to_vec(),
             labels: std::slice::from_raw_parts(r.labels, n).to_vec(),
             masks: if r.mask_bits.is_null() {
                 Vec::new()
             } else {
-                std::slice::from_raw_parts(r.mask_bits, n * per_mask).chunks_exact(per_mask).map(<[u32]>::to_vec).collect()
+                std::slice::from_raw_parts(r.mask_bits, n * per_mask)
+                    .chunks_exact(per_mask)
+                    .map(<[u32]>::to_vec)
+                    .collect()
             },
             inexact: r.inexact != 0,
         }
@@ -206,7 +265,8 @@ fn copy_result(r: &RawResult, width: usize) -> ImageDetections {
 /// The engine's kernels compiled to PTX by NVRTC for `arch` (e.g. `compute_90`); no GPU needed.
 pub fn compile_kernels(arch: &str) -> Result<String, NativeError> {
     let api = ffi::api()?;
-    let c_arch = CString::new(arch).map_err(|_| NativeError::BadInput("arch with a NUL byte".into()))?;
+    let c_arch =
+        CString::new(arch).map_err(|_| NativeError::BadInput("arch with a NUL byte".into()))?;
     let mut ptx = std::ptr::null();
     let mut error = ErrorBuffer::new();
     let (buffer, length) = error.args();
@@ -214,7 +274,9 @@ pub fn compile_kernels(arch: &str) -> Result<String, NativeError> {
     let code = unsafe { (api.compile_kernels)(c_arch.as_ptr(), &mut ptx, buffer, length) };
     error.check(code)?;
     // SAFETY: NUL-terminated text from the C side.
-    Ok(unsafe { CStr::from_ptr(ptx) }.to_string_lossy().into_owned())
+    Ok(unsafe { CStr::from_ptr(ptx) }
+        .to_string_lossy()
+        .into_owned())
 }
 
 pub mod ops;

@@ -65,20 +65,122 @@ type Err = (*mut c_char, usize);
 
 /// The engine library's functions.
 pub struct Api {
-    pub open: unsafe extern "C" fn(*const c_char, *const Settings, *mut *mut c_void, *mut c_char, usize) -> c_int,
-    pub detect: unsafe extern "C" fn(*mut c_void, *const Image, i64, *mut RawResult, *mut c_char, usize) -> c_int,
+    pub open: unsafe extern "C" fn(
+        *const c_char,
+        *const Settings,
+        *mut *mut c_void,
+        *mut c_char,
+        usize,
+    ) -> c_int,
+    pub detect: unsafe extern "C" fn(
+        *mut c_void,
+        *const Image,
+        i64,
+        *mut RawResult,
+        *mut c_char,
+        usize,
+    ) -> c_int,
     pub timing: unsafe extern "C" fn(*const c_void, *mut RawTiming),
     pub describe: unsafe extern "C" fn(*mut c_void) -> *const c_char,
-    pub profile_backbone: unsafe extern "C" fn(*mut c_void, i64, i64, i64, i32, *mut f64, *mut f64, *mut c_char, usize) -> c_int,
-    pub dump_stages: unsafe extern "C" fn(*mut c_void, *const Image, i64, *const c_char, *mut c_char, usize) -> c_int,
+    pub profile_backbone: unsafe extern "C" fn(
+        *mut c_void,
+        i64,
+        i64,
+        i64,
+        i32,
+        *mut f64,
+        *mut f64,
+        *mut c_char,
+        usize,
+    ) -> c_int,
+    pub dump_stages: unsafe extern "C" fn(
+        *mut c_void,
+        *const Image,
+        i64,
+        *const c_char,
+        *mut c_char,
+        usize,
+    ) -> c_int,
     pub free: unsafe extern "C" fn(*mut c_void),
-    pub compile_kernels: unsafe extern "C" fn(*const c_char, *mut *const c_char, *mut c_char, usize) -> c_int,
-    pub op_batched_nms: unsafe extern "C" fn(*const f32, *const f32, *const i64, i64, f64, *mut i64, *mut i64, *mut c_char, usize) -> c_int,
-    pub op_roi_align: unsafe extern "C" fn(*const f32, i64, i64, i64, *const f32, i64, f64, i64, i64, i32, *mut f32, *mut c_char, usize) -> c_int,
-    pub op_multiscale_roi_align: unsafe extern "C" fn(*const *const f32, *const i64, *const i64, i64, i64, *const f32, i64, i64, i64, i64, i64, *mut f32, *mut c_char, usize) -> c_int,
-    pub op_decode_boxes: unsafe extern "C" fn(*const f32, *const f32, i64, *const f64, f64, *mut f32, *mut c_char, usize) -> c_int,
-    pub op_preprocess: unsafe extern "C" fn(*const u8, i64, i64, i64, i64, i64, i64, *const f64, *const f64, *mut f32, *mut c_char, usize) -> c_int,
-    pub op_paste_masks: unsafe extern "C" fn(*const f32, i64, i64, *const f32, i64, i64, *mut u32, *mut c_char, usize) -> c_int,
+    pub compile_kernels:
+        unsafe extern "C" fn(*const c_char, *mut *const c_char, *mut c_char, usize) -> c_int,
+    pub op_batched_nms: unsafe extern "C" fn(
+        *const f32,
+        *const f32,
+        *const i64,
+        i64,
+        f64,
+        *mut i64,
+        *mut i64,
+        *mut c_char,
+        usize,
+    ) -> c_int,
+    pub op_roi_align: unsafe extern "C" fn(
+        *const f32,
+        i64,
+        i64,
+        i64,
+        *const f32,
+        i64,
+        f64,
+        i64,
+        i64,
+        i32,
+        *mut f32,
+        *mut c_char,
+        usize,
+    ) -> c_int,
+    pub op_multiscale_roi_align: unsafe extern "C" fn(
+        *const *const f32,
+        *const i64,
+        *const i64,
+        i64,
+        i64,
+        *const f32,
+        i64,
+        i64,
+        i64,
+        i64,
+        i64,
+        *mut f32,
+        *mut c_char,
+        usize,
+    ) -> c_int,
+    pub op_decode_boxes: unsafe extern "C" fn(
+        *const f32,
+        *const f32,
+        i64,
+        *const f64,
+        f64,
+        *mut f32,
+        *mut c_char,
+        usize,
+    ) -> c_int,
+    pub op_preprocess: unsafe extern "C" fn(
+        *const u8,
+        i64,
+        i64,
+        i64,
+        i64,
+        i64,
+        i64,
+        *const f64,
+        *const f64,
+        *mut f32,
+        *mut c_char,
+        usize,
+    ) -> c_int,
+    pub op_paste_masks: unsafe extern "C" fn(
+        *const f32,
+        i64,
+        i64,
+        *const f32,
+        i64,
+        i64,
+        *mut u32,
+        *mut c_char,
+        usize,
+    ) -> c_int,
 }
 
 /// The loaded engine library, once per process.
@@ -103,7 +205,9 @@ impl ErrorBuffer {
             return Ok(());
         }
         // SAFETY: the C side writes a NUL-terminated message (snprintf) into the buffer.
-        let message = unsafe { CStr::from_ptr(self.0.as_ptr()) }.to_string_lossy().into_owned();
+        let message = unsafe { CStr::from_ptr(self.0.as_ptr()) }
+            .to_string_lossy()
+            .into_owned();
         Err(NativeError::from_code(code, message))
     }
 }
@@ -130,9 +234,9 @@ fn load() -> Result<Api, NativeError> {
     unsafe {
         macro_rules! sym {
             ($name:literal) => {
-                *library
-                    .get(concat!($name, "\0").as_bytes())
-                    .map_err(|e| NativeError::Engine(format!("engine library lacks {}: {e}", $name)))?
+                *library.get(concat!($name, "\0").as_bytes()).map_err(|e| {
+                    NativeError::Engine(format!("engine library lacks {}: {e}", $name))
+                })?
             };
         }
         let api = Api {
@@ -158,25 +262,33 @@ fn load() -> Result<Api, NativeError> {
 
 /// Opens libtorch_cuda.so (RTLD_GLOBAL) without asking for a device.
 fn load_torch_cuda() -> Result<(), NativeError> {
-    let (path, looked): (PathBuf, String) = match std::env::var_os(LIBTORCH_CUDA_ENV).filter(|v| !v.is_empty()) {
-        Some(v) => (PathBuf::from(&v), format!("${LIBTORCH_CUDA_ENV}={}", Path::new(&v).display())),
-        None => {
-            let dir = detbench_backends::torch::runtime::libtorch().lib_dir.clone();
-            let p = dir.join("libtorch_cuda.so");
-            let looked = format!("{} (beside the loaded libtorch_cpu.so)", p.display());
-            (p, looked)
-        }
-    };
+    let (path, looked): (PathBuf, String) =
+        match std::env::var_os(LIBTORCH_CUDA_ENV).filter(|v| !v.is_empty()) {
+            Some(v) => (
+                PathBuf::from(&v),
+                format!("${LIBTORCH_CUDA_ENV}={}", Path::new(&v).display()),
+            ),
+            None => {
+                let dir = detbench_backends::torch::runtime::libtorch()
+                    .lib_dir
+                    .clone();
+                let p = dir.join("libtorch_cuda.so");
+                let looked = format!("{} (beside the loaded libtorch_cpu.so)", p.display());
+                (p, looked)
+            }
+        };
     // SAFETY: loading libtorch's own CUDA library, built for the loaded libtorch.
-    let library = unsafe { libloading::os::unix::Library::open(Some(&path), libc::RTLD_NOW | libc::RTLD_GLOBAL) }
-        .map_err(|e| {
-            NativeError::CudaLibrary(format!(
-                "the native engine needs libtorch_cuda.so ({looked}): {e}. Run with the CUDA build \
+    let library = unsafe {
+        libloading::os::unix::Library::open(Some(&path), libc::RTLD_NOW | libc::RTLD_GLOBAL)
+    }
+    .map_err(|e| {
+        NativeError::CudaLibrary(format!(
+            "the native engine needs libtorch_cuda.so ({looked}): {e}. Run with the CUDA build \
                  of libtorch 2.11 (the PyPI torch wheel) on LD_LIBRARY_PATH=<torch>/lib with its \
                  nvidia-* wheels (libcudart.so.13, cuBLAS, cuDNN) beside it, or name the library \
                  with ${LIBTORCH_CUDA_ENV}"
-            ))
-        })?;
+        ))
+    })?;
     std::mem::forget(library);
     Ok(())
 }
@@ -202,12 +314,16 @@ fn load_engine_library() -> Result<libloading::os::unix::Library, NativeError> {
         return load_engine_from_folder();
     }
     // SAFETY: `high` is ours and stays open (never closed: see above).
-    let mut file = std::mem::ManuallyDrop::new(unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(high) });
+    let mut file = std::mem::ManuallyDrop::new(unsafe {
+        <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(high)
+    });
     std::io::Write::write_all(&mut *file, ENGINE_LIBRARY)
         .map_err(|e| NativeError::Engine(format!("writing the engine library to memory: {e}")))?;
     let path = PathBuf::from(format!("/proc/self/fd/{high}"));
     // SAFETY: the library is detbench's own engine, built with this binary.
-    let opened = unsafe { libloading::os::unix::Library::open(Some(&path), libc::RTLD_NOW | libc::RTLD_LOCAL) };
+    let opened = unsafe {
+        libloading::os::unix::Library::open(Some(&path), libc::RTLD_NOW | libc::RTLD_LOCAL)
+    };
     opened.or_else(|_| load_engine_from_folder())
 }
 
@@ -215,9 +331,12 @@ fn load_engine_library() -> Result<libloading::os::unix::Library, NativeError> {
 fn load_engine_from_folder() -> Result<libloading::os::unix::Library, NativeError> {
     let folder = tempfile_folder()?;
     let path = folder.join("libdetbench_native.so");
-    std::fs::write(&path, ENGINE_LIBRARY).map_err(|e| NativeError::Engine(format!("{}: {e}", path.display())))?;
+    std::fs::write(&path, ENGINE_LIBRARY)
+        .map_err(|e| NativeError::Engine(format!("{}: {e}", path.display())))?;
     // SAFETY: as above.
-    let opened = unsafe { libloading::os::unix::Library::open(Some(&path), libc::RTLD_NOW | libc::RTLD_LOCAL) };
+    let opened = unsafe {
+        libloading::os::unix::Library::open(Some(&path), libc::RTLD_NOW | libc::RTLD_LOCAL)
+    };
     let _ = std::fs::remove_file(&path);
     let _ = std::fs::remove_dir(&folder);
     opened.map_err(|e| {
@@ -229,14 +348,22 @@ fn load_engine_from_folder() -> Result<libloading::os::unix::Library, NativeErro
 }
 
 fn tempfile_folder() -> Result<PathBuf, NativeError> {
-    let mut template = std::env::temp_dir().join("detbench-native-XXXXXX").into_os_string().into_encoded_bytes();
+    let mut template = std::env::temp_dir()
+        .join("detbench-native-XXXXXX")
+        .into_os_string()
+        .into_encoded_bytes();
     template.push(0);
     // SAFETY: a writable NUL-terminated template ending in XXXXXX, replaced in place by mkdtemp.
     let made = unsafe { libc::mkdtemp(template.as_mut_ptr().cast()) };
     if made.is_null() {
-        return Err(NativeError::Engine(format!("mkdtemp: {}", std::io::Error::last_os_error())));
+        return Err(NativeError::Engine(format!(
+            "mkdtemp: {}",
+            std::io::Error::last_os_error()
+        )));
     }
     template.pop();
     // SAFETY: the bytes came from an OsString and mkdtemp only replaced ASCII characters.
-    Ok(PathBuf::from(unsafe { std::ffi::OsString::from_encoded_bytes_unchecked(template) }))
+    Ok(PathBuf::from(unsafe {
+        std::ffi::OsString::from_encoded_bytes_unchecked(template)
+    }))
 }

@@ -9,14 +9,22 @@ use detbench_eval::Rle;
 /// Encodes one mask: `bits` is `width * words` words, `words = ceil(height / 32)`.
 pub fn encode_bits(bits: &[u32], height: usize, width: usize) -> Rle {
     let words = height.div_ceil(32);
-    assert_eq!(bits.len(), width * words, "mask bit planes of the wrong size");
+    assert_eq!(
+        bits.len(),
+        width * words,
+        "mask bit planes of the wrong size"
+    );
     let mut counts: Vec<u32> = Vec::new();
     let mut value = 0u32;
     let mut run = 0u32;
     for column in bits.chunks_exact(words.max(1)).take(width) {
         for (w, &word) in column.iter().enumerate() {
             let rows = (height - 32 * w).min(32);
-            let full = if rows == 32 { u32::MAX } else { (1u32 << rows) - 1 };
+            let full = if rows == 32 {
+                u32::MAX
+            } else {
+                (1u32 << rows) - 1
+            };
             let word = word & full;
             if (value == 0 && word == 0) || (value == 1 && word == full) {
                 run += rows as u32;
@@ -77,7 +85,15 @@ mod tests {
             state ^= state << 17;
             state
         };
-        for &(h, w) in &[(1, 1), (31, 3), (32, 2), (33, 5), (64, 4), (70, 9), (100, 7)] {
+        for &(h, w) in &[
+            (1, 1),
+            (31, 3),
+            (32, 2),
+            (33, 5),
+            (64, 4),
+            (70, 9),
+            (100, 7),
+        ] {
             let empty = vec![0u8; h * w];
             check(&empty, h, w);
             check(&vec![1u8; h * w], h, w);

@@ -9,17 +9,25 @@ use detbench_native::engine::NativeEngine;
 use detbench_native::{NativeError, NativeSettings};
 
 fn fixture(name: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name)
 }
 
 #[test]
 fn an_unknown_architecture_is_named() {
-    let err = NativeEngine::open(&fixture("not_a_detector.pt"), &NativeSettings::new(Device::Cpu, Precision::Fp32))
-        .err()
-        .unwrap();
+    let err = NativeEngine::open(
+        &fixture("not_a_detector.pt"),
+        &NativeSettings::new(Device::Cpu, Precision::Fp32),
+    )
+    .err()
+    .unwrap();
     match err {
         NativeError::UnknownArchitecture(message) => {
-            assert!(message.contains("torch.nn.modules.linear.Linear"), "{message}");
+            assert!(
+                message.contains("torch.nn.modules.linear.Linear"),
+                "{message}"
+            );
             assert!(message.contains("fasterrcnn_resnet50_fpn"), "{message}");
         }
         other => panic!("expected UnknownArchitecture, got {other:?}"),
@@ -28,10 +36,16 @@ fn an_unknown_architecture_is_named() {
 
 #[test]
 fn fp16_on_the_cpu_is_refused() {
-    let err = NativeEngine::open(&fixture("not_a_detector.pt"), &NativeSettings::new(Device::Cpu, Precision::Fp16))
-        .err()
-        .unwrap();
-    assert!(matches!(&err, NativeError::UnsupportedPrecision(m) if m.contains("CUDA only")), "{err:?}");
+    let err = NativeEngine::open(
+        &fixture("not_a_detector.pt"),
+        &NativeSettings::new(Device::Cpu, Precision::Fp16),
+    )
+    .err()
+    .unwrap();
+    assert!(
+        matches!(&err, NativeError::UnsupportedPrecision(m) if m.contains("CUDA only")),
+        "{err:?}"
+    );
 }
 
 #[test]
@@ -39,16 +53,28 @@ fn cuda_without_a_device_says_so() {
     if std::path::Path::new("/dev/nvidia0").exists() {
         return; // a GPU machine: nothing to refuse
     }
-    let err = NativeEngine::open(&fixture("not_a_detector.pt"), &NativeSettings::new(Device::Cuda(0), Precision::Fp16))
-        .err()
-        .unwrap();
-    assert!(matches!(&err, NativeError::CudaLibrary(m) if m.contains("no CUDA device")), "{err:?}");
+    let err = NativeEngine::open(
+        &fixture("not_a_detector.pt"),
+        &NativeSettings::new(Device::Cuda(0), Precision::Fp16),
+    )
+    .err()
+    .unwrap();
+    assert!(
+        matches!(&err, NativeError::CudaLibrary(m) if m.contains("no CUDA device")),
+        "{err:?}"
+    );
 }
 
 #[test]
 fn a_missing_model_file_is_named() {
-    let err = NativeEngine::open(Path::new("/nonexistent/model.pt"), &NativeSettings::new(Device::Cpu, Precision::Fp32))
-        .err()
-        .unwrap();
-    assert!(matches!(&err, NativeError::ModelFile(m) if m.contains("/nonexistent/model.pt")), "{err:?}");
+    let err = NativeEngine::open(
+        Path::new("/nonexistent/model.pt"),
+        &NativeSettings::new(Device::Cpu, Precision::Fp32),
+    )
+    .err()
+    .unwrap();
+    assert!(
+        matches!(&err, NativeError::ModelFile(m) if m.contains("/nonexistent/model.pt")),
+        "{err:?}"
+    );
 }

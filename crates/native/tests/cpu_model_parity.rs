@@ -21,24 +21,38 @@ fn iou(a: [f32; 4], b: [f32; 4]) -> f32 {
 #[test]
 fn faster_rcnn_on_the_cpu_matches_eager() {
     let Some(models) = std::env::var_os("DETBENCH_NATIVE_MODELS").map(PathBuf::from) else {
-        eprintln!("skipped: set DETBENCH_NATIVE_MODELS to the folder of fasterrcnn_resnet50_fpn.pt");
+        eprintln!(
+            "skipped: set DETBENCH_NATIVE_MODELS to the folder of fasterrcnn_resnet50_fpn.pt"
+        );
         return;
     };
     let reference: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/eager_cpu.json")).unwrap(),
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/fixtures/eager_cpu.json"
+        ))
+        .unwrap(),
     )
     .unwrap();
     let shared = detbench_assets::shared_dir().expect("../shared or $DETBENCH_SHARED");
     let settings = NativeSettings::new(Device::Cpu, Precision::Fp32);
-    let mut engine = NativeEngine::open(&models.join("fasterrcnn_resnet50_fpn.pt"), &settings).unwrap();
+    let mut engine =
+        NativeEngine::open(&models.join("fasterrcnn_resnet50_fpn.pt"), &settings).unwrap();
     let (mut total, mut matched) = (0, 0);
     for image in reference["images"].as_array().unwrap() {
-        let path = shared.join("coco/val2017").join(image["file_name"].as_str().unwrap());
+        let path = shared
+            .join("coco/val2017")
+            .join(image["file_name"].as_str().unwrap());
         let bgr = detbench_imgproc::decode_file(&path).unwrap();
         let found = engine.detect(&[&bgr]).unwrap().remove(0);
         let mut used = vec![false; found.scores.len()];
         for (k, b) in image["boxes"].as_array().unwrap().iter().enumerate() {
-            let b: Vec<f32> = b.as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
+            let b: Vec<f32> = b
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap() as f32)
+                .collect();
             let score = image["scores"][k].as_f64().unwrap() as f32;
             let label = image["labels"][k].as_i64().unwrap();
             total += 1;
@@ -54,5 +68,8 @@ fn faster_rcnn_on_the_cpu_matches_eager() {
         }
     }
     assert!(total >= 100, "{total} reference detections");
-    assert!(matched as f64 >= 0.99 * total as f64, "{matched} of {total} matched");
+    assert!(
+        matched as f64 >= 0.99 * total as f64,
+        "{matched} of {total} matched"
+    );
 }

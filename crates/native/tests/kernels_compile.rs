@@ -15,6 +15,9 @@ fn all_kernels_compile_for_hopper() {
         "dn_preprocess_f32",
         "dn_preprocess_f16",
     ] {
-        assert!(ptx.contains(&format!(".entry {entry}")), "no {entry} in the PTX");
+        assert!(
+            ptx.contains(&format!(".entry {entry}")),
+            "no {entry} in the PTX"
+        );
     }
 }

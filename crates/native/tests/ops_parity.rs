@@ -26,7 +26,10 @@ fn i64s(npz: &mut NpzReader<File>, name: &str) -> ArrayD<i64> {
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 fn flat<T: Clone>(a: &ArrayD<T>) -> Vec<T> {
@@ -42,7 +45,10 @@ fn batched_nms_keeps_what_torchvision_keeps() {
         let idxs = flat(&i64s(&mut npz, &format!("{case}_idxs")));
         let expected = flat(&i64s(&mut npz, &format!("{case}_keep")));
         let keep = ops::batched_nms(&boxes, &scores, &idxs, 0.5).unwrap();
-        assert!(expected.len() > 20, "{case}: a fixture that suppresses little proves little");
+        assert!(
+            expected.len() > 20,
+            "{case}: a fixture that suppresses little proves little"
+        );
         assert_eq!(keep, expected, "{case}");
     }
 }
@@ -52,7 +58,11 @@ fn roi_align_equals_torchvision() {
     let mut npz = fixtures();
     let features = f32s(&mut npz, "roi_features");
     let rois = flat(&f32s(&mut npz, "roi_rois"));
-    let shape = [features.shape()[1], features.shape()[2], features.shape()[3]];
+    let shape = [
+        features.shape()[1],
+        features.shape()[2],
+        features.shape()[3],
+    ];
     let features = flat(&features);
     let ours = ops::roi_align(&features, shape, &rois, 0.5, 7, 2, false).unwrap();
     let diff = max_abs_diff(&ours, &flat(&f32s(&mut npz, "roi_out_s2")));
@@ -83,7 +93,13 @@ fn box_decoding_equals_torchvision() {
     let mut npz = fixtures();
     let codes = flat(&f32s(&mut npz, "decode_codes"));
     let boxes = flat(&f32s(&mut npz, "decode_boxes"));
-    let ours = ops::decode_boxes(&codes, &boxes, [10.0, 10.0, 5.0, 5.0], (1000.0f64 / 16.0).ln()).unwrap();
+    let ours = ops::decode_boxes(
+        &codes,
+        &boxes,
+        [10.0, 10.0, 5.0, 5.0],
+        (1000.0f64 / 16.0).ln(),
+    )
+    .unwrap();
     let expected = flat(&f32s(&mut npz, "decode_out"));
     // The same ATen operations in the same order: equal to the last bit on the same CPU.
     assert_eq!(ours, expected);
@@ -95,7 +111,11 @@ fn pasted_masks_equal_torchvision_thresholded() {
     let masks = flat(&f32s(&mut npz, "paste_masks"));
     let boxes = flat(&f32s(&mut npz, "paste_boxes"));
     let expected: ArrayD<u8> = npz.by_name("paste_out").unwrap();
-    let (count, h, w) = (expected.shape()[0], expected.shape()[1], expected.shape()[2]);
+    let (count, h, w) = (
+        expected.shape()[0],
+        expected.shape()[1],
+        expected.shape()[2],
+    );
     let bits = ops::paste_masks(&masks, 28, &boxes, (h, w)).unwrap();
     let words = h.div_ceil(32);
     let mut differ = 0;
@@ -124,7 +144,13 @@ fn preprocessing_equals_generalized_rcnn_transform() {
     let size = flat(&i64s(&mut npz, "pre_size"));
     let (h, w) = (bgr.shape()[0], bgr.shape()[1]);
     let (ph, pw) = (expected.shape()[1], expected.shape()[2]);
-    let ours = ops::preprocess(&flat(&bgr), (h, w), (size[0] as usize, size[1] as usize), (ph, pw)).unwrap();
+    let ours = ops::preprocess(
+        &flat(&bgr),
+        (h, w),
+        (size[0] as usize, size[1] as usize),
+        (ph, pw),
+    )
+    .unwrap();
     let diff = max_abs_diff(&ours, &flat(&expected));
     // CUDA's interpolation arithmetic against the CPU kernel torchvision ran here.
     assert!(diff < 2e-5, "{diff}");

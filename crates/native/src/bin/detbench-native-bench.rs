@@ -80,19 +80,30 @@ struct Shipped {
 }
 
 fn load_images(args: &Args) -> Result<Shipped> {
-    let text = std::fs::read_to_string(&args.annotations).with_context(|| format!("{}", args.annotations.display()))?;
+    let text = std::fs::read_to_string(&args.annotations)
+        .with_context(|| format!("{}", args.annotations.display()))?;
     let doc: Value = serde_json::from_str(&text)?;
     let mut files: Vec<(u64, String)> = doc["images"]
         .as_array()
         .context("annotations without images")?
         .iter()
-        .map(|im| (im["id"].as_u64().unwrap_or(0), im["file_name"].as_str().unwrap_or("").to_owned()))
+        .map(|im| {
+            (
+                im["id"].as_u64().unwrap_or(0),
+                im["file_name"].as_str().unwrap_or("").to_owned(),
+            )
+        })
         .collect();
     files.sort();
     files.truncate(args.limit);
-    let mut out = Shipped { ids: Vec::new(), images: Vec::new() };
+    let mut out = Shipped {
+        ids: Vec::new(),
+        images: Vec::new(),
+    };
     for (id, name) in files {
-        out.images.push(detbench_imgproc::decode_file(args.images.join(&name)).with_context(|| name.clone())?);
+        out.images.push(
+            detbench_imgproc::decode_file(args.images.join(&name)).with_context(|| name.clone())?,
+        );
         out.ids.push(id);
     }
     Ok(out)
@@ -133,13 +144,24 @@ fn open(args: &Args, model: &str, run: &str) -> Result<Opened> {
             settings.cuda_graphs = !args.no_graphs && !modifiers.contains(&"nographs");
             settings.fused_conv = settings.fused_conv && !args.no_fused;
             settings.allow_tf32 = !modifiers.contains(&"notf32");
-            Ok(Opened::Native(Box::new(NativeDetector::open(model, &path, settings)?)))
+            Ok(Opened::Native(Box::new(NativeDetector::open(
+                model, &path, settings,
+            )?)))
         }
         "torch" => {
-            let config = BackendConfig { engine: EngineKind::Torch, device, precision, ..BackendConfig::default() };
+            let config = BackendConfig {
+                engine: EngineKind::Torch,
+                device,
+                precision,
+                ..BackendConfig::default()
+            };
             let backend = detbench_backends::open(&path, &config)?;
             let masks = model.starts_with("maskrcnn");
-            Ok(Opened::Torch(Box::new(ListModelDetector::new(model, backend, ListModelConfig::torchvision(masks, false)))))
+            Ok(Opened::Torch(Box::new(ListModelDetector::new(
+                model,
+                backend,
+                ListModelConfig::torchvision(masks, false),
+            ))))
         }
         other => anyhow::bail!("unknown engine {other}"),
     }
@@ -158,18 +180,30 @@ fn run_one(args: &Args, shipped: &Shipped, model: &str, run: &str) -> Result<Val
     let opened = Instant::now();
     let mut opened_detector = open(args, model, run)?;
     let open_s = opened.elapsed().as_secs_f64();
-    let inputs: Vec<ImageInput<'_>> =
-        shipped.ids.iter().zip(&shipped.images).map(|(&image_id, image)| ImageInput { image_id, image }).collect();
+    let inputs: Vec<ImageInput<'_>> = shipped
+        .ids
+        .iter()
+        .zip(&shipped.images)
+        .map(|(&image_id, image)| ImageInput { image_id, image })
+        .collect();
     let head = &inputs[..inputs.len().min(args.warmup.max(args.batch))];
     let warm = Instant::now();
     if args.prewarm_all {
         for batch in inputs.chunks_exact(args.batch) {
-            opened_detector.detector().detect(batch, &mut StageClock::new()).map_err(anyhow::Error::msg)?;
+            opened_detector
+                .detector()
+                .detect(batch, &mut StageClock::new())
+                .map_err(anyhow::Error::msg)?;
         }
     }
     for call in 0..if args.prewarm_all { 0 } else { args.warmup } {
-        let batch: Vec<_> = (0..args.batch).map(|k| head[(call * args.batch + k) % head.len()]).collect();
-        opened_detector.detector().detect(&batch, &mut StageClock::new()).map_err(anyhow::Error::msg)?;
+        let batch: Vec<_> = (0..args.batch)
+            .map(|k| head[(call * args.batch + k) % head.len()])
+            .collect();
+        opened_detector
+            .detector()
+            .detect(&batch, &mut StageClock::new())
+            .map_err(anyhow::Error::msg)?;
     }
     let warmup_s = warm.elapsed().as_secs_f64();
     let mut samples = Vec::new();
@@ -180,7 +214,10 @@ fn run_one(args: &Args, shipped: &Shipped, model: &str, run: &str) -> Result<Val
     for batch in inputs.chunks_exact(args.batch) {
         let mut clock = StageClock::new();
         let start = Instant::now();
-        let found = opened_detector.detector().detect(batch, &mut clock).map_err(anyhow::Error::msg)?;
+        let found = opened_detector
+            .detector()
+            .detect(batch, &mut clock)
+            .map_err(anyhow::Error::msg)?;
         totals.push(start.elapsed().as_secs_f64() * 1e3);
         samples.push(clock.spent(Stage::Inference).as_secs_f64() * 1e3);
         if let Opened::Native(d) = &mut opened_detector {
@@ -249,7 +286,10 @@ fn main() -> Result<()> {
     let mut extra = json!({});
     for model in args.models.split(',').filter(|m| !m.is_empty()) {
         for run in args.runs.split(',').filter(|r| !r.is_empty()) {
-            if args.deadline_s.is_some_and(|d| started.elapsed().as_secs() >= d) {
+            if args
+                .deadline_s
+                .is_some_and(|d| started.elapsed().as_secs() >= d)
+            {
                 eprintln!("[native-bench] deadline passed: skipping {model} {run}");
                 continue;
             }
@@ -268,7 +308,8 @@ fn main() -> Result<()> {
             write_out(&args.out, &runs, &extra)?;
         }
         if args.profile_backbone.is_some() || args.stages.is_some() {
-            extra[model] = extras(&args, &shipped, model).unwrap_or_else(|e| json!({"error": format!("{e:#}")}));
+            extra[model] = extras(&args, &shipped, model)
+                .unwrap_or_else(|e| json!({"error": format!("{e:#}")}));
             write_out(&args.out, &runs, &extra)?;
         }
     }

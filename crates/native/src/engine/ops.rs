@@ -5,7 +5,12 @@ use crate::NativeError;
 use crate::ffi::{self, ErrorBuffer};
 
 /// torchvision.ops.batched_nms: kept indices in decreasing score order.
-pub fn batched_nms(boxes: &[f32], scores: &[f32], idxs: &[i64], iou: f64) -> Result<Vec<i64>, NativeError> {
+pub fn batched_nms(
+    boxes: &[f32],
+    scores: &[f32],
+    idxs: &[i64],
+    iou: f64,
+) -> Result<Vec<i64>, NativeError> {
     let api = ffi::api()?;
     let n = scores.len();
     assert_eq!(boxes.len(), 4 * n);
@@ -16,7 +21,17 @@ pub fn batched_nms(boxes: &[f32], scores: &[f32], idxs: &[i64], iou: f64) -> Res
     let (b, l) = error.args();
     // SAFETY: buffers sized as the C side expects.
     let code = unsafe {
-        (api.op_batched_nms)(boxes.as_ptr(), scores.as_ptr(), idxs.as_ptr(), n as i64, iou, keep.as_mut_ptr(), &mut count, b, l)
+        (api.op_batched_nms)(
+            boxes.as_ptr(),
+            scores.as_ptr(),
+            idxs.as_ptr(),
+            n as i64,
+            iou,
+            keep.as_mut_ptr(),
+            &mut count,
+            b,
+            l,
+        )
     };
     error.check(code)?;
     keep.truncate(count as usize);
@@ -25,7 +40,15 @@ pub fn batched_nms(boxes: &[f32], scores: &[f32], idxs: &[i64], iou: f64) -> Res
 
 /// torchvision.ops.roi_align on one [1, C, H, W] map: [R, C, p, p].
 #[allow(clippy::too_many_arguments)]
-pub fn roi_align(features: &[f32], shape: [usize; 3], rois: &[f32], scale: f64, pooled: usize, sampling_ratio: i64, aligned: bool) -> Result<Vec<f32>, NativeError> {
+pub fn roi_align(
+    features: &[f32],
+    shape: [usize; 3],
+    rois: &[f32],
+    scale: f64,
+    pooled: usize,
+    sampling_ratio: i64,
+    aligned: bool,
+) -> Result<Vec<f32>, NativeError> {
     let api = ffi::api()?;
     let [c, h, w] = shape;
     let r = rois.len() / 5;
@@ -34,14 +57,36 @@ pub fn roi_align(features: &[f32], shape: [usize; 3], rois: &[f32], scale: f64, 
     let (b, l) = error.args();
     // SAFETY: buffers sized as the C side expects.
     let code = unsafe {
-        (api.op_roi_align)(features.as_ptr(), c as i64, h as i64, w as i64, rois.as_ptr(), r as i64, scale, pooled as i64, sampling_ratio, i32::from(aligned), out.as_mut_ptr(), b, l)
+        (api.op_roi_align)(
+            features.as_ptr(),
+            c as i64,
+            h as i64,
+            w as i64,
+            rois.as_ptr(),
+            r as i64,
+            scale,
+            pooled as i64,
+            sampling_ratio,
+            i32::from(aligned),
+            out.as_mut_ptr(),
+            b,
+            l,
+        )
     };
     error.check(code)?;
     Ok(out)
 }
 
 /// torchvision.ops.MultiScaleRoIAlign (one image) over maps [1, C, H_l, W_l]: [K, C, p, p].
-pub fn multiscale_roi_align(features: &[Vec<f32>], sizes: &[(usize, usize)], channels: usize, boxes: &[f32], image: (usize, usize), pooled: usize, sampling_ratio: i64) -> Result<Vec<f32>, NativeError> {
+pub fn multiscale_roi_align(
+    features: &[Vec<f32>],
+    sizes: &[(usize, usize)],
+    channels: usize,
+    boxes: &[f32],
+    image: (usize, usize),
+    pooled: usize,
+    sampling_ratio: i64,
+) -> Result<Vec<f32>, NativeError> {
     let api = ffi::api()?;
     let k = boxes.len() / 4;
     let pointers: Vec<*const f32> = features.iter().map(|f| f.as_ptr()).collect();
@@ -52,27 +97,63 @@ pub fn multiscale_roi_align(features: &[Vec<f32>], sizes: &[(usize, usize)], cha
     let (b, l) = error.args();
     // SAFETY: buffers sized as the C side expects.
     let code = unsafe {
-        (api.op_multiscale_roi_align)(pointers.as_ptr(), heights.as_ptr(), widths.as_ptr(), features.len() as i64, channels as i64, boxes.as_ptr(), k as i64, image.0 as i64, image.1 as i64, pooled as i64, sampling_ratio, out.as_mut_ptr(), b, l)
+        (api.op_multiscale_roi_align)(
+            pointers.as_ptr(),
+            heights.as_ptr(),
+            widths.as_ptr(),
+            features.len() as i64,
+            channels as i64,
+            boxes.as_ptr(),
+            k as i64,
+            image.0 as i64,
+            image.1 as i64,
+            pooled as i64,
+            sampling_ratio,
+            out.as_mut_ptr(),
+            b,
+            l,
+        )
     };
     error.check(code)?;
     Ok(out)
 }
 
 /// BoxCoder(weights, clip).decode_single on [M, 4] codes and boxes.
-pub fn decode_boxes(codes: &[f32], boxes: &[f32], weights: [f64; 4], clip: f64) -> Result<Vec<f32>, NativeError> {
+pub fn decode_boxes(
+    codes: &[f32],
+    boxes: &[f32],
+    weights: [f64; 4],
+    clip: f64,
+) -> Result<Vec<f32>, NativeError> {
     let api = ffi::api()?;
     let m = boxes.len() / 4;
     let mut out = vec![0f32; 4 * m];
     let mut error = ErrorBuffer::new();
     let (b, l) = error.args();
     // SAFETY: buffers sized as the C side expects.
-    let code = unsafe { (api.op_decode_boxes)(codes.as_ptr(), boxes.as_ptr(), m as i64, weights.as_ptr(), clip, out.as_mut_ptr(), b, l) };
+    let code = unsafe {
+        (api.op_decode_boxes)(
+            codes.as_ptr(),
+            boxes.as_ptr(),
+            m as i64,
+            weights.as_ptr(),
+            clip,
+            out.as_mut_ptr(),
+            b,
+            l,
+        )
+    };
     error.check(code)?;
     Ok(out)
 }
 
 /// paste_masks_in_image (padding 1) thresholded at 0.5: per mask, column-major bit words.
-pub fn paste_masks(masks: &[f32], m: usize, boxes: &[f32], image: (usize, usize)) -> Result<Vec<u32>, NativeError> {
+pub fn paste_masks(
+    masks: &[f32],
+    m: usize,
+    boxes: &[f32],
+    image: (usize, usize),
+) -> Result<Vec<u32>, NativeError> {
     let api = ffi::api()?;
     let count = boxes.len() / 4;
     let words = image.0.div_ceil(32);
@@ -81,7 +162,17 @@ pub fn paste_masks(masks: &[f32], m: usize, boxes: &[f32], image: (usize, usize)
     let (b, l) = error.args();
     // SAFETY: buffers sized as the C side expects.
     let code = unsafe {
-        (api.op_paste_masks)(masks.as_ptr(), count as i64, m as i64, boxes.as_ptr(), image.0 as i64, image.1 as i64, bits.as_mut_ptr(), b, l)
+        (api.op_paste_masks)(
+            masks.as_ptr(),
+            count as i64,
+            m as i64,
+            boxes.as_ptr(),
+            image.0 as i64,
+            image.1 as i64,
+            bits.as_mut_ptr(),
+            b,
+            l,
+        )
     };
     error.check(code)?;
     Ok(bits)
@@ -89,7 +180,12 @@ pub fn paste_masks(masks: &[f32], m: usize, boxes: &[f32], image: (usize, usize)
 
 /// GeneralizedRCNNTransform on one BGR image (ImageNet mean/std): resized to `resized`, padded
 /// to `padded`: [3, padded.0, padded.1] float32.
-pub fn preprocess(bgr: &[u8], size: (usize, usize), resized: (usize, usize), padded: (usize, usize)) -> Result<Vec<f32>, NativeError> {
+pub fn preprocess(
+    bgr: &[u8],
+    size: (usize, usize),
+    resized: (usize, usize),
+    padded: (usize, usize),
+) -> Result<Vec<f32>, NativeError> {
     let api = ffi::api()?;
     assert_eq!(bgr.len(), size.0 * size.1 * 3);
     let mean = [0.485f64, 0.456, 0.406];
@@ -99,7 +195,20 @@ pub fn preprocess(bgr: &[u8], size: (usize, usize), resized: (usize, usize), pad
     let (b, l) = error.args();
     // SAFETY: buffers sized as the C side expects.
     let code = unsafe {
-        (api.op_preprocess)(bgr.as_ptr(), size.0 as i64, size.1 as i64, resized.0 as i64, resized.1 as i64, padded.0 as i64, padded.1 as i64, mean.as_ptr(), std.as_ptr(), out.as_mut_ptr(), b, l)
+        (api.op_preprocess)(
+            bgr.as_ptr(),
+            size.0 as i64,
+            size.1 as i64,
+            resized.0 as i64,
+            resized.1 as i64,
+            padded.0 as i64,
+            padded.1 as i64,
+            mean.as_ptr(),
+            std.as_ptr(),
+            out.as_mut_ptr(),
+            b,
+            l,
+        )
     };
     error.check(code)?;
     Ok(out)
