@@ -9,8 +9,10 @@
 # MODE=check (first call): environment, model export (random weights, RetinaNet calibrated),
 #   per-stage parity, correctness of fp32/fp16 against eager, one timing round of every peer,
 #   backbone profile.
-# MODE=bench (second call): $ROUNDS interleaved rounds at batch 1 (order reversed every other
-#   round) and batch 8, then correctness again; table.py pools the rounds.
+# MODE=final: correctness (fast and exact settings, TF32 on and off), stage parity, backbone
+#   profile, then what MODE=bench runs.
+# MODE=bench: $ROUNDS interleaved rounds at batch 1 for Faster R-CNN and RetinaNet (order reversed
+#   every other round), steady-state batch 8, one Mask R-CNN round; table.py pools the rounds.
 # Every step honours $DEADLINE_S (seconds after which no new step starts), so that the results
 # of the finished steps come back; everything is written under $OUT.
 set -uo pipefail
@@ -85,6 +87,32 @@ pair() {  # pair LABEL EAGER_RUN NATIVE_RUN IOU SCORE: compare one pair of detec
 }
 mkdir -p "$OUT/work/dets"
 
+bench_rounds() {  # batch-1 rounds, steady-state batch 8, Mask R-CNN: the speed tables
+  # 2. Batch 1, Faster R-CNN and RetinaNet, $ROUNDS interleaved rounds.
+  export RUN_MODELS=fasterrcnn_resnet50_fpn,retinanet_resnet50_fpn
+  for round in $(seq 1 "$ROUNDS"); do
+    # The torch backend's runs are slow to warm up (profiling executor): one precision a round.
+    torch=torch-fp32; [ $((round % 2)) = 0 ] && torch=torch-fp16
+    if [ $((round % 2)) = 1 ]; then
+      native "r${round}_b1" 1 "$LIMIT" "native-fp16,native-fp32,$torch"
+      eager "r${round}_b1" 1 "$LIMIT" fp32,amp,cl_amp
+    else
+      eager "r${round}_b1" 1 "$LIMIT" cl_amp,amp,fp32
+      native "r${round}_b1" 1 "$LIMIT" "$torch,native-fp32,native-fp16"
+    fi
+  done
+  # 3. Batch 8, steady state (one untimed pass over every batch first, on every side).
+  export PREWARM=1
+  native r1_b8 8 "$BATCH8_LIMIT" native-fp16,native-fp32,torch-fp16
+  eager r1_b8 8 "$BATCH8_LIMIT" fp32,amp,cl_amp
+  unset PREWARM
+  # 4. Mask R-CNN, one more round at batch 1.
+  export RUN_MODELS=maskrcnn_resnet50_fpn
+  native mask_b1 1 "$LIMIT" native-fp16,native-fp32,torch-fp32
+  eager mask_b1 1 "$LIMIT" amp,cl_amp
+  unset RUN_MODELS
+}
+
 case "$MODE" in
   check)
     native check 1 "$LIMIT" native-fp16,native-fp32 --stages "$OUT/work/stages" --profile-backbone 1x800x1088,8x800x1344
@@ -112,46 +140,10 @@ case "$MODE" in
       --image "$images/$(ls "$images" | sort | head -1)" --stages "$OUT/work/stages" --models "$MODELS" \
       --out "$OUT/work/stage_parity.json"
     rm -rf "$OUT/work/stages"
-    # 2. Batch 1, Faster R-CNN and RetinaNet, $ROUNDS interleaved rounds.
-    export RUN_MODELS=fasterrcnn_resnet50_fpn,retinanet_resnet50_fpn
-    for round in $(seq 1 "$ROUNDS"); do
-      # The torch backend's runs are slow to warm up (profiling executor): one precision a round.
-      torch=torch-fp32; [ $((round % 2)) = 0 ] && torch=torch-fp16
-      if [ $((round % 2)) = 1 ]; then
-        native "r${round}_b1" 1 "$LIMIT" "native-fp16,native-fp32,$torch"
-        eager "r${round}_b1" 1 "$LIMIT" fp32,amp,cl_amp
-      else
-        eager "r${round}_b1" 1 "$LIMIT" cl_amp,amp,fp32
-        native "r${round}_b1" 1 "$LIMIT" "$torch,native-fp32,native-fp16"
-      fi
-    done
-    # 3. Batch 8, steady state (one untimed pass over every batch first, on every side).
-    export PREWARM=1
-    native r1_b8 8 "$BATCH8_LIMIT" native-fp16,native-fp32,torch-fp16
-    eager r1_b8 8 "$BATCH8_LIMIT" fp32,amp,cl_amp
-    unset PREWARM
-    # 4. Mask R-CNN, one more round at batch 1.
-    export RUN_MODELS=maskrcnn_resnet50_fpn
-    native mask_b1 1 "$LIMIT" native-fp16,native-fp32,torch-fp32
-    eager mask_b1 1 "$LIMIT" amp,cl_amp
-    unset RUN_MODELS
+    bench_rounds
     ;;
   bench)
-    for round in $(seq 1 "$ROUNDS"); do
-      if [ $((round % 2)) = 1 ]; then
-        native "r${round}_b1" 1 "$LIMIT" native-fp16,native-fp32,torch-fp32,torch-fp16
-        eager "r${round}_b1" 1 "$LIMIT" fp32,amp,cl_amp
-      else
-        eager "r${round}_b1" 1 "$LIMIT" cl_amp,amp,fp32
-        native "r${round}_b1" 1 "$LIMIT" torch-fp16,torch-fp32,native-fp32,native-fp16
-      fi
-    done
-    for round in 1 2; do
-      native "r${round}_b8" 8 "$BATCH8_LIMIT" native-fp16,native-fp32,torch-fp32,torch-fp16
-      eager "r${round}_b8" 8 "$BATCH8_LIMIT" fp32,amp,cl_amp
-    done
-    eager correctness 1 "$LIMIT" fp32,fp16
-    correctness 1
+    bench_rounds
     ;;
 esac
 say "table"
