@@ -3,14 +3,15 @@
 //! writing the stats as JSON, a per-class AP table and the precision/recall curves as CSV.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::Context;
 use detbench_eval::{
     EvalParams, EvalSummary, GroundTruth, IouType, evaluate_results_file, parse_area_ranges,
     parse_max_dets,
 };
+use detbench_report::tables::csv_field;
+use detbench_report::write_atomic;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -84,10 +85,10 @@ pub fn main(args: Args) -> anyhow::Result<()> {
     if let Some(path) = &args.json {
         let json = summary_json(&summary, &args);
         let text = serde_json::to_string_pretty(&json)? + "\n";
-        write_atomically(path, text.as_bytes())?;
+        write_atomic(path, text.as_bytes())?;
     }
     if let Some(path) = &args.pr_curves {
-        write_atomically(path, pr_curves_csv(&summary).as_bytes())?;
+        write_atomic(path, pr_curves_csv(&summary).as_bytes())?;
     }
     Ok(())
 }
@@ -141,29 +142,4 @@ fn pr_curves_csv(summary: &EvalSummary) -> String {
         csv.push('\n');
     }
     csv
-}
-
-/// RFC 4180 quoting for a text field.
-fn csv_field(text: &str) -> String {
-    if text.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", text.replace('"', "\"\""))
-    } else {
-        text.to_owned()
-    }
-}
-
-/// Writes `bytes` to a temporary file beside `path`, then renames it over `path`, so a reader
-/// never sees a half-written file.
-fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let dir = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
-    let mut file = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
-    file.write_all(bytes)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    file.persist(path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
 }
