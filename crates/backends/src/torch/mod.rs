@@ -81,7 +81,8 @@ pub fn open(path: &Path, config: &BackendConfig) -> Result<TorchBackend, Backend
         }
     };
     let libtorch = runtime::libtorch();
-    options.push(("libtorch".into(), libtorch.lib_dir.display().to_string()));
+    // Keyed by the engine's name: the libtorch folder.
+    options.push((ENGINE.name().into(), libtorch.lib_dir.display().to_string()));
     let threads = apply_cpu_settings(config, &mut options)?;
     let ops = runtime::ensure_torchvision_ops(settings.torchvision_ops.as_deref())
         .map_err(|e| unavailable(e.to_string()))?;
