@@ -100,6 +100,16 @@ impl EngineKind {
         self.info().cli
     }
 
+    /// "onnxruntime 1.31.1": the engine with its library version (just the name when the
+    /// version is not known), as tables show it.
+    pub fn with_version(self, version: &str) -> String {
+        if version.is_empty() {
+            self.name().to_owned()
+        } else {
+            format!("{} {version}", self.name())
+        }
+    }
+
     fn spellings(self) -> impl Iterator<Item = &'static str> {
         let info = self.info();
         [info.cli, info.name]

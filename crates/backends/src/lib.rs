@@ -66,17 +66,12 @@ impl BackendDescription {
 
     /// "onnxruntime 1.31.1 cpu fp32": what tables show in their backend column.
     pub fn label(&self) -> String {
-        [
-            self.engine.name(),
-            self.engine_version.as_str(),
-            &self.device.to_string(),
-            self.precision.as_str(),
-        ]
-        .iter()
-        .filter(|part| !part.is_empty())
-        .copied()
-        .collect::<Vec<_>>()
-        .join(" ")
+        format!(
+            "{} {} {}",
+            self.engine.with_version(&self.engine_version),
+            self.device,
+            self.precision
+        )
     }
 }
 

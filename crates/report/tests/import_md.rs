@@ -142,7 +142,9 @@ fn a_runs_own_results_md_imports_by_section() {
 | simplepose_yolox | 49.0 | 77.0 | 52.0 | 44.0 | 58.0 | 53.0 | 79.0 | 56.0 | 47.0 | 62.0 |
 ";
     let rows = parse_published_markdown(markdown, "results.md").unwrap();
-    let got: Vec<(&str, Option<f64>, Option<f64>, Option<f64>, Option<f64>)> = rows
+    /// (model, box AP, mask AP, keypoint AP, latency).
+    type Row<'a> = (&'a str, Option<f64>, Option<f64>, Option<f64>, Option<f64>);
+    let got: Vec<Row> = rows
         .iter()
         .map(|r| {
             (

@@ -152,8 +152,7 @@ pub(super) fn draw_stages<DB: DrawingBackend>(
         .x_label_formatter(&|x| format_tick(*x, x_max))
         .draw()
         .map_err(e)?;
-    for k in 0..Stage::ALL.len() {
-        let color = PALETTE[k];
+    for (k, &color) in PALETTE.iter().enumerate().take(Stage::ALL.len()) {
         chart
             .draw_series(stacks.iter().enumerate().map(|(i, s)| {
                 let i = n - 1 - i;

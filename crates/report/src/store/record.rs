@@ -128,11 +128,9 @@ impl ResultRecord {
 
     /// "onnxruntime 1.31.1": the engine and its version, or what is known of them.
     pub fn backend_label(&self) -> String {
-        match (&self.engine, &self.engine_version) {
-            (Some(engine), Some(version)) if !version.is_empty() => format!("{engine} {version}"),
-            (Some(engine), _) => engine.to_string(),
-            _ => String::new(),
-        }
+        self.engine.map_or_else(String::new, |engine| {
+            engine.with_version(self.engine_version.as_deref().unwrap_or_default())
+        })
     }
 
     /// "published: TF2 Detection Model Zoo (Nvidia V100)" for a published record.
