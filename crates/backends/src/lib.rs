@@ -32,9 +32,9 @@ pub struct BackendDescription {
     /// The precision the model runs at: the one asked for, or the model file's own (`int8`).
     pub precision: Precision,
     /// Intra-op threads the engine runs with, where known (the store's `threads` column).
-    /// Not serialised: `results.json` keeps its schema-1 layout, in which `options` carries the
-    /// thread count under the engine's own key.
-    #[serde(skip)]
+    /// Not written: `results.json` keeps its schema-1 layout, in which `options` carries the
+    /// thread count under the engine's own key; read when present.
+    #[serde(default, skip_serializing)]
     pub threads: Option<usize>,
     /// Engine options that change speed or results (threads, graph optimisation, execution
     /// provider, quantized engine, fuser settings, ...), as `key = value` pairs.

@@ -6,6 +6,8 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
+use anyhow::bail;
+
 use detbench_eval::{
     EvalParams, EvalSummary, GroundTruth, IouType, evaluate_results_file, parse_area_ranges,
     parse_max_dets,
@@ -52,6 +54,19 @@ pub fn main(args: Args) -> anyhow::Result<()> {
         params.area_ranges = parse_area_ranges(text)?;
     }
     let params = params.validated()?;
+    // Output paths are checked before the evaluation runs (write_atomic would create a missing
+    // folder; a mistyped one should be an error instead).
+    for path in [&args.json, &args.pr_curves].into_iter().flatten() {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
+            && !parent.is_dir()
+        {
+            bail!(
+                "cannot write {}: the folder {} does not exist",
+                path.display(),
+                parent.display()
+            );
+        }
+    }
 
     let started = Instant::now();
     let gt = GroundTruth::load(&args.gt)?;

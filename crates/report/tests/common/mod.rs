@@ -82,6 +82,7 @@ pub fn model_json(s: &Synth) -> serde_json::Value {
             "engine_version": if s.engine == "onnxruntime" { "1.31.1" } else { "2.11.0" },
             "device": s.device,
             "precision": s.precision,
+            "threads": 2,
             "options": [["intra_op_threads", "2"], ["graph_optimization", "all"]]
         },
         "batch_size": s.batch,
