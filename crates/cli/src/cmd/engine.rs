@@ -47,36 +47,44 @@ pub struct EngineArgs {
     torch: TorchArgs,
 }
 
+/// The help heading of the libtorch options.
+const TORCH: &str = "libtorch engine";
+
 /// libtorch settings; each falls back to its environment variable, then to the default.
 #[derive(clap::Args, Debug, Clone)]
-#[command(next_help_heading = "libtorch engine")]
 struct TorchArgs {
     /// Quantized engine [default: $DETBENCH_TORCH_QENGINE, else x86 on x86-64 (PyTorch's
     /// default, the D2Go reference's), else qnnpack].
-    #[arg(long, value_enum)]
+    #[arg(long, value_enum, help_heading = TORCH)]
     torch_qengine: Option<QuantizedEngine>,
 
-    /// cuDNN benchmark mode on CUDA [default: on; $DETBENCH_TORCH_CUDNN_BENCHMARK=0 turns it
-    /// off].
-    #[arg(long, value_name = "on|off", value_parser = clap::builder::BoolishValueParser::new())]
+    /// cuDNN benchmark mode on CUDA: on or off (also yes/no, true/false, 1/0) [default: on;
+    /// $DETBENCH_TORCH_CUDNN_BENCHMARK=0 turns it off].
+    #[arg(
+        long,
+        value_name = "on|off",
+        value_parser = clap::builder::BoolishValueParser::new(),
+        hide_possible_values = true,
+        help_heading = TORCH
+    )]
     torch_cudnn_benchmark: Option<bool>,
 
     /// TorchScript graph executor [default: $DETBENCH_TORCH_EXECUTOR, else profiling].
-    #[arg(long, value_enum)]
+    #[arg(long, value_enum, help_heading = TORCH)]
     torch_executor: Option<TorchExecutor>,
 
     /// Autograd mode of every call [default: $DETBENCH_TORCH_GRAD_MODE, else no-grad].
-    #[arg(long, value_enum)]
+    #[arg(long, value_enum, help_heading = TORCH)]
     torch_grad_mode: Option<GradMode>,
 
     /// torchvision's ops library, `.../torchvision/_C.so` [default: $DETBENCH_TORCHVISION_OPS,
     /// else .deps/torchvision/torchvision/_C.so].
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", help_heading = TORCH)]
     torchvision_ops: Option<PathBuf>,
 
     /// libtorch_cuda.so [default: $DETBENCH_LIBTORCH_CUDA, else beside the loaded
     /// libtorch_cpu.so].
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", help_heading = TORCH)]
     libtorch_cuda: Option<PathBuf>,
 }
 
