@@ -18,7 +18,7 @@ use serde_json::json;
 
 use crate::effective::EffectiveSettings;
 use crate::error::LoadgenError;
-use crate::results::{ScenarioResult, Validity};
+use crate::results::{PerformanceResult, ScenarioResult, Validity};
 use crate::run::{TestContext, run_performance};
 
 /// At most this many widening steps; LoadGen recurses without a limit, which a SUT that never
@@ -36,7 +36,7 @@ pub struct PeakStep {
     pub validity: Validity,
 }
 
-fn step(phase: &str, r: &ScenarioResult) -> PeakStep {
+fn step(phase: &str, (r, _): &(ScenarioResult, PerformanceResult)) -> PeakStep {
     PeakStep {
         phase: phase.into(),
         target_qps: r.settings.target_qps,
@@ -58,7 +58,7 @@ pub fn is_finished(lower_qps: f64, upper_qps: f64, decimals: i32) -> bool {
 pub(crate) fn find_peak_performance(
     ctx: &mut TestContext<'_>,
     base: &EffectiveSettings,
-) -> Result<(ScenarioResult, Vec<PeakStep>), LoadgenError> {
+) -> Result<((ScenarioResult, PerformanceResult), Vec<PeakStep>), LoadgenError> {
     let mut steps = Vec::new();
     ctx.log(
         "generic_message",
@@ -69,7 +69,7 @@ pub(crate) fn find_peak_performance(
     );
     let base_result = run_performance(ctx, base)?;
     steps.push(step("base", &base_result));
-    if base_result.perf_constraints_met == Some(false) {
+    if base_result.0.perf_constraints_met == Some(false) {
         ctx.error(
             "error_runtime",
             "FindPeakPerformance: Initial lower bound does not satisfy performance \
@@ -84,12 +84,11 @@ pub(crate) fn find_peak_performance(
     let mut lower = base_result;
     let mut upper = None;
     for _ in 0..MAX_WIDENINGS {
-        let u_settings = lower
-            .settings
-            .with_target_qps(lower.settings.target_qps * (1.0 + step_size));
+        let l_settings = &lower.0.settings;
+        let u_settings = l_settings.with_target_qps(l_settings.target_qps * (1.0 + step_size));
         let u = run_performance(ctx, &u_settings)?;
         steps.push(step("boundary", &u));
-        if u.perf_constraints_met == Some(false) {
+        if u.0.perf_constraints_met == Some(false) {
             upper = Some(u);
             break;
         }
@@ -109,22 +108,19 @@ pub(crate) fn find_peak_performance(
         "generic_message",
         json!(format!(
             "FindPeakPerformance: Found boundaries: [{:.6}, {:.6})",
-            lower.settings.target_qps, upper.settings.target_qps
+            lower.0.settings.target_qps, upper.0.settings.target_qps
         )),
     );
 
     // FindPeakPerformanceBinarySearch.
     let decimals = base.requested.server_find_peak_qps_decimals_of_precision;
-    while !is_finished(
-        lower.settings.target_qps,
-        upper.settings.target_qps,
-        decimals,
-    ) {
-        let (l, u) = (lower.settings.target_qps, upper.settings.target_qps);
-        let m_settings = lower.settings.with_target_qps(l + (u - l) / 2.0);
+    let qps = |r: &(ScenarioResult, PerformanceResult)| r.0.settings.target_qps;
+    while !is_finished(qps(&lower), qps(&upper), decimals) {
+        let (l, u) = (qps(&lower), qps(&upper));
+        let m_settings = lower.0.settings.with_target_qps(l + (u - l) / 2.0);
         let m = run_performance(ctx, &m_settings)?;
         steps.push(step("bisect", &m));
-        if m.perf_constraints_met == Some(false) {
+        if m.0.perf_constraints_met == Some(false) {
             upper = m;
         } else {
             lower = m;
@@ -134,7 +130,7 @@ pub(crate) fn find_peak_performance(
         "generic_message",
         json!(format!(
             "FindPeakPerformance: Found peak performance field: {:.6}",
-            lower.settings.target_qps
+            qps(&lower)
         )),
     );
     Ok((lower, steps))

@@ -14,7 +14,7 @@ use crate::error::LoadgenError;
 use crate::issue::{HarnessOptions, IssuedRun, issue_queries};
 use crate::peak::{self, PeakStep};
 use crate::qsl::{QuerySampleLibrary, generate_loadable_sets};
-use crate::results::{ScenarioResult, evaluate};
+use crate::results::{PerformanceResult, ScenarioResult, evaluate};
 use crate::rng::{self, Mt19937};
 use crate::schedule::{SequenceGen, generate_queries};
 use crate::settings::{Scenario, TestMode, TestSettings};
@@ -38,6 +38,10 @@ pub struct TestOutcome {
     pub settings: EffectiveSettings,
     /// The performance run's verdict; `None` in accuracy mode.
     pub performance: Option<ScenarioResult>,
+    /// What that run measured, sample by sample (not serialized here: it can hold millions of
+    /// latencies; callers that keep raw samples take them from here).
+    #[serde(skip)]
+    pub performance_raw: Option<PerformanceResult>,
     /// FindPeakPerformance: every run of the search, in order.
     pub peak_search: Vec<PeakStep>,
     /// Accuracy mode: samples issued (every one of `accuracy_sample_count`, at least once).
@@ -189,7 +193,7 @@ pub fn start_test(
     ctx.log("qsl_name", json!(qsl.name()));
     ctx.log("qsl_reported_total_count", json!(total));
     ctx.log("qsl_reported_performance_count", json!(perf));
-    let mut performance = None;
+    let mut performance: Option<(ScenarioResult, PerformanceResult)> = None;
     let mut peak_search = Vec::new();
     let mut accuracy_samples_issued = None;
     match settings.mode {
@@ -207,15 +211,17 @@ pub fn start_test(
             peak_search = steps;
         }
     }
-    if let Some(r) = &performance {
+    if let Some((r, _)) = &performance {
         log_result(&mut ctx, r);
     }
     let settings = performance
         .as_ref()
-        .map_or(settings, |r| r.settings.clone());
+        .map_or(settings, |(r, _)| r.settings.clone());
+    let (performance, performance_raw) = performance.unzip();
     Ok(TestOutcome {
         settings,
         performance,
+        performance_raw,
         peak_search,
         accuracy_samples_issued,
         accuracy_log: ctx.accuracy_log,
@@ -227,7 +233,7 @@ pub fn start_test(
 pub(crate) fn run_performance(
     ctx: &mut TestContext<'_>,
     settings: &EffectiveSettings,
-) -> Result<ScenarioResult, LoadgenError> {
+) -> Result<(ScenarioResult, PerformanceResult), LoadgenError> {
     let total = ctx.qsl.total_sample_count();
     let sets = generate_loadable_sets(settings, total, settings.performance_sample_count as usize);
     let set = &sets[0];
@@ -240,7 +246,7 @@ pub(crate) fn run_performance(
         ctx.error("error_runtime", e);
     }
     ctx.accuracy_log.extend(run.accuracy_entries);
-    Ok(evaluate(&ctx.sut.name(), settings, &run.result))
+    Ok((evaluate(&ctx.sut.name(), settings, &run.result), run.result))
 }
 
 /// `RunAccuracyMode`: every accuracy set in turn, each sample at least once, every response
