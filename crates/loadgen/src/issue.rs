@@ -9,8 +9,8 @@
 //! sleeps until shortly before it and spins the rest ([`HarnessOptions::spin_ns`]), where
 //! LoadGen calls `sleep_until` and inherits the kernel's timer slack.
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
 use crate::effective::EffectiveSettings;
@@ -49,6 +49,8 @@ impl Default for HarnessOptions {
 #[derive(Default)]
 struct ThreadOutcome {
     queries_issued: usize,
+    /// The SUT stopped completing while this thread waited to issue.
+    stalled: bool,
     expected_latencies: usize,
     ran_out: bool,
     errors: Vec<String>,
@@ -96,13 +98,23 @@ pub(crate) fn issue_queries(
         completer: &completer,
         options,
     };
+    // The clock starts once every issuing thread is ready, as LoadGen's starts right before
+    // it issues (`StartIssueQueries`), so thread start-up is not counted as issue delay.
+    let ready = Barrier::new(threads);
     let outcomes: Vec<ThreadOutcome> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
-                let ctx = &ctx;
+                let (ctx, ready) = (&ctx, &ready);
                 std::thread::Builder::new()
                     .name(format!("loadgen-issue-{t}"))
-                    .spawn_scoped(scope, move || issue_thread(ctx, threads, t))
+                    .spawn_scoped(scope, move || {
+                        if let Some(slack) = ctx.options.timer_slack_ns {
+                            crate::os::set_timer_slack(slack);
+                        }
+                        ready.wait();
+                        ctx.state.start_clock();
+                        issue_thread(ctx, threads, t)
+                    })
                     .expect("spawning an issuing thread")
             })
             .collect();
@@ -138,7 +150,11 @@ pub(crate) fn issue_queries(
                 .into(),
         );
     }
-    let done = state.wait_completed(expected, options.stall_timeout);
+    let done = if outcomes.iter().any(|o| o.stalled) {
+        state.completed.load(Ordering::Acquire)
+    } else {
+        state.wait_completed(expected, options.stall_timeout)
+    };
     if done < expected {
         return Err(LoadgenError::SutStalled {
             waited_s: options.stall_timeout.as_secs_f64(),
@@ -212,9 +228,6 @@ fn gather(
 
 /// One issuing thread: queries `thread_idx`, `thread_idx + stride`, ...
 fn issue_thread(ctx: &IssueCtx<'_>, stride: usize, thread_idx: usize) -> ThreadOutcome {
-    if let Some(slack) = ctx.options.timer_slack_ns {
-        crate::os::set_timer_slack(slack);
-    }
     let s = ctx.settings;
     let per_thread = |total: u64| -> usize {
         let (total, stride) = (total as usize, stride);
@@ -231,7 +244,10 @@ fn issue_thread(ctx: &IssueCtx<'_>, stride: usize, thread_idx: usize) -> ThreadO
     let mut prev: Option<usize> = None;
     let mut idx = thread_idx;
     while idx < plan.len() {
-        let now = wait_for_turn(ctx, idx, prev);
+        let Some(now) = wait_for_turn(ctx, idx, prev) else {
+            out.stalled = true;
+            break;
+        };
         prev = Some(idx);
         let first = idx;
         let mut in_batch = 1;
@@ -288,14 +304,17 @@ fn batch_samples(plan: &QueryPlan, first: usize, last: usize, stride: usize) -> 
 }
 
 /// `QueryScheduler<scenario>::Wait`: blocks until query `idx` may be issued, stamps its
-/// scheduled and issued times, and returns the issue time (ns from the start).
-fn wait_for_turn(ctx: &IssueCtx<'_>, idx: usize, prev: Option<usize>) -> i64 {
+/// scheduled and issued times, and returns the issue time (ns from the start); `None` when the
+/// previous query never completes.
+fn wait_for_turn(ctx: &IssueCtx<'_>, idx: usize, prev: Option<usize>) -> Option<i64> {
     let state = ctx.state;
     let times = &state.queries[idx];
     let (scheduled, issued) = match ctx.settings.scenario {
         Scenario::SingleStream | Scenario::MultiStream => {
-            if let Some(p) = prev {
-                state.wait_query_done(p);
+            if let Some(p) = prev
+                && !state.wait_query_done(p, ctx.options.stall_timeout)
+            {
+                return None;
             }
             let now = state.now_ns();
             (now, now)
@@ -308,7 +327,7 @@ fn wait_for_turn(ctx: &IssueCtx<'_>, idx: usize, prev: Option<usize>) -> i64 {
     };
     times.scheduled_ns.store(scheduled, Ordering::Release);
     times.issued_ns.store(issued, Ordering::Release);
-    issued
+    Some(issued)
 }
 
 /// Sleeps until `spin_ns` before `target_ns`, then spins; returns the time reached, which is

@@ -7,7 +7,7 @@
 //! and gets back ids (and, for the accuracy log, bytes).
 
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::qsl::QuerySampleIndex;
@@ -85,7 +85,8 @@ pub(crate) enum AccuracyLogging {
 
 /// Shared state of one run: what the issuing thread and every completion write.
 pub(crate) struct RunState {
-    pub start: Instant,
+    /// Set by the issuing threads just before the first query (`state->start_time`).
+    pub start: OnceLock<Instant>,
     pub plan: Arc<QueryPlan>,
     pub queries: Vec<QueryTimes>,
     /// Query of each plan sample.
@@ -119,7 +120,7 @@ impl RunState {
             .map(|_| AtomicI64::new(PENDING))
             .collect();
         RunState {
-            start: Instant::now(),
+            start: OnceLock::new(),
             plan,
             queries,
             sample_query,
@@ -135,9 +136,14 @@ impl RunState {
         }
     }
 
+    /// Starts the run's clock (the first caller wins); returns the start.
+    pub fn start_clock(&self) -> Instant {
+        *self.start.get_or_init(Instant::now)
+    }
+
     /// ns since the run's start.
     pub fn now_ns(&self) -> i64 {
-        self.start.elapsed().as_nanos() as i64
+        self.start_clock().elapsed().as_nanos() as i64
     }
 
     fn logs_sample(&self, k: usize) -> bool {
@@ -160,16 +166,25 @@ impl RunState {
         self.cv.notify_all();
     }
 
-    /// Blocks until query `q` is complete.
-    pub fn wait_query_done(&self, q: usize) {
+    /// Blocks until query `q` is complete; `false` when `stall` passes without any completion.
+    pub fn wait_query_done(&self, q: usize, stall: Duration) -> bool {
         let mut guard = self.signal.lock().unwrap_or_else(|e| e.into_inner());
+        let mut last = self.completed.load(Ordering::Acquire);
+        let mut since = Instant::now();
         while self.queries[q].done_ns.load(Ordering::Acquire) == PENDING {
             guard = self
                 .cv
                 .wait_timeout(guard, Duration::from_millis(100))
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
+            let now = self.completed.load(Ordering::Acquire);
+            if now != last {
+                (last, since) = (now, Instant::now());
+            } else if since.elapsed() >= stall {
+                return false;
+            }
         }
+        true
     }
 
     /// Blocks until `expected` samples are complete, or `stall` passes with no completion.
@@ -274,6 +289,12 @@ impl Completer {
         for r in responses {
             self.state.complete_one(r, now_ns);
         }
+    }
+
+    /// The instant this run's schedule counts from: a Server query scheduled at `d` is never
+    /// issued before `schedule_origin() + d`.
+    pub fn schedule_origin(&self) -> Instant {
+        self.state.start_clock()
     }
 
     /// Whether the response data of `id` will be written to the accuracy log (always in
