@@ -68,49 +68,12 @@ CASES = {
     "accuracy_offline": ({"scenario": "Offline", "mode": "AccuracyOnly"}, 45, 20, 200_000, 0.2, 14),
 }
 
-RESULT_KEYS = ("result_validity", "result_perf_constraints_met", "result_min_duration_met",
-               "result_min_queries_met", "early_stopping_met", "result_query_count",
-               "result_overlatency_query_count", "early_stopping_latency_ss",
-               "early_stopping_latency_ms", "result_min_latency_ns", "result_max_latency_ns",
-               "result_mean_latency_ns", "num_errors", "num_warnings")
-
-
 def run_case(name, case, workdir):
     fields, total, perf, median, sigma, seed = case
     latencies = c.lognormal_latencies(4096, median, sigma, seed)
     out = os.path.join(workdir, name)
     c.run_loadgen(fields, total, perf, out, latencies)
-    logs = c.read_loadgen_logs(out)
-    d = logs["detail"]
-    samples = logs["samples"]
-    first_ts = samples[0][0] if samples else 0.0
-    # Times from the trace (ts in us with ns resolution, relative to the trace's origin). The
-    # first query's scheduled time is the run's start for Server and Offline, and within a
-    # fraction of a microsecond of it for SingleStream and MultiStream.
-    by_query = {}
-    for ts, seq, qseq, idx, issue, lat in samples:
-        q = by_query.setdefault(qseq, {"ts": ts, "issue": issue, "done": lat})
-        q["done"] = max(q["done"], lat)
-    queries = [by_query[k] for k in sorted(by_query)]
-    final = queries[-1] if queries else None
-    rec = {
-        "settings": fields,
-        "total_sample_count": total,
-        "performance_sample_count": perf,
-        "loaded_qsl_set": d.get("loaded_qsl_set", []),
-        "generated_query_count": d.get("generated_query_count", []),
-        "generated_query_duration": d.get("generated_query_duration", []),
-        "sample_idx": [s[3] for s in samples],
-        "sample_query": [s[2] for s in samples],
-        "latency_ns": [s[5] for s in samples],
-        "issue_delay_ns": [s[4] for s in samples],
-        "summary": logs["summary"],
-        "results": {k: d[k][0] for k in RESULT_KEYS if k in d},
-    }
-    if final is not None:
-        rec["final_query_issued_ns"] = round((final["ts"] - first_ts) * 1000) + final["issue"]
-        rec["final_query_done_ns"] = round((final["ts"] - first_ts) * 1000) + final["done"]
-    return rec
+    return c.loadgen_record(out, fields, total, perf)
 
 
 def main():

@@ -100,6 +100,9 @@ pub(crate) struct RunState {
     pub response_errors: Mutex<Vec<String>>,
     pub signal: Mutex<()>,
     pub cv: Condvar,
+    /// Threads blocked in a wait; completions skip the condition variable when there are none
+    /// (the Server's completions never have a waiter, and a wake-up costs a system call).
+    waiters: AtomicUsize,
 }
 
 impl RunState {
@@ -133,6 +136,7 @@ impl RunState {
             response_errors: Mutex::new(Vec::new()),
             signal: Mutex::new(()),
             cv: Condvar::new(),
+            waiters: AtomicUsize::new(0),
         }
     }
 
@@ -161,53 +165,56 @@ impl RunState {
         }
     }
 
+    /// Wakes the waiters, if any. The completion path stores its results (`done_ns`,
+    /// `completed`) before reading `waiters`, and a waiter registers before reading them, all
+    /// sequentially consistent: either the completion sees the waiter or the waiter sees the
+    /// completion.
     fn notify(&self) {
+        if self.waiters.load(Ordering::SeqCst) == 0 {
+            return;
+        }
         let _guard = self.signal.lock().unwrap_or_else(|e| e.into_inner());
         self.cv.notify_all();
     }
 
-    /// Blocks until query `q` is complete; `false` when `stall` passes without any completion.
-    pub fn wait_query_done(&self, q: usize, stall: Duration) -> bool {
+    /// Blocks until `done()` holds; `false` when `stall` passes without any completion.
+    fn wait_for(&self, done: impl Fn() -> bool, stall: Duration) -> bool {
+        self.waiters.fetch_add(1, Ordering::SeqCst);
         let mut guard = self.signal.lock().unwrap_or_else(|e| e.into_inner());
-        let mut last = self.completed.load(Ordering::Acquire);
+        let mut last = self.completed.load(Ordering::SeqCst);
         let mut since = Instant::now();
-        while self.queries[q].done_ns.load(Ordering::Acquire) == PENDING {
+        let finished = loop {
+            if done() {
+                break true;
+            }
             guard = self
                 .cv
                 .wait_timeout(guard, Duration::from_millis(100))
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
-            let now = self.completed.load(Ordering::Acquire);
+            let now = self.completed.load(Ordering::SeqCst);
             if now != last {
                 (last, since) = (now, Instant::now());
             } else if since.elapsed() >= stall {
-                return false;
+                break done();
             }
-        }
-        true
+        };
+        drop(guard);
+        self.waiters.fetch_sub(1, Ordering::SeqCst);
+        finished
+    }
+
+    /// Blocks until query `q` is complete; `false` when `stall` passes without any completion.
+    pub fn wait_query_done(&self, q: usize, stall: Duration) -> bool {
+        let done = || self.queries[q].done_ns.load(Ordering::SeqCst) != PENDING;
+        self.wait_for(done, stall)
     }
 
     /// Blocks until `expected` samples are complete, or `stall` passes with no completion.
     /// Returns the number complete.
     pub fn wait_completed(&self, expected: usize, stall: Duration) -> usize {
-        let mut guard = self.signal.lock().unwrap_or_else(|e| e.into_inner());
-        let mut last = self.completed.load(Ordering::Acquire);
-        let mut since = Instant::now();
-        while last < expected {
-            guard = self
-                .cv
-                .wait_timeout(guard, Duration::from_millis(100))
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
-            let now = self.completed.load(Ordering::Acquire);
-            if now != last {
-                last = now;
-                since = Instant::now();
-            } else if since.elapsed() >= stall {
-                break;
-            }
-        }
-        last
+        self.wait_for(|| self.completed.load(Ordering::SeqCst) >= expected, stall);
+        self.completed.load(Ordering::SeqCst)
     }
 
     fn record_error(&self, message: String) {
@@ -258,11 +265,11 @@ impl RunState {
         self.max_completion_ns.fetch_max(now_ns, Ordering::AcqRel);
         let mut wake = false;
         if times.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
-            times.done_ns.store(now_ns, Ordering::Release);
+            times.done_ns.store(now_ns, Ordering::SeqCst);
             self.queries_completed.fetch_add(1, Ordering::AcqRel);
             wake = true;
         }
-        self.completed.fetch_add(1, Ordering::AcqRel);
+        self.completed.fetch_add(1, Ordering::SeqCst);
         if wake {
             self.notify();
         }
