@@ -188,7 +188,7 @@ fn run() -> Result<(), String> {
     let settings: TestSettings =
         serde_json::from_str(&text).map_err(|e| format!("{}: {e}", a.settings.display()))?;
     check_log_dir(&a.outdir).map_err(|e| e.to_string())?;
-    let qsl = InMemoryQsl::new("ReplayQSL", a.total, a.performance, |i| Ok(i));
+    let qsl = InMemoryQsl::new("ReplayQSL", a.total, a.performance, Ok);
     let outcome = if a.noop {
         start_test(&Noop(a.name.clone()), &qsl, &settings, &a.options)
     } else {

@@ -140,7 +140,7 @@ pub fn shuffle<T>(v: &mut [T], g: &mut Mt19937) {
     }
     if URNG_RANGE / len >= len {
         let mut i = 1usize;
-        if len % 2 == 0 {
+        if len.is_multiple_of(2) {
             let j = uniform_int(g, 0, 1) as usize;
             v.swap(i, j);
             i += 1;

@@ -174,9 +174,9 @@ pub fn generate_queries(
 
     let equal_issue = s.sample_concatenate_permutation;
     if !accuracy && equal_issue {
-        if s.scenario == Scenario::Offline && spq % set.len() != 0 {
+        if s.scenario == Scenario::Offline && !spq.is_multiple_of(set.len()) {
             spq += set.len() - spq % set.len();
-        } else if s.scenario != Scenario::Offline && min_queries % set.len() != 0 {
+        } else if s.scenario != Scenario::Offline && !min_queries.is_multiple_of(set.len()) {
             min_queries += set.len() - min_queries % set.len();
         }
     }
@@ -197,17 +197,16 @@ pub fn generate_queries(
     while prev < gen_duration_ns || plan.len() < min_queries {
         match s.scenario {
             Scenario::MultiStream => {
-                let mut i = if s.performance_issue_unique {
+                // Contiguous samples from the start index; the padding at the end of the
+                // loaded set keeps the slice in bounds.
+                let first = if s.performance_issue_unique {
                     unique.next(&mut sample_rng)
                 } else if s.performance_issue_same {
                     same
                 } else {
                     dist.next(&mut sample_rng)
                 };
-                for slot in samples.iter_mut() {
-                    *slot = set[i];
-                    i += 1;
-                }
+                samples.copy_from_slice(&set[first..first + spq]);
             }
             Scenario::Offline => fill_offline(s, set, &mut samples, &mut sample_rng),
             Scenario::SingleStream | Scenario::Server => {

@@ -27,7 +27,7 @@ pub fn fmt_double(x: f64) -> String {
     let sci = format!("{:.*e}", (P - 1) as usize, x);
     let (mantissa, exp) = sci.split_once('e').expect("exponent");
     let exp: i32 = exp.parse().expect("exponent digits");
-    if exp < -4 || exp >= P {
+    if !(-4..P).contains(&exp) {
         let mantissa = strip_zeros(mantissa);
         let sign = if exp < 0 { '-' } else { '+' };
         format!("{mantissa}e{sign}{:02}", exp.abs())
