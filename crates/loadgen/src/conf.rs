@@ -40,8 +40,10 @@ enum ValueKind {
     Uint,
     /// Floating point (`strtod`).
     Float,
-    /// A percentage, 0 < p < 100, read as a float.
+    /// A percentile in percent, 0 < p < 100, read as a float.
     Percent,
+    /// A probability in percent, 0 <= p <= 100, read as a float.
+    ProbabilityPercent,
     /// 0 or 1.
     Flag,
     /// 0 to 3 (`TestMode`).
@@ -56,7 +58,7 @@ const KEYS: &[(&str, ValueKind)] = &[
     ("qsl_rng_seed", ValueKind::Uint),
     ("sample_index_rng_seed", ValueKind::Uint),
     ("schedule_rng_seed", ValueKind::Uint),
-    ("accuracy_log_probability", ValueKind::Percent),
+    ("accuracy_log_probability", ValueKind::ProbabilityPercent),
     ("test05", ValueKind::Flag),
     ("test05_qsl_rng_seed", ValueKind::Uint),
     ("test05_sample_index_rng_seed", ValueKind::Uint),
@@ -536,6 +538,9 @@ fn check_value(kind: ValueKind, value: &str) -> Result<(), String> {
         ValueKind::Percent if !(number > 0.0 && number < 100.0) => Err(format!(
             "'{value}': expected a percentage between 0 and 100, exclusive"
         )),
+        ValueKind::ProbabilityPercent if !(0.0..=100.0).contains(&number) => {
+            Err(format!("'{value}': expected a percentage from 0 to 100"))
+        }
         ValueKind::Float if !(number.is_finite() && number >= 0.0) => {
             Err(format!("'{value}': expected a finite number, 0 or more"))
         }
@@ -697,6 +702,18 @@ mod tests {
 
         let (_, _, msg) = line_error("min_duration = 10\n");
         assert!(msg.contains("model.scenario.key"), "{msg}");
+    }
+
+    #[test]
+    fn accuracy_log_probability_is_a_percentage_from_0_to_100() {
+        let conf =
+            parse("*.*.accuracy_log_probability = 0\nm.*.accuracy_log_probability = 50\n").unwrap();
+        let mut s = TestSettings::new(Scenario::Offline);
+        conf.apply(&mut s, "m", Scenario::Offline, ConfKind::Mlperf);
+        assert_eq!(s.accuracy_log_probability, 0.5);
+        let (_, key, msg) = line_error("*.*.accuracy_log_probability = 101\n");
+        assert_eq!(key, "*.*.accuracy_log_probability");
+        assert!(msg.contains("from 0 to 100"), "{msg}");
     }
 
     #[test]
