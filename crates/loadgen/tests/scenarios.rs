@@ -237,10 +237,10 @@ fn no_query_is_issued_before_its_time() {
     let delay = r.issue_delay.unwrap();
     assert!(delay.min_ns >= 0);
     late.sort_unstable();
-    // Not a timing benchmark, only a sanity bound on a shared machine: the median query
-    // reaches the SUT within a millisecond of its time.
+    // Not a timing benchmark (tools/loadgen/overhead.py is), only a sanity bound that holds
+    // on a busy 2-core machine: the median query reaches the SUT within 5 ms of its time.
     assert!(
-        late[late.len() / 2] < 1_000_000,
+        late[late.len() / 2] < 5_000_000,
         "median lateness {} ns",
         late[late.len() / 2]
     );
@@ -259,8 +259,10 @@ fn server_keeps_issuing_on_schedule_while_the_sut_falls_behind() {
         "{:?}",
         r.sample_latency
     );
+    // The backlog reaches ~750 ms (1.5 s of arrivals at twice the service rate); the issue
+    // delays stay far below it (a loose bound: CI machines are busy).
     let delay = r.issue_delay.unwrap();
-    assert!(delay.percentile(0.99).unwrap() < 5_000_000, "{delay:?}");
+    assert!(delay.percentile(0.99).unwrap() < 20_000_000, "{delay:?}");
     assert_eq!(r.validity, Validity::Invalid);
     assert_eq!(r.perf_constraints_met, Some(false));
     assert!(
@@ -502,14 +504,14 @@ fn find_peak_performance_brackets_the_sut_capacity() {
 #[test]
 fn a_sut_faster_than_expected_runs_out_of_queries_as_in_loadgen() {
     // MultiStream pre-generates 2 x min_duration at the expected latency (8 ms by default):
-    // 51 queries for 200 ms. A 1 ms SUT issues them all in ~60 ms and the run ends early.
+    // 501 queries for 2 s. A 1 ms SUT issues them all in ~0.6 s and the run ends early.
     let mut req = TestSettings::new(Scenario::MultiStream);
-    req.min_duration_ms = 200;
+    req.min_duration_ms = 2000;
     req.min_query_count = 50;
     let sut = FakeSut::new(Duration::from_millis(1), false);
     let out = run(&sut, &req, 40, 40);
     let r = out.performance.clone().unwrap();
-    assert_eq!(r.query_count, 51);
+    assert_eq!(r.query_count, 501);
     assert!(!r.min_duration_met);
     assert_eq!(r.validity, Validity::Invalid);
     let errors: Vec<_> = out.errors().collect();
