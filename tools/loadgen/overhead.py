@@ -12,8 +12,8 @@ in Rust for detbench.
 Harnesses compared (interleaved, --rounds times):
   * loadgen          mlcommons-loadgen 6.0.17 through its Python binding, default settings;
   * detbench         detbench-loadgen's defaults (HarnessOptions::default());
-  * detbench-nospin  sleep only, with the 1 ns timer slack (--spin-ns 0);
-  * detbench-sleep   sleep only with the kernel's default timer slack (--spin-ns 0
+  * detbench-nospin  sleep only, with the 1 ns timer slack (--max-spin-ns 0);
+  * detbench-sleep   sleep only with the kernel's default timer slack (--max-spin-ns 0
                      --timer-slack-ns 0): LoadGen's own waiting strategy.
 
 For each harness and round: a geometric QPS ladder up to the first failure, then bisection to
@@ -40,8 +40,8 @@ LADDER = [500, 1000, 2000, 5000, 10000, 20000, 50000, 100000, 200000, 500000]
 HARNESSES = {
     "loadgen": None,
     "detbench": [],
-    "detbench-nospin": ["--spin-ns", "0"],
-    "detbench-sleep": ["--spin-ns", "0", "--timer-slack-ns", "0"],
+    "detbench-nospin": ["--max-spin-ns", "0"],
+    "detbench-sleep": ["--max-spin-ns", "0", "--timer-slack-ns", "0"],
 }
 
 

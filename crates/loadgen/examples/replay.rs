@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! replay --settings settings.json --total N --performance N --outdir DIR
-//!        [--latencies latencies.txt] [--noop] [--sut-name NAME] [--spin-ns NS]
+//!        [--latencies latencies.txt] [--noop] [--sut-name NAME] [--max-spin-ns NS]
 //!        [--timer-slack-ns NS]
 //! ```
 //!
@@ -57,7 +57,7 @@ fn parse_args() -> Result<Args, String> {
             "--outdir" => a.outdir = value()?.into(),
             "--noop" => a.noop = true,
             "--sut-name" => a.name = value()?,
-            "--spin-ns" => a.options.spin_ns = num(value()?)?,
+            "--max-spin-ns" => a.options.max_spin_ns = num(value()?)?,
             "--timer-slack-ns" => {
                 let v = num(value()?)?;
                 a.options.timer_slack_ns = (v > 0).then_some(v);

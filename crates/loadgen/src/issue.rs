@@ -6,8 +6,9 @@
 //! from the SUT's. SingleStream and MultiStream issue the next query when the previous one
 //! completes; Server issues each query at its scheduled time whatever the SUT is doing; Offline
 //! issues its one query at once. A Server query is never issued before its time: the thread
-//! sleeps until shortly before it and spins the rest ([`HarnessOptions::spin_ns`]), where
-//! LoadGen calls `sleep_until` and inherits the kernel's timer slack.
+//! sleeps with a 1 ns timer slack until its usual wake-up latency before the query's time, then
+//! spins the rest ([`HarnessOptions::max_spin_ns`]), where LoadGen calls `sleep_until` and
+//! inherits the kernel's 50 µs timer slack.
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Barrier};
@@ -25,9 +26,11 @@ use crate::sut::{
 /// How the harness itself behaves; none of this is a LoadGen setting.
 #[derive(Clone, Debug, PartialEq)]
 pub struct HarnessOptions {
-    /// The Server issuing thread sleeps until this long before a query's scheduled time and
-    /// busy-waits the rest (ns). 0: sleep only, as LoadGen does.
-    pub spin_ns: u64,
+    /// The most a Server issuing thread busy-waits for a query (ns). The thread wakes early by
+    /// the median wake-up latency it has seen (tracked per query, capped here) and spins the
+    /// rest, so its queries go out on time without spinning long enough to be preempted on a
+    /// busy machine. 0: sleep to the query's time, as LoadGen does.
+    pub max_spin_ns: u64,
     /// On Linux, the issuing threads' timer slack (ns): how late the kernel may wake a sleep.
     /// `None` keeps the default (50 µs).
     pub timer_slack_ns: Option<u64>,
@@ -38,7 +41,7 @@ pub struct HarnessOptions {
 impl Default for HarnessOptions {
     fn default() -> Self {
         HarnessOptions {
-            spin_ns: 100_000,
+            max_spin_ns: 100_000,
             timer_slack_ns: Some(1),
             stall_timeout: Duration::from_secs(300),
         }
@@ -242,9 +245,10 @@ fn issue_thread(ctx: &IssueCtx<'_>, stride: usize, thread_idx: usize) -> ThreadO
         ..ThreadOutcome::default()
     };
     let mut prev: Option<usize> = None;
+    let mut waker = Waker::new(ctx.options.max_spin_ns);
     let mut idx = thread_idx;
     while idx < plan.len() {
-        let Some(now) = wait_for_turn(ctx, idx, prev) else {
+        let Some(now) = wait_for_turn(ctx, &mut waker, idx, prev) else {
             out.stalled = true;
             break;
         };
@@ -306,7 +310,12 @@ fn batch_samples(plan: &QueryPlan, first: usize, last: usize, stride: usize) -> 
 /// `QueryScheduler<scenario>::Wait`: blocks until query `idx` may be issued, stamps its
 /// scheduled and issued times, and returns the issue time (ns from the start); `None` when the
 /// previous query never completes.
-fn wait_for_turn(ctx: &IssueCtx<'_>, idx: usize, prev: Option<usize>) -> Option<i64> {
+fn wait_for_turn(
+    ctx: &IssueCtx<'_>,
+    waker: &mut Waker,
+    idx: usize,
+    prev: Option<usize>,
+) -> Option<i64> {
     let state = ctx.state;
     let times = &state.queries[idx];
     let (scheduled, issued) = match ctx.settings.scenario {
@@ -321,7 +330,7 @@ fn wait_for_turn(ctx: &IssueCtx<'_>, idx: usize, prev: Option<usize>) -> Option<
         }
         Scenario::Server => {
             let scheduled = state.plan.scheduled_delta_ns[idx];
-            (scheduled, wait_until(state, scheduled, ctx.options.spin_ns))
+            (scheduled, waker.wait_until(state, scheduled))
         }
         Scenario::Offline => (0, state.now_ns()),
     };
@@ -330,18 +339,44 @@ fn wait_for_turn(ctx: &IssueCtx<'_>, idx: usize, prev: Option<usize>) -> Option<
     Some(issued)
 }
 
-/// Sleeps until `spin_ns` before `target_ns`, then spins; returns the time reached, which is
-/// never before `target_ns`.
-fn wait_until(state: &RunState, target_ns: i64, spin_ns: u64) -> i64 {
-    loop {
-        let now = state.now_ns();
-        let remaining = target_ns - now;
-        if remaining <= 0 {
-            return now;
+/// Waits for a Server query's time: sleeps until `margin` before it, then spins. `margin`
+/// follows the median of the observed wake-up latencies (one step per sleep, towards the
+/// latency just seen), between 0 and `max`.
+pub(crate) struct Waker {
+    margin_ns: i64,
+    max_ns: i64,
+}
+
+impl Waker {
+    const STEP_NS: i64 = 2_000;
+
+    pub fn new(max_spin_ns: u64) -> Self {
+        let max_ns = max_spin_ns.min(i64::MAX as u64) as i64;
+        Waker {
+            margin_ns: max_ns / 4,
+            max_ns,
         }
-        if remaining as u64 > spin_ns {
-            std::thread::sleep(Duration::from_nanos(remaining as u64 - spin_ns));
-        } else {
+    }
+
+    /// Returns the time reached, never before `target_ns`.
+    pub fn wait_until(&mut self, state: &RunState, target_ns: i64) -> i64 {
+        let now = state.now_ns();
+        let wake_at = target_ns - self.margin_ns;
+        if wake_at > now {
+            std::thread::sleep(Duration::from_nanos((wake_at - now) as u64));
+            let late = state.now_ns() - wake_at;
+            self.margin_ns += if late > self.margin_ns {
+                Self::STEP_NS
+            } else {
+                -Self::STEP_NS
+            };
+            self.margin_ns = self.margin_ns.clamp(0, self.max_ns);
+        }
+        loop {
+            let now = state.now_ns();
+            if now >= target_ns {
+                return now;
+            }
             std::hint::spin_loop();
         }
     }
