@@ -101,40 +101,7 @@ pub(crate) fn issue_queries(
         completer: &completer,
         options,
     };
-    // The clock starts once every issuing thread is ready, as LoadGen's starts right before
-    // it issues (`StartIssueQueries`), so thread start-up is not counted as issue delay.
-    let ready = Barrier::new(threads);
-    let outcomes: Vec<ThreadOutcome> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads)
-            .map(|t| {
-                let (ctx, ready) = (&ctx, &ready);
-                std::thread::Builder::new()
-                    .name(format!("loadgen-issue-{t}"))
-                    .spawn_scoped(scope, move || {
-                        if let Some(slack) = ctx.options.timer_slack_ns {
-                            crate::os::set_timer_slack(slack);
-                        }
-                        ready.wait();
-                        ctx.state.start_clock();
-                        issue_thread(ctx, threads, t)
-                    })
-                    .expect("spawning an issuing thread")
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join().map_err(|e| {
-                    let msg = e
-                        .downcast_ref::<String>()
-                        .cloned()
-                        .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
-                        .unwrap_or_else(|| "unknown panic".into());
-                    LoadgenError::IssuePanicked(msg)
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()
-    })?;
+    let outcomes = run_issuing_threads(&ctx, threads)?;
 
     // Let the SUT know it should not expect any more queries.
     sut.flush_queries();
@@ -183,6 +150,47 @@ pub(crate) fn issue_queries(
         result,
         accuracy_entries: entries,
         errors,
+    })
+}
+
+/// Runs `threads` issuing threads to the end of the plan (or an early stop). The clock starts
+/// once every one is ready, as LoadGen's starts right before it issues (`StartIssueQueries`),
+/// so thread start-up is not counted as issue delay.
+fn run_issuing_threads(
+    ctx: &IssueCtx<'_>,
+    threads: usize,
+) -> Result<Vec<ThreadOutcome>, LoadgenError> {
+    let ready = Barrier::new(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let ready = &ready;
+                std::thread::Builder::new()
+                    .name(format!("loadgen-issue-{t}"))
+                    .spawn_scoped(scope, move || {
+                        if let Some(slack) = ctx.options.timer_slack_ns {
+                            crate::os::set_timer_slack(slack);
+                        }
+                        ready.wait();
+                        ctx.state.start_clock();
+                        issue_thread(ctx, threads, t)
+                    })
+                    .expect("spawning an issuing thread")
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().map_err(|e| {
+                    let msg = e
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                        .unwrap_or_else(|| "unknown panic".into());
+                    LoadgenError::IssuePanicked(msg)
+                })
+            })
+            .collect()
     })
 }
 

@@ -280,7 +280,6 @@ pub fn early_stopping(
     sorted_queries: &[i64],
 ) -> Option<EarlyStoppingResult> {
     let mut finder = MinPassingQueriesFinder::new();
-    let p = s.target_latency_percentile;
     let mut r = EarlyStoppingResult {
         met: true,
         lines: Vec::new(),
@@ -292,28 +291,7 @@ pub fn early_stopping(
     match s.scenario {
         Scenario::Offline => return None,
         Scenario::Server => {
-            let t = sorted_samples
-                .iter()
-                .filter(|&&l| l > s.target_latency_ns)
-                .count() as i64;
-            let h = finder.find(t, p, TOLERANCE, CONFIDENCE);
-            r.overlatency_queries = Some(t);
-            r.min_passing_queries = Some(h);
-            if queries_issued >= h + t {
-                r.lines.push(" * Run successful.".into());
-            } else {
-                r.met = false;
-                r.lines.extend([
-                    " * Run unsuccessful.".to_string(),
-                    format!(" * Processed {queries_issued} queries."),
-                    format!(
-                        " * Would need to run at least {} more queries,",
-                        h + t - queries_issued
-                    ),
-                    " with the run being successful if every additional".to_string(),
-                    " query were under latency.".to_string(),
-                ]);
-            }
+            server_early_stopping(s, &mut finder, queries_issued, sorted_samples, &mut r)
         }
         Scenario::SingleStream | Scenario::MultiStream => {
             let latencies = if s.scenario == Scenario::SingleStream {
@@ -321,59 +299,103 @@ pub fn early_stopping(
             } else {
                 sorted_queries
             };
-            let estimate = |t: i64| {
-                latencies
-                    .get((queries_issued - t) as usize)
-                    .copied()
-                    .unwrap_or(0)
-            };
-            let (h_min, rank) =
-                early_stopping::latency_estimate_rank(&mut finder, queries_issued, p);
-            let Some(t) = rank else {
-                r.met = false;
-                r.lines
-                    .push(format!(" * Only processed {queries_issued} queries."));
-                r.lines.push(format!(
-                    " * Need to process at least {} queries for early stopping.",
-                    h_min + 1
-                ));
-                return Some(r);
-            };
-            r.estimate_ns = Some(estimate(t));
-            r.lines.extend([
-                format!(
-                    " * Processed at least {} queries ({queries_issued}).",
-                    h_min + 1
-                ),
-                format!(" * Would discard {} highest latency queries.", t - 1),
-                format!(
-                    " * Early stopping {:.1}th percentile estimate: {}",
-                    p * 100.0,
-                    estimate(t)
-                ),
-            ]);
-            if s.scenario == Scenario::SingleStream {
-                // The 99th-percentile estimate, used to infer MultiStream from SingleStream.
-                let (h_min, rank) =
-                    early_stopping::latency_estimate_rank(&mut finder, queries_issued, 0.99);
-                match rank {
-                    None => r.lines.extend([
-                        " * Not enough queries processed for 99.0th percentile".to_string(),
-                        " early stopping estimate (would need to process at".to_string(),
-                        format!(" least {} total queries).", h_min + 1),
-                    ]),
-                    Some(t) => {
-                        r.estimate_p99_ns = Some(estimate(t));
-                        r.lines.push(format!(
-                            " * Early stopping 99.0th percentile estimate: {}",
-                            estimate(t)
-                        ));
-                    }
-                }
-            }
+            latency_early_stopping(s, &mut finder, queries_issued, latencies, &mut r);
         }
     }
     Some(r)
+}
+
+/// Server: with `t` queries over the bound, the run needs `h(t)` queries under it.
+fn server_early_stopping(
+    s: &EffectiveSettings,
+    finder: &mut MinPassingQueriesFinder,
+    queries_issued: i64,
+    sorted_samples: &[i64],
+    r: &mut EarlyStoppingResult,
+) {
+    let p = s.target_latency_percentile;
+    let t = sorted_samples
+        .iter()
+        .filter(|&&l| l > s.target_latency_ns)
+        .count() as i64;
+    let h = finder.find(t, p, TOLERANCE, CONFIDENCE);
+    r.overlatency_queries = Some(t);
+    r.min_passing_queries = Some(h);
+    if queries_issued >= h + t {
+        r.lines.push(" * Run successful.".into());
+        return;
+    }
+    r.met = false;
+    r.lines.extend([
+        " * Run unsuccessful.".to_string(),
+        format!(" * Processed {queries_issued} queries."),
+        format!(
+            " * Would need to run at least {} more queries,",
+            h + t - queries_issued
+        ),
+        " with the run being successful if every additional".to_string(),
+        " query were under latency.".to_string(),
+    ]);
+}
+
+/// SingleStream and MultiStream: the percentile estimate, and for SingleStream also the 99th
+/// percentile's (used to infer MultiStream from SingleStream).
+fn latency_early_stopping(
+    s: &EffectiveSettings,
+    finder: &mut MinPassingQueriesFinder,
+    queries_issued: i64,
+    latencies: &[i64],
+    r: &mut EarlyStoppingResult,
+) {
+    let p = s.target_latency_percentile;
+    let estimate = |t: i64| {
+        latencies
+            .get((queries_issued - t) as usize)
+            .copied()
+            .unwrap_or(0)
+    };
+    let (h_min, rank) = early_stopping::latency_estimate_rank(finder, queries_issued, p);
+    let Some(t) = rank else {
+        r.met = false;
+        r.lines
+            .push(format!(" * Only processed {queries_issued} queries."));
+        r.lines.push(format!(
+            " * Need to process at least {} queries for early stopping.",
+            h_min + 1
+        ));
+        return;
+    };
+    r.estimate_ns = Some(estimate(t));
+    r.lines.extend([
+        format!(
+            " * Processed at least {} queries ({queries_issued}).",
+            h_min + 1
+        ),
+        format!(" * Would discard {} highest latency queries.", t - 1),
+        format!(
+            " * Early stopping {:.1}th percentile estimate: {}",
+            p * 100.0,
+            estimate(t)
+        ),
+    ]);
+    if s.scenario != Scenario::SingleStream {
+        return;
+    }
+    let (h_min, rank) = early_stopping::latency_estimate_rank(finder, queries_issued, 0.99);
+    match rank {
+        None => r.lines.extend([
+            " * Not enough queries processed for 99.0th percentile".to_string(),
+            " early stopping estimate (would need to process at".to_string(),
+            format!(" least {} total queries).", h_min + 1),
+        ]),
+        Some(t) => {
+            r.estimate_p99_ns = Some(estimate(t));
+            r.lines.push(format!(
+                " * Early stopping 99.0th percentile estimate: {}",
+                estimate(t)
+            ));
+        }
+    }
 }
 
 #[cfg(test)]

@@ -135,6 +135,80 @@ impl SampleDistribution {
     }
 }
 
+/// The sample choosers of one run, built in LoadGen's order from `sample_index_rng_seed`:
+/// the mode's distribution, the unique-sample walk and the equal-issue walk, all drawing from
+/// one engine (each is built, and draws its shuffles, whether or not the run uses it).
+struct Choosers {
+    sample_rng: Mt19937,
+    dist: SampleDistribution,
+    unique: SampleDistribution,
+    equal: SampleDistribution,
+}
+
+impl Choosers {
+    fn new(
+        s: &EffectiveSettings,
+        mode: TestMode,
+        loaded: &LoadableSampleSet,
+        spq: usize,
+        min_queries: usize,
+    ) -> Self {
+        let mut sample_rng = Mt19937::new(s.sample_index_rng_seed);
+        let stride = if s.scenario == Scenario::MultiStream {
+            spq
+        } else {
+            1
+        };
+        let sde = loaded.sample_distribution_end;
+        let dist = if mode == TestMode::AccuracyOnly {
+            SampleDistribution::walk(sde, stride, &mut sample_rng)
+        } else {
+            SampleDistribution::Uniform { end: sde as u64 }
+        };
+        let unique = SampleDistribution::walk(sde, stride, &mut sample_rng);
+        let equal = SampleDistribution::equal_issue(min_queries, loaded.set.len(), &mut sample_rng);
+        Choosers {
+            sample_rng,
+            dist,
+            unique,
+            equal,
+        }
+    }
+
+    /// The next sample index into the loaded set, for SingleStream and Server (a start index
+    /// for MultiStream, which takes no equal-issue walk).
+    fn next(&mut self, s: &EffectiveSettings, equal_issue: bool) -> usize {
+        if s.performance_issue_unique {
+            self.unique.next(&mut self.sample_rng)
+        } else if s.performance_issue_same {
+            s.performance_issue_same_index as usize
+        } else if equal_issue {
+            self.equal.next(&mut self.sample_rng)
+        } else {
+            self.dist.next(&mut self.sample_rng)
+        }
+    }
+
+    /// One query's samples (the loop body of `GenerateQueries`).
+    fn fill(&mut self, s: &EffectiveSettings, set: &[QuerySampleIndex], samples: &mut [usize]) {
+        match s.scenario {
+            Scenario::MultiStream => {
+                // Contiguous samples from the start index; the padding at the end of the
+                // loaded set keeps the slice in bounds.
+                let first = self.next(s, false);
+                samples.copy_from_slice(&set[first..first + samples.len()]);
+            }
+            Scenario::Offline => fill_offline(s, set, samples, &mut self.sample_rng),
+            Scenario::SingleStream | Scenario::Server => {
+                let equal_issue = s.sample_concatenate_permutation;
+                for slot in samples.iter_mut() {
+                    *slot = set[self.next(s, equal_issue)];
+                }
+            }
+        }
+    }
+}
+
 /// `GenerateQueries<scenario, mode>`. `mode` is `AccuracyOnly` or `PerformanceOnly`.
 pub fn generate_queries(
     s: &EffectiveSettings,
@@ -156,21 +230,8 @@ pub fn generate_queries(
         min_queries = set.len() / spq;
     }
 
-    let mut sample_rng = Mt19937::new(s.sample_index_rng_seed);
     let mut schedule_rng = Mt19937::new(s.schedule_rng_seed);
-    let stride = if s.scenario == Scenario::MultiStream {
-        spq
-    } else {
-        1
-    };
-    let sde = loaded.sample_distribution_end;
-    let mut dist = if accuracy {
-        SampleDistribution::walk(sde, stride, &mut sample_rng)
-    } else {
-        SampleDistribution::Uniform { end: sde as u64 }
-    };
-    let mut unique = SampleDistribution::walk(sde, stride, &mut sample_rng);
-    let mut equal = SampleDistribution::equal_issue(min_queries, set.len(), &mut sample_rng);
+    let mut choose = Choosers::new(s, mode, loaded, spq, min_queries);
 
     let equal_issue = s.sample_concatenate_permutation;
     if !accuracy && equal_issue {
@@ -191,39 +252,10 @@ pub fn generate_queries(
         ..QueryPlan::default()
     };
     let period_ns = rng::seconds_to_ns_trunc(1.0 / s.target_qps);
-    let same = s.performance_issue_same_index as usize;
     let mut samples = vec![0usize; spq];
     let (mut timestamp, mut prev) = (0i64, 0i64);
     while prev < gen_duration_ns || plan.len() < min_queries {
-        match s.scenario {
-            Scenario::MultiStream => {
-                // Contiguous samples from the start index; the padding at the end of the
-                // loaded set keeps the slice in bounds.
-                let first = if s.performance_issue_unique {
-                    unique.next(&mut sample_rng)
-                } else if s.performance_issue_same {
-                    same
-                } else {
-                    dist.next(&mut sample_rng)
-                };
-                samples.copy_from_slice(&set[first..first + spq]);
-            }
-            Scenario::Offline => fill_offline(s, set, &mut samples, &mut sample_rng),
-            Scenario::SingleStream | Scenario::Server => {
-                for slot in samples.iter_mut() {
-                    let i = if s.performance_issue_unique {
-                        unique.next(&mut sample_rng)
-                    } else if s.performance_issue_same {
-                        same
-                    } else if equal_issue {
-                        equal.next(&mut sample_rng)
-                    } else {
-                        dist.next(&mut sample_rng)
-                    };
-                    *slot = set[i];
-                }
-            }
-        }
+        choose.fill(s, set, &mut samples);
         plan.push(&samples, timestamp, seq, keep_vals);
         prev = timestamp;
         timestamp += if s.scenario == Scenario::Server {
@@ -245,7 +277,7 @@ pub fn generate_queries(
         let remaining = set.len() % spq;
         if remaining != 0 {
             let rest: Vec<usize> = (0..remaining)
-                .map(|_| set[dist.next(&mut sample_rng)])
+                .map(|_| set[choose.dist.next(&mut choose.sample_rng)])
                 .collect();
             plan.push(&rest, timestamp, seq, keep_vals);
         }
