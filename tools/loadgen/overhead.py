@@ -25,6 +25,7 @@ since on a busy shared machine the p99 is mostly the scheduler's.
 Usage (the venv with mlcommons-loadgen==6.0.17):
     /work/venvs/loadgen/bin/python tools/loadgen/overhead.py [--rounds 3] [--duration-ms 2000]
                                                              [--bound-us 100] [--json OUT]
+                                                             [--no-build]
 """
 import argparse
 import datetime
@@ -124,8 +125,12 @@ def main():
     ap.add_argument("--refine", action="store_true",
                     help="bisect between each round's peak and the next ladder QPS")
     ap.add_argument("--json", help="write every measured point here")
+    ap.add_argument("--no-build", action="store_true",
+                    help="use the replay binary already at target/release/examples/replay "
+                         "(e.g. carried to a machine without Rust)")
     args = ap.parse_args()
-    c.build_detbench()
+    if not args.no_build:
+        c.build_detbench()
     harnesses = args.harnesses.split(",")
     bound_ns = args.bound_us * 1000
     points, peaks = [], {h: [] for h in harnesses}
