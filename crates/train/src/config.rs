@@ -238,8 +238,11 @@ pub struct TrainConfig {
     pub parallel: Option<Parallel>,
     /// Where to write the trained module (TorchScript, eval mode) after the last step.
     pub save: Option<PathBuf>,
-    /// Stop after this many images were read from the dataset's image list (for tests).
+    /// Keep only the first N images of the training set (tests, quick runs).
     pub limit_images: Option<usize>,
+    /// Write the first batch as the model receives it (`img{i}`, `boxes{i}`, `labels{i}`,
+    /// `masks{i}`, `keypoints{i}`) to this .npz file, for the parity check against PyTorch.
+    pub dump_first_batch: Option<PathBuf>,
 }
 
 impl TrainConfig {
@@ -266,6 +269,7 @@ impl TrainConfig {
             parallel: None,
             save: None,
             limit_images: None,
+            dump_first_batch: None,
         }
     }
 

@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
@@ -26,6 +27,10 @@ pub struct Batch {
     /// Index of the batch within its epoch.
     pub index: usize,
     pub samples: Vec<Sample>,
+    /// Each sample's image as float32 CHW in [0, 1]: `image.to(torch.float) / 255`
+    /// (`ToDtype(torch.float, scale=True)` -> `F.convert_image_dtype`), computed on the worker as
+    /// the reference's DataLoader workers do (IEEE division, the same values as ATen's CPU kernel).
+    pub images: Vec<Vec<f32>>,
 }
 
 /// How the loader walks the data.
@@ -54,6 +59,7 @@ type Done = (usize, Result<Batch>);
 /// The worker pool and the order of batches across epochs.
 pub struct Loader {
     jobs: Option<Sender<Job>>,
+    stop: Arc<AtomicBool>,
     done: Receiver<Done>,
     workers: Vec<JoinHandle<()>>,
     plan: LoaderPlan,
@@ -100,17 +106,20 @@ impl Loader {
         }
         let (job_tx, job_rx) = unbounded::<Job>();
         let (done_tx, done_rx) = unbounded::<Done>();
+        let stop = Arc::new(AtomicBool::new(false));
         let workers = (0..plan.workers)
             .map(|w| {
                 let (jobs, done, set) = (job_rx.clone(), done_tx.clone(), Arc::clone(&set));
+                let stop = Arc::clone(&stop);
                 std::thread::Builder::new()
                     .name(format!("train-loader-{w}"))
-                    .spawn(move || worker(jobs, done, set, kinds))
+                    .spawn(move || worker(jobs, done, set, kinds, stop))
                     .map_err(|e| TrainError::Loader(format!("cannot start a worker thread: {e}")))
             })
             .collect::<Result<Vec<_>>>()?;
         let mut loader = Loader {
             jobs: Some(job_tx),
+            stop,
             done: done_rx,
             workers,
             batches_per_epoch: first.len(),
@@ -187,6 +196,8 @@ impl Loader {
 
 impl Drop for Loader {
     fn drop(&mut self) {
+        // Batches still queued are not built: the workers stop at their next job.
+        self.stop.store(true, Ordering::Relaxed);
         self.jobs.take();
         for w in self.workers.drain(..) {
             let _ = w.join();
@@ -194,8 +205,17 @@ impl Drop for Loader {
     }
 }
 
-fn worker(jobs: Receiver<Job>, done: Sender<Done>, set: Arc<TrainSet>, kinds: TargetKinds) {
+fn worker(
+    jobs: Receiver<Job>,
+    done: Sender<Done>,
+    set: Arc<TrainSet>,
+    kinds: TargetKinds,
+    stop: Arc<AtomicBool>,
+) {
     while let Ok(job) = jobs.recv() {
+        if stop.load(Ordering::Relaxed) {
+            return;
+        }
         let samples = job
             .picks
             .iter()
@@ -204,6 +224,10 @@ fn worker(jobs: Receiver<Job>, done: Sender<Done>, set: Arc<TrainSet>, kinds: Ta
         let batch = samples.map(|samples| Batch {
             epoch: job.epoch,
             index: job.index,
+            images: samples
+                .iter()
+                .map(|s| s.pixels.iter().map(|&v| f32::from(v) / 255.0).collect())
+                .collect(),
             samples,
         });
         if done.send((job.seq, batch)).is_err() {
