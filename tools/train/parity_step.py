@@ -19,6 +19,7 @@ It prints a JSON report; the Rust test asserts on it. Needs torch + torchvision 
 pycocotools and opencv (scripts/setup.sh --train).
 """
 import argparse
+import contextlib
 import json
 import sys
 
@@ -153,8 +154,10 @@ def main():
     n = sum(1 for k in batch if k.startswith("img"))
     with open(args.results) as f:
         rust = json.load(f)
-    report = {"data": compare_data(batch, n, args)}
-    model, loss_dict, total, lr = python_step(batch, n, rust, args)
+    # pycocotools prints to stdout; the report alone goes there.
+    with contextlib.redirect_stdout(sys.stderr):
+        report = {"data": compare_data(batch, n, args)}
+        model, loss_dict, total, lr = python_step(batch, n, rust, args)
     rust_losses = dict(zip(rust["loss_names"], rust["steps"][0]["losses"]))
     report["lr"] = {"python": lr, "rust": rust["steps"][0]["lr"]}
     report["losses"] = {}
@@ -163,7 +166,8 @@ def main():
         r = rust_losses.get(name, float("nan"))
         report["losses"][name] = {"python": p, "rust": r, "rel": abs(p - r) / max(abs(p), 1e-12)}
     report["total"] = {"python": total, "rust": rust["steps"][0]["total_loss"]}
-    report["modules"] = compare_modules(model, args.rust_module, args.model_file)
+    with contextlib.redirect_stdout(sys.stderr):
+        report["modules"] = compare_modules(model, args.rust_module, args.model_file)
     json.dump(report, sys.stdout, indent=1)
     print()
 
