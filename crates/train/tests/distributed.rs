@@ -33,7 +33,7 @@ fn gradients_are_averaged_over_the_group() {
                 ];
                 // 40-byte buckets: three all-reduces
                 average_gradients(&grads, &pg, 2, 40).unwrap();
-                grads.iter().map(Vec::<f32>::try_from).map(|v| v.unwrap()).collect::<Vec<_>>()
+                grads.iter().map(|g| Vec::<f32>::try_from(g.reshape([-1])).unwrap()).collect::<Vec<_>>()
             })
         })
         .collect();
