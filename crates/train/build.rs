@@ -34,8 +34,14 @@ mod torch {
             std::env::var("DEP_TCH_LIBTORCH_LIB")
                 .expect("torch-sys did not report its libtorch lib dir (DEP_TCH_LIBTORCH_LIB)"),
         );
-        let root = lib_dir.parent().expect("the libtorch lib dir has a parent").to_path_buf();
-        let includes = [root.join("include"), root.join("include/torch/csrc/api/include")];
+        let root = lib_dir
+            .parent()
+            .expect("the libtorch lib dir has a parent")
+            .to_path_buf();
+        let includes = [
+            root.join("include"),
+            root.join("include/torch/csrc/api/include"),
+        ];
         let cxx11_abi = std::env::var("LIBTORCH_CXX11_ABI").unwrap_or_else(|_| "1".to_owned());
         if !Path::new("/usr/include/gloo/algorithm.h").is_file() {
             panic!(
@@ -65,15 +71,25 @@ mod torch {
         // nvidia-cuda-crt wheel: CUDA 13 moved crt/*.h there).
         let torch_dir = root.parent().map(Path::to_path_buf).unwrap_or_default();
         let nvidia = torch_dir.join("nvidia");
-        let crt = torch_dir.parent().map(|d| d.join("cuda-crt/nvidia/cu13/include")).unwrap_or_default();
+        let crt = torch_dir
+            .parent()
+            .map(|d| d.join("cuda-crt/nvidia/cu13/include"))
+            .unwrap_or_default();
         let cuda_includes: Vec<PathBuf> = match std::env::var_os("DETBENCH_CUDA_INCLUDE") {
             Some(v) => std::env::split_paths(&v).collect(),
-            None => vec![nvidia.join("cu13/include"), nvidia.join("nccl/include"), crt],
+            None => vec![
+                nvidia.join("cu13/include"),
+                nvidia.join("nccl/include"),
+                crt,
+            ],
         };
         let found = |file: &str| cuda_includes.iter().any(|p| p.join(file).is_file());
         let have_headers =
             found("cuda_runtime_api.h") && found("nccl.h") && found("crt/host_config.h");
-        let compiler = cc::Build::new().cpp(true).cargo_metadata(false).get_compiler();
+        let compiler = cc::Build::new()
+            .cpp(true)
+            .cargo_metadata(false)
+            .get_compiler();
         let mut cmd = Command::new(compiler.path());
         if have_headers {
             cmd.args(["-shared", "-fPIC", "-O2", "-std=c++17", "-w"])
@@ -84,7 +100,13 @@ mod torch {
             }
             cmd.arg("src/torch/cuda_shim.cpp")
                 .arg(format!("-L{}", lib_dir.display()))
-                .args(["-Wl,--no-as-needed", "-ltorch_cuda", "-lc10_cuda", "-ltorch_cpu", "-lc10"])
+                .args([
+                    "-Wl,--no-as-needed",
+                    "-ltorch_cuda",
+                    "-lc10_cuda",
+                    "-ltorch_cpu",
+                    "-lc10",
+                ])
                 .arg("-o")
                 .arg(&output);
         } else {
@@ -94,11 +116,19 @@ mod torch {
                 cuda_includes
             );
             let source = out_dir.join("cuda_shim_empty.c");
-            std::fs::write(&source, "int detbench_train_cuda_shim_missing(void) { return 1; }\n")
-                .expect("write the empty CUDA shim");
-            cmd.args(["-shared", "-fPIC", "-x", "c"]).arg(&source).arg("-o").arg(&output);
+            std::fs::write(
+                &source,
+                "int detbench_train_cuda_shim_missing(void) { return 1; }\n",
+            )
+            .expect("write the empty CUDA shim");
+            cmd.args(["-shared", "-fPIC", "-x", "c"])
+                .arg(&source)
+                .arg("-o")
+                .arg(&output);
         }
-        let status = cmd.status().expect("run the C++ compiler for the CUDA shim");
+        let status = cmd
+            .status()
+            .expect("run the C++ compiler for the CUDA shim");
         assert!(status.success(), "building the CUDA shim failed: {cmd:?}");
     }
 }

@@ -182,15 +182,19 @@ fn has_valid_annotation(anns: &[Annotation]) -> bool {
 /// What `pycocotools.mask.frPyObjects(obj["segmentation"], h, w)` accepts, checked up front.
 fn check_segmentation(ann: &Annotation) -> std::result::Result<(), String> {
     match &ann.segmentation {
-        None => Err("no `segmentation`; maskrcnn_resnet50_fpn trains on masks (use an \
+        None => Err(
+            "no `segmentation`; maskrcnn_resnet50_fpn trains on masks (use an \
                      instances_*.json file with polygons or RLE, or a box-only model such as \
                      fasterrcnn_resnet50_fpn)"
-            .into()),
+                .into(),
+        ),
         Some(Segmentation::Polygon(polys)) => {
             let Some(first) = polys.first() else {
-                return Err("`segmentation` is an empty polygon list (pycocotools cannot \
+                return Err(
+                    "`segmentation` is an empty polygon list (pycocotools cannot \
                             rasterise it)"
-                    .into());
+                        .into(),
+                );
             };
             if first.len() == 4 {
                 // frPyObjects reads the list as boxes [x, y, w, h] when the first has 4 values.
@@ -216,7 +220,9 @@ fn check_segmentation(ann: &Annotation) -> std::result::Result<(), String> {
 
 fn check_keypoints(ann: &Annotation) -> std::result::Result<(), String> {
     match &ann.keypoints {
-        None => Err("no `keypoints`; keypointrcnn_resnet50_fpn needs a person keypoints file".into()),
+        None => {
+            Err("no `keypoints`; keypointrcnn_resnet50_fpn needs a person keypoints file".into())
+        }
         Some(k) if k.len() % 3 != 0 || k.is_empty() => Err(format!(
             "`keypoints` has {} values; expected (x, y, visibility) triples",
             k.len()
@@ -254,8 +260,13 @@ mod tests {
                  "segmentation": {"size": [20, 40], "counts": [800]}}
             ]
         }));
-        let set = TrainSet::from_dataset(d, Path::new("a.json"), Path::new("img"), ModelKind::MaskrcnnResnet50Fpn)
-            .unwrap();
+        let set = TrainSet::from_dataset(
+            d,
+            Path::new("a.json"),
+            Path::new("img"),
+            ModelKind::MaskrcnnResnet50Fpn,
+        )
+        .unwrap();
         let ids: Vec<u64> = set.images.iter().map(|i| i.image_id).collect();
         assert_eq!(ids, vec![1, 4]);
         assert_eq!(set.removed, 2);
@@ -270,13 +281,26 @@ mod tests {
             "images": [image(7)],
             "annotations": [{"id": 70, "image_id": 7, "category_id": 1, "bbox": [0, 0, 5, 5], "iscrowd": 0}]
         });
-        let e = TrainSet::from_dataset(dataset(json.clone()), Path::new("boxes.json"), Path::new("i"), ModelKind::MaskrcnnResnet50Fpn)
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("boxes.json") && e.contains("annotation id 70") && e.contains("image 7"), "{e}");
+        let e = TrainSet::from_dataset(
+            dataset(json.clone()),
+            Path::new("boxes.json"),
+            Path::new("i"),
+            ModelKind::MaskrcnnResnet50Fpn,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("boxes.json") && e.contains("annotation id 70") && e.contains("image 7"),
+            "{e}"
+        );
         assert!(e.contains("segmentation"), "{e}");
-        TrainSet::from_dataset(dataset(json), Path::new("boxes.json"), Path::new("i"), ModelKind::FasterrcnnResnet50Fpn)
-            .unwrap();
+        TrainSet::from_dataset(
+            dataset(json),
+            Path::new("boxes.json"),
+            Path::new("i"),
+            ModelKind::FasterrcnnResnet50Fpn,
+        )
+        .unwrap();
     }
 
     #[test]
@@ -297,8 +321,13 @@ mod tests {
                 {"id": 3, "image_id": 2, "category_id": 1, "bbox": [0, 0, 5, 5], "keypoints": kp(4)}
             ]
         }));
-        let set = TrainSet::from_dataset(d, Path::new("k.json"), Path::new("i"), ModelKind::KeypointrcnnResnet50Fpn)
-            .unwrap();
+        let set = TrainSet::from_dataset(
+            d,
+            Path::new("k.json"),
+            Path::new("i"),
+            ModelKind::KeypointrcnnResnet50Fpn,
+        )
+        .unwrap();
         assert_eq!(set.images.len(), 1);
         assert_eq!(set.images[0].image_id, 2);
     }

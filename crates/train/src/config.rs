@@ -247,7 +247,12 @@ pub struct TrainConfig {
 
 impl TrainConfig {
     /// A configuration with the reference defaults for `model`.
-    pub fn new(model: ModelKind, model_path: PathBuf, annotations: PathBuf, images: PathBuf) -> Self {
+    pub fn new(
+        model: ModelKind,
+        model_path: PathBuf,
+        annotations: PathBuf,
+        images: PathBuf,
+    ) -> Self {
         TrainConfig {
             model,
             model_path,
@@ -302,7 +307,8 @@ impl TrainConfig {
         if self.timed_steps.is_none() && self.epochs == 0 {
             return Err(TrainError::Config("epochs must be at least 1".into()));
         }
-        if self.device == TrainDevice::Cpu && matches!(self.precision, Precision::Amp | Precision::Tf32)
+        if self.device == TrainDevice::Cpu
+            && matches!(self.precision, Precision::Amp | Precision::Tf32)
         {
             return Err(TrainError::Config(format!(
                 "precision {} needs a CUDA device (fp16 autocast and TF32 are GPU features); on \
@@ -329,7 +335,10 @@ impl TrainConfig {
         }
         let r = &self.recipe;
         if !(r.lr_per_16 > 0.0 && r.lr_per_16.is_finite()) {
-            return Err(TrainError::Config(format!("lr must be > 0, got {}", r.lr_per_16)));
+            return Err(TrainError::Config(format!(
+                "lr must be > 0, got {}",
+                r.lr_per_16
+            )));
         }
         if !(0.0..=1.0).contains(&r.hflip_prob) {
             return Err(TrainError::Config(format!(
@@ -355,7 +364,10 @@ mod tests {
         }
         let e = "yolo".parse::<ModelKind>().unwrap_err().to_string();
         assert!(e.contains("maskrcnn_resnet50_fpn"), "{e}");
-        assert_eq!("cuda:3".parse::<TrainDevice>().unwrap(), TrainDevice::Cuda(3));
+        assert_eq!(
+            "cuda:3".parse::<TrainDevice>().unwrap(),
+            TrainDevice::Cuda(3)
+        );
         assert!("gpu".parse::<TrainDevice>().is_err());
     }
 

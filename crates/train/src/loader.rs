@@ -5,7 +5,7 @@
 //! batches are in flight, and batches are handed out in order. Unlike the reference's loader,
 //! the workers live across epochs (`persistent_workers`), so an epoch boundary costs no worker
 //! start-up. A worker's error (a file that does not decode, an annotation that does not
-//! rasterise) is returned by [`Loader::next`] with the file named; the run stops there.
+//! rasterise) is returned by [`Loader::next_batch`] with the file named; the run stops there.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -176,7 +176,7 @@ impl Loader {
     }
 
     /// The next batch, and how long this call waited for it.
-    pub fn next(&mut self) -> Result<(Batch, f64)> {
+    pub fn next_batch(&mut self) -> Result<(Batch, f64)> {
         let started = Instant::now();
         let seq = self.handed_out;
         while !self.ready.contains_key(&seq) {

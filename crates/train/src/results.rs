@@ -125,7 +125,12 @@ pub struct TrainResults {
 }
 
 /// The throughput summary of `steps` once `skip` steps are left out.
-pub fn throughput(steps: &[StepRecord], skip: usize, batch: usize, world_size: usize) -> Option<Throughput> {
+pub fn throughput(
+    steps: &[StepRecord],
+    skip: usize,
+    batch: usize,
+    world_size: usize,
+) -> Option<Throughput> {
     let timed = steps.get(skip..).filter(|s| !s.is_empty())?;
     let step_s: Vec<f64> = timed.iter().map(|s| s.step_s).collect();
     let wait_s: Vec<f64> = timed.iter().map(|s| s.data_wait_s).collect();
@@ -173,7 +178,9 @@ mod tests {
 
     #[test]
     fn throughput_skips_the_warm_up_and_the_nvidia_figure_does_not() {
-        let steps: Vec<StepRecord> = (0..4).map(|i| step(i, if i == 0 { 1.0 } else { 0.5 })).collect();
+        let steps: Vec<StepRecord> = (0..4)
+            .map(|i| step(i, if i == 0 { 1.0 } else { 0.5 }))
+            .collect();
         let t = throughput(&steps, 1, 2, 1).unwrap();
         assert_eq!(t.timed_steps, 3);
         assert!((t.images_per_s - 4.0).abs() < 1e-12);

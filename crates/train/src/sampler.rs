@@ -86,7 +86,11 @@ pub fn aspect_ratio_groups(ratios: &[f64], k: usize) -> Vec<usize> {
         let step = 2.0 / (n - 1) as f64;
         (0..n)
             .map(|i| {
-                let x = if i == n - 1 { 1.0 } else { -1.0 + i as f64 * step };
+                let x = if i == n - 1 {
+                    1.0
+                } else {
+                    -1.0 + i as f64 * step
+                };
                 2f64.powf(x)
             })
             .collect()
@@ -104,10 +108,7 @@ pub fn aspect_ratio_groups(ratios: &[f64], k: usize) -> Vec<usize> {
 pub fn batches(picks: &[Pick], groups: Option<&[usize]>, batch: usize) -> Vec<Vec<Pick>> {
     let expected = picks.len() / batch;
     let Some(groups) = groups else {
-        return picks
-            .chunks_exact(batch)
-            .map(<[Pick]>::to_vec)
-            .collect();
+        return picks.chunks_exact(batch).map(<[Pick]>::to_vec).collect();
     };
     // buffer_per_group is a defaultdict: its key order is first insertion, and a group whose
     // buffer was yielded (del) is inserted again at the end by the next access.
@@ -212,12 +213,18 @@ mod tests {
         let picks: Vec<Pick> = (0..7).map(|index| Pick { index, flip: false }).collect();
         let groups = [0, 1, 0, 1, 1, 0, 1];
         let out = batches(&picks, Some(&groups), 2);
-        let ids: Vec<Vec<usize>> = out.iter().map(|b| b.iter().map(|p| p.index).collect()).collect();
+        let ids: Vec<Vec<usize>> = out
+            .iter()
+            .map(|b| b.iter().map(|p| p.index).collect())
+            .collect();
         // 0:[0,2] yields, 1:[1,3] yields, 1:[4,6] yields; 7 // 2 = 3 batches, all full groups.
         assert_eq!(ids, vec![vec![0, 2], vec![1, 3], vec![4, 6]]);
         let groups = [0, 1, 2, 0, 1, 2, 2];
         let out = batches(&picks, Some(&groups), 3);
-        let ids: Vec<Vec<usize>> = out.iter().map(|b| b.iter().map(|p| p.index).collect()).collect();
+        let ids: Vec<Vec<usize>> = out
+            .iter()
+            .map(|b| b.iter().map(|p| p.index).collect())
+            .collect();
         // 2:[2,5,6] yields; the rest: buffers 0:[0,3], 1:[1,4] (equal, insertion order), 2:[]
         assert_eq!(ids, vec![vec![2, 5, 6], vec![0, 3, 0]]);
         assert_eq!(batches(&picks, None, 3).len(), 2);

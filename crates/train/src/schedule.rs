@@ -58,8 +58,7 @@ impl LrSchedule {
         if i > t {
             return;
         }
-        let factor =
-            1.0 + (e - s) / (t as f64 * s + (i as f64 - 1.0) * (e - s));
+        let factor = 1.0 + (e - s) / (t as f64 * s + (i as f64 - 1.0) * (e - s));
         self.lr *= factor;
     }
 

@@ -27,7 +27,8 @@ use crate::coco::TrainImage;
 use crate::error::{Result, TrainError};
 
 /// transforms.py `_flip_coco_person_keypoints`: `flip_inds`.
-pub const COCO_PERSON_FLIP: [usize; 17] = [0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15];
+pub const COCO_PERSON_FLIP: [usize; 17] =
+    [0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15];
 
 /// What the targets carry besides boxes and labels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,7 +65,12 @@ impl Sample {
 }
 
 /// Decodes the image and builds its target (then flips both when `flip`).
-pub fn build_sample(image: &TrainImage, kinds: TargetKinds, flip: bool, annotations: &Path) -> Result<Sample> {
+pub fn build_sample(
+    image: &TrainImage,
+    kinds: TargetKinds,
+    flip: bool,
+    annotations: &Path,
+) -> Result<Sample> {
     let bgr = detbench_imgproc::decode_file(&image.file).map_err(|e| TrainError::Image {
         path: image.file.clone(),
         reason: e.to_string(),
@@ -115,9 +121,19 @@ pub fn build_sample(image: &TrainImage, kinds: TargetKinds, flip: bool, annotati
             rasterise_into(segmentation, h, w, masks).map_err(|reason| fail(ann, reason))?;
         }
         if with_keypoints {
-            let kp = ann.keypoints.as_ref().ok_or_else(|| fail(ann, "no `keypoints`".into()))?;
+            let kp = ann
+                .keypoints
+                .as_ref()
+                .ok_or_else(|| fail(ann, "no `keypoints`".into()))?;
             if kp.len() != 3 * k {
-                return Err(fail(ann, format!("{} keypoint values, the image's first annotation has {}", kp.len(), 3 * k)));
+                return Err(fail(
+                    ann,
+                    format!(
+                        "{} keypoint values, the image's first annotation has {}",
+                        kp.len(),
+                        3 * k
+                    ),
+                ));
             }
             keypoints.extend(kp.iter().map(|&v| v as f32));
         }
@@ -150,7 +166,12 @@ fn bgr_to_rgb_chw(bgr: &[u8], w: usize, h: usize) -> Vec<u8> {
 }
 
 /// Appends the object's h x w mask (row-major) to `masks`: the union of its parts.
-fn rasterise_into(segmentation: &Segmentation, h: usize, w: usize, masks: &mut Vec<u8>) -> std::result::Result<(), String> {
+fn rasterise_into(
+    segmentation: &Segmentation,
+    h: usize,
+    w: usize,
+    masks: &mut Vec<u8>,
+) -> std::result::Result<(), String> {
     let (hh, ww) = (h as u32, w as u32);
     let rles: Vec<Rle> = match segmentation {
         Segmentation::Polygon(polys) => {
@@ -159,7 +180,10 @@ fn rasterise_into(segmentation: &Segmentation, h: usize, w: usize, masks: &mut V
                 polys
                     .iter()
                     .map(|p| {
-                        let b: [f64; 4] = p.as_slice().try_into().map_err(|_| "a box needs 4 values".to_string())?;
+                        let b: [f64; 4] = p
+                            .as_slice()
+                            .try_into()
+                            .map_err(|_| "a box needs 4 values".to_string())?;
                         hotcoco::mask::fr_bbox(&b, hh, ww).map_err(|e| e.to_string())
                     })
                     .collect::<std::result::Result<_, _>>()?
@@ -170,7 +194,9 @@ fn rasterise_into(segmentation: &Segmentation, h: usize, w: usize, masks: &mut V
                     .collect::<std::result::Result<_, _>>()?
             }
         }
-        Segmentation::Rect(b) => vec![hotcoco::mask::fr_bbox(b, hh, ww).map_err(|e| e.to_string())?],
+        Segmentation::Rect(b) => {
+            vec![hotcoco::mask::fr_bbox(b, hh, ww).map_err(|e| e.to_string())?]
+        }
         other => {
             let rle = other
                 .rle_ref()
@@ -227,8 +253,16 @@ pub fn flip_sample(s: &mut Sample) {
             let original = object.to_vec();
             for j in 0..k {
                 // flipped_data = kps[:, flip_inds] (COCO person order when K = 17)
-                let from = if k == COCO_PERSON_FLIP.len() { COCO_PERSON_FLIP[j] } else { j };
-                let mut t = [original[3 * from], original[3 * from + 1], original[3 * from + 2]];
+                let from = if k == COCO_PERSON_FLIP.len() {
+                    COCO_PERSON_FLIP[j]
+                } else {
+                    j
+                };
+                let mut t = [
+                    original[3 * from],
+                    original[3 * from + 1],
+                    original[3 * from + 2],
+                ];
                 t[0] = wf - t[0];
                 if t[2] == 0.0 {
                     t = [0.0; 3];
@@ -308,6 +342,6 @@ mod tests {
                 assert_eq!(masks[y * 5 + x], column_major[x * 3 + y], "({x}, {y})");
             }
         }
-        assert!(masks.iter().any(|&v| v == 1));
+        assert!(masks.contains(&1));
     }
 }

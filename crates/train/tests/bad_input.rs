@@ -9,7 +9,12 @@ mod common;
 use detbench_train::{ModelKind, TrainConfig, TrainError};
 
 fn config() -> TrainConfig {
-    let mut c = TrainConfig::new(ModelKind::MaskrcnnResnet50Fpn, common::small_maskrcnn(), common::annotations(), common::images());
+    let mut c = TrainConfig::new(
+        ModelKind::MaskrcnnResnet50Fpn,
+        common::small_maskrcnn(),
+        common::annotations(),
+        common::images(),
+    );
     c.threads = Some(2);
     c.workers = 1;
     c.warmup_steps = 0;
@@ -31,8 +36,21 @@ fn annotations_without_masks_are_refused_for_mask_rcnn() {
     c.annotations = file.clone();
     let e = detbench_train::torch::train(&c).unwrap_err();
     let text = e.to_string();
-    assert!(matches!(e, TrainError::Annotation { ann_id: 5, image_id: 139, .. }), "{text}");
-    assert!(text.contains("boxes_only.json") && text.contains("segmentation"), "{text}");
+    assert!(
+        matches!(
+            e,
+            TrainError::Annotation {
+                ann_id: 5,
+                image_id: 139,
+                ..
+            }
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("boxes_only.json") && text.contains("segmentation"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -41,7 +59,10 @@ fn a_batch_larger_than_the_data_set_is_refused() {
     c.limit_images = Some(3);
     c.batch = 4;
     let text = detbench_train::torch::train(&c).unwrap_err().to_string();
-    assert!(text.contains("batch 4 is larger than the data set") && text.contains("at most 3"), "{text}");
+    assert!(
+        text.contains("batch 4 is larger than the data set") && text.contains("at most 3"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -52,10 +73,18 @@ fn nan_losses_stop_the_run_with_the_step_and_the_losses() {
     c.recipe.lr_per_16 = 1e9;
     c.recipe.aspect_ratio_group_factor = -1;
     match detbench_train::torch::train(&c).unwrap_err() {
-        TrainError::NonFiniteLoss { step, total, components, .. } => {
-            assert!(step >= 1 && step < 6, "step {step}");
+        TrainError::NonFiniteLoss {
+            step,
+            total,
+            components,
+            ..
+        } => {
+            assert!((1..6).contains(&step), "step {step}");
             assert!(!total.is_finite());
-            assert!(components.contains("loss_classifier=") && components.contains("loss_mask="), "{components}");
+            assert!(
+                components.contains("loss_classifier=") && components.contains("loss_mask="),
+                "{components}"
+            );
         }
         other => panic!("expected a non-finite loss, got {other}"),
     }

@@ -20,7 +20,12 @@ use serde_json::Value;
 fn one_step_matches_pytorch() {
     let model = common::small_maskrcnn();
     let dir = tempfile::tempdir().unwrap();
-    let mut config = TrainConfig::new(ModelKind::MaskrcnnResnet50Fpn, model.clone(), common::annotations(), common::images());
+    let mut config = TrainConfig::new(
+        ModelKind::MaskrcnnResnet50Fpn,
+        model.clone(),
+        common::annotations(),
+        common::images(),
+    );
     config.batch = 2;
     config.device = TrainDevice::Cpu;
     config.warmup_steps = 0;
@@ -35,44 +40,87 @@ fn one_step_matches_pytorch() {
     config.save = Some(dir.path().join("after.pt"));
     config.dump_first_batch = Some(dir.path().join("batch.npz"));
     let results = detbench_train::torch::train(&config).unwrap();
-    assert_eq!(results.loss_names, ["loss_classifier", "loss_box_reg", "loss_mask", "loss_objectness", "loss_rpn_box_reg"]);
+    assert_eq!(
+        results.loss_names,
+        [
+            "loss_classifier",
+            "loss_box_reg",
+            "loss_mask",
+            "loss_objectness",
+            "loss_rpn_box_reg"
+        ]
+    );
     let results_file = dir.path().join("results.json");
     std::fs::write(&results_file, serde_json::to_string(&results).unwrap()).unwrap();
 
     let out = common::python()
         .arg(common::repo_root().join("tools/train/parity_step.py"))
-        .arg("--model-file").arg(&model)
-        .arg("--batch").arg(dir.path().join("batch.npz"))
-        .arg("--results").arg(&results_file)
-        .arg("--rust-module").arg(dir.path().join("after.pt"))
-        .arg("--annotations").arg(common::annotations())
-        .arg("--images").arg(common::images())
+        .arg("--model-file")
+        .arg(&model)
+        .arg("--batch")
+        .arg(dir.path().join("batch.npz"))
+        .arg("--results")
+        .arg(&results_file)
+        .arg("--rust-module")
+        .arg(dir.path().join("after.pt"))
+        .arg("--annotations")
+        .arg(common::annotations())
+        .arg("--images")
+        .arg(common::images())
         .args(["--threads", "2"])
         .output()
         .expect("run parity_step.py");
-    assert!(out.status.success(), "parity_step.py failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "parity_step.py failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     eprintln!("{}", serde_json::to_string_pretty(&report).unwrap());
 
     // The batch: pixels, boxes, labels and masks identical to the reference's pipeline.
     for (image, diffs) in report["data"].as_object().unwrap() {
         for (key, diff) in diffs.as_object().unwrap() {
-            if let Some(d) = diff.as_f64().filter(|_| !matches!(key.as_str(), "image_id" | "flipped")) {
-                assert_eq!(d, 0.0, "{image} {key} differs from the reference pipeline by {d}");
+            if let Some(d) = diff
+                .as_f64()
+                .filter(|_| !matches!(key.as_str(), "image_id" | "flipped"))
+            {
+                assert_eq!(
+                    d, 0.0,
+                    "{image} {key} differs from the reference pipeline by {d}"
+                );
             }
         }
     }
-    assert_eq!(report["lr"]["python"].as_f64(), report["lr"]["rust"].as_f64(), "the step's lr");
+    assert_eq!(
+        report["lr"]["python"].as_f64(),
+        report["lr"]["rust"].as_f64(),
+        "the step's lr"
+    );
     for (name, l) in report["losses"].as_object().unwrap() {
         let rel = l["rel"].as_f64().unwrap();
-        assert!(rel <= 1e-4, "{name}: rust {} python {} (relative {rel})", l["rust"], l["python"]);
+        assert!(
+            rel <= 1e-4,
+            "{name}: rust {} python {} (relative {rel})",
+            l["rust"],
+            l["python"]
+        );
     }
     for kind in ["parameters", "buffers"] {
         let m = &report["modules"][kind];
         let diff = m["max_abs_diff"].as_f64().unwrap_or(f64::INFINITY);
-        assert!(diff <= 1e-5, "{kind} after one step differ by {diff} ({})", m["worst"]);
+        assert!(
+            diff <= 1e-5,
+            "{kind} after one step differ by {diff} ({})",
+            m["worst"]
+        );
     }
     // Negative control: the step moved the parameters well beyond the tolerance.
-    let moved = report["modules"]["parameters"]["max_abs_change_from_initial"].as_f64().unwrap();
-    assert!(moved > 1e-4, "the step changed no parameter by more than {moved}");
+    let moved = report["modules"]["parameters"]["max_abs_change_from_initial"]
+        .as_f64()
+        .unwrap();
+    assert!(
+        moved > 1e-4,
+        "the step changed no parameter by more than {moved}"
+    );
 }

@@ -8,10 +8,16 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use detbench_train::{ModelKind, Parallel, Precision, Recipe, TrainConfig, TrainDevice, TrainResults};
+use detbench_train::{
+    ModelKind, Parallel, Precision, Recipe, TrainConfig, TrainDevice, TrainResults,
+};
 
 #[derive(Debug, Parser)]
-#[command(name = "detbench-train", version, about = "Train a scripted torchvision detector through libtorch and time it")]
+#[command(
+    name = "detbench-train",
+    version,
+    about = "Train a scripted torchvision detector through libtorch and time it"
+)]
 struct Args {
     /// maskrcnn_resnet50_fpn, fasterrcnn_resnet50_fpn, retinanet_resnet50_fpn or keypointrcnn_resnet50_fpn.
     #[arg(long)]
@@ -104,7 +110,10 @@ fn config(args: &Args) -> Result<TrainConfig, String> {
     });
     let images = args.images.clone().or_else(|| default("coco/val2017"));
     let (Some(annotations), Some(images)) = (annotations, images) else {
-        return Err("no --annotations/--images given and no shared data folder found (set DETBENCH_SHARED)".into());
+        return Err(
+            "no --annotations/--images given and no shared data folder found (set DETBENCH_SHARED)"
+                .into(),
+        );
     };
     let mut c = TrainConfig::new(args.model, args.model_file.clone(), annotations, images);
     c.batch = args.batch;
@@ -128,9 +137,21 @@ fn config(args: &Args) -> Result<TrainConfig, String> {
         ..Recipe::default()
     };
     if args.world_size > 1 {
-        let init = args.dist_init.clone().ok_or("--world-size > 1 needs --dist-init file:///path or tcp://host:port")?;
-        let backend = if matches!(args.device, TrainDevice::Cpu) { "gloo" } else { "nccl" };
-        c.parallel = Some(Parallel { rank: args.rank, world_size: args.world_size, init, backend: backend.into() });
+        let init = args
+            .dist_init
+            .clone()
+            .ok_or("--world-size > 1 needs --dist-init file:///path or tcp://host:port")?;
+        let backend = if matches!(args.device, TrainDevice::Cpu) {
+            "gloo"
+        } else {
+            "nccl"
+        };
+        c.parallel = Some(Parallel {
+            rank: args.rank,
+            world_size: args.world_size,
+            init,
+            backend: backend.into(),
+        });
     }
     c.save = args.save.clone();
     c.limit_images = args.limit_images;
@@ -141,7 +162,9 @@ fn config(args: &Args) -> Result<TrainConfig, String> {
 fn write_results(results: &TrainResults, path: &PathBuf) -> Result<(), String> {
     let text = serde_json::to_string_pretty(results).map_err(|e| e.to_string())?;
     let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, path)).map_err(|e| format!("cannot write {}: {e}", path.display()))
+    std::fs::write(&tmp, text)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
 fn main() -> ExitCode {
@@ -157,7 +180,10 @@ fn main() -> ExitCode {
         && let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty())
         && !dir.is_dir()
     {
-        eprintln!("detbench-train: the folder of --out {} does not exist", out.display());
+        eprintln!(
+            "detbench-train: the folder of --out {} does not exist",
+            out.display()
+        );
         return ExitCode::from(2);
     }
     let quiet = args.quiet;
@@ -166,8 +192,17 @@ fn main() -> ExitCode {
             let losses: Vec<String> = s.losses.iter().map(|v| format!("{v:.4}")).collect();
             eprintln!(
                 "step {:>4} epoch {:>2} lr {:.6} loss {:.4} [{}] {:.1} ms (data {:.1} ms){}",
-                s.step, s.epoch, s.lr, s.total_loss, losses.join(" "), s.step_s * 1e3, s.data_wait_s * 1e3,
-                s.loss_scale.map_or(String::new(), |x| format!(" scale {x}{}", if s.skipped { " skipped" } else { "" }))
+                s.step,
+                s.epoch,
+                s.lr,
+                s.total_loss,
+                losses.join(" "),
+                s.step_s * 1e3,
+                s.data_wait_s * 1e3,
+                s.loss_scale.map_or(String::new(), |x| format!(
+                    " scale {x}{}",
+                    if s.skipped { " skipped" } else { "" }
+                ))
             );
         }
     };
@@ -176,8 +211,15 @@ fn main() -> ExitCode {
             if let Some(t) = &results.throughput {
                 eprintln!(
                     "{} {} batch {}: {:.2} images/s over {} steps after {} (step p50 {:.1} ms, p90 {:.1} ms, data wait {:.1}%)",
-                    config.model.name(), config.precision.as_str(), config.batch, t.global_images_per_s, t.timed_steps,
-                    t.skipped_steps, t.step.p50_ms, t.step.p90_ms, 100.0 * t.data_wait_fraction
+                    config.model.name(),
+                    config.precision.as_str(),
+                    config.batch,
+                    t.global_images_per_s,
+                    t.timed_steps,
+                    t.skipped_steps,
+                    t.step.p50_ms,
+                    t.step.p90_ms,
+                    100.0 * t.data_wait_fraction
                 );
             }
             if let Some(out) = &args.out

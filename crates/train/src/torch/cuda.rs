@@ -14,7 +14,8 @@ static CUDA_SHIM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/libdetbench_
 
 type PeakFn = unsafe extern "C" fn(c_int, *mut u64, *mut u64, *mut c_char, usize) -> c_int;
 type ResetFn = unsafe extern "C" fn(c_int, *mut c_char, usize) -> c_int;
-type NcclFn = unsafe extern "C" fn(*mut c_void, c_int, c_int, c_int, *mut c_char, usize) -> *mut c_void;
+type NcclFn =
+    unsafe extern "C" fn(*mut c_void, c_int, c_int, c_int, *mut c_char, usize) -> *mut c_void;
 
 struct CudaShim {
     peak: PeakFn,
@@ -24,7 +25,9 @@ struct CudaShim {
 
 fn shim() -> Result<&'static CudaShim> {
     static SHIM: OnceLock<std::result::Result<CudaShim, String>> = OnceLock::new();
-    SHIM.get_or_init(load).as_ref().map_err(|e| TrainError::Torch(e.clone()))
+    SHIM.get_or_init(load)
+        .as_ref()
+        .map_err(|e| TrainError::Torch(e.clone()))
 }
 
 fn load() -> std::result::Result<CudaShim, String> {
@@ -39,21 +42,30 @@ fn load() -> std::result::Result<CudaShim, String> {
     std::io::Write::write_all(&mut file, CUDA_SHIM).map_err(|e| e.to_string())?;
     let path = format!("/proc/self/fd/{fd}");
     // SAFETY: the library was built by build.rs for this libtorch; its initialisers are empty.
-    let lib = unsafe { libloading::os::unix::Library::open(Some(Path::new(&path)), libc::RTLD_NOW | libc::RTLD_LOCAL) }
-        .map_err(|e| format!("cannot load the CUDA shim: {e}"))?;
+    let lib = unsafe {
+        libloading::os::unix::Library::open(
+            Some(Path::new(&path)),
+            libc::RTLD_NOW | libc::RTLD_LOCAL,
+        )
+    }
+    .map_err(|e| format!("cannot load the CUDA shim: {e}"))?;
     drop(file);
     // SAFETY: the symbols have the declared C signatures (cuda_shim.cpp).
     let shim = unsafe {
-        let get = |name: &[u8]| lib.get::<*const c_void>(name).map(|s| *s).map_err(|e| {
+        let get = |name: &[u8]| {
+            lib.get::<*const c_void>(name).map(|s| *s).map_err(|e| {
             format!(
                 "the CUDA shim lacks {} ({e}); the binary was built without the CUDA/NCCL headers \
                  (see crates/train/build.rs)",
                 String::from_utf8_lossy(name)
             )
-        });
+        })
+        };
         CudaShim {
             peak: std::mem::transmute::<*const c_void, PeakFn>(get(b"dbt_cuda_peak_memory\0")?),
-            reset: std::mem::transmute::<*const c_void, ResetFn>(get(b"dbt_cuda_reset_peak_memory\0")?),
+            reset: std::mem::transmute::<*const c_void, ResetFn>(get(
+                b"dbt_cuda_reset_peak_memory\0",
+            )?),
             nccl: std::mem::transmute::<*const c_void, NcclFn>(get(b"dbt_pg_new_nccl\0")?),
         }
     };
@@ -80,11 +92,25 @@ pub fn reset_peak_memory(index: usize) -> Result<()> {
 }
 
 /// ProcessGroupNCCL for this rank on CUDA device `device`.
-pub fn nccl_group(store: Store, rank: usize, world_size: usize, device: usize) -> Result<ProcessGroup> {
+pub fn nccl_group(
+    store: Store,
+    rank: usize,
+    world_size: usize,
+    device: usize,
+) -> Result<ProcessGroup> {
     let s = shim()?;
     let err = ErrBuf::new();
     // SAFETY: the store is live and kept by the group.
-    let raw = unsafe { (s.nccl)(store.raw, rank as c_int, world_size as c_int, device as c_int, err.ptr(), err.len()) };
+    let raw = unsafe {
+        (s.nccl)(
+            store.raw,
+            rank as c_int,
+            world_size as c_int,
+            device as c_int,
+            err.ptr(),
+            err.len(),
+        )
+    };
     if raw.is_null() {
         return Err(TrainError::Distributed(format!("nccl: {}", err.message())));
     }

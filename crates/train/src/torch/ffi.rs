@@ -17,9 +17,27 @@ unsafe extern "C" {
     fn dbt_module_load(path: *const c_char, err: *mut c_char, n: usize) -> *mut c_void;
     fn dbt_module_free(m: *mut c_void);
     fn dbt_module_train(m: *mut c_void, on: c_int, err: *mut c_char, n: usize) -> c_int;
-    fn dbt_module_to(m: *mut c_void, device_type: c_int, index: c_int, err: *mut c_char, n: usize) -> c_int;
-    fn dbt_module_parameters(m: *mut c_void, ctx: *mut c_void, cb: TensorCallback, err: *mut c_char, n: usize) -> c_int;
-    fn dbt_module_buffers(m: *mut c_void, ctx: *mut c_void, cb: TensorCallback, err: *mut c_char, n: usize) -> c_int;
+    fn dbt_module_to(
+        m: *mut c_void,
+        device_type: c_int,
+        index: c_int,
+        err: *mut c_char,
+        n: usize,
+    ) -> c_int;
+    fn dbt_module_parameters(
+        m: *mut c_void,
+        ctx: *mut c_void,
+        cb: TensorCallback,
+        err: *mut c_char,
+        n: usize,
+    ) -> c_int;
+    fn dbt_module_buffers(
+        m: *mut c_void,
+        ctx: *mut c_void,
+        cb: TensorCallback,
+        err: *mut c_char,
+        n: usize,
+    ) -> c_int;
     #[allow(clippy::too_many_arguments)]
     fn dbt_module_forward(
         m: *mut c_void,
@@ -40,20 +58,76 @@ unsafe extern "C" {
     fn dbt_set_tf32(matmul: c_int, cudnn: c_int);
     fn dbt_get_tf32(matmul: *mut c_int, cudnn: *mut c_int);
     fn dbt_set_deterministic(on: c_int, err: *mut c_char, n: usize) -> c_int;
-    fn dbt_opt_new(params: *const *mut C_tensor, num: c_int, momentum: f64, dampening: f64, weight_decay: f64, err: *mut c_char, n: usize) -> *mut c_void;
+    fn dbt_opt_new(
+        params: *const *mut C_tensor,
+        num: c_int,
+        momentum: f64,
+        dampening: f64,
+        weight_decay: f64,
+        err: *mut c_char,
+        n: usize,
+    ) -> *mut c_void;
     fn dbt_opt_free(o: *mut c_void);
     #[allow(clippy::too_many_arguments)]
-    fn dbt_opt_enable_scaler(o: *mut c_void, device_type: c_int, index: c_int, init_scale: f64, growth: f64, backoff: f64, interval: i64, err: *mut c_char, n: usize) -> c_int;
+    fn dbt_opt_enable_scaler(
+        o: *mut c_void,
+        device_type: c_int,
+        index: c_int,
+        init_scale: f64,
+        growth: f64,
+        backoff: f64,
+        interval: i64,
+        err: *mut c_char,
+        n: usize,
+    ) -> c_int;
     fn dbt_opt_backward(o: *mut c_void, loss: *mut C_tensor, err: *mut c_char, n: usize) -> c_int;
-    fn dbt_opt_grads(o: *mut c_void, ctx: *mut c_void, cb: TensorCallback, err: *mut c_char, n: usize) -> c_int;
-    fn dbt_opt_step(o: *mut c_void, lr: f64, found_inf: *mut c_int, scale_used: *mut f64, err: *mut c_char, n: usize) -> c_int;
+    fn dbt_opt_grads(
+        o: *mut c_void,
+        ctx: *mut c_void,
+        cb: TensorCallback,
+        err: *mut c_char,
+        n: usize,
+    ) -> c_int;
+    fn dbt_opt_step(
+        o: *mut c_void,
+        lr: f64,
+        found_inf: *mut c_int,
+        scale_used: *mut f64,
+        err: *mut c_char,
+        n: usize,
+    ) -> c_int;
     fn dbt_opt_scale(o: *mut c_void) -> f64;
-    fn dbt_store_new(init: *const c_char, rank: c_int, world_size: c_int, err: *mut c_char, n: usize) -> *mut c_void;
+    fn dbt_store_new(
+        init: *const c_char,
+        rank: c_int,
+        world_size: c_int,
+        err: *mut c_char,
+        n: usize,
+    ) -> *mut c_void;
     fn dbt_store_free(s: *mut c_void);
-    fn dbt_pg_new_gloo(store: *mut c_void, rank: c_int, world_size: c_int, err: *mut c_char, n: usize) -> *mut c_void;
+    fn dbt_pg_new_gloo(
+        store: *mut c_void,
+        rank: c_int,
+        world_size: c_int,
+        err: *mut c_char,
+        n: usize,
+    ) -> *mut c_void;
     fn dbt_pg_free(pg: *mut c_void);
-    fn dbt_pg_allreduce_sum(pg: *mut c_void, tensors: *const *mut C_tensor, num: c_int, err: *mut c_char, n: usize) -> c_int;
-    fn dbt_pg_broadcast(pg: *mut c_void, tensors: *const *mut C_tensor, num: c_int, root: c_int, err: *mut c_char, n: usize) -> c_int;
+    fn dbt_pg_allreduce_sum(
+        pg: *mut c_void,
+        tensors: *const *mut C_tensor,
+        num: c_int,
+        err: *mut c_char,
+        n: usize,
+    ) -> c_int;
+    fn dbt_pg_broadcast(
+        pg: *mut c_void,
+        tensors: *const *mut C_tensor,
+        num: c_int,
+        root: c_int,
+        err: *mut c_char,
+        n: usize,
+    ) -> c_int;
 }
 
 /// A buffer the shim writes its error message into (through a raw pointer, hence the cell).
@@ -72,13 +146,23 @@ impl ErrBuf {
     pub(crate) fn message(&self) -> String {
         // SAFETY: the shim NUL-terminates what it writes (snprintf); the buffer starts zeroed,
         // and no call that writes to it is running.
-        unsafe { CStr::from_ptr(self.0.get().cast::<c_char>()) }.to_string_lossy().into_owned()
+        unsafe { CStr::from_ptr(self.0.get().cast::<c_char>()) }
+            .to_string_lossy()
+            .into_owned()
     }
     pub(crate) fn check(&self, status: c_int) -> Result<()> {
-        if status == 0 { Ok(()) } else { Err(TrainError::Torch(self.message())) }
+        if status == 0 {
+            Ok(())
+        } else {
+            Err(TrainError::Torch(self.message()))
+        }
     }
     pub(crate) fn non_null(&self, p: *mut c_void) -> Result<*mut c_void> {
-        if p.is_null() { Err(TrainError::Torch(self.message())) } else { Ok(p) }
+        if p.is_null() {
+            Err(TrainError::Torch(self.message()))
+        } else {
+            Ok(p)
+        }
     }
 }
 
@@ -91,7 +175,12 @@ fn path_cstring(p: &Path) -> Result<CString> {
 }
 
 /// Collects (name, tensor, requires_grad) from a shim callback.
-extern "C" fn collect_tensor(ctx: *mut c_void, name: *const c_char, t: *mut C_tensor, requires_grad: c_int) {
+extern "C" fn collect_tensor(
+    ctx: *mut c_void,
+    name: *const c_char,
+    t: *mut C_tensor,
+    requires_grad: c_int,
+) {
     // SAFETY: `ctx` is the Vec passed by the caller below; `name` is NUL-terminated; `t` is a
     // new at::Tensor the shim allocated for us to own.
     unsafe {
@@ -106,7 +195,10 @@ extern "C" fn collect_loss(ctx: *mut c_void, name: *const c_char, t: *mut C_tens
 }
 
 fn tensor_ptrs(tensors: &[&Tensor]) -> Vec<*mut C_tensor> {
-    tensors.iter().map(|t| t.as_ptr() as *mut C_tensor).collect()
+    tensors
+        .iter()
+        .map(|t| t.as_ptr() as *mut C_tensor)
+        .collect()
 }
 
 /// The device a call targets: (0, _) for the CPU, (1, index) for CUDA.
@@ -136,7 +228,10 @@ impl Module {
         let err = ErrBuf::new();
         // SAFETY: valid C string; the shim catches every exception.
         let raw = unsafe { dbt_module_load(c.as_ptr(), err.ptr(), err.len()) };
-        let raw = err.non_null(raw).map_err(|e| TrainError::Model { path: path.to_path_buf(), reason: e.to_string() })?;
+        let raw = err.non_null(raw).map_err(|e| TrainError::Model {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
         Ok(Module { raw })
     }
 
@@ -158,7 +253,15 @@ impl Module {
         let mut out: Vec<(String, Tensor, bool)> = Vec::new();
         let err = ErrBuf::new();
         // SAFETY: the callback casts ctx back to this Vec, alive for the call.
-        let status = unsafe { dbt_module_parameters(self.raw, &mut out as *mut _ as *mut c_void, collect_tensor, err.ptr(), err.len()) };
+        let status = unsafe {
+            dbt_module_parameters(
+                self.raw,
+                &mut out as *mut _ as *mut c_void,
+                collect_tensor,
+                err.ptr(),
+                err.len(),
+            )
+        };
         err.check(status)?;
         Ok(out)
     }
@@ -168,7 +271,15 @@ impl Module {
         let mut out: Vec<(String, Tensor, bool)> = Vec::new();
         let err = ErrBuf::new();
         // SAFETY: as in `parameters`.
-        let status = unsafe { dbt_module_buffers(self.raw, &mut out as *mut _ as *mut c_void, collect_tensor, err.ptr(), err.len()) };
+        let status = unsafe {
+            dbt_module_buffers(
+                self.raw,
+                &mut out as *mut _ as *mut c_void,
+                collect_tensor,
+                err.ptr(),
+                err.len(),
+            )
+        };
         err.check(status)?;
         Ok(out.into_iter().map(|(n, t, _)| (n, t)).collect())
     }
@@ -202,9 +313,19 @@ impl Module {
         // SAFETY: every pointer array lives until the call returns; tensors are borrowed.
         let status = unsafe {
             dbt_module_forward(
-                self.raw, image_ptrs.as_ptr(), image_ptrs.len() as c_int, key_ptrs.as_ptr(), values.as_ptr(),
-                counts.as_ptr(), d.0, dtype, &mut losses as *mut _ as *mut c_void, collect_loss, &mut total,
-                err.ptr(), err.len(),
+                self.raw,
+                image_ptrs.as_ptr(),
+                image_ptrs.len() as c_int,
+                key_ptrs.as_ptr(),
+                values.as_ptr(),
+                counts.as_ptr(),
+                d.0,
+                dtype,
+                &mut losses as *mut _ as *mut c_void,
+                collect_loss,
+                &mut total,
+                err.ptr(),
+                err.len(),
             )
         };
         err.check(status)?;
@@ -219,7 +340,10 @@ impl Module {
         let err = ErrBuf::new();
         // SAFETY: `raw` is live, `c` a valid C string.
         err.check(unsafe { dbt_module_save(self.raw, c.as_ptr(), err.ptr(), err.len()) })
-            .map_err(|e| TrainError::Output { path: path.to_path_buf(), reason: e.to_string() })
+            .map_err(|e| TrainError::Output {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            })
     }
 }
 
@@ -280,7 +404,12 @@ pub struct ScalerSettings {
 impl Default for ScalerSettings {
     /// torch.amp.GradScaler's defaults: 2**16, 2.0, 0.5, 2000.
     fn default() -> Self {
-        ScalerSettings { init_scale: 65536.0, growth_factor: 2.0, backoff_factor: 0.5, growth_interval: 2000 }
+        ScalerSettings {
+            init_scale: 65536.0,
+            growth_factor: 2.0,
+            backoff_factor: 0.5,
+            growth_interval: 2000,
+        }
     }
 }
 
@@ -289,8 +418,20 @@ impl Optimizer {
         let ptrs = tensor_ptrs(params);
         let err = ErrBuf::new();
         // SAFETY: the shim copies the tensor handles.
-        let raw = unsafe { dbt_opt_new(ptrs.as_ptr(), ptrs.len() as c_int, momentum, 0.0, weight_decay, err.ptr(), err.len()) };
-        Ok(Optimizer { raw: err.non_null(raw)? })
+        let raw = unsafe {
+            dbt_opt_new(
+                ptrs.as_ptr(),
+                ptrs.len() as c_int,
+                momentum,
+                0.0,
+                weight_decay,
+                err.ptr(),
+                err.len(),
+            )
+        };
+        Ok(Optimizer {
+            raw: err.non_null(raw)?,
+        })
     }
 
     pub fn enable_scaler(&mut self, device: tch::Device, s: ScalerSettings) -> Result<()> {
@@ -298,7 +439,17 @@ impl Optimizer {
         let err = ErrBuf::new();
         // SAFETY: `raw` is live.
         err.check(unsafe {
-            dbt_opt_enable_scaler(self.raw, d.0, d.1, s.init_scale, s.growth_factor, s.backoff_factor, s.growth_interval, err.ptr(), err.len())
+            dbt_opt_enable_scaler(
+                self.raw,
+                d.0,
+                d.1,
+                s.init_scale,
+                s.growth_factor,
+                s.backoff_factor,
+                s.growth_interval,
+                err.ptr(),
+                err.len(),
+            )
         })
     }
 
@@ -306,7 +457,14 @@ impl Optimizer {
     pub fn backward(&mut self, loss: &Tensor) -> Result<()> {
         let err = ErrBuf::new();
         // SAFETY: `loss` is borrowed for the call.
-        err.check(unsafe { dbt_opt_backward(self.raw, loss.as_ptr() as *mut C_tensor, err.ptr(), err.len()) })
+        err.check(unsafe {
+            dbt_opt_backward(
+                self.raw,
+                loss.as_ptr() as *mut C_tensor,
+                err.ptr(),
+                err.len(),
+            )
+        })
     }
 
     /// The gradients that exist, in parameter order.
@@ -314,7 +472,15 @@ impl Optimizer {
         let mut out: Vec<(String, Tensor, bool)> = Vec::new();
         let err = ErrBuf::new();
         // SAFETY: as Module::parameters.
-        let status = unsafe { dbt_opt_grads(self.raw, &mut out as *mut _ as *mut c_void, collect_tensor, err.ptr(), err.len()) };
+        let status = unsafe {
+            dbt_opt_grads(
+                self.raw,
+                &mut out as *mut _ as *mut c_void,
+                collect_tensor,
+                err.ptr(),
+                err.len(),
+            )
+        };
         err.check(status)?;
         Ok(out.into_iter().map(|(_, t, _)| t).collect())
     }
@@ -324,7 +490,9 @@ impl Optimizer {
         let (mut found, mut scale) = (0, 1.0);
         let err = ErrBuf::new();
         // SAFETY: `raw` is live; the shim writes the two outputs.
-        err.check(unsafe { dbt_opt_step(self.raw, lr, &mut found, &mut scale, err.ptr(), err.len()) })?;
+        err.check(unsafe {
+            dbt_opt_step(self.raw, lr, &mut found, &mut scale, err.ptr(), err.len())
+        })?;
         Ok((found != 0, scale))
     }
 
@@ -355,8 +523,20 @@ impl Store {
         let c = cstring(init)?;
         let err = ErrBuf::new();
         // SAFETY: valid C string.
-        let raw = unsafe { dbt_store_new(c.as_ptr(), rank as c_int, world_size as c_int, err.ptr(), err.len()) };
-        Ok(Store { raw: err.non_null(raw).map_err(|e| TrainError::Distributed(format!("rendezvous {init}: {e}")))? })
+        let raw = unsafe {
+            dbt_store_new(
+                c.as_ptr(),
+                rank as c_int,
+                world_size as c_int,
+                err.ptr(),
+                err.len(),
+            )
+        };
+        Ok(Store {
+            raw: err
+                .non_null(raw)
+                .map_err(|e| TrainError::Distributed(format!("rendezvous {init}: {e}")))?,
+        })
     }
 }
 
@@ -380,8 +560,21 @@ impl ProcessGroup {
     pub fn gloo(store: Store, rank: usize, world_size: usize) -> Result<Self> {
         let err = ErrBuf::new();
         // SAFETY: the store outlives the group (held in `_store`).
-        let raw = unsafe { dbt_pg_new_gloo(store.raw, rank as c_int, world_size as c_int, err.ptr(), err.len()) };
-        Ok(ProcessGroup { raw: err.non_null(raw).map_err(|e| TrainError::Distributed(format!("gloo: {e}")))?, _store: store })
+        let raw = unsafe {
+            dbt_pg_new_gloo(
+                store.raw,
+                rank as c_int,
+                world_size as c_int,
+                err.ptr(),
+                err.len(),
+            )
+        };
+        Ok(ProcessGroup {
+            raw: err
+                .non_null(raw)
+                .map_err(|e| TrainError::Distributed(format!("gloo: {e}")))?,
+            _store: store,
+        })
     }
 
     pub(crate) fn from_raw(raw: *mut c_void, store: Store) -> Self {
@@ -393,8 +586,16 @@ impl ProcessGroup {
         let ptrs = tensor_ptrs(tensors);
         let err = ErrBuf::new();
         // SAFETY: the tensors are borrowed for the call.
-        err.check(unsafe { dbt_pg_allreduce_sum(self.raw, ptrs.as_ptr(), ptrs.len() as c_int, err.ptr(), err.len()) })
-            .map_err(|e| TrainError::Distributed(format!("all-reduce: {e}")))
+        err.check(unsafe {
+            dbt_pg_allreduce_sum(
+                self.raw,
+                ptrs.as_ptr(),
+                ptrs.len() as c_int,
+                err.ptr(),
+                err.len(),
+            )
+        })
+        .map_err(|e| TrainError::Distributed(format!("all-reduce: {e}")))
     }
 
     /// Copies rank `root`'s tensors into every rank's, in place.
@@ -402,8 +603,17 @@ impl ProcessGroup {
         let ptrs = tensor_ptrs(tensors);
         let err = ErrBuf::new();
         // SAFETY: the tensors are borrowed for the call.
-        err.check(unsafe { dbt_pg_broadcast(self.raw, ptrs.as_ptr(), ptrs.len() as c_int, root as c_int, err.ptr(), err.len()) })
-            .map_err(|e| TrainError::Distributed(format!("broadcast: {e}")))
+        err.check(unsafe {
+            dbt_pg_broadcast(
+                self.raw,
+                ptrs.as_ptr(),
+                ptrs.len() as c_int,
+                root as c_int,
+                err.ptr(),
+                err.len(),
+            )
+        })
+        .map_err(|e| TrainError::Distributed(format!("broadcast: {e}")))
     }
 }
 

@@ -25,8 +25,9 @@ impl Engine {
     /// Waits for the device's queued work (nothing on the CPU).
     pub fn synchronize(&self) -> Result<()> {
         if let Device::Cuda(i) = self.device {
-            std::panic::catch_unwind(|| tch::Cuda::synchronize(i as i64))
-                .map_err(|_| TrainError::Torch("CUDA synchronize failed (an earlier kernel failed)".into()))?;
+            std::panic::catch_unwind(|| tch::Cuda::synchronize(i as i64)).map_err(|_| {
+                TrainError::Torch("CUDA synchronize failed (an earlier kernel failed)".into())
+            })?;
         }
         Ok(())
     }
@@ -50,7 +51,10 @@ pub fn prepare_engine(config: &TrainConfig) -> Result<Engine> {
                 )));
             }
             options.push(("cuda_library".into(), cuda.library.display().to_string()));
-            options.push(("cudnn_version".into(), tch::utils::version_cudnn().to_string()));
+            options.push((
+                "cudnn_version".into(),
+                tch::utils::version_cudnn().to_string(),
+            ));
             Device::Cuda(index)
         }
     };
@@ -64,15 +68,25 @@ pub fn prepare_engine(config: &TrainConfig) -> Result<Engine> {
                 runtime::TORCHVISION_OPS_ENV
             )));
         }
-        runtime::TorchvisionOps::Loaded(p) => options.push(("torchvision_ops".into(), p.display().to_string())),
-        runtime::TorchvisionOps::AlreadyRegistered => options.push(("torchvision_ops".into(), "registered".into())),
+        runtime::TorchvisionOps::Loaded(p) => {
+            options.push(("torchvision_ops".into(), p.display().to_string()))
+        }
+        runtime::TorchvisionOps::AlreadyRegistered => {
+            options.push(("torchvision_ops".into(), "registered".into()))
+        }
     }
     if let Some(t) = config.threads {
         tch::set_num_threads(t as i32);
     }
-    options.push(("intra_op_threads".into(), tch::get_num_threads().to_string()));
+    options.push((
+        "intra_op_threads".into(),
+        tch::get_num_threads().to_string(),
+    ));
     ffi::set_deterministic(config.deterministic)?;
-    options.push(("deterministic_algorithms".into(), on_off(config.deterministic)));
+    options.push((
+        "deterministic_algorithms".into(),
+        on_off(config.deterministic),
+    ));
     let tf32 = config.precision.allows_tf32();
     ffi::set_tf32(tf32, tf32);
     let (matmul, cudnn) = ffi::tf32();
@@ -82,17 +96,34 @@ pub fn prepare_engine(config: &TrainConfig) -> Result<Engine> {
         let benchmark = config.cudnn_benchmark && !config.deterministic;
         tch::Cuda::cudnn_set_benchmark(benchmark);
         options.push(("cudnn_benchmark".into(), on_off(benchmark)));
-        tch::jit::f_set_tensor_expr_fuser_enabled(false).map_err(|e| TrainError::Torch(e.to_string()))?;
+        tch::jit::f_set_tensor_expr_fuser_enabled(false)
+            .map_err(|e| TrainError::Torch(e.to_string()))?;
     }
-    options.push(("texpr_fuser".into(), on_off(tch::jit::get_tensor_expr_fuser_enabled())));
+    options.push((
+        "texpr_fuser".into(),
+        on_off(tch::jit::get_tensor_expr_fuser_enabled()),
+    ));
     let autocast = match config.precision {
         Precision::Amp => Some(Kind::Half),
         Precision::Bf16 => Some(Kind::BFloat16),
         Precision::Fp32 | Precision::Tf32 => None,
     };
-    options.push(("autocast".into(), autocast.map_or("off".into(), |k| format!("{k:?}"))));
-    options.push(("grad_scaler".into(), on_off(config.precision == Precision::Amp)));
+    options.push((
+        "autocast".into(),
+        autocast.map_or("off".into(), |k| format!("{k:?}")),
+    ));
+    options.push((
+        "grad_scaler".into(),
+        on_off(config.precision == Precision::Amp),
+    ));
     options.push(("workers".into(), config.workers.to_string()));
-    options.push(("prefetch_batches".into(), (config.workers * config.prefetch).to_string()));
-    Ok(Engine { device, autocast, options })
+    options.push((
+        "prefetch_batches".into(),
+        (config.workers * config.prefetch).to_string(),
+    ));
+    Ok(Engine {
+        device,
+        autocast,
+        options,
+    })
 }

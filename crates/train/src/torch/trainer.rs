@@ -33,7 +33,10 @@ pub fn train(config: &TrainConfig) -> Result<TrainResults> {
 }
 
 /// As [`train`], calling `observe` after every step (progress, logs).
-pub fn train_observed(config: &TrainConfig, observe: &mut dyn FnMut(&StepRecord)) -> Result<TrainResults> {
+pub fn train_observed(
+    config: &TrainConfig,
+    observe: &mut dyn FnMut(&StepRecord),
+) -> Result<TrainResults> {
     let started = Instant::now();
     config.validate()?;
     if let Some(path) = &config.save {
@@ -57,7 +60,10 @@ pub fn train_observed(config: &TrainConfig, observe: &mut dyn FnMut(&StepRecord)
 
 /// Fails early when `path` cannot be written (its folder is missing or read-only).
 fn check_writable(path: &Path) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let probe = dir.join(format!(".detbench-train-probe-{}", std::process::id()));
     std::fs::write(&probe, b"").map_err(|e| TrainError::Output {
         path: path.to_path_buf(),
@@ -88,12 +94,23 @@ impl<'a> Run<'a> {
         module.to_device(device)?;
         module.set_training(true)?;
         let all = module.parameters()?;
-        let params: Vec<Tensor> = all.iter().filter(|(_, _, g)| *g).map(|(_, t, _)| t.shallow_clone()).collect();
+        let params: Vec<Tensor> = all
+            .iter()
+            .filter(|(_, _, g)| *g)
+            .map(|(_, t, _)| t.shallow_clone())
+            .collect();
         if params.is_empty() {
-            return Err(TrainError::Model { path: config.model_path.clone(), reason: "no parameter requires a gradient".into() });
+            return Err(TrainError::Model {
+                path: config.model_path.clone(),
+                reason: "no parameter requires a gradient".into(),
+            });
         }
         let r = &config.recipe;
-        let mut optimizer = Optimizer::new(&params.iter().collect::<Vec<_>>(), r.momentum, r.weight_decay)?;
+        let mut optimizer = Optimizer::new(
+            &params.iter().collect::<Vec<_>>(),
+            r.momentum,
+            r.weight_decay,
+        )?;
         if config.precision == Precision::Amp {
             optimizer.enable_scaler(device, ScalerSettings::default())?;
         }
@@ -101,9 +118,15 @@ impl<'a> Run<'a> {
             Some(p) => Some(join_group(config, &module, p)?),
             None => None,
         };
-        let (rank, world) = config.parallel.as_ref().map_or((0, 1), |p| (p.rank, p.world_size));
+        let (rank, world) = config
+            .parallel
+            .as_ref()
+            .map_or((0, 1), |p| (p.rank, p.world_size));
         let set = Arc::new(set);
-        let kinds = TargetKinds { masks: config.model.needs_masks(), keypoints: config.model.needs_keypoints() };
+        let kinds = TargetKinds {
+            masks: config.model.needs_masks(),
+            keypoints: config.model.needs_keypoints(),
+        };
         let plan = LoaderPlan {
             seed: config.seed,
             batch: config.batch,
@@ -119,7 +142,18 @@ impl<'a> Run<'a> {
         if let TrainDevice::Cuda(i) = config.device {
             cuda::reset_peak_memory(i)?;
         }
-        Ok(Run { config, engine, set, module, params, optimizer, group, loader, schedule, loss_names: Vec::new() })
+        Ok(Run {
+            config,
+            engine,
+            set,
+            module,
+            params,
+            optimizer,
+            group,
+            loader,
+            schedule,
+            loss_names: Vec::new(),
+        })
     }
 
     fn total_steps(&self) -> usize {
@@ -135,7 +169,7 @@ impl<'a> Run<'a> {
 
     fn step(&mut self, index: usize) -> Result<StepRecord> {
         let t0 = Instant::now();
-        let (batch, data_wait_s) = self.loader.next()?;
+        let (batch, data_wait_s) = self.loader.next_batch()?;
         let device = self.engine.device;
         let on_device = step::to_device(&batch, device)?;
         if index == 0 {
@@ -145,15 +179,32 @@ impl<'a> Run<'a> {
             // The same generator state before the first forward on every side (parity).
             tch::manual_seed(self.config.seed as i64);
         }
-        let (losses, total) = self.module.forward(&on_device.images, &on_device.targets, device, self.engine.autocast)?;
+        let (losses, total) = self.module.forward(
+            &on_device.images,
+            &on_device.targets,
+            device,
+            self.engine.autocast,
+        )?;
         if self.loss_names.is_empty() {
             self.loss_names = losses.iter().map(|(n, _)| n.clone()).collect();
         }
         let world = self.world();
-        let (values, total_value) = step::loss_values(&losses, &total, self.group.as_ref().map(|g| (g, world)))?;
+        let (values, total_value) =
+            step::loss_values(&losses, &total, self.group.as_ref().map(|g| (g, world)))?;
         if !total_value.is_finite() {
-            let components = self.loss_names.iter().zip(&values).map(|(n, v)| format!("{n}={v}")).collect::<Vec<_>>().join(", ");
-            return Err(TrainError::NonFiniteLoss { step: index, epoch: batch.epoch, total: total_value, components });
+            let components = self
+                .loss_names
+                .iter()
+                .zip(&values)
+                .map(|(n, v)| format!("{n}={v}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            return Err(TrainError::NonFiniteLoss {
+                step: index,
+                epoch: batch.epoch,
+                total: total_value,
+                components,
+            });
         }
         self.optimizer.backward(&total)?;
         drop((losses, total, on_device));
@@ -185,7 +236,10 @@ impl<'a> Run<'a> {
         let peak_memory = match config.device {
             TrainDevice::Cuda(i) => {
                 let (allocated_bytes, reserved_bytes) = cuda::peak_memory(i)?;
-                Some(PeakMemory { allocated_bytes, reserved_bytes })
+                Some(PeakMemory {
+                    allocated_bytes,
+                    reserved_bytes,
+                })
             }
             TrainDevice::Cpu => None,
         };
@@ -194,7 +248,11 @@ impl<'a> Run<'a> {
             save_atomically(&self.module, path)?;
         }
         let world = self.world();
-        let skip = if config.timed_steps.is_some() { config.warmup_steps } else { config.warmup_steps.min(steps.len().saturating_sub(1)) };
+        let skip = if config.timed_steps.is_some() {
+            config.warmup_steps
+        } else {
+            config.warmup_steps.min(steps.len().saturating_sub(1))
+        };
         Ok(TrainResults {
             config: config.clone(),
             dataset_images: self.set.images.len(),
@@ -217,14 +275,22 @@ impl<'a> Run<'a> {
 
 /// Creates the process group and copies rank 0's parameters and buffers to every rank, as
 /// DistributedDataParallel does when it wraps a module (`_sync_module_states`).
-fn join_group(config: &TrainConfig, module: &Module, p: &crate::config::Parallel) -> Result<ProcessGroup> {
+fn join_group(
+    config: &TrainConfig,
+    module: &Module,
+    p: &crate::config::Parallel,
+) -> Result<ProcessGroup> {
     let store = Store::new(&p.init, p.rank, p.world_size)?;
     let group = match config.device {
         TrainDevice::Cpu => ProcessGroup::gloo(store, p.rank, p.world_size)?,
         TrainDevice::Cuda(i) => cuda::nccl_group(store, p.rank, p.world_size, i)?,
     };
     let _guard = tch::no_grad_guard();
-    let params: Vec<Tensor> = module.parameters()?.into_iter().map(|(_, t, _)| t).collect();
+    let params: Vec<Tensor> = module
+        .parameters()?
+        .into_iter()
+        .map(|(_, t, _)| t)
+        .collect();
     let buffers: Vec<Tensor> = module.buffers()?.into_iter().map(|(_, t)| t).collect();
     let all: Vec<&Tensor> = params.iter().chain(&buffers).collect();
     group.broadcast(&all, 0)?;
@@ -237,6 +303,9 @@ fn save_atomically(module: &Module, path: &Path) -> Result<()> {
     module.save(&tmp)?;
     std::fs::rename(&tmp, path).map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
-        TrainError::Output { path: path.to_path_buf(), reason: e.to_string() }
+        TrainError::Output {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        }
     })
 }

@@ -12,7 +12,10 @@ use std::sync::Mutex;
 pub const PYTHON_ENV: &str = "DETBENCH_TRAIN_PYTHON";
 
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
 }
 
 pub fn shared() -> PathBuf {
@@ -53,7 +56,14 @@ pub fn small_maskrcnn() -> PathBuf {
     if !file.is_file() {
         let status = python()
             .arg(repo_root().join("tools/train/export_train_models.py"))
-            .args(["--models", "maskrcnn_resnet50_fpn", "--min-size", "320", "--max-size", "512"])
+            .args([
+                "--models",
+                "maskrcnn_resnet50_fpn",
+                "--min-size",
+                "320",
+                "--max-size",
+                "512",
+            ])
             .args(["--suffix", "small", "--seed", "0", "--out"])
             .arg(&dir)
             .status()
