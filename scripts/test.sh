@@ -23,5 +23,5 @@ if [ "${DETBENCH_TEST_TORCH:-1}" = "1" ]; then
   # Gloo processes (crates/train/tests). Needs Python torch + torchvision (setup.sh --train).
   scripts/setup.sh --train
   echo "[test] cargo test --release -p detbench-train --features torch (parity with PyTorch, Gloo)" >&2
-  cargo test --release -p detbench-train --features torch --lib --test parity --test distributed --test bad_input
+  cargo test --release -p detbench-train --features torch --lib --test parity --test distributed --test bad_input --test amp
 fi

@@ -10,9 +10,11 @@
 #           $WARMUP steps skipped, $TIMED timed (defaults 10 and 50)
 #   curves  $CURVE_STEPS (200) steps of Mask R-CNN batch 2 amp on both sides (loss curves), then
 #           the long run: $LONG_EPOCHS (20) epochs of Mask R-CNN batch 8 amp on the 206-image subset
-#           by detbench-train, saved (--save) and evaluated by `detbench run` (bbox/segm AP), and
-#           the saved weights kept under $OUT for the inference table
-#   all     both (longer than one 10-minute device call: prefer two calls)
+#           by detbench-train, saved with --save
+#           (weights kept in $TRAINED_DIR on this machine), then the inference table (infer)
+#   infer   `detbench run` on the trained weights at fp32 and fp16, batch 1: latency, bbox/segm AP
+#           and detections per image ("trained N steps on the 206-image subset")
+#   all     table then curves (longer than one 10-minute device call: prefer two calls)
 #
 # It expects, made on the build machine by tools/gpu/prepare_train_carry.sh:
 #   .carry/bin/detbench-train  built with --features torch (CUDA opened at run time)
@@ -33,6 +35,7 @@ CURVE_STEPS="${CURVE_STEPS:-200}"
 LONG_EPOCHS="${LONG_EPOCHS:-20}"
 SEED="${SEED:-0}"
 MODELS_DIR="${MODELS_DIR:-/tmp/detbench-train-models}"
+TRAINED_DIR="${TRAINED_DIR:-/tmp/detbench-train-trained}"
 mkdir -p "$OUT/work" "$MODELS_DIR"
 exec > >(tee -a "$OUT/log_train_${mode}.txt") 2>&1
 
@@ -125,22 +128,35 @@ mode_curves() {
   export_models maskrcnn_resnet50_fpn || exit 1
   pair "curve_maskrcnn_amp_b2" maskrcnn_resnet50_fpn amp 2 0 "$CURVE_STEPS" 0
   # ~20 epochs at batch 8: 204 images -> 25 batches per epoch; lr drops at epochs 16 and 22.
-  mkdir -p "$OUT/trained"
+  # The trained module (~170 MB) stays on this machine under $TRAINED_DIR (too large to come
+  # back through $OUT), where a later call's inference runs find it while the machine is warm.
+  mkdir -p "$TRAINED_DIR"
   rust_run "long_maskrcnn_amp_b8" maskrcnn_resnet50_fpn amp 8 0 0 --epochs "$LONG_EPOCHS" \
-    --save "$OUT/trained/maskrcnn_resnet50_fpn.pt"
-  if [ -f "$OUT/trained/maskrcnn_resnet50_fpn.pt" ] && [ -x "$detbench" ] && ! past_deadline "evaluation"; then
-    say "evaluating the trained model (bbox, segm AP on the 206-image subset)"
-    "${bin_env[@]}" "$detbench" run --model maskrcnn_resnet50_fpn --backend torch --device cuda \
-      --precision fp32 --batch 1 --model-dir "$OUT/trained" --out "$OUT/work/eval_trained" --no-store --quiet \
-      || say "detbench run exited with $?"
+    --save "$TRAINED_DIR/maskrcnn_resnet50_fpn.pt"
+  mode_infer
+}
+
+mode_infer() {  # the inference table on trained weights: fp32 and fp16, batch 1, AP + detections/image
+  if [ ! -f "$TRAINED_DIR/maskrcnn_resnet50_fpn.pt" ] || [ ! -x "$detbench" ]; then
+    say "no trained model in $TRAINED_DIR or no .carry/bin/detbench: skipping the inference table"
+    return 0
   fi
+  local precision
+  for precision in fp32 fp16; do
+    past_deadline "inference $precision" && return 0
+    say "detbench run on the trained Mask R-CNN ($precision, batch 1, the 206-image subset)"
+    "${bin_env[@]}" "$detbench" run --model maskrcnn_resnet50_fpn --backend torch --device cuda \
+      --precision "$precision" --batch 1 --warmup 10 --model-dir "$TRAINED_DIR" \
+      --out "$OUT/work/infer_trained_$precision" --no-store --quiet || say "detbench run exited with $?"
+  done
 }
 
 case "$mode" in
   table) mode_table ;;
   curves) mode_curves ;;
+  infer) mode_infer ;;
   all) mode_table; mode_curves ;;
-  *) echo "usage: $0 table|curves|all" >&2; exit 2 ;;
+  *) echo "usage: $0 table|curves|infer|all" >&2; exit 2 ;;
 esac
 
 say "table"

@@ -101,6 +101,28 @@ def curves(runs, folder):
             print(f"| {i} | " + " | ".join(vals) + " |")
 
 
+def trained_inference(folder, runs):
+    """`detbench run` results on the trained weights (infer_trained_<precision>/results.json)."""
+    files = sorted(glob.glob(os.path.join(folder, "infer_trained_*", "results.json")))
+    if not files:
+        return
+    long_run = next((r["rust"] for k, r in runs.items() if k.startswith("long_") and "rust" in r), None)
+    steps = len(long_run["steps"]) if long_run else "?"
+    print(f"\nInference with weights trained {steps} steps on the 206-image subset (batch 1):\n")
+    print("| model | precision | bbox AP | segm AP | detections / image (mean) | latency mean / p50 / p99 ms |")
+    print("|---|---|---|---|---|---|")
+    for path in files:
+        with open(path) as f:
+            res = json.load(f)
+        for m in res.get("models", []):
+            lat = (m.get("latency") or {}).get("end_to_end") or {}
+            ap = lambda kind: fmt((m.get(kind) or {}).get("stats", [None])[0], ".3f")  # noqa: E731
+            dets = (m.get("detections_per_image") or {}).get("mean")
+            prec = (m.get("backend") or {}).get("precision", "?")
+            print(f"| {m['name']} | {prec} | {ap('bbox')} | {ap('segm')} | {fmt(dets, '.1f')} "
+                  f"| {fmt(lat.get('mean'), '.2f')} / {fmt(lat.get('median'), '.2f')} / {fmt(lat.get('p99'), '.2f')} |")
+
+
 def main():
     folder = sys.argv[1] if len(sys.argv) > 1 else "gpu-out/work"
     runs = load(folder)
@@ -109,6 +131,7 @@ def main():
     throughput_table(runs)
     speedup_table(runs)
     curves(runs, folder)
+    trained_inference(folder, runs)
 
 
 if __name__ == "__main__":

@@ -187,7 +187,9 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     let quiet = args.quiet;
+    let mut done: Vec<detbench_train::StepRecord> = Vec::new();
     let mut observe = |s: &detbench_train::StepRecord| {
+        done.push(s.clone());
         if !quiet {
             let losses: Vec<String> = s.losses.iter().map(|v| format!("{v:.4}")).collect();
             eprintln!(
@@ -232,6 +234,16 @@ fn main() -> ExitCode {
         }
         Err(e) => {
             eprintln!("detbench-train: {e}");
+            // Nothing lost: the steps that ran are written with the error.
+            if let Some(out) = &args.out {
+                let partial = serde_json::json!({"error": e.to_string(), "config": config, "steps": done});
+                let tmp = out.with_extension("json.tmp");
+                if let Err(w) = std::fs::write(&tmp, partial.to_string()).and_then(|()| std::fs::rename(&tmp, out)) {
+                    eprintln!("detbench-train: cannot write {}: {w}", out.display());
+                } else {
+                    eprintln!("detbench-train: the {} step(s) done are in {}", done.len(), out.display());
+                }
+            }
             ExitCode::FAILURE
         }
     }

@@ -32,6 +32,23 @@ fn shim() -> Result<&'static CudaShim> {
 
 fn load() -> std::result::Result<CudaShim, String> {
     detbench_backends::torch::runtime::ensure_cuda()?;
+    open_shim()
+}
+
+/// Checks that the embedded shim links against this libtorch: opens `libtorch_cuda.so` beside
+/// the loaded libtorch (no GPU needed to load it) and the shim, and resolves its symbols. For
+/// tests on machines without a GPU.
+pub fn check_shim_links() -> Result<()> {
+    let lib_dir = &detbench_backends::torch::runtime::libtorch().lib_dir;
+    let cuda = lib_dir.join("libtorch_cuda.so");
+    // SAFETY: libtorch's own CUDA library; its initialisers register CUDA kernels.
+    let lib = unsafe { libloading::os::unix::Library::open(Some(&cuda), libc::RTLD_NOW | libc::RTLD_GLOBAL) }
+        .map_err(|e| TrainError::Torch(format!("cannot load {}: {e}", cuda.display())))?;
+    std::mem::forget(lib);
+    open_shim().map(|_| ()).map_err(TrainError::Torch)
+}
+
+fn open_shim() -> std::result::Result<CudaShim, String> {
     // SAFETY: memfd_create takes a NUL-terminated name; the descriptor is ours.
     let fd = unsafe { libc::memfd_create(c"detbench_train_cuda".as_ptr(), libc::MFD_CLOEXEC) };
     if fd < 0 {
