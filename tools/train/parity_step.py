@@ -104,13 +104,23 @@ def python_step(batch, n, rust, args):
     warmup = torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=recipe["warmup_factor"],
                                                total_iters=max(rust["warmup_iters"], 1))
     torch.manual_seed(config["seed"])
-    loss_dict, _ = model(images, targets)
-    losses = sum(loss for loss in loss_dict.values())
+    # engine.py: `with torch.cuda.amp.autocast(enabled=...)` around the forward and the sum.
+    bf16 = config["precision"] == "bf16"
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        loss_dict, _ = model(images, targets)
+        losses = sum(loss for loss in loss_dict.values())
     optimizer.zero_grad()
     losses.backward()
     used_lr = optimizer.param_groups[0]["lr"]
     optimizer.step()
     warmup.step()
+    if bf16:
+        # The same forward without autocast, to show that autocast changed the numbers.
+        plain = torch.jit.load(args.model_file, map_location="cpu")
+        plain.train()
+        torch.manual_seed(config["seed"])
+        plain_losses, _ = plain(images, targets)
+        args.fp32_total = float(sum(loss for loss in plain_losses.values()))
     return model, loss_dict, float(losses), used_lr
 
 
@@ -165,7 +175,8 @@ def main():
         p = float(value)
         r = rust_losses.get(name, float("nan"))
         report["losses"][name] = {"python": p, "rust": r, "rel": abs(p - r) / max(abs(p), 1e-12)}
-    report["total"] = {"python": total, "rust": rust["steps"][0]["total_loss"]}
+    report["total"] = {"python": total, "rust": rust["steps"][0]["total_loss"],
+                       "python_without_autocast": getattr(args, "fp32_total", None)}
     with contextlib.redirect_stdout(sys.stderr):
         report["modules"] = compare_modules(model, args.rust_module, args.model_file)
     json.dump(report, sys.stdout, indent=1)

@@ -13,11 +13,22 @@
 
 mod common;
 
-use detbench_train::{ModelKind, TrainConfig, TrainDevice};
+use detbench_train::{ModelKind, Precision, TrainConfig, TrainDevice};
 use serde_json::Value;
 
 #[test]
 fn one_step_matches_pytorch() {
+    check_one_step(Precision::Fp32, 2);
+}
+
+/// bf16 autocast (the CPU's autocast dtype) around the scripted forward pass: the shim's
+/// autocast state reaches the TorchScript interpreter as Python's `torch.autocast` does.
+#[test]
+fn one_bf16_autocast_step_matches_pytorch() {
+    check_one_step(Precision::Bf16, 1);
+}
+
+fn check_one_step(precision: Precision, batch: usize) {
     let model = common::small_maskrcnn();
     let dir = tempfile::tempdir().unwrap();
     let mut config = TrainConfig::new(
@@ -26,7 +37,8 @@ fn one_step_matches_pytorch() {
         common::annotations(),
         common::images(),
     );
-    config.batch = 2;
+    config.batch = batch;
+    config.precision = precision;
     config.device = TrainDevice::Cpu;
     config.warmup_steps = 0;
     config.timed_steps = Some(1);
@@ -114,6 +126,12 @@ fn one_step_matches_pytorch() {
             "{kind} after one step differ by {diff} ({})",
             m["worst"]
         );
+    }
+    if precision == Precision::Bf16 {
+        // Autocast took effect: without it the same step gives another loss.
+        let with = report["total"]["rust"].as_f64().unwrap();
+        let without = report["total"]["python_without_autocast"].as_f64().unwrap();
+        assert!((with - without).abs() > 1e-4 * without.abs(), "bf16 {with} vs fp32 {without}");
     }
     // Negative control: the step moved the parameters well beyond the tolerance.
     let moved = report["modules"]["parameters"]["max_abs_change_from_initial"]
