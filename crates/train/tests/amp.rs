@@ -17,7 +17,12 @@ fn values(t: &Tensor) -> Vec<f32> {
 fn the_loss_scaler_follows_grad_scaler_rules() {
     let p = Tensor::from_slice(&[1.0f32, 2.0]).set_requires_grad(true);
     let mut opt = Optimizer::new(&[&p], 0.0, 0.0).unwrap();
-    let settings = ScalerSettings { init_scale: 8.0, growth_factor: 2.0, backoff_factor: 0.5, growth_interval: 2 };
+    let settings = ScalerSettings {
+        init_scale: 8.0,
+        growth_factor: 2.0,
+        backoff_factor: 0.5,
+        growth_interval: 2,
+    };
     opt.enable_scaler(Device::Cpu, settings).unwrap();
     let step = |opt: &mut Optimizer, factor: f64| {
         let loss = (&p * factor).sum(Kind::Float);
@@ -56,7 +61,11 @@ fn sgd_matches_torch_optim_sgd_with_momentum_and_weight_decay() {
     let p1 = 1.0f32 - 0.5 * d1;
     let d2 = 2.0f32 + 0.1 * p1;
     let p2 = p1 - 0.5 * (0.9 * d1 + d2);
-    assert!((values(&p)[0] - p2).abs() < 1e-6, "{} vs {p2}", values(&p)[0]);
+    assert!(
+        (values(&p)[0] - p2).abs() < 1e-6,
+        "{} vs {p2}",
+        values(&p)[0]
+    );
 }
 
 #[test]

@@ -131,7 +131,10 @@ fn check_one_step(precision: Precision, batch: usize) {
         // Autocast took effect: without it the same step gives another loss.
         let with = report["total"]["rust"].as_f64().unwrap();
         let without = report["total"]["python_without_autocast"].as_f64().unwrap();
-        assert!((with - without).abs() > 1e-4 * without.abs(), "bf16 {with} vs fp32 {without}");
+        assert!(
+            (with - without).abs() > 1e-4 * without.abs(),
+            "bf16 {with} vs fp32 {without}"
+        );
     }
     // Negative control: the step moved the parameters well beyond the tolerance.
     let moved = report["modules"]["parameters"]["max_abs_change_from_initial"]

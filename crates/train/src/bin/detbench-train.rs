@@ -236,12 +236,19 @@ fn main() -> ExitCode {
             eprintln!("detbench-train: {e}");
             // Nothing lost: the steps that ran are written with the error.
             if let Some(out) = &args.out {
-                let partial = serde_json::json!({"error": e.to_string(), "config": config, "steps": done});
+                let partial =
+                    serde_json::json!({"error": e.to_string(), "config": config, "steps": done});
                 let tmp = out.with_extension("json.tmp");
-                if let Err(w) = std::fs::write(&tmp, partial.to_string()).and_then(|()| std::fs::rename(&tmp, out)) {
+                if let Err(w) = std::fs::write(&tmp, partial.to_string())
+                    .and_then(|()| std::fs::rename(&tmp, out))
+                {
                     eprintln!("detbench-train: cannot write {}: {w}", out.display());
                 } else {
-                    eprintln!("detbench-train: the {} step(s) done are in {}", done.len(), out.display());
+                    eprintln!(
+                        "detbench-train: the {} step(s) done are in {}",
+                        done.len(),
+                        out.display()
+                    );
                 }
             }
             ExitCode::FAILURE

@@ -42,8 +42,10 @@ pub fn check_shim_links() -> Result<()> {
     let lib_dir = &detbench_backends::torch::runtime::libtorch().lib_dir;
     let cuda = lib_dir.join("libtorch_cuda.so");
     // SAFETY: libtorch's own CUDA library; its initialisers register CUDA kernels.
-    let lib = unsafe { libloading::os::unix::Library::open(Some(&cuda), libc::RTLD_NOW | libc::RTLD_GLOBAL) }
-        .map_err(|e| TrainError::Torch(format!("cannot load {}: {e}", cuda.display())))?;
+    let lib = unsafe {
+        libloading::os::unix::Library::open(Some(&cuda), libc::RTLD_NOW | libc::RTLD_GLOBAL)
+    }
+    .map_err(|e| TrainError::Torch(format!("cannot load {}: {e}", cuda.display())))?;
     std::mem::forget(lib);
     open_shim().map(|_| ()).map_err(TrainError::Torch)
 }
