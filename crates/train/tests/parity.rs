@@ -28,7 +28,12 @@ fn one_bf16_autocast_step_matches_pytorch() {
     check_one_step(Precision::Bf16, 1);
 }
 
+/// libtorch's generator, thread count and deterministic switch are process-wide: the two steps
+/// must not run at the same time (the test harness runs tests on parallel threads).
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn check_one_step(precision: Precision, batch: usize) {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let model = common::small_maskrcnn();
     let dir = tempfile::tempdir().unwrap();
     let mut config = TrainConfig::new(

@@ -6,6 +6,9 @@
 //! engine.py does), `zero_grad` + backward (scaled for amp), average the gradients over the
 //! process group, SGD step (skipped by the scaler on inf/NaN gradients), lr schedule, and a
 //! device synchronise so that the step's time covers its GPU work.
+//!
+//! One run per process at a time: libtorch's generator, thread count and deterministic switch
+//! are process-wide, so two runs on parallel threads would draw each other's random numbers.
 
 use std::path::Path;
 use std::sync::Arc;
