@@ -10,7 +10,7 @@ use std::process::Command;
 
 use detbench_train::coco::TrainSet;
 use detbench_train::sampler::{aspect_ratio_groups, epoch_batches};
-use detbench_train::torch::ffi::{ProcessGroup, Store};
+use detbench_train::torch::dist::{ProcessGroup, Store};
 use detbench_train::torch::step::average_gradients;
 use detbench_train::{ModelKind, TrainResults};
 use tch::Tensor;

@@ -8,7 +8,8 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use crate::error::{Result, TrainError};
-use crate::torch::ffi::{ErrBuf, ProcessGroup, Store};
+use crate::torch::dist::{ProcessGroup, Store};
+use crate::torch::ffi::ErrBuf;
 
 static CUDA_SHIM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/libdetbench_train_cuda.so"));
 

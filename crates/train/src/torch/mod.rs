@@ -30,6 +30,7 @@
 //! not overlap the backward pass.
 
 pub mod cuda;
+pub mod dist;
 pub mod ffi;
 pub mod setup;
 pub mod step;

@@ -5,7 +5,7 @@ use tch::{Device, Kind, Tensor};
 
 use crate::error::{Result, TrainError};
 use crate::loader::Batch;
-use crate::torch::ffi::ProcessGroup;
+use crate::torch::dist::ProcessGroup;
 
 /// One batch as the model takes it: images and `List[Dict[str, Tensor]]` targets.
 pub struct DeviceBatch {

@@ -23,7 +23,8 @@ use crate::loader::{Loader, LoaderPlan};
 use crate::results::{PeakMemory, StepRecord, TrainResults, throughput};
 use crate::schedule::LrSchedule;
 use crate::targets::TargetKinds;
-use crate::torch::ffi::{Module, Optimizer, ProcessGroup, ScalerSettings, Store};
+use crate::torch::dist::{ProcessGroup, Store};
+use crate::torch::ffi::{Module, Optimizer, ScalerSettings};
 use crate::torch::setup::{Engine, prepare_engine};
 use crate::torch::{cuda, step};
 
