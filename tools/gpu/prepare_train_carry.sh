@@ -20,5 +20,5 @@ fi
 cargo build --release -p detbench-train --features torch --bin detbench-train
 mkdir -p .carry/bin
 strip -o .carry/bin/detbench-train "$CARGO_TARGET_DIR/release/detbench-train"
-du -sh .carry/bin/* .carry/shared
+du -sh .carry/bin/* .carry/shared 2>/dev/null || true
 echo "carry: .carry   run: DEADLINE_S=450 tools/gpu/train_bench.sh table   then: DEADLINE_S=450 tools/gpu/train_bench.sh curves"
