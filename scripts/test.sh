@@ -24,4 +24,10 @@ if [ "${DETBENCH_TEST_TORCH:-1}" = "1" ]; then
   echo "[test] cargo test --release -p detbench-native --features cuda (native engine, CPU)" >&2
   cargo test --release -p detbench-native --features cuda --lib --test ops_parity --test kernels_compile \
     --test bad_input --test missing_cuda_library --test cpu_model_parity
+
+  # detbench-train: one training step against PyTorch (live, same TorchScript file) and two
+  # Gloo processes (crates/train/tests). Needs Python torch + torchvision (setup.sh --train).
+  scripts/setup.sh --train
+  echo "[test] cargo test --release -p detbench-train --features torch (parity with PyTorch, Gloo)" >&2
+  cargo test --release -p detbench-train --features torch --lib --test parity --test distributed --test bad_input --test amp
 fi
