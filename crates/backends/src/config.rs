@@ -18,6 +18,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::names::{UnknownName, one_of};
+pub use crate::native_settings::{NativeMode, NativeSettings};
 
 /// A setting that cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -82,6 +83,9 @@ engines! {
     Ort: cli "ort", recorded "onnxruntime", aliases ["onnx"], feature "ort", readme "Quick start";
     /// libtorch, through the `tch` crate (TorchScript files).
     Torch: cli "torch", recorded "libtorch", aliases ["tch"], feature "torch", readme "libtorch / CUDA";
+    /// detbench's own engine for torchvision's R50-FPN detectors (crate `detbench-native`, on
+    /// libtorch's ATen, CUDA graphs and NVRTC kernels); whole detectors, not a [`crate::Backend`].
+    Native: cli "native", recorded "native", aliases [], feature "cuda", readme "Native engine (CUDA)";
 }
 
 impl EngineKind {
@@ -420,8 +424,11 @@ pub struct BackendConfig {
     pub graph_opt: GraphOptLevel,
     /// ONNX Runtime execution providers to try in order; none: the one the device implies.
     pub execution_providers: Vec<ExecutionProvider>,
-    /// libtorch only.
+    /// libtorch only (its library paths also serve the native engine).
     pub torch: TorchSettings,
+    /// The native engine only.
+    #[serde(default)]
+    pub native: NativeSettings,
 }
 
 impl Default for BackendConfig {
@@ -434,6 +441,7 @@ impl Default for BackendConfig {
             graph_opt: GraphOptLevel::All,
             execution_providers: Vec::new(),
             torch: TorchSettings::default(),
+            native: NativeSettings::default(),
         }
     }
 }
@@ -458,7 +466,11 @@ mod tests {
             "\"onnxruntime\""
         );
         let err = "tflite".parse::<EngineKind>().unwrap_err().to_string();
-        assert_eq!(err, "unknown engine `tflite`: expected ort or torch");
+        assert_eq!(
+            err,
+            "unknown engine `tflite`: expected ort, torch or native"
+        );
+        assert_eq!("native".parse::<EngineKind>().unwrap(), EngineKind::Native);
     }
 
     #[test]

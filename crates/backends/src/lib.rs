@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod names;
+mod native_settings;
 #[cfg(feature = "ort")]
 pub mod ort_backend;
 pub mod tensor;
@@ -12,7 +13,8 @@ pub mod torch;
 
 pub use config::{
     BackendConfig, ConfigError, Device, ENGINES, Engine, EngineKind, ExecutionProvider, GradMode,
-    GraphOptLevel, Precision, QuantizedEngine, TorchExecutor, TorchSettings,
+    GraphOptLevel, NativeMode, NativeSettings, Precision, QuantizedEngine, TorchExecutor,
+    TorchSettings,
 };
 pub use names::UnknownName;
 pub use tensor::{DType, Tensor, TensorData, Value};
@@ -51,8 +53,12 @@ impl BackendDescription {
                 .threads
                 .map_or("engine default".to_owned(), |t| t.to_string()),
         )];
-        if config.engine == EngineKind::Ort {
-            options.push(("graph_opt".to_owned(), config.graph_opt.to_string()));
+        match config.engine {
+            EngineKind::Ort => {
+                options.push(("graph_opt".to_owned(), config.graph_opt.to_string()));
+            }
+            EngineKind::Native => options.extend(config.native.options()),
+            EngineKind::Torch => {}
         }
         BackendDescription {
             engine: config.engine,
@@ -154,6 +160,12 @@ pub fn open(
         EngineKind::Ort => Ok(Box::new(ort_backend::open(model_path, config)?)),
         #[cfg(feature = "torch")]
         EngineKind::Torch => Ok(Box::new(torch::open(model_path, config)?)),
+        EngineKind::Native => Err(BackendError::Unsupported(format!(
+            "the {} engine runs whole torchvision detectors, not single model files: `detbench \
+             run --backend {}` opens it (crate detbench-native)",
+            EngineKind::Native,
+            EngineKind::Native.cli_name()
+        ))),
         #[allow(unreachable_patterns)]
         engine => Err(not_built(engine)),
     }

@@ -16,7 +16,7 @@ pub mod zoo;
 
 use std::path::{Path, PathBuf};
 
-use detbench_backends::BackendConfig;
+use detbench_backends::{BackendConfig, EngineKind};
 use detbench_bench::Detector;
 
 pub use spec::{ModelSpecCheck, model_spec};
@@ -130,6 +130,19 @@ pub fn open_detector<'a>(
         ModelRef::Name(name) => entry(name)?,
         ModelRef::Entry(entry) => entry,
     };
+    if config.engine == EngineKind::Native {
+        // detbench-native depends on this crate, so its detectors are opened by its caller.
+        return Err(ModelError::Unsupported {
+            name: entry.name.to_owned(),
+            family: entry.family,
+            reason: format!(
+                "the {} engine's detectors are opened by `detbench_native::NativeDetector::open` \
+                 (`detbench run --backend {}`), not by the family pipelines",
+                EngineKind::Native,
+                EngineKind::Native.cli_name()
+            ),
+        });
+    }
     let dir = self::model_dir(model_dir)?;
     let path = model_file(entry, &dir)?;
     families::open_family(entry, &path, &dir, config)

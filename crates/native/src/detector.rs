@@ -9,40 +9,69 @@
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use detbench_backends::{BackendConfig, BackendDescription};
 use detbench_bench::{BatchSupport, Detector, DetectorError, ImageInput, StageClock};
-use detbench_eval::{Detection, IouType, labels::COCO80_TO_91};
+use detbench_eval::{Detection, IouType};
+#[cfg(feature = "cuda")]
+use detbench_models::families::torchvision::is_coco_category;
+use detbench_models::{Family, ZooEntry};
 
-use crate::{NativeError, NativeSettings};
+use crate::NativeError;
+
+/// The zoo names (torchvision builders) of the architectures the engine implements.
+pub const ARCHITECTURES: [&str; 3] = [
+    "fasterrcnn_resnet50_fpn",
+    "maskrcnn_resnet50_fpn",
+    "retinanet_resnet50_fpn",
+];
+
+/// Whether the engine runs a catalogued model: a torchvision detector of [`ARCHITECTURES`]. The
+/// error names the model and what the engine runs (checked before a run; the engine also
+/// recognises the architecture in the file itself when it opens it).
+pub fn supports(entry: &ZooEntry) -> Result<(), NativeError> {
+    if entry.family == Family::TorchvisionDetection && ARCHITECTURES.contains(&entry.name) {
+        return Ok(());
+    }
+    Err(NativeError::UnknownArchitecture(format!(
+        "the native engine does not run `{}` ({} family): it runs torchvision's {}; use --backend \
+         {} or {} for the others",
+        entry.name,
+        entry.family,
+        ARCHITECTURES.join(", "),
+        detbench_backends::EngineKind::Torch.cli_name(),
+        detbench_backends::EngineKind::Ort.cli_name(),
+    )))
+}
 
 /// A torchvision detector on the native engine.
 pub struct NativeDetector {
     name: String,
-    settings: NativeSettings,
     masks: bool,
+    backend: BackendDescription,
     description: serde_json::Value,
+    /// The export that made the model file (`export_manifest.json` beside it), when known.
+    export: Option<serde_json::Value>,
     dropped_labels: AtomicU64,
     inexact_images: AtomicU64,
     #[cfg(feature = "cuda")]
     engine: crate::engine::NativeEngine,
 }
 
-/// The COCO category ids (torchvision's 91 label slots minus the 11 "N/A" ones).
-pub fn is_coco_category(label: i64) -> bool {
-    label > 0 && COCO80_TO_91.contains(&(label as u64))
-}
-
 impl NativeDetector {
-    /// Opens `path` (a TorchScript file of a torchvision detector) under the zoo name `name`.
+    /// Opens `path` (a TorchScript file of a torchvision detector) under the zoo name `name`, with
+    /// the device, precision and native settings of `config` (`config.engine` is not read).
     #[cfg(feature = "cuda")]
-    pub fn open(name: &str, path: &Path, settings: NativeSettings) -> Result<Self, NativeError> {
-        let mut engine = crate::engine::NativeEngine::open(path, &settings)?;
+    pub fn open(name: &str, path: &Path, config: &BackendConfig) -> Result<Self, NativeError> {
+        let threads = crate::engine::set_threads(config.threads);
+        let mut engine = crate::engine::NativeEngine::open(path, config)?;
         let description = engine.describe();
         let masks = description["architecture"] == "maskrcnn_resnet50_fpn";
         Ok(NativeDetector {
             name: name.to_owned(),
-            settings,
             masks,
+            backend: crate::engine::describe_backend(config, threads, &description),
             description,
+            export: detbench_models::families::torchvision::export_record(path),
             dropped_labels: AtomicU64::new(0),
             inexact_images: AtomicU64::new(0),
             engine,
@@ -51,7 +80,7 @@ impl NativeDetector {
 
     /// Without the `cuda` feature there is no engine: a clear error.
     #[cfg(not(feature = "cuda"))]
-    pub fn open(_name: &str, _path: &Path, _settings: NativeSettings) -> Result<Self, NativeError> {
+    pub fn open(_name: &str, _path: &Path, _config: &BackendConfig) -> Result<Self, NativeError> {
         Err(NativeError::NotBuilt)
     }
 
@@ -61,7 +90,7 @@ impl NativeDetector {
         &mut self.engine
     }
 
-    /// Images so far whose NMS capacity overflowed (see [`NativeSettings::nms_capacity`]).
+    /// Images so far whose NMS capacity overflowed (see [`detbench_backends::NativeSettings::nms_capacity`]).
     pub fn inexact_images(&self) -> u64 {
         self.inexact_images.load(Ordering::Relaxed)
     }
@@ -118,11 +147,15 @@ impl Detector for NativeDetector {
     fn provenance(&self) -> serde_json::Value {
         serde_json::json!({
             "pipeline": "torchvision 0.26 GeneralizedRCNNTransform + eval post-processing, rebuilt by detbench's native engine (crates/native)",
-            "settings": self.settings,
             "engine": self.description,
+            "export": self.export,
             "dropped_non_coco_labels": self.dropped_labels.load(Ordering::Relaxed),
             "inexact_images": self.inexact_images(),
         })
+    }
+
+    fn backend(&self) -> Option<BackendDescription> {
+        Some(self.backend.clone())
     }
 
     #[cfg(feature = "cuda")]
@@ -157,24 +190,35 @@ impl Detector for NativeDetector {
 mod tests {
     use super::*;
 
-    #[test]
-    fn only_coco_ids_are_categories() {
-        assert!(is_coco_category(1) && is_coco_category(90));
-        for na in [0, 12, 26, 29, 30, 45, 66, 68, 69, 71, 83, 91] {
-            assert!(!is_coco_category(na), "{na}");
-        }
-    }
-
     #[cfg(not(feature = "cuda"))]
     #[test]
     fn without_the_feature_opening_says_how_to_build() {
-        let settings = NativeSettings::new(
-            detbench_backends::Device::Cpu,
-            detbench_backends::Precision::Fp32,
-        );
-        let err = NativeDetector::open("x", Path::new("x.pt"), settings)
+        let err = NativeDetector::open("x", Path::new("x.pt"), &BackendConfig::default())
             .err()
             .unwrap();
         assert!(err.to_string().contains("--features cuda"), "{err}");
+    }
+
+    #[test]
+    fn only_the_three_architectures_are_supported() {
+        for name in ARCHITECTURES {
+            supports(detbench_models::entry(name).unwrap()).unwrap();
+        }
+        let ssd = detbench_models::entry("ssd300_vgg16").unwrap();
+        let err = supports(ssd).unwrap_err();
+        assert!(
+            matches!(err, NativeError::UnknownArchitecture(_)),
+            "{err:?}"
+        );
+        let message = err.to_string();
+        assert!(message.contains("`ssd300_vgg16`"), "{message}");
+        assert!(message.contains("retinanet_resnet50_fpn"), "{message}");
+        let yolox = detbench_models::entry("yolox_nano").unwrap();
+        assert!(
+            supports(yolox)
+                .unwrap_err()
+                .to_string()
+                .contains("Yolox family")
+        );
     }
 }

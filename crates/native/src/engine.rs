@@ -1,14 +1,17 @@
-//! The native engine behind a safe handle: open a model file with [`NativeSettings`], run
+//! The native engine behind a safe handle: open a model file with a
+//! [`BackendConfig`] (device, precision, [`detbench_backends::NativeSettings`]), run
 //! batches of decoded images, read per-call GPU timings, profile the backbone, dump stages.
 
 use std::ffi::{CStr, CString, c_void};
 use std::path::Path;
 
-use detbench_backends::{Device, Precision};
+use detbench_backends::{
+    BackendConfig, BackendDescription, Device, EngineKind, NativeMode, Precision,
+};
 use detbench_imgproc::BgrImage;
 
+use crate::NativeError;
 use crate::ffi::{self, Api, ErrorBuffer, Image, RawResult, RawTiming, Settings};
-use crate::{NativeError, NativeSettings};
 
 /// One image's detections, in original-image pixels.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -51,29 +54,42 @@ pub struct NativeEngine {
 unsafe impl Send for NativeEngine {}
 
 impl NativeEngine {
-    /// Opens a TorchScript model file (tools/gpu/export_torchvision.py) on the engine.
-    pub fn open(path: &Path, settings: &NativeSettings) -> Result<Self, NativeError> {
+    /// Opens a TorchScript model file (tools/gpu/export_torchvision.py) with the device,
+    /// precision, native settings and libtorch library paths of `config`.
+    pub fn open(path: &Path, config: &BackendConfig) -> Result<Self, NativeError> {
         if !path.is_file() {
             return Err(NativeError::ModelFile(format!(
                 "model file {} not found",
                 path.display()
             )));
         }
-        let api = ffi::api()?;
-        ffi::ensure_torchvision_ops()?;
+        let api = ffi::api(&config.torch)?;
+        ffi::ensure_torchvision_ops(&config.torch)?;
+        let native = &config.native;
+        let fast = native.mode == NativeMode::Fast;
         let raw = Settings {
-            device: match settings.device {
+            device: match config.device {
                 Device::Cpu => -1,
                 Device::Cuda(i) => i as i32,
             },
-            half: i32::from(settings.precision == Precision::Fp16),
-            graphs: i32::from(settings.cuda_graphs),
-            fused_conv: i32::from(settings.fused_conv),
-            channels_last: i32::from(settings.channels_last),
-            cudnn_benchmark: i32::from(settings.cudnn_benchmark),
-            allow_tf32: i32::from(settings.allow_tf32),
-            nms_capacity: settings.nms_capacity as i64,
-            exact: i32::from(settings.exact),
+            half: match config.precision {
+                Precision::Fp32 => 0,
+                Precision::Fp16 => 1,
+                Precision::Int8 => {
+                    return Err(NativeError::UnsupportedPrecision(
+                        "the native engine runs fp32 or fp16 (CUDA); int8 is a property of a \
+                         quantized model file"
+                            .into(),
+                    ));
+                }
+            },
+            graphs: i32::from(native.cuda_graphs),
+            fused_conv: i32::from(fast),
+            channels_last: i32::from(fast),
+            cudnn_benchmark: i32::from(native.cudnn_benchmark),
+            allow_tf32: i32::from(native.allow_tf32),
+            nms_capacity: native.nms_capacity as i64,
+            exact: i32::from(!fast),
         };
         let c_path = CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| {
             NativeError::BadInput(format!("{} contains a NUL byte", path.display()))
@@ -264,7 +280,7 @@ fn copy_result(r: &RawResult, width: usize) -> ImageDetections {
 
 /// The engine's kernels compiled to PTX by NVRTC for `arch` (e.g. `compute_90`); no GPU needed.
 pub fn compile_kernels(arch: &str) -> Result<String, NativeError> {
-    let api = ffi::api()?;
+    let api = ffi::default_api()?;
     let c_arch =
         CString::new(arch).map_err(|_| NativeError::BadInput("arch with a NUL byte".into()))?;
     let mut ptx = std::ptr::null();
@@ -280,3 +296,46 @@ pub fn compile_kernels(arch: &str) -> Result<String, NativeError> {
 }
 
 pub mod ops;
+
+/// Sets libtorch's intra-op threads when `threads` asks (process-wide, as the `torch` backend
+/// does) and returns the count it runs with.
+pub fn set_threads(threads: Option<usize>) -> usize {
+    if let Some(threads) = threads {
+        tch::set_num_threads(threads as i32);
+    }
+    tch::get_num_threads().max(0) as usize
+}
+
+/// What a run records about the engine: `native`, the version of the libtorch it is built on and
+/// runs against, device, precision, and the settings as options (with the engine's own account
+/// of its architecture and settings, `describe()`, in the row's provenance).
+pub fn describe_backend(
+    config: &BackendConfig,
+    threads: usize,
+    description: &serde_json::Value,
+) -> BackendDescription {
+    let libtorch = detbench_backends::torch::runtime::libtorch();
+    let mut options = vec![
+        (
+            EngineKind::Torch.name().to_owned(),
+            libtorch.lib_dir.display().to_string(),
+        ),
+        (
+            "architecture".to_owned(),
+            description["architecture"]
+                .as_str()
+                .unwrap_or("unknown")
+                .to_owned(),
+        ),
+    ];
+    options.extend(config.native.options());
+    options.push(("intra_op_threads".to_owned(), threads.to_string()));
+    BackendDescription {
+        engine: EngineKind::Native,
+        engine_version: libtorch.version.clone(),
+        device: config.device,
+        precision: config.precision,
+        threads: Some(threads),
+        options,
+    }
+}

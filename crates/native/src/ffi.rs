@@ -16,8 +16,8 @@ use crate::NativeError;
 
 static ENGINE_LIBRARY: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/libdetbench_native.so"));
 
-/// Environment variable naming `libtorch_cuda.so` (as the `torch` backend's).
-pub const LIBTORCH_CUDA_ENV: &str = detbench_backends::torch::runtime::LIBTORCH_CUDA_ENV;
+use detbench_backends::TorchSettings;
+use detbench_backends::config::{LIBTORCH_CUDA_ENV, TORCHVISION_OPS_ENV};
 
 #[repr(C)]
 pub struct Settings {
@@ -183,10 +183,20 @@ pub struct Api {
     ) -> c_int,
 }
 
-/// The loaded engine library, once per process.
-pub fn api() -> Result<&'static Api, NativeError> {
+/// The loaded engine library, once per process: the first call's library paths
+/// ([`TorchSettings::libtorch_cuda`]) decide, as for the `torch` backend.
+pub fn api(torch: &TorchSettings) -> Result<&'static Api, NativeError> {
     static API: OnceLock<Result<Api, NativeError>> = OnceLock::new();
-    API.get_or_init(load).as_ref().map_err(Clone::clone)
+    API.get_or_init(|| load(torch.libtorch_cuda.as_deref()))
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
+/// [`api`] with the libtorch settings of the environment (`$DETBENCH_LIBTORCH_CUDA`), for the
+/// single operations and the kernel compiler.
+pub fn default_api() -> Result<&'static Api, NativeError> {
+    let torch = TorchSettings::from_env().map_err(|e| NativeError::BadInput(e.to_string()))?;
+    api(&torch)
 }
 
 /// A buffer for the C side's error message, and the call's result turned into ours.
@@ -212,23 +222,23 @@ impl ErrorBuffer {
     }
 }
 
-/// Registers torchvision's ops (nms, roi_align), which the model files' TorchScript code calls.
-pub fn ensure_torchvision_ops() -> Result<(), NativeError> {
+/// Registers torchvision's ops (nms, roi_align), which the model files' TorchScript code calls,
+/// from [`TorchSettings::torchvision_ops`] or `.deps/` (the `torch` backend's loader).
+pub fn ensure_torchvision_ops(torch: &TorchSettings) -> Result<(), NativeError> {
     use detbench_backends::torch::runtime::{self, TorchvisionOps};
-    match runtime::ensure_torchvision_ops() {
+    match runtime::ensure_torchvision_ops(torch.torchvision_ops.as_deref()) {
         Ok(TorchvisionOps::Missing { looked_in }) => Err(NativeError::CudaLibrary(format!(
             "torchvision's ops library (_C.so of torchvision 0.26) was not found (looked in \
-             {looked_in}); the model files' code needs it. Run scripts/setup.sh --torch or set \
-             ${}=/path/to/torchvision/_C.so",
-            runtime::TORCHVISION_OPS_ENV
+             {looked_in}); the model files' code needs it. Run scripts/setup.sh --torch or pass \
+             --torchvision-ops /path/to/torchvision/_C.so (${TORCHVISION_OPS_ENV})"
         ))),
         Ok(_) => Ok(()),
-        Err(e) => Err(NativeError::CudaLibrary(e)),
+        Err(e) => Err(NativeError::CudaLibrary(e.to_string())),
     }
 }
 
-fn load() -> Result<Api, NativeError> {
-    load_torch_cuda()?;
+fn load(libtorch_cuda: Option<&Path>) -> Result<Api, NativeError> {
+    load_torch_cuda(libtorch_cuda)?;
     let library = load_engine_library()?;
     // SAFETY: the symbols are the extern "C" functions of cpp/api.h with these signatures.
     unsafe {
@@ -260,23 +270,23 @@ fn load() -> Result<Api, NativeError> {
     }
 }
 
-/// Opens libtorch_cuda.so (RTLD_GLOBAL) without asking for a device.
-fn load_torch_cuda() -> Result<(), NativeError> {
-    let (path, looked): (PathBuf, String) =
-        match std::env::var_os(LIBTORCH_CUDA_ENV).filter(|v| !v.is_empty()) {
-            Some(v) => (
-                PathBuf::from(&v),
-                format!("${LIBTORCH_CUDA_ENV}={}", Path::new(&v).display()),
-            ),
-            None => {
-                let dir = detbench_backends::torch::runtime::libtorch()
-                    .lib_dir
-                    .clone();
-                let p = dir.join("libtorch_cuda.so");
-                let looked = format!("{} (beside the loaded libtorch_cpu.so)", p.display());
-                (p, looked)
-            }
-        };
+/// Opens libtorch_cuda.so (RTLD_GLOBAL) without asking for a device: `explicit` (the setting,
+/// `--libtorch-cuda` or `$DETBENCH_LIBTORCH_CUDA`), else beside the loaded libtorch_cpu.so.
+fn load_torch_cuda(explicit: Option<&Path>) -> Result<(), NativeError> {
+    let (path, looked): (PathBuf, String) = match explicit {
+        Some(v) => (
+            v.to_path_buf(),
+            format!("--libtorch-cuda / ${LIBTORCH_CUDA_ENV}: {}", v.display()),
+        ),
+        None => {
+            let dir = detbench_backends::torch::runtime::libtorch()
+                .lib_dir
+                .clone();
+            let p = dir.join("libtorch_cuda.so");
+            let looked = format!("{} (beside the loaded libtorch_cpu.so)", p.display());
+            (p, looked)
+        }
+    };
     // SAFETY: loading libtorch's own CUDA library, built for the loaded libtorch.
     let library = unsafe {
         libloading::os::unix::Library::open(Some(&path), libc::RTLD_NOW | libc::RTLD_GLOBAL)
@@ -286,7 +296,7 @@ fn load_torch_cuda() -> Result<(), NativeError> {
             "the native engine needs libtorch_cuda.so ({looked}): {e}. Run with the CUDA build \
                  of libtorch 2.11 (the PyPI torch wheel) on LD_LIBRARY_PATH=<torch>/lib with its \
                  nvidia-* wheels (libcudart.so.13, cuBLAS, cuDNN) beside it, or name the library \
-                 with ${LIBTORCH_CUDA_ENV}"
+                 with --libtorch-cuda (${LIBTORCH_CUDA_ENV})"
         ))
     })?;
     std::mem::forget(library);

@@ -6,7 +6,8 @@
 //! the device: one host synchronisation per call. The same C++ runs on the CPU without graphs,
 //! which is how CI proves it equals torchvision.
 //!
-//! * [`config`]: the engine's settings, typed;
+//! * the engine's settings are [`NativeSettings`] in `detbench-backends` (beside the other
+//!   engines', in [`detbench_backends::BackendConfig`]); [`ARCHITECTURES`] are the models it runs;
 //! * [`NativeError`]: what can go wrong, by kind;
 //! * [`rle`]: COCO run-length encoding straight from the engine's mask bit planes;
 //! * `engine` (feature `cuda`): the engine behind a safe handle ([`engine::NativeEngine`]);
@@ -15,7 +16,6 @@
 //! The C++ lives in `cpp/`; build.rs turns it into a shared library that is embedded in the
 //! binary and loaded at run time, after libtorch's CUDA half (`ffi`).
 
-pub mod config;
 pub mod detector;
 #[cfg(feature = "cuda")]
 pub mod engine;
@@ -24,6 +24,6 @@ mod error;
 mod ffi;
 pub mod rle;
 
-pub use config::NativeSettings;
-pub use detector::NativeDetector;
+pub use detbench_backends::{NativeMode, NativeSettings};
+pub use detector::{ARCHITECTURES, NativeDetector, supports};
 pub use error::NativeError;

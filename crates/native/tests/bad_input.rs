@@ -4,9 +4,12 @@
 
 use std::path::Path;
 
+mod common;
+
+use common::config;
 use detbench_backends::{Device, Precision};
+use detbench_native::NativeError;
 use detbench_native::engine::NativeEngine;
-use detbench_native::{NativeError, NativeSettings};
 
 fn fixture(name: &str) -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -18,7 +21,7 @@ fn fixture(name: &str) -> std::path::PathBuf {
 fn an_unknown_architecture_is_named() {
     let err = NativeEngine::open(
         &fixture("not_a_detector.pt"),
-        &NativeSettings::new(Device::Cpu, Precision::Fp32),
+        &config(Device::Cpu, Precision::Fp32),
     )
     .err()
     .unwrap();
@@ -38,7 +41,7 @@ fn an_unknown_architecture_is_named() {
 fn fp16_on_the_cpu_is_refused() {
     let err = NativeEngine::open(
         &fixture("not_a_detector.pt"),
-        &NativeSettings::new(Device::Cpu, Precision::Fp16),
+        &config(Device::Cpu, Precision::Fp16),
     )
     .err()
     .unwrap();
@@ -55,7 +58,7 @@ fn cuda_without_a_device_says_so() {
     }
     let err = NativeEngine::open(
         &fixture("not_a_detector.pt"),
-        &NativeSettings::new(Device::Cuda(0), Precision::Fp16),
+        &config(Device::Cuda(0), Precision::Fp16),
     )
     .err()
     .unwrap();
@@ -69,7 +72,7 @@ fn cuda_without_a_device_says_so() {
 fn a_missing_model_file_is_named() {
     let err = NativeEngine::open(
         Path::new("/nonexistent/model.pt"),
-        &NativeSettings::new(Device::Cpu, Precision::Fp32),
+        &config(Device::Cpu, Precision::Fp32),
     )
     .err()
     .unwrap();

@@ -7,8 +7,10 @@
 
 use std::path::PathBuf;
 
+mod common;
+
+use common::config;
 use detbench_backends::{Device, Precision};
-use detbench_native::NativeSettings;
 use detbench_native::engine::NativeEngine;
 
 fn iou(a: [f32; 4], b: [f32; 4]) -> f32 {
@@ -35,7 +37,7 @@ fn faster_rcnn_on_the_cpu_matches_eager() {
     )
     .unwrap();
     let shared = detbench_assets::shared_dir().expect("../shared or $DETBENCH_SHARED");
-    let settings = NativeSettings::new(Device::Cpu, Precision::Fp32);
+    let settings = config(Device::Cpu, Precision::Fp32);
     let mut engine =
         NativeEngine::open(&models.join("fasterrcnn_resnet50_fpn.pt"), &settings).unwrap();
     let (mut total, mut matched) = (0, 0);

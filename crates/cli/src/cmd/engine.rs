@@ -1,13 +1,14 @@
 //! The engine options `detbench run` and `detbench show` share (one clap group), parsed into the
 //! engine's types and turned into a `BackendConfig` per model. The libtorch settings fall back
-//! to their environment variables (`TorchSettings::from_env`) where an option is not given.
+//! to their environment variables (`TorchSettings::from_env`) where an option is not given; the
+//! native engine's (`NativeSettings`) have only their defaults.
 
 use std::path::PathBuf;
 
 use anyhow::bail;
 use detbench_backends::{
-    BackendConfig, Device, EngineKind, ExecutionProvider, GradMode, GraphOptLevel, Precision,
-    QuantizedEngine, TorchExecutor, TorchSettings,
+    BackendConfig, Device, EngineKind, ExecutionProvider, GradMode, GraphOptLevel, NativeMode,
+    NativeSettings, Precision, QuantizedEngine, TorchExecutor, TorchSettings,
 };
 use detbench_models::ZooEntry;
 
@@ -45,6 +46,9 @@ pub struct EngineArgs {
 
     #[command(flatten)]
     torch: TorchArgs,
+
+    #[command(flatten)]
+    native: NativeArgs,
 }
 
 /// The help heading of the libtorch options.
@@ -86,6 +90,60 @@ struct TorchArgs {
     /// libtorch_cpu.so].
     #[arg(long, value_name = "FILE", help_heading = TORCH)]
     libtorch_cuda: Option<PathBuf>,
+}
+
+/// The help heading of the native engine's options.
+const NATIVE: &str = "native engine (--backend native)";
+
+/// The native engine's settings (`NativeSettings`); its libtorch library paths are the libtorch
+/// options'.
+#[derive(clap::Args, Debug, Clone)]
+struct NativeArgs {
+    /// fast (BatchNorm folded, channels-last, fused convolutions: the benchmarked settings) or
+    /// exact (torchvision's arithmetic order, for parity checks).
+    #[arg(long, value_enum, default_value_t = NativeMode::Fast, help_heading = NATIVE)]
+    native_mode: NativeMode,
+
+    /// One CUDA graph per input-size bucket: on or off.
+    #[arg(long, value_name = "on|off", default_value = "on", value_parser = boolish(),
+          hide_possible_values = true, help_heading = NATIVE)]
+    native_cuda_graphs: bool,
+
+    /// TF32 in cuDNN convolutions at fp32 (PyTorch's default): on or off (true fp32).
+    #[arg(long, value_name = "on|off", default_value = "on", value_parser = boolish(),
+          hide_possible_values = true, help_heading = NATIVE)]
+    native_tf32: bool,
+
+    /// cuDNN benchmark mode (every new bucket re-tunes): on or off.
+    #[arg(long, value_name = "on|off", default_value = "off", value_parser = boolish(),
+          hide_possible_values = true, help_heading = NATIVE)]
+    native_cudnn_benchmark: bool,
+
+    /// Candidates per image the box head's class-wise NMS considers (an image with more is
+    /// flagged inexact in the provenance).
+    #[arg(long, value_name = "N", default_value_t = NativeSettings::default().nms_capacity,
+          help_heading = NATIVE)]
+    native_nms_capacity: usize,
+}
+
+/// on/off, yes/no, true/false, 1/0.
+fn boolish() -> clap::builder::BoolishValueParser {
+    clap::builder::BoolishValueParser::new()
+}
+
+impl NativeArgs {
+    fn settings(&self) -> anyhow::Result<NativeSettings> {
+        if self.native_nms_capacity == 0 {
+            bail!("--native-nms-capacity 0: the box head needs room for at least one candidate");
+        }
+        Ok(NativeSettings {
+            mode: self.native_mode,
+            cuda_graphs: self.native_cuda_graphs,
+            allow_tf32: self.native_tf32,
+            cudnn_benchmark: self.native_cudnn_benchmark,
+            nms_capacity: self.native_nms_capacity,
+        })
+    }
 }
 
 impl TorchArgs {
@@ -143,12 +201,18 @@ impl EngineArgs {
                 graph_opt: self.graph_opt,
                 execution_providers: self.execution_providers.clone(),
                 torch: self.torch.settings()?,
+                native: self.native.settings()?,
             },
         })
     }
 }
 
 impl EngineChoice {
+    /// The engine `--backend` asked for, if any.
+    pub fn requested(&self) -> Option<EngineKind> {
+        self.engine
+    }
+
     /// The configuration for `entry`: `--backend` when given, else the engine of its format.
     pub fn for_model(&self, entry: &ZooEntry) -> BackendConfig {
         BackendConfig {

@@ -2,10 +2,12 @@
 //! names, scores; masks and keypoints when the model predicts them) into a PNG.
 
 use anyhow::{Context, bail};
+use detbench_backends::EngineKind;
 use detbench_bench::{ImageInput, StageClock};
 use detbench_report::annotate::{DrawOptions, annotate, save_png};
 use std::path::PathBuf;
 
+use crate::cmd::detector;
 use crate::cmd::engine::EngineArgs;
 
 #[derive(clap::Args)]
@@ -43,8 +45,12 @@ pub fn main(args: Args) -> anyhow::Result<()> {
     }
     let entry = detbench_models::entry(&args.model)?;
     let config = args.engine.resolve()?.for_model(entry);
+    if config.engine == EngineKind::Native {
+        detector::check_native(&[entry], &config)?;
+    }
     let image = detbench_imgproc::decode_file(&args.image)?;
-    let mut detector = detbench_models::open_detector(entry, args.model_dir.as_deref(), &config)?;
+    let mut detector = detector::open(entry, args.model_dir.as_deref(), &config)
+        .map_err(anyhow::Error::from_boxed)?;
     // COCO file names are the image id; anything else is image 0.
     let image_id = args
         .image

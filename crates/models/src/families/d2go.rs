@@ -38,6 +38,7 @@ pub fn config() -> ListModelConfig {
                  tensor, BGR, pixel / 255, original size; output (inputs, [dict(boxes, labels, \
                  scores)]) with COCO ids; quantized engine x86"
             .into(),
+        export: None,
     }
 }
 

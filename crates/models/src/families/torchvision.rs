@@ -53,11 +53,36 @@ pub fn open(
         ..config.clone()
     };
     let backend = detbench_backends::open(model_path, &config)?;
-    let pipeline = ListModelConfig::torchvision(
+    let mut pipeline = ListModelConfig::torchvision(
         entry.iou_types.contains(&IouType::Segm),
         entry.iou_types.contains(&IouType::Keypoints),
     );
+    pipeline.export = export_record(model_path);
     Ok(ListModelDetector::new(entry.name, backend, pipeline))
+}
+
+/// The manifest `tools/gpu/export_torchvision.py` writes beside the files it exports.
+pub const EXPORT_MANIFEST: &str = "export_manifest.json";
+
+/// How the TorchScript file at `model_path` was made, from the [`EXPORT_MANIFEST`] beside it:
+/// its entry (weights: official or random with their seed, RetinaNet's `--calibrate` bias,
+/// sha256) with the torch and torchvision versions of the export. `None` when there is no
+/// manifest, it cannot be read, or it does not list the file.
+pub fn export_record(model_path: &Path) -> Option<serde_json::Value> {
+    let manifest = model_path.parent()?.join(EXPORT_MANIFEST);
+    let text = std::fs::read_to_string(manifest).ok()?;
+    let doc: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let file = model_path.file_name()?.to_str()?;
+    let entry = doc["models"]
+        .as_object()?
+        .values()
+        .find(|entry| entry["file"] == file)?;
+    Some(serde_json::json!({
+        "manifest": EXPORT_MANIFEST,
+        "torch": doc["torch"],
+        "torchvision": doc["torchvision"],
+        "entry": entry,
+    }))
 }
 
 /// Channel order of the float image a model takes.
@@ -85,6 +110,9 @@ pub struct ListModelConfig {
     pub weights_precision: Option<Precision>,
     /// Where this configuration comes from, for the run record.
     pub source: String,
+    /// How the model file was exported ([`export_record`]), when its manifest says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub export: Option<serde_json::Value>,
 }
 
 impl ListModelConfig {
@@ -102,6 +130,7 @@ impl ListModelConfig {
                      ConvertImageDtype; coco_eval.py: convert_to_xywh, masks > 0.5, keypoints as \
                      returned)"
                 .into(),
+            export: None,
         }
     }
 }
@@ -164,7 +193,7 @@ pub fn image_tensor(image: &BgrImage, order: ChannelOrder) -> Tensor {
 }
 
 /// The COCO category ids (torchvision's 91 label slots minus the 11 "N/A" ones).
-fn is_coco_category(label: i64) -> bool {
+pub fn is_coco_category(label: i64) -> bool {
     label > 0 && COCO80_TO_91.contains(&(label as u64))
 }
 

@@ -17,12 +17,13 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use detbench_backends::{BackendConfig, Device, EngineKind, Precision};
+use detbench_backends::{BackendConfig, Device, EngineKind, NativeSettings, Precision};
+use detbench_bench::timing::percentile;
 use detbench_bench::{Detector, ImageInput, Stage, StageClock};
 use detbench_eval::Detection;
 use detbench_imgproc::BgrImage;
 use detbench_models::families::torchvision::{ListModelConfig, ListModelDetector};
-use detbench_native::{NativeDetector, NativeSettings};
+use detbench_native::NativeDetector;
 use serde_json::{Value, json};
 
 #[derive(Parser, Debug)]
@@ -38,8 +39,8 @@ struct Args {
     #[arg(long)]
     models: String,
     /// Comma-separated runs ENGINE-PRECISION: native-fp16, torch-fp32, ...; the native engine
-    /// takes modifiers: native+exact (torchvision's arithmetic order), native+notf32 (no TF32 in
-    /// cuDNN), native+nographs.
+    /// takes modifiers: native+exact (`NativeMode::Exact`, torchvision's arithmetic order),
+    /// native+notf32 (no TF32 in cuDNN), native+nographs.
     #[arg(long, default_value = "native-fp16,native-fp32")]
     runs: String,
     #[arg(long, default_value_t = 1)]
@@ -63,8 +64,6 @@ struct Args {
     stages: Option<PathBuf>,
     #[arg(long)]
     no_graphs: bool,
-    #[arg(long)]
-    no_fused: bool,
     /// Warm up with one untimed pass over every batch of the run (steady state: every input-size
     /// bucket seen), instead of the harness's `--warmup` calls.
     #[arg(long)]
@@ -130,22 +129,23 @@ fn open(args: &Args, model: &str, run: &str) -> Result<Opened> {
         "fp16" => Precision::Fp16,
         other => anyhow::bail!("unknown precision {other}"),
     };
-    let device: Device = args.device.parse().map_err(anyhow::Error::msg)?;
+    let device: Device = args.device.parse()?;
     let path = args.models_dir.join(format!("{model}.pt"));
     let mut tokens = engine.split('+');
     match tokens.next().unwrap_or("") {
         "native" => {
             let modifiers: Vec<&str> = tokens.collect();
-            let mut settings = if modifiers.contains(&"exact") {
-                NativeSettings::exact(device, precision)
+            let mut native = if modifiers.contains(&"exact") {
+                NativeSettings::exact()
             } else {
-                NativeSettings::new(device, precision)
+                NativeSettings::default()
             };
-            settings.cuda_graphs = !args.no_graphs && !modifiers.contains(&"nographs");
-            settings.fused_conv = settings.fused_conv && !args.no_fused;
-            settings.allow_tf32 = !modifiers.contains(&"notf32");
+            native.cuda_graphs = !args.no_graphs && !modifiers.contains(&"nographs");
+            native.allow_tf32 = !modifiers.contains(&"notf32");
             Ok(Opened::Native(Box::new(NativeDetector::open(
-                model, &path, settings,
+                model,
+                &path,
+                &native_config(device, precision, native),
             )?)))
         }
         "torch" => {
@@ -167,12 +167,17 @@ fn open(args: &Args, model: &str, run: &str) -> Result<Opened> {
     }
 }
 
-fn percentile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
+/// The native engine's configuration: `device`, `precision`, `native`, the libtorch library
+/// paths from the environment (`$DETBENCH_TORCHVISION_OPS`, `$DETBENCH_LIBTORCH_CUDA`).
+fn native_config(device: Device, precision: Precision, native: NativeSettings) -> BackendConfig {
+    BackendConfig {
+        engine: EngineKind::Native,
+        device,
+        precision,
+        native,
+        torch: detbench_backends::TorchSettings::from_env().unwrap_or_default(),
+        ..BackendConfig::default()
     }
-    let rank = ((q / 100.0) * sorted.len() as f64).ceil().max(1.0) as usize;
-    sorted[rank.min(sorted.len()) - 1]
 }
 
 /// One run: warm-up, timed calls, detections and timings.
@@ -230,19 +235,22 @@ fn run_one(args: &Args, shipped: &Shipped, model: &str, run: &str) -> Result<Val
     }
     let mut sorted = samples.clone();
     sorted.sort_by(f64::total_cmp);
+    // LoadGen's nearest rank, as `detbench run` reports; NaN without samples.
+    let at = |p: f64| percentile(&sorted, p).unwrap_or(f64::NAN);
     let images = per_image.len().max(1);
     let mut result = json!({
         "model": model, "run": run, "batch": args.batch, "calls": samples.len(),
         "open_s": open_s, "warmup_s": warmup_s, "prewarm_all": args.prewarm_all,
-        "median_ms": percentile(&sorted, 50.0), "p10_ms": percentile(&sorted, 10.0), "p90_ms": percentile(&sorted, 90.0),
+        "median_ms": at(0.5), "p10_ms": at(0.1), "p90_ms": at(0.9),
         "images_per_second": (args.batch * samples.len()) as f64 / (samples.iter().sum::<f64>() / 1e3),
         "detections_per_image": per_image.iter().sum::<usize>() as f64 / images as f64,
         "samples_ms": samples, "total_ms": totals, "gpu": gpu,
+        "backend": opened_detector.detector().backend(),
         "provenance": opened_detector.detector().provenance(),
     });
     if let Some(dir) = &args.detections_dir {
         let path = dir.join(format!("{model}_{run}_b{}.json", args.batch));
-        std::fs::write(&path, serde_json::to_vec(&detections)?)?;
+        detbench_report::write_atomic(&path, &serde_json::to_vec(&detections)?)?;
         result["detections_file"] = json!(path.display().to_string());
     }
     Ok(result)
@@ -250,12 +258,13 @@ fn run_one(args: &Args, shipped: &Shipped, model: &str, run: &str) -> Result<Val
 
 fn extras(args: &Args, shipped: &Shipped, model: &str) -> Result<Value> {
     let mut out = json!({});
-    let device: Device = args.device.parse().map_err(anyhow::Error::msg)?;
+    let device: Device = args.device.parse()?;
     let path = args.models_dir.join(format!("{model}.pt"));
     if let Some(shapes) = &args.profile_backbone {
         let mut rows = Vec::new();
         for precision in [Precision::Fp16, Precision::Fp32] {
-            let mut d = NativeDetector::open(model, &path, NativeSettings::new(device, precision))?;
+            let config = native_config(device, precision, NativeSettings::default());
+            let mut d = NativeDetector::open(model, &path, &config)?;
             for shape in shapes.split(',') {
                 let dims: Vec<usize> = shape.split('x').filter_map(|v| v.parse().ok()).collect();
                 anyhow::ensure!(dims.len() == 3, "a shape is NxHxW: {shape}");
@@ -270,7 +279,8 @@ fn extras(args: &Args, shipped: &Shipped, model: &str) -> Result<Value> {
         for precision in [Precision::Fp32, Precision::Fp16] {
             let folder = dir.join(format!("{model}_{}", precision.as_str()));
             std::fs::create_dir_all(&folder)?;
-            let mut d = NativeDetector::open(model, &path, NativeSettings::new(device, precision))?;
+            let config = native_config(device, precision, NativeSettings::default());
+            let mut d = NativeDetector::open(model, &path, &config)?;
             d.engine().dump_stages(&[&shipped.images[0]], &folder)?;
         }
         out["stages"] = json!(dir.display().to_string());
@@ -318,8 +328,6 @@ fn main() -> Result<()> {
 
 fn write_out(path: &Path, runs: &[Value], extra: &Value) -> Result<()> {
     let doc = json!({"tool": "detbench-native-bench", "runs": runs, "extra": extra});
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, serde_json::to_vec_pretty(&doc)?)?;
-    std::fs::rename(&tmp, path)?;
+    detbench_report::write_atomic(path, &serde_json::to_vec_pretty(&doc)?)?;
     Ok(())
 }

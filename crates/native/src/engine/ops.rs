@@ -11,7 +11,7 @@ pub fn batched_nms(
     idxs: &[i64],
     iou: f64,
 ) -> Result<Vec<i64>, NativeError> {
-    let api = ffi::api()?;
+    let api = ffi::default_api()?;
     let n = scores.len();
     assert_eq!(boxes.len(), 4 * n);
     assert_eq!(idxs.len(), n);
@@ -49,7 +49,7 @@ pub fn roi_align(
     sampling_ratio: i64,
     aligned: bool,
 ) -> Result<Vec<f32>, NativeError> {
-    let api = ffi::api()?;
+    let api = ffi::default_api()?;
     let [c, h, w] = shape;
     let r = rois.len() / 5;
     let mut out = vec![0f32; r * c * pooled * pooled];
@@ -87,7 +87,7 @@ pub fn multiscale_roi_align(
     pooled: usize,
     sampling_ratio: i64,
 ) -> Result<Vec<f32>, NativeError> {
-    let api = ffi::api()?;
+    let api = ffi::default_api()?;
     let k = boxes.len() / 4;
     let pointers: Vec<*const f32> = features.iter().map(|f| f.as_ptr()).collect();
     let heights: Vec<i64> = sizes.iter().map(|s| s.0 as i64).collect();
@@ -125,7 +125,7 @@ pub fn decode_boxes(
     weights: [f64; 4],
     clip: f64,
 ) -> Result<Vec<f32>, NativeError> {
-    let api = ffi::api()?;
+    let api = ffi::default_api()?;
     let m = boxes.len() / 4;
     let mut out = vec![0f32; 4 * m];
     let mut error = ErrorBuffer::new();
@@ -154,7 +154,7 @@ pub fn paste_masks(
     boxes: &[f32],
     image: (usize, usize),
 ) -> Result<Vec<u32>, NativeError> {
-    let api = ffi::api()?;
+    let api = ffi::default_api()?;
     let count = boxes.len() / 4;
     let words = image.0.div_ceil(32);
     let mut bits = vec![0u32; count * image.1 * words];
@@ -186,7 +186,7 @@ pub fn preprocess(
     resized: (usize, usize),
     padded: (usize, usize),
 ) -> Result<Vec<f32>, NativeError> {
-    let api = ffi::api()?;
+    let api = ffi::default_api()?;
     assert_eq!(bgr.len(), size.0 * size.1 * 3);
     let mean = [0.485f64, 0.456, 0.406];
     let std = [0.229f64, 0.224, 0.225];

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::bail;
+use detbench_backends::EngineKind;
 use detbench_bench::dataset::{DatasetOptions, DatasetSource, GroundTruthKind};
 use detbench_bench::prefetch::{DecodeFn, DecodeMode, image_decoder};
 use detbench_bench::results::{RESULTS_SCHEMA_VERSION, RunResults};
@@ -16,6 +17,7 @@ use detbench_models::{ShaCheck, ZooEntry};
 
 use super::Options;
 use super::progress::Progress;
+use crate::cmd::detector;
 use crate::cmd::engine::EngineChoice;
 
 /// Everything a run needs, typed and with its defaults applied.
@@ -54,6 +56,10 @@ impl RunPlan {
         .resolve()?;
         let model_dir = detbench_models::model_dir(args.model_dir.as_deref())?;
         let entries = select_models(&args.model, &model_dir)?;
+        let engine = args.engine.resolve()?;
+        if engine.requested() == Some(EngineKind::Native) {
+            detector::check_native(&entries, &engine.for_model(entries[0]))?;
+        }
         let batch_sizes = if args.batch.is_empty() {
             vec![1]
         } else {
@@ -67,7 +73,7 @@ impl RunPlan {
             source,
             model_dir,
             entries,
-            engine: args.engine.resolve()?,
+            engine,
             scenario: ScenarioOptions {
                 warmup: args.warmup,
                 batch_sizes,
@@ -128,13 +134,7 @@ impl RunPlan {
         }
         let (outcomes, skipped) = run_model(
             &checked.spec,
-            || {
-                Ok(detbench_models::open_detector(
-                    entry,
-                    Some(&self.model_dir),
-                    &config,
-                )?)
-            },
+            || detector::open(entry, Some(&self.model_dir), &config),
             datasets,
             decoder,
             &self.scenario,
