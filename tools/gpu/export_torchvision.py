@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Export torchvision's COCO detection models to TorchScript (torch.jit.script) for detbench.
 
-    python3 tools/gpu/export_torchvision.py --out DIR [--weights-dir DIR] [--models a,b,...]
+    python3 tools/gpu/export_torchvision.py --out DIR [--weights-dir DIR] [--models a,b,...] \
+        [--calibrate] [--min-size N --max-size N]
 
 For each model it builds the torchvision architecture with the builder's defaults (91 COCO
 category ids, the builder's own min/max size and thresholds), then:
@@ -60,11 +61,13 @@ def sha256_of(path):
     return h.hexdigest()
 
 
-def build(name, weights_dir, calibrate=False):
-    """The eval-mode model and a description of its weights."""
+def build(name, weights_dir, calibrate=False, sizes=None):
+    """The eval-mode model and a description of its weights. ``sizes``: GeneralizedRCNNTransform's
+    (min_size, max_size) instead of the builder's (the native engine's CPU tests use 320/512)."""
     builder, official = MODELS[name]
     torch.manual_seed(SEED)
-    model = builder(weights=None, weights_backbone=None)
+    extra = {"min_size": sizes[0], "max_size": sizes[1]} if sizes else {}
+    model = builder(weights=None, weights_backbone=None, **extra)
     checkpoint = os.path.join(weights_dir, official) if weights_dir else None
     if checkpoint and os.path.isfile(checkpoint):
         digest = sha256_of(checkpoint)
@@ -89,7 +92,12 @@ def main():
     parser.add_argument("--weights-dir", default=None, help="folder holding official torchvision checkpoints")
     parser.add_argument("--models", default=",".join(MODELS), help="comma-separated subset of: " + ", ".join(MODELS))
     parser.add_argument("--calibrate", action="store_true", help="with random weights, apply CALIBRATION (RetinaNet's classification bias)")
+    parser.add_argument("--min-size", type=int, default=None, help="GeneralizedRCNNTransform min_size instead of the builder's (with --max-size)")
+    parser.add_argument("--max-size", type=int, default=None, help="GeneralizedRCNNTransform max_size instead of the builder's")
     args = parser.parse_args()
+    if (args.min_size is None) != (args.max_size is None):
+        sys.exit("--min-size and --max-size go together")
+    sizes = (args.min_size, args.max_size) if args.min_size is not None else None
     names = [m for m in args.models.split(",") if m]
     unknown = [m for m in names if m not in MODELS]
     if unknown:
@@ -104,7 +112,7 @@ def main():
     }
     for name in names:
         start = time.perf_counter()
-        model, weights = build(name, args.weights_dir, args.calibrate)
+        model, weights = build(name, args.weights_dir, args.calibrate, sizes)
         scripted = torch.jit.script(model)
         path = os.path.join(args.out, f"{name}.pt")
         tmp = path + ".tmp"
@@ -114,6 +122,8 @@ def main():
             "file": os.path.basename(path),
             "sha256": sha256_of(path),
             "weights": weights,
+            "transform": {"min_size": list(model.transform.min_size), "max_size": model.transform.max_size}
+            if hasattr(model, "transform") else None,
             "parameters": sum(p.numel() for p in model.parameters()),
         }
         print(f"[export] {name}: {weights['kind']} weights -> {path} ({time.perf_counter() - start:.1f}s)", flush=True)

@@ -74,7 +74,10 @@ def percentile(samples, q):
 
 def bench(name, variant, args, images, device):
     scripted = torch.jit.load(os.path.join(args.models_dir, f"{name}.pt"), map_location="cpu")
-    model = getattr(detection, name)(weights=None, weights_backbone=None)
+    # The exported transform's sizes (export_torchvision.py --min-size/--max-size), else the
+    # builder's own.
+    sizes = {"min_size": tuple(scripted.transform.min_size), "max_size": scripted.transform.max_size}
+    model = getattr(detection, name)(weights=None, weights_backbone=None, **sizes)
     model.load_state_dict(scripted.state_dict())
     del scripted
     model = model.eval().to(device)
@@ -82,6 +85,7 @@ def bench(name, variant, args, images, device):
         model = model.half()
     # fp32_notf32: true fp32 convolutions (cudnn.allow_tf32 off), for the strict comparison.
     torch.backends.cudnn.allow_tf32 = variant != "fp32_notf32"
+    synchronize = torch.cuda.synchronize if device.type == "cuda" else (lambda _device: None)
     if variant == "cl_amp":
         model = model.to(memory_format=torch.channels_last)
     autocast = variant in ("amp", "cl_amp")
@@ -91,9 +95,9 @@ def bench(name, variant, args, images, device):
         inputs = [t.to(device) for _, t in batch]
         if variant == "fp16":
             inputs = [t.half() for t in inputs]
-        with torch.autocast("cuda", dtype=torch.float16, enabled=autocast):
+        with torch.autocast(device.type, dtype=torch.float16, enabled=autocast):
             out = model(inputs)
-        torch.cuda.synchronize(device)
+        synchronize(device)
         return to_host(out)
 
     head = images[:max(args.warmup, args.batch)]
@@ -121,7 +125,8 @@ def bench(name, variant, args, images, device):
                             entry["segmentation"] = {"size": list(m.shape), "counts": rle_counts(m.numpy())}
                         dets.append(entry)
     del model
-    torch.cuda.empty_cache()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
     r = {"model": name, "run": f"eager-{variant}", "batch": args.batch, "calls": len(samples),
          "median_ms": statistics.median(samples), "p10_ms": percentile(samples, 10), "p90_ms": percentile(samples, 90),
          "images_per_second": args.batch * len(samples) / (sum(samples) / 1e3),
@@ -146,9 +151,13 @@ def main():
     p.add_argument("--warmup", type=int, default=10)
     p.add_argument("--detections-dir", default=None)
     p.add_argument("--prewarm-all", action="store_true", help="warm up with one untimed pass over every batch")
+    p.add_argument("--device", default="cuda:0", help="cuda:0, or cpu (fp32 only: the CPU reference of the CLI test)")
+    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads on the CPU")
     p.add_argument("--out", required=True)
     args = p.parse_args()
-    device = torch.device("cuda:0")
+    device = torch.device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     torch.backends.cudnn.benchmark = False
     images = load_images(args.images, args.annotations, args.limit)
     runs = []
@@ -161,10 +170,12 @@ def main():
             except Exception as e:  # recorded; the next run goes on
                 r = {"model": name, "run": f"eager-{variant}", "batch": args.batch, "error": f"{type(e).__name__}: {e}"}
                 print(f"[eager] {name} {variant}: FAILED {r['error']}", flush=True)
-                torch.cuda.empty_cache()
+                if device.type == "cuda":
+                    torch.cuda.empty_cache()
             runs.append(r)
             doc = {"tool": "tools/native/eager_peers.py", "torch": torch.__version__, "torchvision": torchvision.__version__,
-                   "device": torch.cuda.get_device_name(device), "cudnn": torch.backends.cudnn.version(),
+                   "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+                   "cudnn": torch.backends.cudnn.version(),
                    "allow_tf32_cudnn": torch.backends.cudnn.allow_tf32, "runs": runs}
             with open(args.out + ".tmp", "w") as f:
                 json.dump(doc, f)

@@ -5,7 +5,7 @@ torchvision 0.26 on the CPU:
     python3 tools/native/make_fixtures.py [--models-dir DIR]
 
 * crates/native/fixtures/ops.npz: inputs and torchvision's outputs of batched_nms (the
-  coordinate-trick and the per-class path), roi_align (two settings), MultiScaleRoIAlign
+  coordinate-trick and the per-class path, and the trick with fp16 offsets as on CUDA), roi_align (two settings), MultiScaleRoIAlign
   (LevelMapper + 4 levels), BoxCoder.decode_single, paste_masks_in_image (> 0.5) and
   GeneralizedRCNNTransform (normalise, resize, pad), on seeded random data. Small (< 200 kB).
 * crates/native/fixtures/not_a_detector.pt: a scripted nn.Linear, for the unknown-architecture
@@ -70,7 +70,56 @@ def ops(g):
     images, _ = transform.eval()([image])
     out["pre_bgr"], out["pre_out"] = bgr, images.tensors[0]
     out["pre_size"] = torch.tensor(images.image_sizes[0])
+    out.update(nms_half_trick(torch.Generator().manual_seed(1515)))
     return {k: v.numpy() for k, v in out.items()}
+
+
+def nms_half_trick(g, n=300, size=700.0, threshold=0.5):
+    """batched_nms as torchvision runs it on CUDA for a model.half() box head: the coordinate
+    trick (numel <= 100,000) with fp16 offsets k * (max + 1). Past 32768 fp16 steps are 32 and
+    the rounded offsets of neighbouring classes can be closer than the boxes' extent (with a
+    largest coordinate of 700, classes 48 and 49 start 672 apart), so the offset boxes of class
+    k's bottom-right corner land on those of class k + 1's top-left corner, and torchvision's
+    nms suppresses across the classes, which class-wise NMS would not. Random boxes with labels
+    30..85 (offsets past 65504 are inf: never suppressed), plus such corner pairs. Reference: the
+    offset boxes exactly as _batched_nms_coordinate_trick makes them, in fp16, then
+    torchvision's nms (CPU kernel on their float values; boxes of pairs whose IoU is within 0.02
+    of the threshold are left out, so the CUDA kernel's fp16 width rounding decides the same)."""
+    from torchvision.ops import box_iou, nms
+    from torchvision.ops.boxes import _batched_nms_vanilla
+
+    xy = torch.rand(n, 2, generator=g) * size
+    wh = torch.rand(n, 2, generator=g) * 200 + 20
+    boxes = torch.cat([xy, xy + wh], 1).clamp(0, size)
+    idxs = torch.randint(30, 86, (n,), generator=g)
+    pairs = []
+    for side in (20.0, 26.0, 30.0, 34.0, 38.0):
+        pairs.append(([size - side, size - side, size, size], 48))
+        pairs.append(([0.0, 0.0, side, side], 49))
+    boxes = torch.cat([boxes, torch.tensor([b for b, _ in pairs])])
+    idxs = torch.cat([idxs, torch.tensor([k for _, k in pairs])])
+    n = len(idxs)
+    scores = torch.linspace(0.06, 0.95, n)[torch.randperm(n, generator=g)]  # distinct in fp16
+    boxes_h, scores_h = boxes.half(), scores.half()
+    max_coordinate = boxes_h.max()
+    offsets = idxs.to(boxes_h) * (max_coordinate + torch.tensor(1).to(boxes_h))
+    for_nms = (boxes_h + offsets[:, None]).float()
+    # Leave out the boxes of borderline pairs (IoU within 0.02 of the threshold), one at a time.
+    iou = box_iou(for_nms.double(), for_nms.double()).nan_to_num(0.0)
+    iou.fill_diagonal_(0)
+    kept = torch.ones(n, dtype=torch.bool)
+    while True:
+        borderline = ((iou - threshold).abs() < 0.02) & kept[:, None] & kept[None, :]
+        if not borderline.any():
+            break
+        kept[borderline.any(1).nonzero()[0, 0]] = False
+    boxes_h, scores_h, idxs, for_nms = boxes_h[kept], scores_h[kept], idxs[kept], for_nms[kept]
+    assert boxes_h.max() == max_coordinate
+    keep = nms(for_nms, scores_h.float(), threshold)
+    classwise = _batched_nms_vanilla(for_nms, scores_h.float(), idxs, threshold)
+    assert set(keep.tolist()) != set(classwise.tolist()), "no cross-class suppression exercised"
+    return {"nms_half_boxes": boxes_h.float(), "nms_half_scores": scores_h.float(),
+            "nms_half_idxs": idxs, "nms_half_keep": keep}
 
 
 def eager_reference(models_dir):

@@ -159,15 +159,22 @@ int dn_compile_kernels(const char* arch, const char** ptx, char* error, size_t e
 }
 
 int dn_op_batched_nms(const float* boxes, const float* scores, const int64_t* idxs, int64_t n,
-                      double iou_threshold, int64_t* keep, int64_t* keep_count, char* error,
-                      size_t error_length) {
+                      double iou_threshold, int32_t half, int32_t cuda_semantics, int64_t* keep,
+                      int64_t* keep_count, char* error, size_t error_length) {
   return guarded(error, error_length, [&] {
     c10::InferenceMode guard;
     auto b = host_f32(boxes, {1, n, 4});
     auto s = host_f32(scores, {1, n});
+    if (half != 0) {
+      b = b.to(at::kHalf);
+      s = s.to(at::kHalf);
+    }
     auto i = at::from_blob(const_cast<int64_t*>(idxs), {1, n}, at::kLong).clone();
     auto valid = at::ones({1, n}, at::kBool);
-    auto r = dn::batched_nms(b, s, i, valid, iou_threshold, n, n, 4000, /*on_cpu=*/true);
+    // torchvision's CPU or CUDA choice of path and IoU comparison (boxes.h, ops.h).
+    const bool cuda = cuda_semantics != 0;
+    auto r = dn::batched_nms(b, s, i, valid, iou_threshold, n, n, cuda ? 100000 : 4000,
+                             /*on_cpu=*/!cuda);
     *keep_count = r.count.item<int64_t>();
     auto index = r.index.contiguous();
     std::copy(index.data_ptr<int64_t>(), index.data_ptr<int64_t>() + *keep_count, keep);

@@ -67,9 +67,12 @@ void dn_engine_free(dn_engine* engine);
 int dn_compile_kernels(const char* arch, const char** ptx, char* error, size_t error_length);
 
 // Single operations on host buffers (CPU), for the parity tests against torchvision.
+// `half`: the boxes and scores rounded to fp16 first (the engine's fp16 path); `cuda_semantics`:
+// torchvision's CUDA choices (coordinate trick up to 100,000 box elements, IoU compared in float)
+// instead of its CPU ones (4,000, double).
 int dn_op_batched_nms(const float* boxes, const float* scores, const int64_t* idxs, int64_t n,
-                      double iou_threshold, int64_t* keep, int64_t* keep_count, char* error,
-                      size_t error_length);
+                      double iou_threshold, int32_t half, int32_t cuda_semantics, int64_t* keep,
+                      int64_t* keep_count, char* error, size_t error_length);
 int dn_op_roi_align(const float* features, int64_t channels, int64_t height, int64_t width,
                     const float* rois, int64_t num_rois, double spatial_scale, int64_t pooled,
                     int64_t sampling_ratio, int32_t aligned, float* out, char* error,

@@ -93,7 +93,13 @@ NmsResult batched_nms(const at::Tensor& boxes, const at::Tensor& scores, const a
   auto boxes_for_nms =
       at::where(use_trick.unsqueeze(-1), boxes + offsets.unsqueeze(-1), boxes);
   auto sorted_boxes = gather_rows(boxes_for_nms, order);
-  auto sorted_idxs = idxs.gather(1, order);
+  // The coordinate trick keeps classes apart by the offsets alone, and torchvision's `nms` then
+  // compares every pair: where fp16 rounds the offset boxes of neighbouring classes into each
+  // other (offsets past 2048 are rounded to 2..32 pixels, past 65504 they are inf), boxes of
+  // different classes do suppress each other. So the class test applies only to the per-class
+  // path (_batched_nms_vanilla); with the trick every candidate is one class. In fp32 the offset
+  // boxes of different classes never overlap, and both give the same result.
+  auto sorted_idxs = at::where(use_trick, at::zeros_like(order), idxs.gather(1, order));
   auto considered_count = at::clamp_max(count, considered);
   auto [keep, keep_count] =
       nms_sorted(sorted_boxes.to(at::kFloat), sorted_idxs, considered_count, iou_threshold,

@@ -28,10 +28,11 @@ at::Tensor boxes_not_small(const at::Tensor& boxes, double min_size);
 
 // batched_nms over candidate lists with a validity mask, per image:
 //   boxes [N, L, 4], scores [N, L], idxs [N, L] int64 (class or level), valid [N, L] bool.
-// Candidates are sorted by decreasing score (stable), at most `capacity` of them are considered;
-// NMS is class-wise. As torchvision, the IoU is computed on boxes offset per class (the
-// coordinate trick) when the candidate count * 4 is at most `vanilla_above` and on the boxes as
-// they are otherwise (_batched_nms_vanilla).
+// Candidates are sorted by decreasing score (stable), at most `capacity` of them are considered.
+// As torchvision, when the candidate count * 4 is at most `vanilla_above` the IoU is computed on
+// boxes offset per class (the coordinate trick: in fp16 the offset boxes of different classes
+// can overlap, and then suppress each other as in torchvision), otherwise on the boxes as they
+// are, class by class (_batched_nms_vanilla).
 struct NmsResult {
   at::Tensor index;    // [N, max_keep] int64 into the candidate list, -1 after the last kept
   at::Tensor count;    // [N] int64 kept

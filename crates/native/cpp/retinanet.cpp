@@ -5,13 +5,30 @@
 
 namespace dn {
 
+namespace {
+
+// The class logits (A * 91 = 819 channels) and box regression (A * 4 = 36) convolutions; in fast
+// mode their output channels are padded to kChannelMultiple (824, 40) so that cuDNN's NHWC
+// tensor-core kernels get aligned channel rows. The padded outputs are never read.
+Conv load_predictor(const ModelFile& f, const std::string& prefix, const Settings& s) {
+  if (s.exact) return load_conv(f, prefix, 1, 1, s);
+  Conv c;
+  c.weight = prepare(pad_rows(f.tensor(prefix + ".weight"), kChannelMultiple), s);
+  c.bias = prepare(pad_rows(f.tensor(prefix + ".bias"), kChannelMultiple), s);
+  c.stride = 1;
+  c.padding = 1;
+  return c;
+}
+
+}  // namespace
+
 RetinaHead::RetinaHead(const ModelFile& f, const Settings& s) : s_(s) {
   for (int i = 0; f.has("head.classification_head.conv." + std::to_string(i) + ".0.weight"); i++) {
     cls_tower_.push_back(load_conv(f, "head.classification_head.conv." + std::to_string(i) + ".0", 1, 1, s));
     reg_tower_.push_back(load_conv(f, "head.regression_head.conv." + std::to_string(i) + ".0", 1, 1, s));
   }
-  cls_logits_ = load_conv(f, "head.classification_head.cls_logits", 1, 1, s);
-  bbox_reg_ = load_conv(f, "head.regression_head.bbox_reg", 1, 1, s);
+  cls_logits_ = load_predictor(f, "head.classification_head.cls_logits", s);
+  bbox_reg_ = load_predictor(f, "head.regression_head.bbox_reg", s);
   num_classes_ = f.attr_int("head.classification_head.num_classes");
   anchors_per_location_ = f.attr_int("head.classification_head.num_anchors");
   cell_anchors_ = f.attr_tensors("anchor_generator.cell_anchors");
@@ -59,8 +76,9 @@ Detections RetinaHead::forward(const std::vector<at::Tensor>& features,
       c = run_conv(cls_tower_[i], c, Act::Relu, s_);
       r = run_conv(reg_tower_[i], r, Act::Relu, s_);
     }
-    auto logits = flatten_head(run_conv(cls_logits_, c, Act::None, s_), k);
-    auto regression = flatten_head(run_conv(bbox_reg_, r, Act::None, s_), 4);
+    const int64_t a = anchors_per_location_;
+    auto logits = flatten_head(run_conv(cls_logits_, c, Act::None, s_).narrow(1, 0, a * k), k);
+    auto regression = flatten_head(run_conv(bbox_reg_, r, Act::None, s_).narrow(1, 0, a * 4), 4);
     // postprocess_detections, per level: scores above the threshold, the top candidates.
     auto scores = at::sigmoid(logits).reshape({n, -1});
     auto keep = at::gt(scores, score_thresh_);

@@ -20,9 +20,13 @@ RoiHeads::RoiHeads(const ModelFile& f, const Settings& s, bool masks) : s_(s), m
   fc7_ = load_linear(f, "roi_heads.box_head.fc7", s);
   auto cls_w = f.tensor("roi_heads.box_predictor.cls_score.weight");
   num_classes_ = cls_w.size(0);
-  predict_.weight = prepare(at::cat({cls_w, f.tensor("roi_heads.box_predictor.bbox_pred.weight")}, 0), s);
-  predict_.bias = prepare(at::cat({f.tensor("roi_heads.box_predictor.cls_score.bias"),
-                                   f.tensor("roi_heads.box_predictor.bbox_pred.bias")}, 0), s);
+  // 91 + 364 outputs padded to 456 (kChannelMultiple); the last is never read.
+  predict_.weight = prepare(
+      pad_rows(at::cat({cls_w, f.tensor("roi_heads.box_predictor.bbox_pred.weight")}, 0), kChannelMultiple), s);
+  predict_.bias = prepare(pad_rows(at::cat({f.tensor("roi_heads.box_predictor.cls_score.bias"),
+                                            f.tensor("roi_heads.box_predictor.bbox_pred.bias")}, 0),
+                                   kChannelMultiple),
+                          s);
   if (s.exact) {
     cls_ = load_linear(f, "roi_heads.box_predictor.cls_score", s);
     bbox_ = load_linear(f, "roi_heads.box_predictor.bbox_pred", s);

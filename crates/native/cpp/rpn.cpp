@@ -17,8 +17,9 @@ Rpn::Rpn(const ModelFile& f, const Settings& s) : s_(s) {
   conv_ = load_conv(f, "rpn.head.conv.0.0", 1, 1, s);
   auto w = at::cat({f.tensor("rpn.head.cls_logits.weight"), f.tensor("rpn.head.bbox_pred.weight")}, 0);
   auto b = at::cat({f.tensor("rpn.head.cls_logits.bias"), f.tensor("rpn.head.bbox_pred.bias")}, 0);
-  predict_.weight = prepare(w, s);
-  predict_.bias = prepare(b, s);
+  // 3 + 12 outputs padded to 16 (kChannelMultiple); the 16th is never read.
+  predict_.weight = prepare(pad_rows(w, kChannelMultiple), s);
+  predict_.bias = prepare(pad_rows(b, kChannelMultiple), s);
   if (s.exact) {
     cls_ = load_conv(f, "rpn.head.cls_logits", 1, 0, s);
     bbox_ = load_conv(f, "rpn.head.bbox_pred", 1, 0, s);

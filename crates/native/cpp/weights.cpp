@@ -194,6 +194,15 @@ Conv load_conv(const ModelFile& f, const std::string& prefix, int64_t stride, in
   return c;
 }
 
+at::Tensor pad_rows(const at::Tensor& t, int64_t multiple) {
+  const int64_t rows = t.size(0);
+  const int64_t padded = (rows + multiple - 1) / multiple * multiple;
+  if (padded == rows) return t;
+  auto shape = t.sizes().vec();
+  shape[0] = padded - rows;
+  return at::cat({t, at::zeros(shape, t.options())}, 0);
+}
+
 Conv load_conv_bn(const ModelFile& f, const std::string& conv, const std::string& bn,
                   int64_t stride, int64_t padding, const Settings& s) {
   const double eps = 1e-5;  // torchvision.ops.misc.FrozenBatchNorm2d's default

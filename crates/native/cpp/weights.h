@@ -58,6 +58,15 @@ at::Tensor prepare(const at::Tensor& t, const Settings& s);
 Conv load_conv(const ModelFile& f, const std::string& prefix, int64_t stride, int64_t padding,
                const Settings& s);
 
+// The output channels (or rows) a fast-mode predictor is padded to a multiple of: fp16 tensor
+// core kernels (cuDNN NHWC convolutions, cuBLAS GEMMs) need 16-byte aligned channel rows, and
+// RetinaNet's 819 class logits, the RPN's 3 + 12 and the box predictor's 91 + 364 outputs are not.
+constexpr int64_t kChannelMultiple = 8;
+
+// Appends zero rows to dim 0 of `t` (a weight [K, ...] or bias [K]) up to a multiple of
+// `multiple`; the extra outputs are zero and are never read.
+at::Tensor pad_rows(const at::Tensor& t, int64_t multiple);
+
 // A bias-free convolution followed by torchvision's FrozenBatchNorm2d (eps 1e-5), folded:
 // scale = weight * rsqrt(running_var + eps), W' = W * scale, b' = bias - running_mean * scale,
 // computed in fp32 on the CPU, then cast.

@@ -110,6 +110,8 @@ pub struct Api {
         *const i64,
         i64,
         f64,
+        i32,
+        i32,
         *mut i64,
         *mut i64,
         *mut c_char,

@@ -4,13 +4,36 @@
 use crate::NativeError;
 use crate::ffi::{self, ErrorBuffer};
 
-/// torchvision.ops.batched_nms: kept indices in decreasing score order.
+/// Whose arithmetic [`batched_nms_as`] follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NmsArithmetic {
+    /// torchvision on the CPU, fp32 (coordinate trick up to 4,000 box elements, IoU compared
+    /// with the threshold in double).
+    CpuFp32,
+    /// torchvision on CUDA with fp16 boxes and scores (`model.half()`): coordinate trick up to
+    /// 100,000 box elements, offsets and offset boxes rounded to fp16, IoU as `devIoU<Half>`.
+    CudaFp16,
+}
+
+/// torchvision.ops.batched_nms on the CPU: kept indices in decreasing score order.
 pub fn batched_nms(
     boxes: &[f32],
     scores: &[f32],
     idxs: &[i64],
     iou: f64,
 ) -> Result<Vec<i64>, NativeError> {
+    batched_nms_as(boxes, scores, idxs, iou, NmsArithmetic::CpuFp32)
+}
+
+/// torchvision.ops.batched_nms with the engine's own code path for `arithmetic` (on the CPU).
+pub fn batched_nms_as(
+    boxes: &[f32],
+    scores: &[f32],
+    idxs: &[i64],
+    iou: f64,
+    arithmetic: NmsArithmetic,
+) -> Result<Vec<i64>, NativeError> {
+    let half = i32::from(arithmetic == NmsArithmetic::CudaFp16);
     let api = ffi::default_api()?;
     let n = scores.len();
     assert_eq!(boxes.len(), 4 * n);
@@ -27,6 +50,8 @@ pub fn batched_nms(
             idxs.as_ptr(),
             n as i64,
             iou,
+            half,
+            half,
             keep.as_mut_ptr(),
             &mut count,
             b,
