@@ -10,8 +10,9 @@ in decreasing score order, each matched to the best-IoU candidate). The issue's 
 >= 99% at IoU 0.99 and 1e-3; fp16 >= 97% at IoU 0.95. For masks (Mask R-CNN), the mask IoU of
 every matched pair (masks > 0.5, from the run-length encodings) is summarised.
 
-Both files are COCO results lists (eager_peers.py, detbench-native-bench's --detections-dir);
-boxes are [x, y, w, h]; masks are {"size"/"counts"} or detbench's {"height", "width", "counts"}.
+Both files are COCO results lists (eager_peers.py, detbench-native-bench's --detections-dir,
+detbench run --save-detections); boxes are [x, y, w, h]; masks are {"size", "counts"} (counts a
+list, or a compressed string read with pycocotools) or {"height", "width", "counts"}.
 """
 import argparse
 import json
@@ -33,6 +34,9 @@ def box_iou(a, b):
 def decode(mask):
     if mask is None:
         return None
+    if isinstance(mask.get("counts"), str):  # compressed RLE (detbench run --save-detections)
+        from pycocotools import mask as mask_utils
+        return mask_utils.decode({"size": mask["size"], "counts": mask["counts"].encode()}).astype(bool)
     if "size" in mask:
         h, w = mask["size"]
     else:
@@ -78,7 +82,8 @@ def compare(eager, native, iou_min, score_tol):
         used.add((e["image_id"], best))
         matched += 1
         per_image[e["image_id"]][0] += 1
-        em, nm = e.get("segmentation"), by_image[e["image_id"]][best].get("mask")
+        chosen = by_image[e["image_id"]][best]
+        em, nm = e.get("segmentation"), chosen.get("segmentation", chosen.get("mask"))
         if em is not None and nm is not None:
             mask_ious.append(mask_iou(decode(em), decode(nm)))
     out = {"eager_detections": total, "native_detections": len(native), "matched": matched,

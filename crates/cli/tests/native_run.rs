@@ -194,7 +194,8 @@ fn check_row(model: &str, row: &Value) {
         options.contains(&serde_json::json!(["architecture", model])),
         "{backend}"
     );
-    let provenance = &row["provenance"];
+    // The harness's record beside the pipeline's (the detector's provenance).
+    let provenance = &row["provenance"]["pipeline"];
     assert_eq!(provenance["engine"]["architecture"], model, "{provenance}");
     let weights = &provenance["export"]["entry"]["weights"];
     assert_eq!(weights["kind"], "random", "{provenance}");
