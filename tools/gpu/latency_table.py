@@ -79,26 +79,39 @@ def main():
     p.add_argument("--eager", nargs="+", required=True)
     p.add_argument("--detbench-no-profiling", nargs="*", default=[],
                    help="results.json of runs with DETBENCH_TORCH_EXECUTOR=no-profiling (extra column)")
+    p.add_argument("--native", nargs="*", default=[],
+                   help="results.json of `detbench run --backend native` runs (extra columns: its median, eager / native)")
     args = p.parse_args()
-    ours, theirs, variant, meta = {}, {}, {}, None
+    ours, theirs, variant, native, meta = {}, {}, {}, {}, None
     for path in args.detbench:
         ours.update(detbench_rows(path))
     for path in args.detbench_no_profiling:
         variant.update(detbench_rows(path))
+    for path in args.native:
+        native.update(detbench_rows(path))
     for path in args.eager:
         rows, meta = eager_rows(path)
         theirs.update(rows)
-    keys = sorted(set(ours) | set(theirs), key=lambda k: (k[2], k[1], k[0]))
+    keys = sorted(set(ours) | set(theirs) | set(native), key=lambda k: (k[2], k[1], k[0]))
     extra = bool(variant)
     print("| model | precision | batch | detbench ms (median) | eager ms (median) | eager / detbench "
           "| detbench p90 | eager p90 | detbench img/s | eager img/s | dets/img detbench | dets/img eager | calls |"
-          + (" detbench no-profiling ms (median) |" if extra else ""))
-    print("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|" + ("--:|" if extra else ""))
+          + (" detbench no-profiling ms (median) |" if extra else "")
+          + (" native ms (median) | eager / native | dets/img native |" if native else ""))
+    print("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|" + ("--:|" if extra else "")
+          + ("--:|--:|--:|" if native else ""))
     for key in keys:
         model, precision, batch = key
         a, b = ours.get(key, {"error": "not run"}), theirs.get(key, {"error": "not run"})
         v = variant.get(key, {"error": "not run"})
         tail = (f" {v.get('error') or fmt(v['median'])} |" if extra else "")
+        if native:
+            n = native.get(key, {"error": "not run"})
+            if "error" in n:
+                tail += f" {n['error']} | - | - |"
+            else:
+                versus = f"{b['median'] / n['median']:.2f}x" if "error" not in b else "-"
+                tail += f" {fmt(n['median'])} | {versus} | {fmt(n['dets'], 1)} |"
         if "error" in a or "error" in b:
             print(f"| {model} | {precision} | {batch} | {a.get('error') or fmt(a['median'])} "
                   f"| {b.get('error') or fmt(b['median'])} | - | - | - | - | - | - | - | - |{tail}")

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Prepares .carry/ (ignored by git) for tools/gpu/run_all.sh on a GPU machine that has Python
 # torch 2.11 but no Rust toolchain and no ../shared: the detbench binary built here with
-# `--features torch` (stripped), and the shipped COCO subset with its annotations.
+# `--features cuda` (stripped; the torch backend and the native engine, `--backend native`), and
+# the shipped COCO subset with its annotations (which tools/native/prepare_carry.sh's carry
+# reads too).
 #
 #   tools/gpu/prepare_carry.sh      # then carry `.carry` to the GPU machine
 #
@@ -11,9 +13,9 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$root"
-export LIBTORCH="$root/.deps/torch/torch"
+export LIBTORCH="${LIBTORCH:-${DETBENCH_DEPS:-$root/.deps}/torch/torch}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target-torch}"
-cargo build --release -p detbench --features torch
+cargo build --release -p detbench --features cuda
 shared="$(cd "${DETBENCH_SHARED:-$root/../shared}" && pwd)"
 rm -rf .carry/bin .carry/shared .carry/lib
 mkdir -p .carry/bin .carry/shared/coco/annotations

@@ -2,10 +2,11 @@
 # The GPU latency table of docs/BENCHMARKS.md, on a CUDA machine with Python torch 2.11 +
 # torchvision 0.26 (the `device` machine's python3). Run from the repository root:
 #
-#   tools/gpu/run_all.sh smoke|table|batch|repeat|variants
+#   tools/gpu/run_all.sh smoke|table|batch|repeat|variants|native
 #
 # It expects, made on the build machine (see tools/gpu/prepare_carry.sh):
-#   .carry/bin/detbench   built with `--features torch` (CUDA is opened at run time)
+#   .carry/bin/detbench   built with `--features cuda` (the torch backend and the native engine;
+#                         CUDA is opened at run time)
 #   .carry/shared/        README.md + coco/val2017 + coco/annotations (the shipped subset)
 # and writes logs and results under $OUT (default ./gpu-out).
 #
@@ -14,6 +15,10 @@
 #   batch  Faster R-CNN R50 and Mask R-CNN at batch 2, 4, 8, fp32 and fp16 ($BATCH_LIMIT images)
 #   repeat the batch-1 table in $ROUNDS rounds (rounds $FIRST_ROUND..$ROUNDS, so that rounds can
 #          be split over calls), the side that goes first alternating per round
+#   native the three architectures of detbench's own engine (crates/native) at $PRECISIONS
+#          (default fp16 fp32), batch 1: `detbench run --backend native` beside `--backend torch`
+#          and eager, in $ROUNDS rounds (order alternating); RetinaNet calibrated
+#          (export_torchvision.py --calibrate, models in $MODELS_DIR/calibrated)
 #   variants  $VARIANT_MODELS (default ssd300_vgg16) at $PRECISIONS (default fp16), batch 1, in
 #          $ROUNDS rounds: eager and detbench under each TorchScript executor setting, each also
 #          pinned to one CPU core ($PIN_CORE), with the GPU's clocks logged throughout
@@ -76,7 +81,8 @@ export_models() {  # export_models a,b,...: TorchScript files into $MODELS_DIR (
   if [ ${#missing[@]} -gt 0 ]; then
     local list; list="$(IFS=,; echo "${missing[*]}")"
     say "exporting $list"
-    $py tools/gpu/export_torchvision.py --out "$MODELS_DIR" --models "$list" ${WEIGHTS_DIR:+--weights-dir "$WEIGHTS_DIR"} || return 1
+    $py tools/gpu/export_torchvision.py --out "$MODELS_DIR" --models "$list" ${WEIGHTS_DIR:+--weights-dir "$WEIGHTS_DIR"} \
+      ${CALIBRATE:+--calibrate} || return 1
   fi
   cp "$MODELS_DIR/export_manifest.json" "$OUT/export_manifest.json"
 }
@@ -93,11 +99,11 @@ past_deadline() {
   return 1
 }
 
-detbench_run() {  # detbench_run NAME MODELS PRECISION BATCHES LIMIT (env: DETBENCH_TORCH_EXECUTOR, PIN)
+detbench_run() {  # detbench_run NAME MODELS PRECISION BATCHES LIMIT (env: BACKEND (torch), DETBENCH_TORCH_EXECUTOR, PIN)
   local name="$1" models="$2" precision="$3" batches="$4" limit="$5"
   past_deadline "detbench $name" && return 0
-  say "detbench $name: $models $precision batch $batches, $limit images${PIN:+, pinned to CPU $PIN}"
-  ${PIN:+taskset -c "$PIN"} "${bin_env[@]}" "$bin" run --model "$models" --backend torch --device cuda --precision "$precision" \
+  say "detbench $name: ${BACKEND:-torch} $models $precision batch $batches, $limit images${PIN:+, pinned to CPU $PIN}"
+  ${PIN:+taskset -c "$PIN"} "${bin_env[@]}" "$bin" run --model "$models" --backend "${BACKEND:-torch}" --device cuda --precision "$precision" \
     --batch "$batches" --limit "$limit" --warmup "$WARMUP" --model-dir "$MODELS_DIR" \
     --out "$OUT/work/detbench_$name" --no-store --quiet \
     || say "detbench $name exited with $?"
@@ -184,6 +190,28 @@ case "$mode" in
     say "repeat table"
     $py tools/gpu/repeat_table.py "$OUT/work" | tee "$OUT/table_repeat.md"
     ;;
+  native)
+    # detbench's own engine beside the torch backend and eager, on the three architectures it
+    # implements (crates/native/README.md); rows detbench_native_* are read by latency_table.py
+    # --native (which keeps the last round of each row: use ROUNDS=1, or repeat_table.py's
+    # pooling by hand). Per round the side that goes first alternates.
+    models=fasterrcnn_resnet50_fpn,retinanet_resnet50_fpn,maskrcnn_resnet50_fpn
+    MODELS_DIR="$MODELS_DIR/calibrated"
+    CALIBRATE=1 export_models "$models" || exit 1
+    for round in $(seq "${FIRST_ROUND:-1}" "${ROUNDS:-1}"); do
+      for precision in ${PRECISIONS:-fp16 fp32}; do
+        if [ $(( round % 2 )) = 1 ]; then
+          BACKEND=native detbench_run "native_r${round}_$precision" "$models" "$precision" 1 "$LIMIT"
+          detbench_run "r${round}_$precision" "$models" "$precision" 1 "$LIMIT"
+          eager_run "r${round}_$precision" "$models" "$precision" 1 "$LIMIT" "$instances"
+        else
+          eager_run "r${round}_$precision" "$models" "$precision" 1 "$LIMIT" "$instances"
+          detbench_run "r${round}_$precision" "$models" "$precision" 1 "$LIMIT"
+          BACKEND=native detbench_run "native_r${round}_$precision" "$models" "$precision" 1 "$LIMIT"
+        fi
+      done
+    done
+    ;;
   variants)
     # Which setting makes a host-bound row (SSD300 fp16) steady? Per round: eager and detbench
     # with each TorchScript executor setting (crates/backends/src/torch/mod.rs, EXECUTOR_ENV),
@@ -226,17 +254,18 @@ case "$mode" in
     say "variants table"
     $py tools/gpu/variants_table.py "$OUT/work" "$OUT/gpu_clocks.csv" | tee "$OUT/table_variants.md"
     ;;
-  *) echo "usage: $0 smoke|table|batch|repeat|variants" >&2; exit 2 ;;
+  *) echo "usage: $0 smoke|table|batch|repeat|variants|native" >&2; exit 2 ;;
 esac
 
 if [ "$mode" != repeat ] && [ "$mode" != variants ]; then
 say "table"
 detbench_files=$(ls "$OUT"/work/detbench_[!n]*/results.json 2>/dev/null)
 noprof_files=$(ls "$OUT"/work/detbench_noprof_*/results.json 2>/dev/null)
+native_files=$(ls "$OUT"/work/detbench_native_*/results.json 2>/dev/null)
 eager_files=$(ls "$OUT"/work/eager_*.json 2>/dev/null)
 if [ -n "$detbench_files" ] && [ -n "$eager_files" ]; then
   $py tools/gpu/latency_table.py --detbench $detbench_files --eager $eager_files \
-    ${noprof_files:+--detbench-no-profiling $noprof_files} | tee "$OUT/table_${mode}.md"
+    ${noprof_files:+--detbench-no-profiling $noprof_files} ${native_files:+--native $native_files} | tee "$OUT/table_${mode}.md"
 fi
 fi
 [ -n "${vmstat_pid:-}" ] && kill "$vmstat_pid" 2>/dev/null

@@ -153,8 +153,10 @@ def main():
     p.add_argument("--prewarm-all", action="store_true", help="warm up with one untimed pass over every batch")
     p.add_argument("--device", default="cuda:0", help="cuda:0, or cpu (fp32 only: the CPU reference of the CLI test)")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads on the CPU")
+    p.add_argument("--deadline-s", type=float, default=None, help="start no new run after this many seconds")
     p.add_argument("--out", required=True)
     args = p.parse_args()
+    started = time.monotonic()
     device = torch.device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -163,6 +165,9 @@ def main():
     runs = []
     for name in [m for m in args.models.split(",") if m]:
         for variant in [v for v in args.variants.split(",") if v]:
+            if args.deadline_s is not None and time.monotonic() - started >= args.deadline_s:
+                print(f"[eager] deadline passed: skipping {name} {variant}", flush=True)
+                continue
             try:
                 r = bench(name, variant, args, images, device)
                 print(f"[eager] {name} {variant} b{args.batch}: median {r['median_ms']:.2f} ms, p10 {r['p10_ms']:.2f}, "

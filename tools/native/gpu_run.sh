@@ -1,20 +1,25 @@
 #!/usr/bin/env bash
 # GPU runs of detbench's native engine (issue 15), on a CUDA machine with Python torch 2.11 +
-# torchvision 0.26 and no Rust. Everything it needs is in one folder made by
-# tools/native/prepare_carry.sh ($CARRY, default .carry/native): the bench binary, these scripts
-# and the first images of the shipped COCO subset.
+# torchvision 0.26 and no Rust. What it needs comes in the carry made on the build machine by
+# tools/native/prepare_carry.sh: $CARRY (default .carry/native) holds the bench binary and these
+# scripts; the images are the shipped COCO subset in $SHARED (default $CARRY/../shared, i.e. the
+# .carry/shared of tools/gpu/prepare_carry.sh; else $CARRY/shared, a standalone carry's).
 #
-#   CARRY=.carry/native OUT=... DEADLINE_S=420 MODE=check|bench bash $CARRY/tools/gpu_run.sh
+#   CARRY=.carry/native OUT=... DEADLINE_S=390 MODE=check|final|bench bash $CARRY/tools/gpu_run.sh
 #
 # MODE=check (first call): environment, model export (random weights, RetinaNet calibrated),
 #   per-stage parity, correctness of fp32/fp16 against eager, one timing round of every peer,
 #   backbone profile.
 # MODE=final: correctness (fast and exact settings, TF32 on and off), stage parity, backbone
 #   profile, then what MODE=bench runs.
-# MODE=bench: $ROUNDS interleaved rounds at batch 1 for Faster R-CNN and RetinaNet (order reversed
-#   every other round), steady-state batch 8, one Mask R-CNN round; table.py pools the rounds.
-# Every step honours $DEADLINE_S (seconds after which no new step starts), so that the results
-# of the finished steps come back; everything is written under $OUT.
+# MODE=bench: the speed tables, interleaved: batch-1 round 1 of all three architectures (native
+#   fp16/fp32, the torch backend, eager fp32/AMP/channels_last+AMP), steady-state batch 8 of
+#   Faster R-CNN and RetinaNet (one untimed pass over every batch first, on every side), then
+#   rounds 2..$ROUNDS of those two with the order reversed every other round, then (as time
+#   allows) exact-mode fp16 stage dumps of Faster R-CNN against eager on one image (the fp16
+#   parity gap's diagnosis) and Mask R-CNN at batch 8; table.py pools the rounds.
+# $DEADLINE_S (seconds from the start) is passed down to every run: no run starts after it, so
+# that the finished runs come back; everything is written under $OUT.
 set -uo pipefail
 CARRY="${CARRY:-.carry/native}"
 OUT="${OUT:-$PWD/native-out}"
@@ -24,11 +29,15 @@ BATCH8_LIMIT="${BATCH8_LIMIT:-96}"
 ROUNDS="${ROUNDS:-3}"
 MODELS="${MODELS:-fasterrcnn_resnet50_fpn,retinanet_resnet50_fpn,maskrcnn_resnet50_fpn}"
 MODELS_DIR="${MODELS_DIR:-/tmp/native-models}"
+SHARED="${SHARED:-$CARRY/../shared}"
+[ -d "$SHARED/coco/val2017" ] || SHARED="$CARRY/shared"
 mkdir -p "$OUT/work"
 exec > >(tee -a "$OUT/log_$MODE.txt") 2>&1
 started=$SECONDS
 say() { echo "[gpu_run $(date -u +%H:%M:%S) +$((SECONDS - started))s] $*"; }
 late() { [ -n "${DEADLINE_S:-}" ] && [ $((SECONDS - started)) -ge "$DEADLINE_S" ] && { say "deadline: skipping $1"; return 0; }; return 1; }
+# The seconds left before the deadline, as a --deadline-s for a run's tool (none without one).
+left() { [ -n "${DEADLINE_S:-}" ] && echo "--deadline-s $((DEADLINE_S - (SECONDS - started)))"; }
 
 py=python3
 torch_dir="$($py -c 'import torch, os; print(os.path.dirname(torch.__file__))')"
@@ -36,8 +45,8 @@ tv_dir="$($py -c 'import torchvision, os; print(os.path.dirname(torchvision.__fi
 export LD_LIBRARY_PATH="$torch_dir/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export DETBENCH_TORCHVISION_OPS="$tv_dir/_C.so" PYTHONUNBUFFERED=1
 bin="$CARRY/bin/detbench-native-bench"
-images="$CARRY/shared/coco/val2017"
-ann="$CARRY/shared/coco/annotations/instances_val2017_subset.json"
+images="$SHARED/coco/val2017"
+ann="$SHARED/coco/annotations/instances_val2017_subset.json"
 common=(--models-dir "$MODELS_DIR" --images "$images" --annotations "$ann")
 
 {
@@ -58,7 +67,7 @@ native() {  # native NAME BATCH LIMIT RUNS [extra args]   (models: $RUN_MODELS, 
   late "native $name" && return 0
   say "native $name: $runs b$batch"
   "$bin" "${common[@]}" --models "${RUN_MODELS:-$MODELS}" --runs "$runs" --batch "$batch" --limit "$limit" \
-    --out "$OUT/work/native_$name.json" --detections-dir "$OUT/work/dets" ${PREWARM:+--prewarm-all} "$@" \
+    --out "$OUT/work/native_$name.json" --detections-dir "$OUT/work/dets" ${PREWARM:+--prewarm-all} $(left) "$@" \
     || say "native $name exited $?"
 }
 eager() {  # eager NAME BATCH LIMIT VARIANTS
@@ -66,7 +75,7 @@ eager() {  # eager NAME BATCH LIMIT VARIANTS
   late "eager $name" && return 0
   say "eager $name: $variants b$batch"
   $py "$CARRY/tools/eager_peers.py" "${common[@]}" --models "${RUN_MODELS:-$MODELS}" --variants "$variants" --batch "$batch" \
-    --limit "$limit" --out "$OUT/work/eager_$name.json" --detections-dir "$OUT/work/dets" ${PREWARM:+--prewarm-all} \
+    --limit "$limit" --out "$OUT/work/eager_$name.json" --detections-dir "$OUT/work/dets" ${PREWARM:+--prewarm-all} $(left) \
     || say "eager $name exited $?"
 }
 correctness() {  # correctness BATCH: fp32 and fp16 detections against eager's
@@ -87,30 +96,47 @@ pair() {  # pair LABEL EAGER_RUN NATIVE_RUN IOU SCORE: compare one pair of detec
 }
 mkdir -p "$OUT/work/dets"
 
-bench_rounds() {  # batch-1 rounds, steady-state batch 8, Mask R-CNN: the speed tables
-  # 2. Batch 1, Faster R-CNN and RetinaNet, $ROUNDS interleaved rounds.
-  export RUN_MODELS=fasterrcnn_resnet50_fpn,retinanet_resnet50_fpn
-  for round in $(seq 1 "$ROUNDS"); do
-    # The torch backend's runs are slow to warm up (profiling executor): one precision a round.
-    torch=torch-fp32; [ $((round % 2)) = 0 ] && torch=torch-fp16
-    if [ $((round % 2)) = 1 ]; then
-      native "r${round}_b1" 1 "$LIMIT" "native-fp16,native-fp32,$torch"
-      eager "r${round}_b1" 1 "$LIMIT" fp32,amp,cl_amp
-    else
-      eager "r${round}_b1" 1 "$LIMIT" cl_amp,amp,fp32
-      native "r${round}_b1" 1 "$LIMIT" "$torch,native-fp32,native-fp16"
-    fi
-  done
-  # 3. Batch 8, steady state (one untimed pass over every batch first, on every side).
-  export PREWARM=1
-  native r1_b8 8 "$BATCH8_LIMIT" native-fp16,native-fp32,torch-fp16
-  eager r1_b8 8 "$BATCH8_LIMIT" fp32,amp,cl_amp
-  unset PREWARM
-  # 4. Mask R-CNN, one more round at batch 1.
-  export RUN_MODELS=maskrcnn_resnet50_fpn
-  native mask_b1 1 "$LIMIT" native-fp16,native-fp32,torch-fp32
-  eager mask_b1 1 "$LIMIT" amp,cl_amp
+round_b1() {  # round_b1 ROUND MODELS: one batch-1 round, the order reversed every other round
+  local round="$1"
+  export RUN_MODELS="$2"
+  # The torch backend's runs are slow to warm up (profiling executor): one precision a round.
+  local torch=torch-fp32
+  [ $((round % 2)) = 0 ] && torch=torch-fp16
+  if [ $((round % 2)) = 1 ]; then
+    native "r${round}_b1" 1 "$LIMIT" "native-fp16,native-fp32,$torch"
+    eager "r${round}_b1" 1 "$LIMIT" fp32,amp,cl_amp
+  else
+    eager "r${round}_b1" 1 "$LIMIT" cl_amp,amp,fp32
+    native "r${round}_b1" 1 "$LIMIT" "$torch,native-fp16,native-fp32"
+  fi
   unset RUN_MODELS
+}
+
+round_b8() {  # round_b8 NAME MODELS: steady-state batch 8 (one untimed pass over every batch first)
+  export RUN_MODELS="$2" PREWARM=1
+  native "$1_b8" 8 "$BATCH8_LIMIT" native-fp16,torch-fp16
+  eager "$1_b8" 8 "$BATCH8_LIMIT" amp,cl_amp,fp32
+  unset RUN_MODELS PREWARM
+}
+
+diagnose_fp16() {  # exact-mode fp16 stages of Faster R-CNN on its worst image of phase 1, against eager
+  local id=151938
+  late "fp16 diagnosis" && return 0
+  RUN_MODELS=fasterrcnn_resnet50_fpn native diag 1 206 "" --stages "$OUT/work/stages_exact" \
+    --stages-mode exact --stages-precisions fp16 --stages-image "$id"
+  late "stage parity (exact fp16)" || $py "$CARRY/tools/stage_parity.py" --models-dir "$MODELS_DIR" \
+    --image "$images/$(printf '%012d' "$id").jpg" --stages "$OUT/work/stages_exact" \
+    --models fasterrcnn_resnet50_fpn --out "$OUT/work/stage_parity_exact_fp16.json"
+  rm -rf "$OUT/work/stages_exact"
+}
+
+bench_rounds() {  # the speed tables, most needed first (the deadline cuts the tail)
+  local two=fasterrcnn_resnet50_fpn,retinanet_resnet50_fpn
+  round_b1 1 "$MODELS"
+  round_b8 r1 "$two"
+  for round in $(seq 2 "$ROUNDS"); do round_b1 "$round" "$two"; done
+  diagnose_fp16
+  round_b8 mask maskrcnn_resnet50_fpn
 }
 
 case "$MODE" in

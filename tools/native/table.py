@@ -109,10 +109,9 @@ def extra_tables(work, runs):
             for row in e.get("backbone", []):
                 lines.append(f"\nbackbone {model} {row['precision']} {row['shape']}: {row['median_ms']:.3f} ms, "
                              f"{row['gflops']:.1f} GFLOP, {row['tflops_per_s']:.1f} TFLOP/s")
-    stage = os.path.join(work, "stage_parity.json")
-    if os.path.isfile(stage):
+    for stage in sorted(glob.glob(os.path.join(work, "stage_parity*.json"))):
         with open(stage) as f:
-            lines.append("\nstage parity: " + json.dumps(json.load(f)))
+            lines.append(f"\n{os.path.basename(stage)[:-5]}: " + json.dumps(json.load(f)))
     failed = [f"{r['model']} {r['run']} b{r['batch']}: {r['error']}" for r in runs if "error" in r]
     if failed:
         lines.append("\nfailed runs:\n" + "\n".join(failed))

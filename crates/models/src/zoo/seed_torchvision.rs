@@ -97,7 +97,9 @@ macro_rules! how_to_get {
             $name,
             "` (checks the sha256 prefix of ",
             $file,
-            "), and run detbench with --model-dir DIR. Without --weights-dir the script exports random weights (seed 0): speed only, AP ~0"
+            "), and run detbench with --model-dir DIR. Without --weights-dir the script exports random weights (seed 0): speed only, AP ~0; \
+             add --calibrate for a realistic post-processing load (RetinaNet's classification bias, with which random weights detect something; \
+             export_manifest.json beside the files records it, and each run's provenance records the manifest's entry)"
         )
     };
 }

@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use detbench_backends::{BackendConfig, Device, EngineKind, NativeSettings, Precision};
+use detbench_backends::{BackendConfig, Device, EngineKind, NativeMode, NativeSettings, Precision};
 use detbench_bench::timing::percentile;
 use detbench_bench::{Detector, ImageInput, Stage, StageClock};
 use detbench_eval::Detection;
@@ -62,6 +62,15 @@ struct Args {
     /// Dump the native engine's stages for the first image into this folder.
     #[arg(long)]
     stages: Option<PathBuf>,
+    /// The engine mode of the stage dumps (`fast` or `exact`).
+    #[arg(long, default_value = "fast")]
+    stages_mode: NativeMode,
+    /// Dump the stages of this image id instead of the first image.
+    #[arg(long)]
+    stages_image: Option<u64>,
+    /// The precisions of the stage dumps (comma-separated).
+    #[arg(long, default_value = "fp32,fp16", value_delimiter = ',')]
+    stages_precisions: Vec<Precision>,
     #[arg(long)]
     no_graphs: bool,
     /// Warm up with one untimed pass over every batch of the run (steady state: every input-size
@@ -276,14 +285,27 @@ fn extras(args: &Args, shipped: &Shipped, model: &str) -> Result<Value> {
         out["backbone"] = json!(rows);
     }
     if let Some(dir) = &args.stages {
-        for precision in [Precision::Fp32, Precision::Fp16] {
+        let index = match args.stages_image {
+            Some(id) => shipped
+                .ids
+                .iter()
+                .position(|&i| i == id)
+                .with_context(|| format!("--stages-image {id}: not among the loaded images"))?,
+            None => 0,
+        };
+        let native = NativeSettings {
+            mode: args.stages_mode,
+            ..NativeSettings::default()
+        };
+        for &precision in &args.stages_precisions {
             let folder = dir.join(format!("{model}_{}", precision.as_str()));
             std::fs::create_dir_all(&folder)?;
-            let config = native_config(device, precision, NativeSettings::default());
+            let config = native_config(device, precision, native.clone());
             let mut d = NativeDetector::open(model, &path, &config)?;
-            d.engine().dump_stages(&[&shipped.images[0]], &folder)?;
+            d.engine().dump_stages(&[&shipped.images[index]], &folder)?;
         }
-        out["stages"] = json!(dir.display().to_string());
+        out["stages"] = json!({"folder": dir.display().to_string(), "mode": args.stages_mode,
+                               "image_id": shipped.ids[index]});
     }
     Ok(out)
 }
