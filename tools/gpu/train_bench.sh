@@ -45,6 +45,15 @@ bin="$root/.carry/bin/detbench-train"
 detbench="$root/.carry/bin/detbench"
 shared="$root/.carry/shared"
 py=python3
+# The PyTorch side builds its data set with pycocotools, which the GPU image lacks: install the
+# wheel prepare_train_carry.sh put in .carry/whl (nothing can be downloaded there).
+if ! $py -c 'import pycocotools' 2>/dev/null; then
+  if ls "$root"/.carry/whl/pycocotools-*.whl >/dev/null 2>&1; then
+    $py -m pip install -q --no-index --no-deps --no-compile --target /tmp/detbench-site "$root"/.carry/whl/pycocotools-*.whl \
+      && export PYTHONPATH="/tmp/detbench-site${PYTHONPATH:+:$PYTHONPATH}"
+  fi
+  $py -c 'import pycocotools' 2>/dev/null || { say "no pycocotools for the PyTorch side (carry .carry/whl)"; exit 1; }
+fi
 torch_dir="$($py -c 'import torch, os; print(os.path.dirname(torch.__file__))')"
 tv_dir="$($py -c 'import torchvision, os; print(os.path.dirname(torchvision.__file__))')"
 export LD_LIBRARY_PATH="$torch_dir/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
