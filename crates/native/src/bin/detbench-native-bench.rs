@@ -259,7 +259,7 @@ fn run_one(args: &Args, shipped: &Shipped, model: &str, run: &str) -> Result<Val
     });
     if let Some(dir) = &args.detections_dir {
         let path = dir.join(format!("{model}_{run}_b{}.json", args.batch));
-        detbench_report::write_atomic(&path, &serde_json::to_vec(&detections)?)?;
+        detbench_assets::write_atomic(&path, &serde_json::to_vec(&detections)?)?;
         result["detections_file"] = json!(path.display().to_string());
     }
     Ok(result)
@@ -350,6 +350,6 @@ fn main() -> Result<()> {
 
 fn write_out(path: &Path, runs: &[Value], extra: &Value) -> Result<()> {
     let doc = json!({"tool": "detbench-native-bench", "runs": runs, "extra": extra});
-    detbench_report::write_atomic(path, &serde_json::to_vec_pretty(&doc)?)?;
+    detbench_assets::write_atomic(path, &serde_json::to_vec_pretty(&doc)?)?;
     Ok(())
 }
