@@ -12,11 +12,11 @@
 #   backbone profile.
 # MODE=final: correctness (fast and exact settings, TF32 on and off), stage parity, backbone
 #   profile, then what MODE=bench runs.
-# MODE=bench: the speed tables, interleaved: batch-1 round 1 of all three architectures (native
-#   fp16/fp32, the torch backend, eager fp32/AMP/channels_last+AMP), steady-state batch 8 of
-#   Faster R-CNN and RetinaNet (one untimed pass over every batch first, on every side), then
-#   rounds 2..$ROUNDS of those two with the order reversed every other round, then (as time
-#   allows) exact-mode fp16 stage dumps of Faster R-CNN against eager on one image (the fp16
+# MODE=bench: the speed tables, interleaved: steady-state batch 8 of Faster R-CNN and RetinaNet
+#   (one untimed pass over every batch first, on every side), batch-1 round 1 of all three
+#   architectures (native fp16/fp32, the torch backend, eager fp32/AMP/channels_last+AMP), rounds
+#   2..$ROUNDS of Faster R-CNN and RetinaNet with the order reversed every other round, then (as
+#   time allows) exact-mode fp16 stage dumps of Faster R-CNN against eager on one image (the fp16
 #   parity gap's diagnosis) and Mask R-CNN at batch 8; table.py pools the rounds.
 # $DEADLINE_S (seconds from the start) is passed down to every run: no run starts after it, so
 # that the finished runs come back; everything is written under $OUT.
@@ -130,10 +130,10 @@ diagnose_fp16() {  # exact-mode fp16 stages of Faster R-CNN on its worst image o
   rm -rf "$OUT/work/stages_exact"
 }
 
-bench_rounds() {  # the speed tables, most needed first (the deadline cuts the tail)
+bench_rounds() {  # the speed tables, what is still unmeasured first (the deadline cuts the tail)
   local two=fasterrcnn_resnet50_fpn,retinanet_resnet50_fpn
-  round_b1 1 "$MODELS"
   round_b8 r1 "$two"
+  round_b1 1 "$MODELS"
   for round in $(seq 2 "$ROUNDS"); do round_b1 "$round" "$two"; done
   diagnose_fp16
   round_b8 mask maskrcnn_resnet50_fpn
