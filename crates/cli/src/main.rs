@@ -3,6 +3,8 @@
 
 mod cmd;
 
+use std::process::ExitCode;
+
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -35,8 +37,26 @@ enum Command {
     Show(cmd::show::Args),
 }
 
-fn main() -> anyhow::Result<()> {
+/// Errors are expected input problems (a bad file, a missing model): the message and exit
+/// status only, never a Rust backtrace, whatever `RUST_BACKTRACE` says (`anyhow`'s `Debug`
+/// output, which `fn main() -> Result` prints, would add one).
+fn main() -> ExitCode {
+    // `Cli::parse` reads the arguments as `OsString`s (`args_os`), so a non-UTF-8 path is
+    // passed on, not a panic.
     let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            let code = error
+                .downcast_ref::<cmd::ExitStatus>()
+                .map_or(1, |status| status.code);
+            eprintln!("error: {error:#}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Run(args) => cmd::run::main(args),
         Command::Eval(args) => cmd::eval::main(args),

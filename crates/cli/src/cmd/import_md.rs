@@ -66,7 +66,7 @@ pub fn main(args: Args) -> anyhow::Result<()> {
         file: shown.clone(),
         file_sha256: detbench_assets::sha256_hex(&bytes),
         device_label: args.device.clone(),
-        command_line: std::env::args().collect(),
+        command_line: crate::cmd::command_line(),
         rows,
     };
     let db = resolve_path(args.db.as_deref());

@@ -63,7 +63,7 @@ impl RunPlan {
             bail!("--batch {zero}: batch sizes start at 1");
         }
         Ok(RunPlan {
-            command_line: std::env::args().collect(),
+            command_line: crate::cmd::command_line(),
             source,
             model_dir,
             entries,
