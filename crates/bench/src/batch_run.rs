@@ -29,8 +29,9 @@ pub(crate) struct BatchRun<'a> {
 }
 
 impl BatchRun<'_> {
-    /// Runs the pass at `batch` and builds its row.
-    pub fn run(self, batch: usize) -> ModelOutcome {
+    /// Runs the pass at `batch` and builds its row; `Err` when the run was interrupted
+    /// ([`crate::interrupt`]) before the pass finished.
+    pub fn run(self, batch: usize) -> Result<ModelOutcome, RunFailure> {
         let run_options = RunOptions {
             warmup: self.options.warmup,
             batch_size: batch,
@@ -40,7 +41,12 @@ impl BatchRun<'_> {
             Ok(evaluators) => evaluators,
             Err(e) => {
                 let reason = format!("evaluation: {e}");
-                return ModelOutcome::failed(self.spec, batch, Some(self.dataset), &reason);
+                return Ok(ModelOutcome::failed(
+                    self.spec,
+                    batch,
+                    Some(self.dataset),
+                    &reason,
+                ));
             }
         };
         let mut scoring = Scoring::start(evaluators, self.options.evaluation);
@@ -66,7 +72,8 @@ impl BatchRun<'_> {
         self.observer.finish_pass();
         let run = match run {
             Ok(run) => run,
-            Err(failure) => return self.failed_pass(&label, &run_options, failure),
+            Err(interrupted @ RunFailure::Interrupted { .. }) => return Err(interrupted),
+            Err(failure) => return Ok(self.failed_pass(&label, &run_options, failure)),
         };
         let eval_start = Instant::now();
         let summaries = scoring.finish(&run.detections);
@@ -82,10 +89,10 @@ impl BatchRun<'_> {
                     .message(&format!("{label}: {}", result.status));
             }
         }
-        ModelOutcome {
+        Ok(ModelOutcome {
             result,
             detections: run.detections,
-        }
+        })
     }
 
     /// One evaluator per IoU type scored, on the run's images only (pycocotools'

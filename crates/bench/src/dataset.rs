@@ -37,13 +37,6 @@ pub enum DatasetError {
          with an `images` list of {{\"id\": <integer>, \"file_name\": <string>}})"
     )]
     BadAnnotations { path: PathBuf, reason: String },
-    #[error("annotation file {path}: image id {id} is listed twice ({first} and {second})")]
-    DuplicateImageId {
-        path: PathBuf,
-        id: u64,
-        first: String,
-        second: String,
-    },
     #[error("image folder {path} does not exist or is not a folder")]
     NoImageDir { path: PathBuf },
     #[error("cannot list image folder {path}: {source}")]
@@ -125,14 +118,7 @@ impl Dataset {
             })
             .collect();
         images.sort_by_key(|image| image.id);
-        if let Some(pair) = images.windows(2).find(|pair| pair[0].id == pair[1].id) {
-            return Err(DatasetError::DuplicateImageId {
-                path: annotation_file.to_path_buf(),
-                id: pair[0].id,
-                first: pair[0].file_name.clone(),
-                second: pair[1].file_name.clone(),
-            });
-        }
+        let notes = keep_last_of_each_id(&mut images, annotation_file);
         let listed_images = images.len();
         images.truncate(limit.unwrap_or(usize::MAX));
         Ok(Dataset {
@@ -141,7 +127,7 @@ impl Dataset {
             annotation_sha256: Some(sha256),
             listed_images,
             images,
-            notes: Vec::new(),
+            notes,
         })
     }
 
@@ -165,7 +151,10 @@ impl Dataset {
                 .extension()
                 .and_then(|e| e.to_str())
                 .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()));
-            if is_image && path.is_file() {
+            // Anything named like an image is an image of the run: a folder named `x.jpg` or a
+            // broken link then fails to read and is listed among the failed images, not
+            // skipped without a word.
+            if is_image {
                 files.push(path);
             }
         }
@@ -261,6 +250,38 @@ impl Dataset {
             images: self.images.len(),
         }
     }
+}
+
+/// An image id listed more than once keeps its last record, as pycocotools' index does
+/// (`imgs[img['id']] = img` in `COCO.createIndex`), and as `detbench eval` scores such a file;
+/// the note says so. `images` is sorted by id (stably, so equal ids are in file order).
+fn keep_last_of_each_id(images: &mut Vec<DatasetImage>, annotation_file: &Path) -> Vec<String> {
+    let listed = images.len();
+    let first_repeat = images
+        .windows(2)
+        .find(|pair| pair[0].id == pair[1].id)
+        .map(|pair| {
+            (
+                pair[0].id,
+                pair[0].file_name.clone(),
+                pair[1].file_name.clone(),
+            )
+        });
+    images.reverse();
+    images.dedup_by_key(|image| image.id);
+    images.reverse();
+    first_repeat
+        .map(|(id, first, last)| {
+            format!(
+                "warning: annotation file {}: {} image record(s) repeat an image id (first: image \
+                 id {id}, {first} and {last}); as in pycocotools, the last record of an id is \
+                 used and the image runs once",
+                annotation_file.display(),
+                listed - images.len()
+            )
+        })
+        .into_iter()
+        .collect()
 }
 
 /// The part of a COCO annotation file the harness needs; serde skips everything else
@@ -436,10 +457,15 @@ mod tests {
             r#"{"images": [{"id": 3, "file_name": "a.jpg"}, {"id": 3, "file_name": "b.jpg"}]}"#,
         )
         .unwrap();
-        let err = Dataset::coco(tmp.path(), &path, None)
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("image id 3 is listed twice"), "{err}");
+        // As pycocotools (and `detbench eval`): the last record of an id counts, once.
+        let ds = Dataset::coco(tmp.path(), &path, None).unwrap();
+        assert_eq!(ds.images.len(), 1);
+        assert_eq!(ds.images[0].file_name, "b.jpg");
+        assert!(
+            ds.notes[0].contains("1 image record(s) repeat an image id (first: image id 3"),
+            "{:?}",
+            ds.notes
+        );
 
         let err = Dataset::coco(tmp.path(), &tmp.path().join("none.json"), None)
             .unwrap_err()
@@ -472,6 +498,7 @@ mod tests {
         let ds = Dataset::folder(tmp.path(), None).unwrap();
         let ids: Vec<u64> = ds.images.iter().map(|i| i.id).collect();
         assert_eq!(ids, vec![139, 785]);
+        assert!(ds.missing_files().is_empty());
         assert!(ds.notes.is_empty());
         assert!(ds.identity().annotation_file.is_none());
 
@@ -494,6 +521,20 @@ mod tests {
         std::fs::write(dup.path().join("007.jpg"), b"x").unwrap();
         let err = Dataset::folder(dup.path(), None).unwrap_err().to_string();
         assert!(err.contains("image id 7"), "{err}");
+
+        // A folder named like an image and a broken link are images that will fail, listed
+        // up front.
+        let odd = tempfile::tempdir().unwrap();
+        std::fs::create_dir(odd.path().join("x.jpg")).unwrap();
+        std::os::unix::fs::symlink(odd.path().join("gone.jpg"), odd.path().join("link.jpg"))
+            .unwrap();
+        let ds = Dataset::folder(odd.path(), None).unwrap();
+        let missing: Vec<&str> = ds
+            .missing_files()
+            .iter()
+            .map(|i| i.file_name.as_str())
+            .collect();
+        assert_eq!(missing, ["link.jpg", "x.jpg"]);
 
         let empty = tempfile::tempdir().unwrap();
         assert!(matches!(

@@ -34,6 +34,10 @@ pub struct RunResults {
     /// Model x batch-size combinations that were not run, with why (e.g. a fixed batch).
     #[serde(default)]
     pub skipped: Vec<SkippedRun>,
+    /// The run was stopped early (Ctrl-C): `models` holds the rows finished before, and the
+    /// rest are in `skipped`.
+    #[serde(default)]
+    pub interrupted: bool,
 }
 
 /// A model x batch size the run did not measure.

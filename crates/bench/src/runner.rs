@@ -61,6 +61,8 @@ pub enum RunFailure {
     BatchFixed { batch: usize, fixed: usize },
     #[error("batch size {batch} is over the model's maximum of {max}")]
     BatchTooLarge { batch: usize, max: usize },
+    #[error("{} after {done} of {total} images", crate::interrupt::NOT_MEASURED)]
+    Interrupted { done: usize, total: usize },
 }
 
 /// Checks that `detector` takes batches of `batch`, with a message fit for the user.
@@ -104,13 +106,27 @@ pub fn run_detector(
             None => break,
         }
     }
-    let warm = warm_up(detector, &head, options.warmup, batch_size)?;
+    let warm = warm_up(detector, &head, options.warmup, batch_size).map_err(|e| match e {
+        RunFailure::Interrupted { done, .. } => RunFailure::Interrupted {
+            done,
+            total: images.len(),
+        },
+        other => other,
+    })?;
 
     let mut pass = TimedPass::new(batch_size, detector.batch_support());
     let cpu_before = CpuSnapshot::now();
     let start = Instant::now();
     let mut head = head.into_iter();
+    let mut done = 0;
     loop {
+        if crate::interrupt::requested() {
+            return Err(RunFailure::Interrupted {
+                done,
+                total: images.len(),
+            });
+        }
+        done += 1;
         let item = match head.next() {
             Some(item) => item,
             None => {
@@ -232,6 +248,12 @@ fn warm_up(
     let mut failures = 0;
     let mut last_error = String::new();
     for call in 0..warmup {
+        if crate::interrupt::requested() {
+            return Err(RunFailure::Interrupted {
+                done: 0,
+                total: head.len(),
+            });
+        }
         let inputs: Vec<ImageInput<'_>> = (0..batch_size)
             .map(|k| decoded[(call * batch_size + k) % decoded.len()])
             .collect();

@@ -121,6 +121,20 @@ pub fn run_model(
         Err(e) => return (fail_all(None, &format!("dataset: {e}")), Vec::new()),
     };
     let ground_truth = datasets.ground_truth(spec.ground_truth);
+    if let Ok(Some(gt)) = &ground_truth
+        && spec.ground_truth == GroundTruthKind::Keypoints
+        && !gt.has_keypoints()
+    {
+        // Scored there, every keypoint stat would be -1 on a row marked ok.
+        let reason = format!(
+            "{} has no annotation with keypoints (an instances file?); a keypoint model is \
+             scored on a person-keypoint file: pass --keypoint-annotations \
+             person_keypoints_*.json",
+            gt.path().display()
+        );
+        observer.message(&format!("error: {}: {reason}", spec.name));
+        return (fail_all(Some(&dataset), &reason), Vec::new());
+    }
     let mut detector = match open() {
         Ok(detector) => detector,
         Err(e) => {
@@ -132,6 +146,14 @@ pub fn run_model(
     let mut rows = Vec::new();
     let mut skipped = Vec::new();
     for &batch in &batch_sizes {
+        if crate::interrupt::requested() {
+            skipped.push(SkippedRun {
+                name: spec.name.clone(),
+                batch_size: batch,
+                reason: crate::interrupt::NOT_MEASURED.to_owned(),
+            });
+            continue;
+        }
         if let Err(why) = check_batch(detector.batch_support(), batch) {
             let reason = match why {
                 RunFailure::BatchFixed { fixed, .. } => {
@@ -155,7 +177,7 @@ pub fn run_model(
                 continue;
             }
         };
-        let mut outcome = BatchRun {
+        let run = BatchRun {
             spec,
             detector: detector.as_mut(),
             dataset: &dataset,
@@ -165,6 +187,17 @@ pub fn run_model(
             observer,
         }
         .run(batch);
+        let mut outcome = match run {
+            Ok(outcome) => outcome,
+            Err(interrupted) => {
+                skipped.push(SkippedRun {
+                    name: spec.name.clone(),
+                    batch_size: batch,
+                    reason: interrupted.to_string(),
+                });
+                continue;
+            }
+        };
         if let Some(load) = datasets.ground_truth_load_time(spec.ground_truth)
             && let Some(harness) = outcome.result.provenance.get_mut("harness")
         {

@@ -15,7 +15,7 @@ pub mod schema;
 pub mod store;
 pub mod tables;
 
-pub use files::write_atomic;
+pub use files::{write_atomic, write_atomic_set};
 pub use store::{
     Filter, OpenOptions, PublishedImport, PublishedRow, ResultRecord, RunId, Store, StoreError,
 };

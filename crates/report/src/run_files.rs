@@ -3,7 +3,7 @@
 //! timing notes (`results.md`, and the same on the console), one row per model and batch size
 //! in `results.csv`, everything in `results.json`, and detections as COCO results files. The
 //! tables are [`Table`]s rendered by [`crate::tables`]; every file goes through
-//! [`write_atomic`].
+//! [`crate::files`] (atomic writes).
 
 use std::path::{Path, PathBuf};
 
@@ -13,24 +13,23 @@ use detbench_bench::results::{
 };
 use detbench_eval::Detection;
 
-use crate::files::{WriteError, write_atomic};
+use crate::files::{WriteError, write_atomic_set};
 use crate::tables::{Alignment, Cell, Table, csv_grid, markdown_grid};
 
-/// Writes `results.md`, `results.csv` and `results.json` into `dir` (created if needed).
+/// Writes `results.md`, `results.csv` and `results.json` into `dir` (created if needed), as a
+/// set ([`write_atomic_set`]): all three are new, or none is.
 pub fn write_run_files(dir: &Path, results: &RunResults) -> Result<Vec<PathBuf>, WriteError> {
     let json = serde_json::to_vec_pretty(results).expect("run results serialise to JSON");
-    let files = [
-        ("results.md", markdown_report(results).into_bytes()),
-        ("results.csv", csv_report(results).into_bytes()),
-        ("results.json", json),
+    let files = vec![
+        (
+            dir.join("results.md"),
+            markdown_report(results).into_bytes(),
+        ),
+        (dir.join("results.csv"), csv_report(results).into_bytes()),
+        (dir.join("results.json"), json),
     ];
-    let mut written = Vec::new();
-    for (name, bytes) in files {
-        let path = dir.join(name);
-        write_atomic(&path, &bytes)?;
-        written.push(path);
-    }
-    Ok(written)
+    write_atomic_set(&files)?;
+    Ok(files.into_iter().map(|(path, _)| path).collect())
 }
 
 /// The detections as a COCO results file (a JSON array of `image_id`, `category_id`, `bbox`,
@@ -85,10 +84,17 @@ fn backend_cell(m: &ModelResult) -> Cell {
 
 /// The main table: `Model | Input | Backend/precision | AP AP50 AP75 APs APm APl AR1 AR10 AR100
 /// ARs ARm ARl | images/s | p99 ms | total s | mean ms | median ms | min ms`. Stats are bbox, in
-/// points; latencies are per call (per image at batch 1), end to end.
+/// points; latencies are per call (per image at batch 1), end to end. A speed-only run (no
+/// ground truth for any row) has no stat columns.
 pub fn main_table(results: &RunResults) -> Table {
+    let with_stats = results
+        .models
+        .iter()
+        .any(|m| m.dataset.annotation_file.is_some());
     let mut columns = vec!["Model", "Input", "Backend/precision"];
-    columns.extend(DETECTION_STAT_NAMES);
+    if with_stats {
+        columns.extend(DETECTION_STAT_NAMES);
+    }
     columns.extend([
         "images/s",
         "p99 ms",
@@ -108,9 +114,11 @@ pub fn main_table(results: &RunResults) -> Table {
                 cells.resize(width, Cell::Empty);
                 return cells;
             }
-            match &m.bbox {
-                Some(acc) => cells.extend(acc.stats.iter().map(|&v| points(v))),
-                None => cells.extend(std::iter::repeat_n(Cell::text("n/a"), 12)),
+            if with_stats {
+                match &m.bbox {
+                    Some(acc) => cells.extend(acc.stats.iter().map(|&v| points(v))),
+                    None => cells.extend(std::iter::repeat_n(Cell::text("n/a"), 12)),
+                }
             }
             match &m.latency {
                 Some(l) => cells.extend([

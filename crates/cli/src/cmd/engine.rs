@@ -114,6 +114,25 @@ impl TorchArgs {
     }
 }
 
+/// The most threads a thread option takes: 4 per core. More only oversubscribes the machine,
+/// and a mistyped count (100000) would spend minutes creating threads and their memory.
+pub fn max_threads() -> usize {
+    4 * std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Refuses a thread count above [`max_threads`], naming the option.
+pub fn check_thread_count(option: &str, threads: usize) -> anyhow::Result<()> {
+    let max = max_threads();
+    if threads > max {
+        bail!(
+            "{option} {threads}: this machine has {} core(s); at most {max} threads (4 per core) \
+             are allowed",
+            max / 4
+        );
+    }
+    Ok(())
+}
+
 /// The engine settings of a command, checked, with the engine left to each model's format when
 /// `--backend` is not given.
 #[derive(Debug, Clone)]
@@ -126,6 +145,9 @@ impl EngineArgs {
     pub fn resolve(&self) -> anyhow::Result<EngineChoice> {
         if self.threads == Some(0) {
             bail!("--threads 0: give at least 1, or leave it out for the engine's default");
+        }
+        if let Some(threads) = self.threads {
+            check_thread_count("--threads", threads)?;
         }
         if self.precision == Precision::Int8 {
             bail!(

@@ -25,9 +25,13 @@ pub struct Args {
     #[arg(long, value_name = "PUBLISHED=ZOO")]
     rename: Vec<String>,
 
-    /// Results store [default: $DETBENCH_DB, else runs/detbench.db].
+    /// Results store [default: $DETBENCH_DB, else detbench.db in the platform data folder].
     #[arg(long, value_name = "PATH")]
     db: Option<PathBuf>,
+    /// Import the file even when the same content was imported before as the same source and
+    /// device (its rows would then be listed twice).
+    #[arg(long)]
+    again: bool,
 }
 
 pub fn main(args: Args) -> anyhow::Result<()> {
@@ -71,6 +75,24 @@ pub fn main(args: Args) -> anyhow::Result<()> {
     };
     let db = resolve_path(args.db.as_deref());
     let mut store = Store::open(&db)?;
+    if !args.again
+        && let Some((run, when)) = store.earlier_import(
+            &import.file_sha256,
+            &import.source,
+            import.device_label.as_deref(),
+        )?
+    {
+        bail!(
+            "{shown} was already imported as \"published: {source}\"{} on {when}{}; importing it \
+             again would list its rows twice (pass --again to import it anyway)",
+            import
+                .device_label
+                .as_deref()
+                .map(|d| format!(" ({d})"))
+                .unwrap_or_default(),
+            run.map(|r| format!(" (run {r})")).unwrap_or_default()
+        );
+    }
     let run = store.record_published(&import)?;
     println!(
         "imported {} published rows from {shown} as \"published: {source}\" (run {run}) into {}",

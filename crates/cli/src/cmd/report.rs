@@ -13,7 +13,7 @@ use std::path::PathBuf;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Results store [default: $DETBENCH_DB, else runs/detbench.db].
+    /// Results store [default: $DETBENCH_DB, else detbench.db in the platform data folder].
     #[arg(long, value_name = "PATH")]
     db: Option<PathBuf>,
 

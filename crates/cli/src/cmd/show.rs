@@ -1,10 +1,14 @@
 //! `detbench show`: runs one zoo model on one image and draws what it finds (boxes, category
-//! names, scores; masks and keypoints when the model predicts them) into a PNG.
+//! names, scores; masks and keypoints when the model predicts them) into a PNG or JPEG.
+//!
+//! The image is read as stored, without EXIF rotation, as for COCO (whose ground truth is in
+//! stored-pixel orientation); `--exif-rotate` turns a photo upright first.
 
 use anyhow::{Context, bail};
 use detbench_bench::{ImageInput, StageClock};
-use detbench_report::annotate::{DrawOptions, annotate, save_png};
-use std::path::PathBuf;
+use detbench_imgproc::BgrImage;
+use detbench_report::annotate::{DrawOptions, annotate, save_image};
+use std::path::{Path, PathBuf};
 
 use crate::cmd::engine::EngineArgs;
 
@@ -18,9 +22,15 @@ pub struct Args {
     #[arg(long)]
     image: PathBuf,
 
-    /// Where to write the annotated PNG.
+    /// Where to write the annotated image; the extension picks the format (.png, .jpg, .jpeg).
     #[arg(long, default_value = "annotated.png")]
     out: PathBuf,
+
+    /// Turn the image upright by its EXIF orientation before the model sees it (for photos;
+    /// COCO's images and ground truth are in stored-pixel orientation, so by default the
+    /// pixels are used as stored, as OpenCV's imread in the reference pipelines does).
+    #[arg(long)]
+    exif_rotate: bool,
 
     /// Detections scoring below this are not drawn.
     #[arg(long, default_value_t = 0.3)]
@@ -35,6 +45,17 @@ pub struct Args {
 }
 
 pub fn main(args: Args) -> anyhow::Result<()> {
+    let extension = args
+        .out
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    if !matches!(extension.as_deref(), Some("png" | "jpg" | "jpeg")) {
+        bail!(
+            "--out {}: the format is taken from the extension; use .png, .jpg or .jpeg",
+            args.out.display()
+        );
+    }
     if !(0.0..=1.0).contains(&args.score_threshold) {
         bail!(
             "--score-threshold {}: expected a score between 0 and 1",
@@ -43,7 +64,7 @@ pub fn main(args: Args) -> anyhow::Result<()> {
     }
     let entry = detbench_models::entry(&args.model)?;
     let config = args.engine.resolve()?.for_model(entry);
-    let image = detbench_imgproc::decode_file(&args.image)?;
+    let image = read_image(&args.image, args.exif_rotate)?;
     let mut detector = detbench_models::open_detector(entry, args.model_dir.as_deref(), &config)?;
     // COCO file names are the image id; anything else is image 0.
     let image_id = args
@@ -70,7 +91,7 @@ pub fn main(args: Args) -> anyhow::Result<()> {
         ..DrawOptions::default()
     };
     let drawn = annotate(&image, &detections, &options)?;
-    save_png(&drawn, &args.out).with_context(|| format!("writing {}", args.out.display()))?;
+    save_image(&drawn, &args.out).with_context(|| format!("writing {}", args.out.display()))?;
 
     let mut shown: Vec<_> = detections
         .iter()
@@ -101,4 +122,18 @@ pub fn main(args: Args) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// The image's pixels, turned upright by its EXIF orientation when `exif_rotate` asks.
+fn read_image(path: &Path, exif_rotate: bool) -> anyhow::Result<BgrImage> {
+    let bytes = std::fs::read(path)
+        .with_context(|| format!("cannot read image file {}", path.display()))?;
+    let image = detbench_imgproc::decode_bytes(&bytes, &path.display().to_string())?;
+    if !exif_rotate {
+        return Ok(image);
+    }
+    Ok(match detbench_imgproc::exif_orientation(&bytes) {
+        Some(orientation) => detbench_imgproc::apply_orientation(&image, orientation),
+        None => image,
+    })
 }

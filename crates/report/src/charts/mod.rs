@@ -115,15 +115,30 @@ pub fn write_charts(records: &[ResultRecord], dir: &Path) -> Result<Vec<PathBuf>
         }
     }
 
+    // APs on different image sets (a --limit run beside a full one) are labelled with their
+    // image count, and each set gets its own frontier.
+    let mut image_sets: Vec<Option<i64>> = measured
+        .iter()
+        .filter(|r| ap_percent(r).is_some())
+        .map(|r| r.dataset_images)
+        .collect();
+    image_sets.sort();
+    image_sets.dedup();
+    let mixed_sets = image_sets.len() > 1;
     let mut points: Vec<FrontierPoint> = measured
         .iter()
         .zip(&labels)
         .filter_map(|(r, label)| {
+            let label = match (mixed_sets, r.dataset_images) {
+                (true, Some(n)) => format!("{label} [{n} images]"),
+                _ => label.clone(),
+            };
             Some(FrontierPoint {
-                label: label.clone(),
+                label,
                 latency_ms: r.latency_mean_ms()?,
                 ap: ap_percent(r)?,
                 published: false,
+                image_set: r.dataset_images,
             })
         })
         .collect();
@@ -133,6 +148,7 @@ pub fn write_charts(records: &[ResultRecord], dir: &Path) -> Result<Vec<PathBuf>
             latency_ms: r.latency_mean_ms()?,
             ap: ap_percent(r)?,
             published: true,
+            image_set: None,
         })
     }));
     if !points.is_empty() {

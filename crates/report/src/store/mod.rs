@@ -1,6 +1,7 @@
 //! The SQLite results store: every run with its provenance, and published records beside them.
 //!
-//! One database file (default `runs/detbench.db`) in WAL mode with a busy timeout, so that
+//! One database file (default `detbench.db` in the platform data folder, see [`resolve_path`])
+//! in WAL mode with a busy timeout, so that
 //! several `detbench run` processes can record at once. Each run is written in one
 //! transaction: a process killed midway leaves nothing behind. A file that is not a detbench
 //! store, is corrupt, is locked for longer than the timeout or has a newer schema than this
@@ -27,9 +28,8 @@ use std::time::Duration;
 
 /// Environment variable naming the store (overridden by `--db`).
 pub const DB_ENV: &str = "DETBENCH_DB";
-/// The store used when neither `--db` nor `$DETBENCH_DB` is given, relative to the current
-/// directory.
-pub const DEFAULT_DB: &str = "runs/detbench.db";
+/// The file name of the default store, in the platform data folder ([`default_path`]).
+pub const DEFAULT_DB_NAME: &str = "detbench.db";
 /// How long a writer waits for another process's transaction before giving up.
 pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -121,16 +121,50 @@ pub struct Store {
     busy_timeout: Duration,
 }
 
+/// Where the store came from: the one place a command's store is resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreSource {
+    Option,
+    Environment,
+    Default,
+}
+
+impl StoreSource {
+    /// How `detbench env` says it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            StoreSource::Option => "--db",
+            StoreSource::Environment => "$DETBENCH_DB",
+            StoreSource::Default => "default",
+        }
+    }
+}
+
 /// The store path a command should use: `--db` if given, else `$DETBENCH_DB`, else
-/// [`DEFAULT_DB`].
+/// [`default_path`]. Every command resolves its store here.
 pub fn resolve_path(cli: Option<&Path>) -> PathBuf {
-    cli.map(Path::to_path_buf)
-        .or_else(|| {
-            std::env::var_os(DB_ENV)
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from)
-        })
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_DB))
+    resolve(cli).0
+}
+
+/// [`resolve_path`] and where the path came from.
+pub fn resolve(cli: Option<&Path>) -> (PathBuf, StoreSource) {
+    if let Some(path) = cli {
+        return (path.to_path_buf(), StoreSource::Option);
+    }
+    if let Some(value) = std::env::var_os(DB_ENV).filter(|v| !v.is_empty()) {
+        return (PathBuf::from(value), StoreSource::Environment);
+    }
+    (default_path(), StoreSource::Default)
+}
+
+/// `detbench.db` in the platform data folder (`directories`' `ProjectDirs::data_dir`:
+/// `$XDG_DATA_HOME/detbench`, else `~/.local/share/detbench` on Linux; `~/Library/Application
+/// Support/detbench` on macOS), so that runs from any folder land in one store; `runs/` in
+/// the current folder when no home folder is known.
+pub fn default_path() -> PathBuf {
+    directories::ProjectDirs::from("", "", "detbench")
+        .map(|dirs| dirs.data_dir().join(DEFAULT_DB_NAME))
+        .unwrap_or_else(|| Path::new("runs").join(DEFAULT_DB_NAME))
 }
 
 impl Store {

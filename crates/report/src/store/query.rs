@@ -97,6 +97,27 @@ impl Store {
         })
     }
 
+    /// When the same file content was imported before as the same source and device: the run
+    /// it was filed under (when it had rows) and when it was imported.
+    pub fn earlier_import(
+        &self,
+        file_sha256: &str,
+        source: &str,
+        device_label: Option<&str>,
+    ) -> Result<Option<(Option<RunId>, String)>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT (SELECT run_id FROM results WHERE source_id = s.id LIMIT 1), s.imported_at
+                 FROM sources s
+                 WHERE s.file_sha256 = ?1 AND s.name = ?2 AND s.device_label IS ?3
+                 ORDER BY s.id LIMIT 1",
+                rusqlite::params![file_sha256, source, device_label],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(self.err("looking for an earlier import"))
+    }
+
     /// Results matching `filter`, oldest first, with their accuracy and latency summaries.
     pub fn results(&self, filter: &Filter) -> Result<Vec<ResultRecord>, StoreError> {
         let (sql, values) = results_query(filter);

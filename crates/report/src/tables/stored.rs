@@ -100,17 +100,21 @@ pub fn results_table(records: &[ResultRecord]) -> Table {
          source's own figure (per image). Throughput is images per second at the row's batch."
             .to_owned(),
     ];
-    let invalid: Vec<String> = records
-        .iter()
-        .filter(|r| r.latency.as_ref().is_some_and(|l| !l.valid))
-        .map(|r| {
-            let notes = &r.latency.as_ref().expect("filtered").validity_notes;
-            format!("run {} {}: {}", r.run_id, r.model, notes.join("; "))
-        })
-        .collect();
-    if !invalid.is_empty() {
-        notes.push(format!("Latency not valid for: {}.", invalid.join(" / ")));
-    }
+    // One line per result, so that a long list stays readable.
+    notes.extend(
+        records
+            .iter()
+            .filter(|r| r.latency.as_ref().is_some_and(|l| !l.valid))
+            .map(|r| {
+                let why = &r.latency.as_ref().expect("filtered").validity_notes;
+                format!(
+                    "Latency not valid for run {} {}: {}.",
+                    r.run_id,
+                    r.model,
+                    why.join("; ")
+                )
+            }),
+    );
     Table {
         title: "Results".to_owned(),
         columns,

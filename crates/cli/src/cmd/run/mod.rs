@@ -7,15 +7,18 @@
 //! [`export`] writes the results out.
 
 mod export;
+mod outputs;
 mod plan;
 mod progress;
 
 use std::path::PathBuf;
 
 use anyhow::bail;
+use detbench_bench::interrupt;
 use detbench_bench::prefetch::DecodeKind;
 use detbench_bench::scenario::EvalTiming;
 
+use crate::cmd::ExitStatus;
 use crate::cmd::engine::EngineArgs;
 
 /// The options, boxed: they are large, and clap's subcommand enum holds them by value.
@@ -93,16 +96,22 @@ pub struct Options {
     eval: EvalTiming,
 
     /// Output folder for results.md, results.csv and results.json [default:
-    /// runs/<UTC timestamp>].
+    /// runs/<UTC timestamp>]. A folder that already holds results is refused unless
+    /// --overwrite.
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
+
+    /// Replace the results files an --out folder already holds.
+    #[arg(long)]
+    overwrite: bool,
 
     /// Write the detections as a COCO results file (with several models or batch sizes, the
     /// model name and batch are added before the extension).
     #[arg(long, value_name = "FILE")]
     save_detections: Option<PathBuf>,
 
-    /// Results store [default: $DETBENCH_DB, else runs/detbench.db].
+    /// Results store [default: $DETBENCH_DB, else detbench.db in the platform data folder,
+    /// e.g. ~/.local/share/detbench; `detbench env` says which].
     #[arg(long, value_name = "PATH")]
     db: Option<PathBuf>,
 
@@ -117,8 +126,37 @@ pub struct Options {
 
 pub fn main(args: Args) -> anyhow::Result<()> {
     let plan = plan::RunPlan::new(*args.options)?;
+    handle_ctrl_c();
     let run = plan.run();
     export::export(&plan, &run)?;
+    let results = &run.results;
+    if results.interrupted {
+        return Err(ExitStatus {
+            code: 130,
+            message: format!(
+                "interrupted (Ctrl-C): {} finished row(s) written and recorded; {} model and \
+                 batch size(s) not measured (listed under `skipped`)",
+                results.models.len(),
+                results
+                    .skipped
+                    .iter()
+                    .filter(|s| s.reason.starts_with(interrupt::NOT_MEASURED))
+                    .count()
+            ),
+        }
+        .into());
+    }
+    if results.models.is_empty() && !results.skipped.is_empty() {
+        bail!(
+            "nothing was measured: every batch size was skipped:\n  {}",
+            results
+                .skipped
+                .iter()
+                .map(|s| format!("{} batch {}: {}", s.name, s.batch_size, s.reason))
+                .collect::<Vec<_>>()
+                .join("\n  ")
+        );
+    }
     let failed: Vec<String> = run
         .results
         .models
@@ -135,4 +173,23 @@ pub fn main(args: Args) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Ctrl-C stops the run at the next image; the rows already finished are written and recorded
+/// (the run is marked interrupted). A second Ctrl-C exits at once.
+fn handle_ctrl_c() {
+    let installed = ctrlc::set_handler(|| {
+        if interrupt::requested() {
+            eprintln!("\nsecond Ctrl-C: exiting now; nothing more is written");
+            std::process::exit(130);
+        }
+        interrupt::request();
+        eprintln!(
+            "\nCtrl-C: stopping at the next image; the finished rows will be written (Ctrl-C \
+             again exits at once)"
+        );
+    });
+    if let Err(e) = installed {
+        eprintln!("warning: Ctrl-C will end the run without writing anything: {e}");
+    }
 }

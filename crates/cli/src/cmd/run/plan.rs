@@ -8,15 +8,17 @@ use std::sync::Arc;
 
 use anyhow::bail;
 use detbench_bench::dataset::{DatasetOptions, DatasetSource, GroundTruthKind};
+use detbench_bench::interrupt;
 use detbench_bench::prefetch::{DecodeFn, DecodeMode, image_decoder};
-use detbench_bench::results::{RESULTS_SCHEMA_VERSION, RunResults};
+use detbench_bench::results::{RESULTS_SCHEMA_VERSION, RunResults, SkippedRun};
 use detbench_bench::scenario::{DatasetCache, ModelOutcome, Observer, ScenarioOptions, run_model};
 use detbench_eval::Detection;
 use detbench_models::{ShaCheck, ZooEntry};
 
 use super::Options;
+use super::outputs::{self, OutputPaths};
 use super::progress::Progress;
-use crate::cmd::engine::EngineChoice;
+use crate::cmd::engine::{EngineChoice, check_thread_count};
 
 /// Everything a run needs, typed and with its defaults applied.
 pub struct RunPlan {
@@ -28,7 +30,7 @@ pub struct RunPlan {
     engine: EngineChoice,
     scenario: ScenarioOptions,
     pub out_dir: PathBuf,
-    pub save_detections: Option<PathBuf>,
+    save_detections: Option<PathBuf>,
     /// The results store, unless `--no-store`.
     pub store: Option<PathBuf>,
     quiet: bool,
@@ -62,7 +64,16 @@ impl RunPlan {
         if let Some(zero) = batch_sizes.iter().find(|&&b| b == 0) {
             bail!("--batch {zero}: batch sizes start at 1");
         }
-        Ok(RunPlan {
+        if args.decode_chunk == 0 {
+            bail!("--decode-chunk 0: a chunk holds at least 1 image");
+        }
+        if let Some(threads) = args.decode_threads {
+            if threads == 0 {
+                bail!("--decode-threads 0: give at least 1, or leave it out for the default");
+            }
+            check_thread_count("--decode-threads", threads)?;
+        }
+        let plan = RunPlan {
             command_line: crate::cmd::command_line(),
             source,
             model_dir,
@@ -80,7 +91,57 @@ impl RunPlan {
             store: (!args.no_store)
                 .then(|| detbench_report::store::resolve_path(args.db.as_deref())),
             quiet: args.quiet,
-        })
+        };
+        plan.check_outputs(args.overwrite)?;
+        Ok(plan)
+    }
+
+    /// Refuses the run at once when its results could not be written (see [`outputs`]).
+    fn check_outputs(&self, overwrite: bool) -> anyhow::Result<()> {
+        let mut inputs: Vec<PathBuf> = self
+            .entries
+            .iter()
+            .map(|e| self.model_dir.join(e.file_name))
+            .collect();
+        if let DatasetSource::Coco {
+            instances,
+            keypoints,
+            ..
+        } = &self.source
+        {
+            inputs.extend([instances.clone(), keypoints.clone()]);
+        }
+        let detection_files = self
+            .entries
+            .iter()
+            .flat_map(|e| {
+                self.scenario
+                    .batch_sizes
+                    .iter()
+                    .filter_map(|&b| self.detections_file(e.name, b))
+            })
+            .collect();
+        OutputPaths {
+            out_dir: &self.out_dir,
+            overwrite,
+            detection_files,
+            store: self.store.as_deref(),
+            inputs,
+        }
+        .check()
+    }
+
+    /// Whether `--save-detections` was given.
+    pub fn saves_detections(&self) -> bool {
+        self.save_detections.is_some()
+    }
+
+    /// Where `--save-detections` puts the detections of one row (none without the option).
+    pub fn detections_file(&self, model: &str, batch: usize) -> Option<PathBuf> {
+        let single_row = self.entries.len() * self.scenario.batch_sizes.len() == 1;
+        self.save_detections
+            .as_deref()
+            .map(|base| outputs::detections_file(base, model, batch, single_row))
     }
 
     /// Runs every model at every batch size, with the progress display.
@@ -98,12 +159,24 @@ impl RunPlan {
                 environment: detbench_env::capture(),
                 models: Vec::new(),
                 skipped: Vec::new(),
+                interrupted: false,
             },
             detections: Vec::new(),
         };
         for entry in &self.entries {
+            if interrupt::requested() {
+                run.results
+                    .skipped
+                    .extend(self.scenario.batch_sizes.iter().map(|&b| SkippedRun {
+                        name: entry.name.to_owned(),
+                        batch_size: b,
+                        reason: interrupt::NOT_MEASURED.to_owned(),
+                    }));
+                continue;
+            }
             self.run_model(entry, &mut datasets, &decoder, &progress, &mut run);
         }
+        run.results.interrupted = interrupt::requested();
         run
     }
 
@@ -168,7 +241,8 @@ impl RunPlan {
         run.results.skipped.extend(skipped);
     }
 
-    /// Warns about image files that are missing before anything is timed.
+    /// Warns about image files that are missing, and about the ground truth, before anything
+    /// is timed.
     fn report_dataset(&self, datasets: &mut DatasetCache, progress: &Progress) {
         let mut kinds: Vec<GroundTruthKind> = Vec::new();
         for entry in &self.entries {
@@ -187,6 +261,12 @@ impl RunPlan {
             };
             for note in &dataset.notes {
                 progress.message(note);
+            }
+            // What `detbench eval` would say about the same file (lenient metadata, id 0, ...).
+            if let Ok(Some(gt)) = datasets.ground_truth(kind) {
+                for warning in gt.warnings() {
+                    progress.message(&format!("warning: {warning}"));
+                }
             }
             let missing = dataset.missing_files();
             if !missing.is_empty() {
@@ -213,19 +293,7 @@ fn select_models(names: &[String], model_dir: &Path) -> anyhow::Result<Vec<&'sta
     for name in names {
         let name = name.trim();
         if name == "all" {
-            let (present, absent): (Vec<_>, Vec<_>) = detbench_models::catalogue()
-                .into_iter()
-                .partition(|e| model_dir.join(e.file_name).is_file());
-            if !absent.is_empty() {
-                eprintln!(
-                    "--model all: {} catalogued models have no file in {} and are left out (see \
-                     `detbench zoo`): {}",
-                    absent.len(),
-                    model_dir.display(),
-                    absent.iter().map(|e| e.name).collect::<Vec<_>>().join(", ")
-                );
-            }
-            entries.extend(present);
+            entries.extend(runnable_models(model_dir));
         } else {
             entries.push(detbench_models::entry(name)?);
         }
@@ -236,6 +304,45 @@ fn select_models(names: &[String], model_dir: &Path) -> anyhow::Result<Vec<&'sta
         bail!("no models to run (--model {})", names.join(","));
     }
     Ok(entries)
+}
+
+/// `--model all`: every catalogued model whose file is in `model_dir` and whose engine this
+/// build has; the others are named on stderr with why.
+fn runnable_models(model_dir: &Path) -> Vec<&'static ZooEntry> {
+    let (present, absent): (Vec<_>, Vec<_>) = detbench_models::catalogue()
+        .into_iter()
+        .partition(|e| model_dir.join(e.file_name).is_file());
+    if !absent.is_empty() {
+        eprintln!(
+            "--model all: {} catalogued models have no file in {} and are left out (see \
+             `detbench zoo`): {}",
+            absent.len(),
+            model_dir.display(),
+            absent.iter().map(|e| e.name).collect::<Vec<_>>().join(", ")
+        );
+    }
+    let (built, unbuilt): (Vec<_>, Vec<_>) = present
+        .into_iter()
+        .partition(|e| e.format.default_engine().is_built());
+    for engine in detbench_backends::EngineKind::ALL {
+        let names: Vec<&str> = unbuilt
+            .iter()
+            .filter(|e| e.format.default_engine() == *engine)
+            .map(|e| e.name)
+            .collect();
+        if !names.is_empty() {
+            eprintln!(
+                "--model all: {} model(s) need the {} engine, which this build does not have \
+                 (rebuild with `--features {}`, README \"{}\"), and are left out: {}",
+                names.len(),
+                engine.cli_name(),
+                engine.info().feature,
+                engine.info().readme,
+                names.join(", ")
+            );
+        }
+    }
+    built
 }
 
 /// `runs/<UTC timestamp>` (colons replaced, so the name is valid everywhere).
