@@ -10,7 +10,7 @@
 //! A sample whose image did not decode, or whose call failed or panicked, is completed all the
 //! same (empty response) and recorded as failed, so the run goes on.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -56,8 +56,16 @@ mod millis_f64 {
     }
 }
 
-/// One queued sample.
+/// Samples queued together: one query's samples, cut into chunks of at most `max_batch` so
+/// that a worker can take a whole batch at once and several workers can share a large query.
 struct Work {
+    samples: Vec<QuerySample>,
+    completer: Completer,
+    arrived: Instant,
+}
+
+/// One sample a worker holds, waiting for its call.
+struct Pending {
     sample: QuerySample,
     completer: Completer,
     arrived: Instant,
@@ -194,10 +202,10 @@ impl SystemUnderTest for DetectorSut {
 
     fn issue_query(&self, samples: &[QuerySample], completer: &Completer) {
         let arrived = Instant::now();
-        for &sample in samples {
+        for chunk in samples.chunks(self.shared.batching.max_batch) {
             // The receivers live until `stop`, which cannot run while LoadGen issues.
             let _ = self.queue.send(Work {
-                sample,
+                samples: chunk.to_vec(),
                 completer: completer.clone(),
                 arrived,
             });
@@ -211,35 +219,58 @@ fn worker(
     queue: &Receiver<Work>,
     shared: &Shared,
 ) -> Box<dyn Detector> {
-    while let Some(batch) = next_batch(queue, shared.batching) {
+    let mut pending = VecDeque::new();
+    while let Some(batch) = next_batch(queue, &mut pending, shared.batching) {
         run_batch(detector.as_mut(), batch, shared);
     }
     detector
 }
 
-/// The next call's samples: the first queued, then what else is queued up to `max_batch`,
-/// waiting for more until `timeout` after the first one arrived. `None` once the queue is
-/// closed and empty.
-fn next_batch(queue: &Receiver<Work>, batching: Batching) -> Option<Vec<Work>> {
-    let first = queue.recv().ok()?;
+/// Moves a queued chunk's samples to the worker's pending samples.
+fn hold(pending: &mut VecDeque<Pending>, work: Work) {
+    pending.extend(work.samples.into_iter().map(|sample| Pending {
+        sample,
+        completer: work.completer.clone(),
+        arrived: work.arrived,
+    }));
+}
+
+/// The next call's samples: the oldest pending or queued sample, then what else is pending or
+/// queued, up to `max_batch`, waiting for more until `timeout` after the first one arrived.
+/// Samples taken off the queue beyond the batch stay pending for the next call. `None` once
+/// the queue is closed and nothing is pending.
+fn next_batch(
+    queue: &Receiver<Work>,
+    pending: &mut VecDeque<Pending>,
+    batching: Batching,
+) -> Option<Vec<Pending>> {
+    if pending.is_empty() {
+        hold(pending, queue.recv().ok()?);
+    }
+    let first = pending.pop_front()?;
     let deadline = first.arrived + batching.timeout;
     let mut batch = Vec::with_capacity(batching.max_batch);
     batch.push(first);
     while batch.len() < batching.max_batch {
-        match queue.try_recv() {
-            Ok(work) => batch.push(work),
+        if let Some(next) = pending.pop_front() {
+            batch.push(next);
+            continue;
+        }
+        let work = match queue.try_recv() {
+            Ok(work) => work,
             Err(TryRecvError::Disconnected) => break,
             Err(TryRecvError::Empty) => match queue.recv_deadline(deadline) {
-                Ok(work) => batch.push(work),
+                Ok(work) => work,
                 Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
             },
-        }
+        };
+        hold(pending, work);
     }
     Some(batch)
 }
 
 /// Runs one call on the batch's decoded images and completes every sample of the batch.
-fn run_batch(detector: &mut dyn Detector, batch: Vec<Work>, shared: &Shared) {
+fn run_batch(detector: &mut dyn Detector, batch: Vec<Pending>, shared: &Shared) {
     let loaded: Vec<_> = batch
         .iter()
         .map(|w| shared.qsl.get(w.sample.index))
@@ -299,7 +330,7 @@ fn run_batch(detector: &mut dyn Detector, batch: Vec<Work>, shared: &Shared) {
 /// Reports every sample of a batch in one `QuerySamplesComplete` (one completion time), with
 /// the detections as response data where LoadGen logs them, and keeps what the run records.
 fn complete(
-    batch: Vec<Work>,
+    batch: Vec<Pending>,
     outcome: Vec<Option<Result<Vec<Detection>, String>>>,
     loaded: &[Option<Arc<super::qsl::LoadedImage>>],
     shared: &Shared,
