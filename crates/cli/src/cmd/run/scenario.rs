@@ -250,6 +250,10 @@ impl ScenarioArgs {
         if !given.is_empty() {
             sources.push(format!("flags: {}", given.join(" ")));
         }
+        // What does not depend on the dataset is checked now; the sample counts once it is read.
+        settings
+            .validate(usize::MAX, usize::MAX)
+            .map_err(|e| anyhow::anyhow!(explain(&e)))?;
         if settings.min_duration_ms == 0 {
             bail!(
                 "bad setting min_duration_ms = 0 (--min-duration-ms, or `min_duration` in a \
