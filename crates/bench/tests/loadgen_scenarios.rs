@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use detbench_bench::dataset::{DatasetOptions, GroundTruthKind};
 use detbench_bench::mlperf::sut::Batching;
-use detbench_bench::mlperf::{LoadgenOptions, run_model_loadgen};
+use detbench_bench::mlperf::{FileWriter, LoadgenOptions, run_model_loadgen};
 use detbench_bench::prefetch::image_decoder;
 use detbench_bench::results::{ModelFile, ModelResult, ScenarioRecord, Status};
 use detbench_bench::scenario::{DatasetCache, ModelSpec, Quiet};
@@ -155,6 +155,7 @@ impl Setup {
             performance_sample_count: 512,
             decode_threads: 2,
             log_root: logs.path().to_path_buf(),
+            write_file: FileWriter(Arc::new(|p, b| std::fs::write(p, b))),
             harness: HarnessOptions::default(),
         };
         let spec = ModelSpec {
@@ -252,7 +253,7 @@ fn multi_stream_batches_each_query_into_one_call() {
     assert_eq!(sizes.len() as u64, r.query_count + 1);
     // The headline is the p99 of the query latencies.
     let q = r.query_latency.as_ref().unwrap();
-    assert_eq!(r.target_percentile_latency_ns, q.percentile(0.99));
+    assert_eq!(r.target_percentile_latency_ns, q.reported(0.99));
     assert_eq!(s.query_latencies_ns.len() as u64, r.query_count);
     // Early stopping needs 662 queries at p99; 20 are not enough, so the run says INVALID.
     assert_eq!(s.validity, Some(Validity::Invalid));
@@ -425,6 +426,7 @@ fn a_fixed_batch_model_skips_other_batch_sizes() {
         performance_sample_count: 4,
         decode_threads: 1,
         log_root: logs.path().to_path_buf(),
+        write_file: FileWriter(Arc::new(|p, b| std::fs::write(p, b))),
         harness: HarnessOptions::default(),
     };
     let spec = ModelSpec {

@@ -11,7 +11,7 @@ pub mod qsl;
 pub mod record;
 pub mod sut;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -57,9 +57,25 @@ pub struct LoadgenOptions {
     pub performance_sample_count: usize,
     /// Threads decoding the images LoadGen loads.
     pub decode_threads: usize,
-    /// LoadGen's logs go to `log_root/<row>/`.
+    /// LoadGen's logs go to `log_root/<row>/`...
     pub log_root: PathBuf,
+    /// ...written by this.
+    pub write_file: FileWriter,
     pub harness: HarnessOptions,
+}
+
+/// The file writer LoadGen's logs go through: the caller's (the CLI passes detbench's one atomic
+/// writer, `detbench_report::write_atomic`; the harness writes no file itself).
+#[derive(Clone)]
+pub struct FileWriter(pub Arc<WriteFn>);
+
+/// Writes `bytes` to a path.
+pub type WriteFn = dyn Fn(&Path, &[u8]) -> std::io::Result<()> + Send + Sync;
+
+impl std::fmt::Debug for FileWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FileWriter")
+    }
 }
 
 /// Whether a mode scores accuracy.
@@ -278,10 +294,12 @@ impl Test<'_> {
 
     /// The row of a test LoadGen finished: its record, the accuracy when scored, the logs.
     fn row(&self, mut done: Finished, detector: Option<&dyn Detector>) -> ModelOutcome {
+        // The SUT's calls over the test's wall time without LoadGen's sample loading.
+        let serving = done.elapsed.saturating_sub(done.qsl.load_wall_time());
         let calls = std::mem::take(&mut done.report.calls).finish(
             self.options.warmup,
             self.batching.max_batch,
-            done.elapsed,
+            serving,
             false,
         );
         let sut = SutDescription {
@@ -302,7 +320,11 @@ impl Test<'_> {
         record.log_dir = done.log_dir.display().to_string();
         record.notes = self.notes(&done, &record);
         let mut status = Status::Ok;
-        match done.outcome.write_logs(&done.log_dir) {
+        let write = &self.options.write_file.0;
+        match done
+            .outcome
+            .write_logs(&done.log_dir, &mut |p, b| write(p, b))
+        {
             Ok(paths) => record.log_files = paths.iter().map(|p| p.display().to_string()).collect(),
             Err(e) => status = Status::Failed(format!("LoadGen logs: {e}")),
         }

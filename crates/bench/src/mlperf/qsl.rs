@@ -8,12 +8,13 @@
 //! sample at once and records it as failed, and the run goes on.
 
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use detbench_imgproc::BgrImage;
 use detbench_loadgen::{QslError, QuerySampleIndex, QuerySampleLibrary};
 
 use crate::dataset::DatasetImage;
-use crate::prefetch::{DecodeFn, decode_one};
+use crate::prefetch::{DecodeError, DecodeFn, decode_one};
 use crate::timing::millis;
 
 /// One loaded sample: the image, or why it could not be decoded.
@@ -21,7 +22,7 @@ use crate::timing::millis;
 pub struct LoadedImage {
     pub image_id: u64,
     pub file_name: String,
-    pub image: Result<BgrImage, String>,
+    pub image: Result<BgrImage, DecodeError>,
 }
 
 /// The dataset's images as a query sample library.
@@ -34,6 +35,8 @@ pub struct ImageQsl {
     loaded: RwLock<Vec<Option<Arc<LoadedImage>>>>,
     /// Decode time of every image loaded, ms, in load order.
     decode_ms: Mutex<Vec<f64>>,
+    /// Wall time spent in `load_samples_to_ram` (outside LoadGen's timed sections).
+    load_wall: Mutex<Duration>,
 }
 
 impl ImageQsl {
@@ -55,6 +58,7 @@ impl ImageQsl {
             threads: threads.max(1),
             loaded: RwLock::new(vec![None; total]),
             decode_ms: Mutex::new(Vec::new()),
+            load_wall: Mutex::new(Duration::ZERO),
         }
     }
 
@@ -83,6 +87,11 @@ impl ImageQsl {
             .clone()
     }
 
+    /// Wall time spent loading samples so far.
+    pub fn load_wall_time(&self) -> Duration {
+        *self.load_wall.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Decodes `wanted` (distinct, not loaded) on up to `threads` threads.
     fn decode_all(&self, wanted: &[QuerySampleIndex]) -> Vec<(QuerySampleIndex, LoadedImage, f64)> {
         let per_thread = wanted.len().div_ceil(self.threads).max(1);
@@ -99,7 +108,7 @@ impl ImageQsl {
                                 let image = LoadedImage {
                                     image_id: decoded.image_id,
                                     file_name: decoded.file_name,
-                                    image: decoded.image.map_err(|e| e.to_string()),
+                                    image: decoded.image,
                                 };
                                 (index, image, millis(decoded.decode_time))
                             })
@@ -129,6 +138,7 @@ impl QuerySampleLibrary for ImageQsl {
     }
 
     fn load_samples_to_ram(&self, samples: &[QuerySampleIndex]) -> Result<(), QslError> {
+        let started = Instant::now();
         let total = self.images.len();
         if let Some(&bad) = samples.iter().find(|&&i| i >= total) {
             return Err(QslError::new(format!(
@@ -149,6 +159,7 @@ impl QuerySampleLibrary for ImageQsl {
             loaded[index] = Some(Arc::new(image));
             times.push(ms);
         }
+        *self.load_wall.lock().unwrap_or_else(|e| e.into_inner()) += started.elapsed();
         Ok(())
     }
 
@@ -184,7 +195,7 @@ mod tests {
     fn decoder() -> Arc<DecodeFn> {
         Arc::new(|path: &std::path::Path| {
             let stem: usize = path.file_stem().unwrap().to_str().unwrap().parse().unwrap();
-            if stem % 2 == 0 {
+            if stem.is_multiple_of(2) {
                 Ok(BgrImage::filled(2, 1, stem as u8))
             } else {
                 Err(detbench_imgproc::ImageError::Empty { name: "odd".into() })
@@ -202,14 +213,8 @@ mod tests {
         let four = qsl.get(4).unwrap();
         assert_eq!(four.image_id, 104);
         assert_eq!(four.image.as_ref().unwrap().data[0], 4);
-        assert!(
-            qsl.get(1)
-                .unwrap()
-                .image
-                .as_ref()
-                .unwrap_err()
-                .contains("odd")
-        );
+        let odd = qsl.get(1).unwrap();
+        assert!(odd.image.as_ref().unwrap_err().to_string().contains("odd"));
         assert!(qsl.get(0).is_none());
         assert_eq!(qsl.decode_times_ms().len(), 3, "each image decoded once");
         qsl.unload_samples_from_ram(&[4, 1, 2]).unwrap();

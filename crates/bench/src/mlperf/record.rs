@@ -81,7 +81,8 @@ pub struct ScenarioRecord {
     /// Accuracy mode: samples issued (every sample at least once).
     pub accuracy_samples_issued: Option<u64>,
     pub sut: SutDescription,
-    /// Every `detect` call of the test: end to end and per stage, per call (ms).
+    /// Every `detect` call of the test: end to end and per stage, per call (ms); its
+    /// `total_seconds` is the test's wall time without LoadGen's sample loading (decoding).
     pub sut_calls: Option<LatencyReport>,
     /// Samples per `detect` call.
     pub samples_per_call: Option<Summary>,
@@ -169,7 +170,7 @@ impl ScenarioRecord {
             (Some(q), Scenario::MultiStream) => q,
             _ => &r.sample_latency,
         };
-        stats.percentile(p)
+        stats.reported(p)
     }
 
     /// The same record without the raw latencies (stored apart, as BLOBs).

@@ -1,8 +1,8 @@
 //! The system under test LoadGen drives: a pool of workers, each owning one opened
-//! [`Detector`], fed from one queue. `issue_query` only queues the samples (LoadGen's issuing
-//! thread must not wait for the model); a worker takes the next samples, up to the batch, and
-//! runs preprocess + inference + postprocess on their decoded images (held by the
-//! [`ImageQsl`]), then reports them through LoadGen's [`Completer`].
+//! [`Detector`], fed from one queue. `issue_query` only queues the samples, in chunks of at most
+//! a batch (LoadGen's issuing thread must not wait for the model); a worker takes the next
+//! samples, up to the batch, and runs preprocess + inference + postprocess on their decoded
+//! images (held by the [`ImageQsl`]), then reports them through LoadGen's [`Completer`].
 //!
 //! Batching: a worker takes the first queued sample and then whatever else is queued, up to
 //! `max_batch`; with a `timeout` it waits for more until `timeout` after the first sample
@@ -62,6 +62,17 @@ struct Work {
     samples: Vec<QuerySample>,
     completer: Completer,
     arrived: Instant,
+}
+
+/// Why a sample was completed without detections.
+#[derive(Debug, Clone, thiserror::Error)]
+enum SampleFailure {
+    #[error("the sample was not loaded into memory")]
+    NotLoaded,
+    #[error("decode failed: {0}")]
+    Decode(String),
+    #[error("pipeline failed: {0}")]
+    Pipeline(String),
 }
 
 /// One sample a worker holds, waiting for its call.
@@ -276,13 +287,13 @@ fn run_batch(detector: &mut dyn Detector, batch: Vec<Pending>, shared: &Shared) 
         .map(|w| shared.qsl.get(w.sample.index))
         .collect();
     let mut ready = Vec::new(); // (position in batch, image id, image)
-    let mut outcome: Vec<Option<Result<Vec<Detection>, String>>> = vec![None; batch.len()];
+    let mut outcome: Vec<Option<Result<Vec<Detection>, SampleFailure>>> = vec![None; batch.len()];
     for (k, image) in loaded.iter().enumerate() {
         match image.as_deref() {
-            None => outcome[k] = Some(Err("the sample was not loaded into memory".into())),
+            None => outcome[k] = Some(Err(SampleFailure::NotLoaded)),
             Some(l) => match &l.image {
                 Ok(image) => ready.push((k, l.image_id, image)),
-                Err(e) => outcome[k] = Some(Err(format!("decode failed: {e}"))),
+                Err(e) => outcome[k] = Some(Err(SampleFailure::Decode(e.to_string()))),
             },
         }
     }
@@ -317,9 +328,9 @@ fn run_batch(detector: &mut dyn Detector, batch: Vec<Pending>, shared: &Shared) 
             }
             Err(e) => {
                 lock(&shared.calls).record_failure();
-                let reason = format!("pipeline failed: {e}");
+                let failure = SampleFailure::Pipeline(e.to_string());
                 for &(k, ..) in &ready {
-                    outcome[k] = Some(Err(reason.clone()));
+                    outcome[k] = Some(Err(failure.clone()));
                 }
             }
         }
@@ -331,7 +342,7 @@ fn run_batch(detector: &mut dyn Detector, batch: Vec<Pending>, shared: &Shared) 
 /// the detections as response data where LoadGen logs them, and keeps what the run records.
 fn complete(
     batch: Vec<Pending>,
-    outcome: Vec<Option<Result<Vec<Detection>, String>>>,
+    outcome: Vec<Option<Result<Vec<Detection>, SampleFailure>>>,
     loaded: &[Option<Arc<super::qsl::LoadedImage>>],
     shared: &Shared,
 ) {
@@ -339,7 +350,7 @@ fn complete(
     let mut data: Vec<Vec<u8>> = Vec::with_capacity(batch.len());
     for (k, (work, result)) in batch.iter().zip(outcome).enumerate() {
         let index = work.sample.index;
-        let result = result.unwrap_or_else(|| Err("no result".into()));
+        let result = result.unwrap_or(Err(SampleFailure::NotLoaded));
         match result {
             Ok(list) => {
                 if completer.wants_response_data(work.sample.id) {
@@ -352,7 +363,8 @@ fn complete(
                     *slot = Some(list);
                 }
             }
-            Err(reason) => {
+            Err(failure) => {
+                let reason = failure.to_string();
                 data.push(Vec::new());
                 shared.failed_samples.fetch_add(1, Ordering::Relaxed);
                 let file = loaded[k].as_ref().map_or_else(

@@ -10,6 +10,7 @@ mod export;
 mod plan;
 mod progress;
 mod scenario;
+mod scenario_settings;
 
 use std::path::PathBuf;
 

@@ -103,7 +103,7 @@ impl RunPlan {
         let mut datasets = DatasetCache::new(self.source.clone());
         self.report_dataset(&mut datasets, &progress);
         if let Some(loadgen) = &self.loadgen {
-            super::scenario::validate(loadgen, &self.entries, &mut datasets)?;
+            super::scenario_settings::validate(loadgen, &self.entries, &mut datasets)?;
         }
         let decoder = image_decoder();
         let mut run = Run {

@@ -6,12 +6,15 @@
 //! was expected.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use detbench_bench::mlperf::sut::Batching;
-use detbench_bench::mlperf::{DEFAULT_PERFORMANCE_SAMPLE_COUNT, LoadgenOptions};
+use detbench_bench::mlperf::{DEFAULT_PERFORMANCE_SAMPLE_COUNT, FileWriter, LoadgenOptions};
 use detbench_loadgen::{HarnessOptions, Scenario, SettingsError, TestMode, TestSettings};
+
+use super::scenario_settings::explain;
 
 /// The help heading of these options.
 const H: &str = "MLPerf LoadGen scenarios (--scenario)";
@@ -22,158 +25,158 @@ pub struct ScenarioArgs {
     /// multi-stream (p99 latency of 8-sample queries), offline (samples/s of one large query) or
     /// server (Poisson arrivals at --target-qps; p99 under --target-latency-ms).
     #[arg(long, value_parser = parse_scenario, help_heading = H)]
-    scenario: Option<Scenario>,
+    pub(super) scenario: Option<Scenario>,
 
     /// performance (timed traffic), accuracy (every image once, scored with COCO) or submission
     /// (accuracy, then performance) [default: performance, or the config's `mode`].
     #[arg(long, value_parser = parse_mode, requires = "scenario", help_heading = H)]
-    mode: Option<TestMode>,
+    pub(super) mode: Option<TestMode>,
 
     /// Server: search for the highest QPS whose latency percentile stays under the bound
     /// (LoadGen's FindPeakPerformance), starting from --target-qps.
     #[arg(long, requires = "scenario", conflicts_with = "mode", help_heading = H)]
-    find_peak_qps: bool,
+    pub(super) find_peak_qps: bool,
 
     /// MLPerf's rules: LoadGen's built-in mlperf.conf (600 s minimum durations, MLPerf's seeds
     /// and percentiles, the detection entry's 100 ms Server bound) under the flags given.
     #[arg(long, requires = "scenario", help_heading = H)]
-    mlperf: bool,
+    pub(super) mlperf: bool,
 
     /// A LoadGen user config (`model.scenario.key = value`, `*` wildcards), applied over
     /// mlperf.conf as LoadGen's FromConfig does; flags still win.
     #[arg(long, value_name = "FILE", requires = "scenario", help_heading = H)]
-    mlperf_conf: Option<PathBuf>,
+    pub(super) mlperf_conf: Option<PathBuf>,
 
     /// The model name LoadGen's config lookups use (`retinanet`: MLPerf's detection entry, 64
     /// performance samples, Server bound 100 ms; `yolo`: the edge detection benchmark).
     #[arg(long, value_name = "NAME", default_value = "retinanet", requires = "scenario", help_heading = H)]
-    mlperf_model: String,
+    pub(super) mlperf_model: String,
 
     /// Minimum test duration, ms (min_duration).
     #[arg(long, value_name = "MS", requires = "scenario", help_heading = H)]
-    min_duration_ms: Option<u64>,
+    pub(super) min_duration_ms: Option<u64>,
 
     /// Maximum test duration, ms; 0: no limit (max_duration).
     #[arg(long, value_name = "MS", requires = "scenario", help_heading = H)]
-    max_duration_ms: Option<u64>,
+    pub(super) max_duration_ms: Option<u64>,
 
     /// Minimum query count (min_query_count).
     #[arg(long, value_name = "N", requires = "scenario", help_heading = H)]
-    min_query_count: Option<u64>,
+    pub(super) min_query_count: Option<u64>,
 
     /// Maximum query count; 0: no limit (max_query_count).
     #[arg(long, value_name = "N", requires = "scenario", help_heading = H)]
-    max_query_count: Option<u64>,
+    pub(super) max_query_count: Option<u64>,
 
     /// Server: target queries per second; Offline: expected samples per second, which sizes the
     /// query (target_qps).
     #[arg(long, value_name = "QPS", allow_negative_numbers = true, requires = "scenario", help_heading = H)]
-    target_qps: Option<f64>,
+    pub(super) target_qps: Option<f64>,
 
     /// Server: the latency bound, ms (target_latency) [default 100, LoadGen's detection value].
     #[arg(long, value_name = "MS", allow_negative_numbers = true, requires = "scenario", help_heading = H)]
-    target_latency_ms: Option<f64>,
+    pub(super) target_latency_ms: Option<f64>,
 
     /// SingleStream/MultiStream: the expected latency, ms, that sizes the pre-generated
     /// schedule (target_latency).
     #[arg(long, value_name = "MS", allow_negative_numbers = true, requires = "scenario", help_heading = H)]
-    expected_latency_ms: Option<f64>,
+    pub(super) expected_latency_ms: Option<f64>,
 
     /// The target latency percentile, in percent, e.g. 90 or 99 (target_latency_percentile).
     #[arg(long, value_name = "PCT", allow_negative_numbers = true, requires = "scenario", help_heading = H)]
-    latency_percentile: Option<f64>,
+    pub(super) latency_percentile: Option<f64>,
 
     /// MultiStream: samples per query [default 8] (samples_per_query).
     #[arg(long, value_name = "N", requires = "scenario", help_heading = H)]
-    samples_per_query: Option<u64>,
+    pub(super) samples_per_query: Option<u64>,
 
     /// Decoded images held for a performance run (performance_sample_count_override)
     /// [default: the dataset, at most 512].
     #[arg(long, value_name = "N", requires = "scenario", help_heading = H)]
-    performance_sample_count: Option<u64>,
+    pub(super) performance_sample_count: Option<u64>,
 
     /// Images an accuracy run covers; 0: all (accuracy_sample_count_override).
     #[arg(long, value_name = "N", requires = "scenario", help_heading = H)]
-    accuracy_sample_count: Option<u64>,
+    pub(super) accuracy_sample_count: Option<u64>,
 
     /// Seed of the loaded sample sets (qsl_rng_seed).
     #[arg(long, value_name = "SEED", requires = "scenario", help_heading = H)]
-    qsl_rng_seed: Option<u64>,
+    pub(super) qsl_rng_seed: Option<u64>,
 
     /// Seed of the sample order (sample_index_rng_seed).
     #[arg(long, value_name = "SEED", requires = "scenario", help_heading = H)]
-    sample_index_rng_seed: Option<u64>,
+    pub(super) sample_index_rng_seed: Option<u64>,
 
     /// Seed of the Server arrival times (schedule_rng_seed).
     #[arg(long, value_name = "SEED", requires = "scenario", help_heading = H)]
-    schedule_rng_seed: Option<u64>,
+    pub(super) schedule_rng_seed: Option<u64>,
 
     /// Seed of the accuracy-log sampling in performance mode (accuracy_log_rng_seed).
     #[arg(long, value_name = "SEED", requires = "scenario", help_heading = H)]
-    accuracy_log_rng_seed: Option<u64>,
+    pub(super) accuracy_log_rng_seed: Option<u64>,
 
     /// Performance mode: percent of responses written to mlperf_log_accuracy.json
     /// (accuracy_log_probability).
     #[arg(long, value_name = "PCT", allow_negative_numbers = true, requires = "scenario", help_heading = H)]
-    accuracy_log_probability: Option<f64>,
+    pub(super) accuracy_log_probability: Option<f64>,
 
     /// Performance mode: about this many responses in the accuracy log
     /// (accuracy_log_sampling_target).
     #[arg(long, value_name = "N", requires = "scenario", help_heading = H)]
-    accuracy_log_sampling_target: Option<u64>,
+    pub(super) accuracy_log_sampling_target: Option<u64>,
 
     /// Server: issue queries that are due together as one (coalesce_queries).
     #[arg(long, requires = "scenario", help_heading = H)]
-    coalesce_queries: bool,
+    pub(super) coalesce_queries: bool,
 
     /// Server: the most queries outstanding at once; 0: no limit (max_async_queries).
     #[arg(long, value_name = "N", requires = "scenario", help_heading = H)]
-    max_async_queries: Option<u64>,
+    pub(super) max_async_queries: Option<u64>,
 
     /// Server: issuing threads; 0: one dedicated thread (server_num_issue_query_threads).
     #[arg(long, value_name = "N", requires = "scenario", help_heading = H)]
-    issue_threads: Option<u64>,
+    pub(super) issue_threads: Option<u64>,
 
     /// Server peak search: decimal places of the found QPS
     /// (server_find_peak_qps_decimals_of_precision).
     #[arg(long, value_name = "N", requires = "scenario", help_heading = H)]
-    find_peak_decimals: Option<i32>,
+    pub(super) find_peak_decimals: Option<i32>,
 
     /// Server peak search: widening step, a fraction of the QPS
     /// (server_find_peak_qps_boundary_step_size).
     #[arg(long, value_name = "FRACTION", allow_negative_numbers = true, requires = "scenario", help_heading = H)]
-    find_peak_step: Option<f64>,
+    pub(super) find_peak_step: Option<f64>,
 
     /// Issue every performance sample exactly once (performance_issue_unique; MLPerf's TEST04).
     #[arg(long, requires = "scenario", help_heading = H)]
-    performance_issue_unique: bool,
+    pub(super) performance_issue_unique: bool,
 
     /// Issue one sample, --performance-issue-same-index, every time (performance_issue_same).
     #[arg(long, requires = "scenario", help_heading = H)]
-    performance_issue_same: bool,
+    pub(super) performance_issue_same: bool,
 
     /// The sample --performance-issue-same repeats (performance_issue_same_index).
     #[arg(long, value_name = "N", requires = "scenario", help_heading = H)]
-    performance_issue_same_index: Option<u64>,
+    pub(super) performance_issue_same_index: Option<u64>,
 
     /// Equal-issue mode: issue whole permutations of the sample set
     /// (sample_concatenate_permutation).
     #[arg(long, requires = "scenario", help_heading = H)]
-    sample_concatenate_permutation: bool,
+    pub(super) sample_concatenate_permutation: bool,
 
     /// Server: the most samples one call batches (dynamic batching; Offline and MultiStream use
     /// --batch).
     #[arg(long, value_name = "N", requires = "scenario", help_heading = H)]
-    max_batch: Option<usize>,
+    pub(super) max_batch: Option<usize>,
 
     /// Server: how long after a sample arrives a call may wait for more, ms [default 0: take
     /// what is queued].
     #[arg(long, value_name = "MS", allow_negative_numbers = true, requires = "max_batch", help_heading = H)]
-    batch_timeout: Option<f64>,
+    pub(super) batch_timeout: Option<f64>,
 
     /// SUT worker threads, each with its own opened model [default 1].
     #[arg(long, value_name = "N", requires = "scenario", help_heading = H)]
-    sut_workers: Option<usize>,
+    pub(super) sut_workers: Option<usize>,
 }
 
 fn parse_scenario(s: &str) -> Result<Scenario, SettingsError> {
@@ -219,6 +222,9 @@ impl ScenarioArgs {
             performance_sample_count: DEFAULT_PERFORMANCE_SAMPLE_COUNT,
             decode_threads: ctx.decode_threads.unwrap_or(cores).max(1),
             log_root,
+            write_file: FileWriter(Arc::new(|path: &Path, bytes: &[u8]| {
+                detbench_report::write_atomic(path, bytes).map_err(std::io::Error::other)
+            })),
             harness: HarnessOptions::default(),
         }))
     }
@@ -318,277 +324,4 @@ impl ScenarioArgs {
             }
         }
     }
-}
-
-/// Which flag sets each LoadGen key, for error messages.
-const FLAG_OF_KEY: &[(&str, &str)] = &[
-    ("mode", "--mode / --find-peak-qps"),
-    ("min_duration_ms", "--min-duration-ms"),
-    ("max_duration_ms", "--max-duration-ms"),
-    ("min_query_count", "--min-query-count"),
-    ("max_query_count", "--max-query-count"),
-    ("server_target_qps", "--target-qps"),
-    ("offline_expected_qps", "--target-qps"),
-    ("server_target_latency_ns", "--target-latency-ms"),
-    ("single_stream_expected_latency_ns", "--expected-latency-ms"),
-    ("multi_stream_expected_latency_ns", "--expected-latency-ms"),
-    (
-        "single_stream_target_latency_percentile",
-        "--latency-percentile",
-    ),
-    (
-        "multi_stream_target_latency_percentile",
-        "--latency-percentile",
-    ),
-    ("server_target_latency_percentile", "--latency-percentile"),
-    ("multi_stream_samples_per_query", "--samples-per-query"),
-    (
-        "performance_sample_count_override",
-        "--performance-sample-count",
-    ),
-    ("performance_sample_count", "--performance-sample-count"),
-    ("accuracy_sample_count_override", "--accuracy-sample-count"),
-    ("accuracy_log_probability", "--accuracy-log-probability"),
-    ("server_num_issue_query_threads", "--issue-threads"),
-    (
-        "server_find_peak_qps_decimals_of_precision",
-        "--find-peak-decimals",
-    ),
-    (
-        "server_find_peak_qps_boundary_step_size",
-        "--find-peak-step",
-    ),
-    ("performance_issue_same", "--performance-issue-same"),
-    (
-        "performance_issue_same_index",
-        "--performance-issue-same-index",
-    ),
-];
-
-/// A LoadGen settings error with the flag that sets the key.
-pub fn explain(e: &SettingsError) -> String {
-    match FLAG_OF_KEY.iter().find(|(key, _)| *key == e.key) {
-        Some((_, flag)) => format!(
-            "bad setting {} = {} ({flag}, or its key in a LoadGen config): expected {}",
-            e.key, e.value, e.expected
-        ),
-        None => e.to_string(),
-    }
-}
-
-/// Sets `$target` from `$value` when the flag was given, noting it in `$given`.
-macro_rules! set {
-    ($given:ident, $flag:literal, $value:expr => $target:expr) => {
-        if let Some(v) = $value {
-            $target = v;
-            $given.push(format!("{} {}", $flag, v));
-        }
-    };
-}
-
-impl ScenarioArgs {
-    /// Applies the flags given over `s`; returns them as given (for the record).
-    fn apply_flags(&self, s: &mut TestSettings, scenario: Scenario) -> anyhow::Result<Vec<String>> {
-        let mut given: Vec<String> = Vec::new();
-        if let Some(mode) = self.mode {
-            s.mode = mode;
-            given.push(format!("--mode {mode}"));
-        }
-        if self.find_peak_qps {
-            only(scenario, "--find-peak-qps", &[Scenario::Server])?;
-            s.mode = TestMode::FindPeakPerformance;
-            given.push("--find-peak-qps".into());
-        }
-        set!(given, "--min-duration-ms", self.min_duration_ms => s.min_duration_ms);
-        set!(given, "--max-duration-ms", self.max_duration_ms => s.max_duration_ms);
-        set!(given, "--min-query-count", self.min_query_count => s.min_query_count);
-        set!(given, "--max-query-count", self.max_query_count => s.max_query_count);
-        set!(given, "--performance-sample-count", self.performance_sample_count => s.performance_sample_count_override);
-        set!(given, "--accuracy-sample-count", self.accuracy_sample_count => s.accuracy_sample_count_override);
-        set!(given, "--qsl-rng-seed", self.qsl_rng_seed => s.qsl_rng_seed);
-        set!(given, "--sample-index-rng-seed", self.sample_index_rng_seed => s.sample_index_rng_seed);
-        set!(given, "--schedule-rng-seed", self.schedule_rng_seed => s.schedule_rng_seed);
-        set!(given, "--accuracy-log-rng-seed", self.accuracy_log_rng_seed => s.accuracy_log_rng_seed);
-        set!(given, "--accuracy-log-sampling-target", self.accuracy_log_sampling_target => s.accuracy_log_sampling_target);
-        set!(given, "--performance-issue-same-index", self.performance_issue_same_index => s.performance_issue_same_index);
-        for (on, flag, field) in [
-            (
-                self.performance_issue_unique,
-                "--performance-issue-unique",
-                &mut s.performance_issue_unique,
-            ),
-            (
-                self.performance_issue_same,
-                "--performance-issue-same",
-                &mut s.performance_issue_same,
-            ),
-            (
-                self.sample_concatenate_permutation,
-                "--sample-concatenate-permutation",
-                &mut s.sample_concatenate_permutation,
-            ),
-        ] {
-            if on {
-                *field = true;
-                given.push(flag.into());
-            }
-        }
-        if let Some(p) = self.accuracy_log_probability {
-            if !(0.0..=100.0).contains(&p) {
-                bail!("--accuracy-log-probability {p}: expected a percentage from 0 to 100");
-            }
-            s.accuracy_log_probability = p / 100.0;
-            given.push(format!("--accuracy-log-probability {p}"));
-        }
-        self.apply_scenario_flags(s, scenario, &mut given)?;
-        self.apply_server_flags(s, scenario, &mut given)?;
-        Ok(given)
-    }
-
-    /// The flags whose LoadGen key depends on the scenario.
-    fn apply_scenario_flags(
-        &self,
-        s: &mut TestSettings,
-        scenario: Scenario,
-        given: &mut Vec<String>,
-    ) -> anyhow::Result<()> {
-        use Scenario::*;
-        if let Some(qps) = self.target_qps {
-            only(scenario, "--target-qps", &[Server, Offline])?;
-            match scenario {
-                Server => s.server_target_qps = qps,
-                _ => s.offline_expected_qps = qps,
-            }
-            given.push(format!("--target-qps {qps}"));
-        }
-        if let Some(ms) = self.expected_latency_ms {
-            only(
-                scenario,
-                "--expected-latency-ms",
-                &[SingleStream, MultiStream],
-            )?;
-            if !(ms.is_finite() && ms > 0.0) {
-                bail!("--expected-latency-ms {ms}: expected a time in ms above 0");
-            }
-            match scenario {
-                SingleStream => s.single_stream_expected_latency_ns = ms * 1e6,
-                _ => s.multi_stream_expected_latency_ns = ms * 1e6,
-            }
-            given.push(format!("--expected-latency-ms {ms}"));
-        }
-        if let Some(pct) = self.latency_percentile {
-            only(
-                scenario,
-                "--latency-percentile",
-                &[SingleStream, MultiStream, Server],
-            )?;
-            if !(pct > 1.0 && pct < 100.0) {
-                bail!(
-                    "--latency-percentile {pct}: expected a percentage between 1 and 100, \
-                     exclusive (99 for the 99th percentile)"
-                );
-            }
-            let p = pct / 100.0;
-            match scenario {
-                SingleStream => s.single_stream_target_latency_percentile = p,
-                MultiStream => s.multi_stream_target_latency_percentile = p,
-                _ => s.server_target_latency_percentile = p,
-            }
-            given.push(format!("--latency-percentile {pct}"));
-        }
-        if let Some(n) = self.samples_per_query {
-            only(scenario, "--samples-per-query", &[MultiStream])?;
-            s.multi_stream_samples_per_query = n;
-            given.push(format!("--samples-per-query {n}"));
-        }
-        Ok(())
-    }
-
-    /// The Server-only flags.
-    fn apply_server_flags(
-        &self,
-        s: &mut TestSettings,
-        scenario: Scenario,
-        given: &mut Vec<String>,
-    ) -> anyhow::Result<()> {
-        let server = [Scenario::Server];
-        if let Some(ms) = self.target_latency_ms {
-            only(scenario, "--target-latency-ms", &server)?;
-            if !(ms.is_finite() && ms > 0.0) {
-                bail!("--target-latency-ms {ms}: expected a latency bound in ms above 0");
-            }
-            s.server_target_latency_ns = (ms * 1e6).round() as u64;
-            given.push(format!("--target-latency-ms {ms}"));
-        }
-        if self.coalesce_queries {
-            only(scenario, "--coalesce-queries", &server)?;
-            s.server_coalesce_queries = true;
-            given.push("--coalesce-queries".into());
-        }
-        if let Some(n) = self.max_async_queries {
-            only(scenario, "--max-async-queries", &server)?;
-            s.server_max_async_queries = n;
-            given.push(format!("--max-async-queries {n}"));
-        }
-        if let Some(n) = self.issue_threads {
-            only(scenario, "--issue-threads", &server)?;
-            s.server_num_issue_query_threads = n;
-            given.push(format!("--issue-threads {n}"));
-        }
-        if let Some(d) = self.find_peak_decimals {
-            only(scenario, "--find-peak-decimals", &server)?;
-            s.server_find_peak_qps_decimals_of_precision = d;
-            given.push(format!("--find-peak-decimals {d}"));
-        }
-        if let Some(step) = self.find_peak_step {
-            only(scenario, "--find-peak-step", &server)?;
-            s.server_find_peak_qps_boundary_step_size = step;
-            given.push(format!("--find-peak-step {step}"));
-        }
-        if self.max_batch.is_some() {
-            only(scenario, "--max-batch", &server)?;
-        }
-        Ok(())
-    }
-}
-
-/// An error unless `scenario` is one of `allowed`.
-fn only(scenario: Scenario, flag: &str, allowed: &[Scenario]) -> anyhow::Result<()> {
-    if !allowed.contains(&scenario) {
-        let names: Vec<&str> = allowed.iter().map(|s| s.as_str()).collect();
-        bail!(
-            "{flag} applies to the {} scenario{}, not {scenario}",
-            names.join(" and "),
-            if names.len() > 1 { "s" } else { "" }
-        );
-    }
-    Ok(())
-}
-
-/// Checks the LoadGen settings against each dataset the models run on (sample counts), before
-/// anything runs: a `samples_per_query` larger than the sample set, say, is an error here
-/// rather than a failed row.
-pub fn validate(
-    options: &LoadgenOptions,
-    entries: &[&detbench_models::ZooEntry],
-    datasets: &mut detbench_bench::scenario::DatasetCache,
-) -> anyhow::Result<()> {
-    let mut kinds = Vec::new();
-    for entry in entries {
-        if !kinds.contains(&entry.ground_truth()) {
-            kinds.push(entry.ground_truth());
-        }
-    }
-    for kind in kinds {
-        let Ok(dataset) = datasets.dataset(kind) else {
-            continue; // reported already; its models get failed rows
-        };
-        let total = dataset.images.len();
-        let performance = options.performance_sample_count.min(total);
-        options
-            .settings
-            .validate(total, performance)
-            .map_err(|e| anyhow::anyhow!("{} (dataset of {total} images)", explain(&e)))?;
-    }
-    Ok(())
 }
