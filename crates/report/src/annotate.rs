@@ -53,7 +53,7 @@ pub enum AnnotateError {
     #[error("cannot encode {path} as PNG: {reason}")]
     Encode { path: String, reason: String },
     #[error(transparent)]
-    Write(#[from] crate::files::WriteError),
+    Write(#[from] crate::WriteError),
 }
 
 #[derive(Debug, Clone)]
@@ -268,6 +268,6 @@ pub fn save_png(image: &RgbImage, path: &Path) -> Result<(), AnnotateError> {
             path: path.display().to_string(),
             reason: e.to_string(),
         })?;
-    crate::files::write_atomic(path, &png)?;
+    crate::write_atomic(path, &png)?;
     Ok(())
 }

@@ -13,8 +13,8 @@ use detbench_bench::results::{
 };
 use detbench_eval::Detection;
 
-use crate::files::{WriteError, write_atomic};
 use crate::tables::{Alignment, Cell, Table, csv_grid, markdown_grid};
+use crate::{WriteError, write_atomic};
 
 /// Writes `results.md`, `results.csv` and `results.json` into `dir` (created if needed).
 pub fn write_run_files(dir: &Path, results: &RunResults) -> Result<Vec<PathBuf>, WriteError> {
