@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use detbench_bench::dataset::{DatasetOptions, GroundTruthKind};
 use detbench_bench::mlperf::sut::Batching;
-use detbench_bench::mlperf::{FileWriter, LoadgenOptions, run_model_loadgen};
+use detbench_bench::mlperf::{LoadgenOptions, run_model_loadgen};
 use detbench_bench::prefetch::image_decoder;
 use detbench_bench::results::{ModelFile, ModelResult, ScenarioRecord, Status};
 use detbench_bench::scenario::{DatasetCache, ModelSpec, Quiet};
@@ -155,7 +155,6 @@ impl Setup {
             performance_sample_count: 512,
             decode_threads: 2,
             log_root: logs.path().to_path_buf(),
-            write_file: FileWriter(Arc::new(|p, b| std::fs::write(p, b))),
             harness: HarnessOptions::default(),
         };
         let spec = ModelSpec {
@@ -426,7 +425,6 @@ fn a_fixed_batch_model_skips_other_batch_sizes() {
         performance_sample_count: 4,
         decode_threads: 1,
         log_root: logs.path().to_path_buf(),
-        write_file: FileWriter(Arc::new(|p, b| std::fs::write(p, b))),
         harness: HarnessOptions::default(),
     };
     let spec = ModelSpec {

@@ -102,7 +102,7 @@ impl TestOutcome {
     }
 
     /// Writes [`TestOutcome::log_files`] into `dir` through `write` (the caller's file writer:
-    /// detbench passes its one atomic writer, `detbench_report::write_atomic`; a plain program may
+    /// detbench passes its one atomic writer, `detbench_assets::write_atomic`; a plain program may
     /// pass `std::fs::write`). Returns their paths.
     pub fn write_logs(
         &self,

@@ -7,13 +7,12 @@
 //! `--release`.
 #![cfg(feature = "torch")]
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use detbench_backends::{BackendConfig, EngineKind};
 use detbench_bench::dataset::{DatasetOptions, GroundTruthKind};
 use detbench_bench::mlperf::sut::Batching;
-use detbench_bench::mlperf::{FileWriter, LoadgenOptions, run_model_loadgen};
+use detbench_bench::mlperf::{LoadgenOptions, run_model_loadgen};
 use detbench_bench::prefetch::image_decoder;
 use detbench_bench::results::Status;
 use detbench_bench::scenario::{DatasetCache, Quiet};
@@ -44,7 +43,6 @@ fn options(settings: TestSettings, logs: &std::path::Path) -> LoadgenOptions {
         performance_sample_count: IMAGES,
         decode_threads: 2,
         log_root: logs.to_path_buf(),
-        write_file: FileWriter(Arc::new(|p, b| std::fs::write(p, b))),
         harness: HarnessOptions::default(),
     }
 }

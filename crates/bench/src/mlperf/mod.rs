@@ -57,25 +57,9 @@ pub struct LoadgenOptions {
     pub performance_sample_count: usize,
     /// Threads decoding the images LoadGen loads.
     pub decode_threads: usize,
-    /// LoadGen's logs go to `log_root/<row>/`...
+    /// LoadGen's logs go to `log_root/<row>/` (written by `detbench_assets::write_atomic`).
     pub log_root: PathBuf,
-    /// ...written by this.
-    pub write_file: FileWriter,
     pub harness: HarnessOptions,
-}
-
-/// The file writer LoadGen's logs go through: the caller's (the CLI passes detbench's one atomic
-/// writer, `detbench_report::write_atomic`; the harness writes no file itself).
-#[derive(Clone)]
-pub struct FileWriter(pub Arc<WriteFn>);
-
-/// Writes `bytes` to a path.
-pub type WriteFn = dyn Fn(&Path, &[u8]) -> std::io::Result<()> + Send + Sync;
-
-impl std::fmt::Debug for FileWriter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("FileWriter")
-    }
 }
 
 /// Whether a mode scores accuracy.
@@ -320,11 +304,10 @@ impl Test<'_> {
         record.log_dir = done.log_dir.display().to_string();
         record.notes = self.notes(&done, &record);
         let mut status = Status::Ok;
-        let write = &self.options.write_file.0;
-        match done
-            .outcome
-            .write_logs(&done.log_dir, &mut |p, b| write(p, b))
-        {
+        let mut write = |path: &Path, bytes: &[u8]| {
+            detbench_assets::write_atomic(path, bytes).map_err(std::io::Error::other)
+        };
+        match done.outcome.write_logs(&done.log_dir, &mut write) {
             Ok(paths) => record.log_files = paths.iter().map(|p| p.display().to_string()).collect(),
             Err(e) => status = Status::Failed(format!("LoadGen logs: {e}")),
         }

@@ -6,12 +6,11 @@
 //! was expected.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use detbench_bench::mlperf::sut::Batching;
-use detbench_bench::mlperf::{DEFAULT_PERFORMANCE_SAMPLE_COUNT, FileWriter, LoadgenOptions};
+use detbench_bench::mlperf::{DEFAULT_PERFORMANCE_SAMPLE_COUNT, LoadgenOptions};
 use detbench_loadgen::{HarnessOptions, Scenario, SettingsError, TestMode, TestSettings};
 
 use super::scenario_settings::explain;
@@ -222,9 +221,6 @@ impl ScenarioArgs {
             performance_sample_count: DEFAULT_PERFORMANCE_SAMPLE_COUNT,
             decode_threads: ctx.decode_threads.unwrap_or(cores).max(1),
             log_root,
-            write_file: FileWriter(Arc::new(|path: &Path, bytes: &[u8]| {
-                detbench_report::write_atomic(path, bytes).map_err(std::io::Error::other)
-            })),
             harness: HarnessOptions::default(),
         }))
     }
