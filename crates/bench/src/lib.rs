@@ -8,6 +8,7 @@ mod batch_run;
 pub mod cache;
 pub mod contention;
 pub mod dataset;
+pub mod mlperf;
 pub mod prefetch;
 pub mod results;
 pub mod runner;

@@ -11,6 +11,7 @@ pub mod charts;
 pub mod palette;
 pub mod published;
 pub mod run_files;
+pub mod scenario_table;
 pub mod schema;
 pub mod store;
 pub mod tables;

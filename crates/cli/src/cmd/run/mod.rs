@@ -9,6 +9,8 @@
 mod export;
 mod plan;
 mod progress;
+mod scenario;
+mod scenario_settings;
 
 use std::path::PathBuf;
 
@@ -113,11 +115,14 @@ pub struct Options {
     /// No progress bar.
     #[arg(short, long)]
     quiet: bool,
+
+    #[command(flatten)]
+    scenario: scenario::ScenarioArgs,
 }
 
 pub fn main(args: Args) -> anyhow::Result<()> {
     let plan = plan::RunPlan::new(*args.options)?;
-    let run = plan.run();
+    let run = plan.run()?;
     export::export(&plan, &run)?;
     let failed: Vec<String> = run
         .results
