@@ -12,6 +12,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 deps="${DETBENCH_DEPS:-$root/.deps}"
 ORT_VERSION=1.31.1
 TORCH_VERSION=2.11.0
+LOADGEN_VERSION=6.0.17
 want_torch=0
 want_peers=0
 want_train=0
@@ -141,9 +142,12 @@ if [ $want_peers -eq 1 ]; then
     say "creating Python venv $venv"
     python3 -m venv "$venv"
   fi
-  say "installing Python peers into $venv (pycocotools, faster-coco-eval, hotcoco, onnxruntime, opencv, numpy)"
+  say "installing Python peers into $venv (pycocotools, faster-coco-eval, hotcoco, onnxruntime, opencv, numpy, mlcommons-loadgen)"
+  # mlcommons-loadgen: MLPerf LoadGen itself (its cp311 manylinux_2_28 wheel), for the side-by-side
+  # scripts in tools/loadgen/ (python_sut.py drives the reference pipeline with it).
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
-    numpy pycocotools==2.0.11 faster-coco-eval hotcoco "onnxruntime==$ORT_VERSION" opencv-python-headless psutil
+    numpy pycocotools==2.0.11 faster-coco-eval hotcoco "onnxruntime==$ORT_VERSION" opencv-python-headless psutil \
+    "mlcommons-loadgen==$LOADGEN_VERSION"
 fi
 # 5. detbench-train's parity tests run torch + torchvision from .deps/torch and .deps/torchvision
 #    (PYTHONPATH); those wheels were installed without dependencies, so their pure-Python ones

@@ -15,9 +15,9 @@ if [ "${DETBENCH_TEST_TORCH:-1}" = "1" ]; then
   deps="${DETBENCH_DEPS:-$root/.deps}"
   export LIBTORCH="$deps/torch/torch"
   export LD_LIBRARY_PATH="$LIBTORCH/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-  echo "[test] cargo test --release --features torch (torch backend, D2Go AP)" >&2
+  echo "[test] cargo test --release --features torch (torch backend, D2Go AP, LoadGen scenarios on libtorch)" >&2
   cargo test --release -p detbench-backends -p detbench-models \
-    --features detbench-backends/torch,detbench-models/torch --lib --test torch_backend --test torch_qnnpack --test torch_settings --test d2go_ap
+    --features detbench-backends/torch,detbench-models/torch --lib --test torch_backend --test torch_qnnpack --test torch_settings --test d2go_ap --test torch_scenario
 
   # detbench-train: one training step against PyTorch (live, same TorchScript file) and two
   # Gloo processes (crates/train/tests). Needs Python torch + torchvision (setup.sh --train).

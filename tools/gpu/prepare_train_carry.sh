@@ -18,7 +18,11 @@ if [ "${SKIP_DETBENCH:-0}" != 1 ]; then
   tools/gpu/prepare_carry.sh
 fi
 cargo build --release -p detbench-train --features torch --bin detbench-train
-mkdir -p .carry/bin
+mkdir -p .carry/bin .carry/whl
+# pycocotools for the PyTorch side on the GPU image (Python 3.12 there, no package index).
+python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+  --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+  -d .carry/whl pycocotools==2.0.11
 strip -o .carry/bin/detbench-train "$CARGO_TARGET_DIR/release/detbench-train"
 du -sh .carry/bin/* .carry/shared 2>/dev/null || true
-echo "carry: .carry   run: DEADLINE_S=450 tools/gpu/train_bench.sh table   then: DEADLINE_S=450 tools/gpu/train_bench.sh curves"
+echo "carry: .carry (bin, lib, shared, whl)   run: DEADLINE_S=450 tools/gpu/train_bench.sh table   then: DEADLINE_S=450 tools/gpu/train_bench.sh curves"

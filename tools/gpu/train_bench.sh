@@ -45,6 +45,15 @@ bin="$root/.carry/bin/detbench-train"
 detbench="$root/.carry/bin/detbench"
 shared="$root/.carry/shared"
 py=python3
+# The PyTorch side builds its data set with pycocotools, which the GPU image lacks: install the
+# wheel prepare_train_carry.sh put in .carry/whl (nothing can be downloaded there).
+if ! $py -c 'import pycocotools' 2>/dev/null; then
+  if ls "$root"/.carry/whl/pycocotools-*.whl >/dev/null 2>&1; then
+    $py -m pip install -q --no-index --no-deps --no-compile --target /tmp/detbench-site "$root"/.carry/whl/pycocotools-*.whl \
+      && export PYTHONPATH="/tmp/detbench-site${PYTHONPATH:+:$PYTHONPATH}"
+  fi
+  $py -c 'import pycocotools' 2>/dev/null || { say "no pycocotools for the PyTorch side (carry .carry/whl)"; exit 1; }
+fi
 torch_dir="$($py -c 'import torch, os; print(os.path.dirname(torch.__file__))')"
 tv_dir="$($py -c 'import torchvision, os; print(os.path.dirname(torchvision.__file__))')"
 export LD_LIBRARY_PATH="$torch_dir/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
@@ -109,17 +118,17 @@ pair() {  # pair NAME MODEL PRECISION BATCH WARMUP TIMED ORDER(0: rust first, 1:
   else python_run "${@:1:6}"; rust_run "${@:1:6}"; fi
 }
 
+# The table's rows as model:precision:batch, in the order they run ($ROWS overrides it, e.g. to put
+# the rows that matter most first when $DEADLINE_S may cut the run short).
+DEFAULT_ROWS="$(for p in fp32 tf32 amp; do for b in 2 4 8; do printf 'maskrcnn:%s:%s ' "$p" "$b"; done; done) fasterrcnn:amp:2 fasterrcnn:amp:8"
+ROWS="${ROWS:-$DEFAULT_ROWS}"
+
 mode_table() {
   export_models maskrcnn_resnet50_fpn,fasterrcnn_resnet50_fpn || exit 1
-  local order=0 precision batch
-  for precision in fp32 tf32 amp; do
-    for batch in 2 4 8; do
-      pair "maskrcnn_${precision}_b${batch}" maskrcnn_resnet50_fpn "$precision" "$batch" "$WARMUP" "$TIMED" $order
-      order=$(( 1 - order ))
-    done
-  done
-  for batch in 2 8; do
-    pair "fasterrcnn_amp_b${batch}" fasterrcnn_resnet50_fpn amp "$batch" "$WARMUP" "$TIMED" $order
+  local order=0 row short precision batch
+  for row in $ROWS; do
+    IFS=: read -r short precision batch <<< "$row"
+    pair "${short}_${precision}_b${batch}" "${short}_resnet50_fpn" "$precision" "$batch" "$WARMUP" "$TIMED" $order
     order=$(( 1 - order ))
   done
 }

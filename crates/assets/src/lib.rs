@@ -5,13 +5,15 @@
 //! environment variable set by a user means the same thing everywhere.
 //!
 //! It is the bottom of the workspace, so it also holds the two helpers every layer needs once:
-//! how a file is identified ([`sha256_file`], [`sha256_hex`]) and the text of a caught panic
-//! ([`panic_message`]).
+//! how a file is identified ([`sha256_file`], [`sha256_hex`]), how a file is written
+//! ([`write_atomic`]) and the text of a caught panic ([`panic_message`]).
 
 mod digest;
+mod files;
 mod panic;
 
 pub use digest::{sha256_file, sha256_hex};
+pub use files::{WriteError, write_atomic, write_atomic_set};
 pub use panic::panic_message;
 
 use std::path::{Path, PathBuf};

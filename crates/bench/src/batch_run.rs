@@ -163,13 +163,14 @@ impl BatchRun<'_> {
                 self.options.evaluation,
                 Some((run, eval_time)),
             ),
+            scenario: None,
         }
     }
 }
 
 /// The IoU types a detector's results are scored with on a ground truth: what the detector
 /// produces, less keypoints when the ground truth is not a keypoint file.
-fn scored_iou_types(detector: &dyn Detector, kind: GroundTruthKind) -> Vec<IouType> {
+pub(crate) fn scored_iou_types(detector: &dyn Detector, kind: GroundTruthKind) -> Vec<IouType> {
     let mut types = detector.iou_types();
     types.sort();
     types.dedup();
@@ -177,7 +178,7 @@ fn scored_iou_types(detector: &dyn Detector, kind: GroundTruthKind) -> Vec<IouTy
     types
 }
 
-fn set_accuracy(result: &mut ModelResult, summaries: &[EvalSummary]) {
+pub(crate) fn set_accuracy(result: &mut ModelResult, summaries: &[EvalSummary]) {
     for summary in summaries {
         let accuracy = Accuracy {
             stats: summary.stats.clone(),

@@ -9,6 +9,7 @@ pub mod cache;
 pub mod contention;
 pub mod dataset;
 pub mod interrupt;
+pub mod mlperf;
 pub mod prefetch;
 pub mod results;
 pub mod runner;

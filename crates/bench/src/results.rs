@@ -6,6 +6,7 @@ use detbench_backends::BackendDescription;
 use detbench_env::Environment;
 use serde::{Deserialize, Serialize};
 
+pub use crate::mlperf::record::{Headline, ScenarioRecord, SutDescription};
 use crate::sut::Stage;
 
 /// Version of the results layout below; bump it when a field changes meaning.
@@ -82,6 +83,10 @@ pub struct ModelResult {
     pub reference_agreement: Option<ReferenceAgreement>,
     /// Pipeline settings (preprocessing, thresholds, engine options) as the pipeline reports them.
     pub provenance: serde_json::Value,
+    /// A row run under an MLPerf LoadGen scenario (`detbench run --scenario`): LoadGen's verdict,
+    /// statistics and settings. Such a row has no `latency` (its latencies are LoadGen's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scenario: Option<ScenarioRecord>,
 }
 
 impl ModelResult {
@@ -89,9 +94,12 @@ impl ModelResult {
         self.status.is_ok()
     }
 
-    /// The table label of a row: the zoo name, with the batch size when it is not 1.
+    /// The table label of a row: the zoo name, with the batch size when it is not 1 (and the
+    /// LoadGen scenario of a scenario row).
     pub fn label(&self) -> String {
-        if self.batch_size == 1 {
+        if let Some(scenario) = &self.scenario {
+            format!("{} ({})", self.name, scenario.label())
+        } else if self.batch_size == 1 {
             self.name.clone()
         } else {
             format!("{} (batch {})", self.name, self.batch_size)

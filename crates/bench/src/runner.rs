@@ -187,7 +187,7 @@ struct Ready {
 
 /// Why one call produced no detections.
 #[derive(Debug, thiserror::Error)]
-enum CallError {
+pub(crate) enum CallError {
     #[error("{0}")]
     Detector(DetectorError),
     #[error("the pipeline panicked: {0}")]
@@ -201,7 +201,7 @@ enum CallError {
 /// Calls `detect`; a panic becomes that call's error, like an error the pipeline returns: the
 /// call's images are recorded as failed and the run goes on with the next ones (a detector
 /// that panics on every image ends as "all calls failed").
-fn guarded_detect(
+pub(crate) fn guarded_detect(
     detector: &mut dyn Detector,
     inputs: &[ImageInput<'_>],
     clock: &mut StageClock,
@@ -216,14 +216,14 @@ fn guarded_detect(
 
 /// What the warm-up did: untimed calls made and how many of them failed.
 #[derive(Debug, Clone, Copy)]
-struct WarmUp {
-    calls: usize,
-    failures: usize,
+pub(crate) struct WarmUp {
+    pub calls: usize,
+    pub failures: usize,
 }
 
 /// `warmup` untimed calls of `batch_size` images cycling over the decoded head images (none
 /// when no head image decoded). Fails only if every call did.
-fn warm_up(
+pub(crate) fn warm_up(
     detector: &mut dyn Detector,
     head: &[DecodedImage],
     warmup: usize,
@@ -324,7 +324,8 @@ impl TimedPass {
         let started = Instant::now();
         let result = guarded_detect(detector, &inputs, &mut clock);
         let detect = started.elapsed();
-        let checked = result.and_then(|lists| check_outputs(lists, &batch));
+        let ids: Vec<u64> = batch.iter().map(|r| r.image_id).collect();
+        let checked = result.and_then(|lists| check_outputs(lists, &ids));
         match checked {
             Ok(lists) => {
                 self.recorder.record(CallTiming {
@@ -410,24 +411,24 @@ impl TimedPass {
     }
 }
 
-/// Keeps the lists of the real (unpadded) images and checks that each detection belongs to the
-/// image in its slot.
-fn check_outputs(
+/// Keeps the lists of the real (unpadded) images, `image_ids` in call order, and checks that
+/// each detection belongs to the image in its slot.
+pub(crate) fn check_outputs(
     mut lists: Vec<Vec<Detection>>,
-    batch: &[Ready],
+    image_ids: &[u64],
 ) -> Result<Vec<Vec<Detection>>, CallError> {
-    if lists.len() < batch.len() {
+    if lists.len() < image_ids.len() {
         return Err(CallError::TooFewLists {
             lists: lists.len(),
-            images: batch.len(),
+            images: image_ids.len(),
         });
     }
-    lists.truncate(batch.len());
-    for (list, ready) in lists.iter().zip(batch) {
-        if let Some(stray) = list.iter().find(|d| d.image_id != ready.image_id) {
+    lists.truncate(image_ids.len());
+    for (list, &slot) in lists.iter().zip(image_ids) {
+        if let Some(stray) = list.iter().find(|d| d.image_id != slot) {
             return Err(CallError::StrayDetection {
                 stray: stray.image_id,
-                slot: ready.image_id,
+                slot,
             });
         }
     }

@@ -237,5 +237,6 @@ pub fn failed_row(
         failed_images: Vec::new(),
         reference_agreement: None,
         provenance: serde_json::Value::Null,
+        scenario: None,
     }
 }

@@ -4,7 +4,7 @@
 //! so a determined author can evade it; it is here to catch the accidental second copy that
 //! review misses, and to make the rules explicit:
 //!
-//! - one atomic write (`report/src/files.rs`), one sha256 (`assets/src/digest.rs`), one
+//! - one atomic write (`assets/src/files.rs`), one sha256 (`assets/src/digest.rs`), one
 //!   percentile (`bench/src/timing.rs`), one palette (`report/src/palette.rs`), one CSV field
 //!   quoting (`report/src/tables/mod.rs`), one panic message (`assets/src/panic.rs`);
 //! - stage names only from `Stage` (`bench/src/sut.rs`);
@@ -135,9 +135,11 @@ fn assert_none(rule: &str, violations: Vec<String>) {
 
 #[test]
 fn one_atomic_write() {
-    const HOME: &str = "crates/report/src/files.rs";
+    // In detbench-assets (the bottom crate) so that every crate, the trainer and LoadGen
+    // included, can call it; detbench-report re-exports it.
+    const HOME: &str = "crates/assets/src/files.rs";
     assert_none(
-        "files are written atomically by `detbench_report::write_atomic` (report/src/files.rs: \
+        "files are written atomically by `detbench_assets::write_atomic` (assets/src/files.rs: \
          temporary file, fsync, rename, normal permissions) and nowhere else; call it",
         scan(|path| path == HOME, atomic_write),
     );

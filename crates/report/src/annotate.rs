@@ -55,7 +55,7 @@ pub enum AnnotateError {
     #[error("cannot encode {path}: {reason}")]
     Encode { path: String, reason: String },
     #[error(transparent)]
-    Write(#[from] crate::files::WriteError),
+    Write(#[from] crate::WriteError),
 }
 
 #[derive(Debug, Clone)]
@@ -270,7 +270,7 @@ pub fn save_image(image: &RgbImage, path: &Path) -> Result<(), AnnotateError> {
                     path: path.display().to_string(),
                     reason: e.to_string(),
                 })?;
-            crate::files::write_atomic(path, &jpeg)?;
+            crate::write_atomic(path, &jpeg)?;
             Ok(())
         }
         _ => Err(AnnotateError::Format {
@@ -294,6 +294,6 @@ pub fn save_png(image: &RgbImage, path: &Path) -> Result<(), AnnotateError> {
             path: path.display().to_string(),
             reason: e.to_string(),
         })?;
-    crate::files::write_atomic(path, &png)?;
+    crate::write_atomic(path, &png)?;
     Ok(())
 }

@@ -3,19 +3,20 @@
 //! tables read into the store for comparison.
 //!
 //! One home per output concern: [`tables`] is the one table layout (Markdown, CSV, JSON),
-//! [`files::write_atomic`] the one way a file is written, [`palette`] the one set of colours.
+//! [`write_atomic`] (from detbench-assets, so that crates below this one write files the same
+//! way) the one way a file is written, [`palette`] the one set of colours.
 
 pub mod annotate;
 pub mod charts;
-pub mod files;
 pub mod palette;
 pub mod published;
 pub mod run_files;
+pub mod scenario_table;
 pub mod schema;
 pub mod store;
 pub mod tables;
 
-pub use files::{write_atomic, write_atomic_set};
+pub use detbench_assets::{WriteError, write_atomic, write_atomic_set};
 pub use store::{
     Filter, OpenOptions, PublishedImport, PublishedRow, ResultRecord, RunId, Store, StoreError,
 };

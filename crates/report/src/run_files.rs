@@ -3,7 +3,7 @@
 //! timing notes (`results.md`, and the same on the console), one row per model and batch size
 //! in `results.csv`, everything in `results.json`, and detections as COCO results files. The
 //! tables are [`Table`]s rendered by [`crate::tables`]; every file goes through
-//! [`crate::files`] (atomic writes).
+//! [`crate::write_atomic_set`] (atomic writes).
 
 use std::path::{Path, PathBuf};
 
@@ -13,8 +13,8 @@ use detbench_bench::results::{
 };
 use detbench_eval::Detection;
 
-use crate::files::{WriteError, write_atomic_set};
 use crate::tables::{Alignment, Cell, Table, csv_grid, markdown_grid};
+use crate::{WriteError, write_atomic_set};
 
 /// Writes `results.md`, `results.csv` and `results.json` into `dir` (created if needed), as a
 /// set ([`write_atomic_set`]): all three are new, or none is.
@@ -85,7 +85,8 @@ fn backend_cell(m: &ModelResult) -> Cell {
 /// The main table: `Model | Input | Backend/precision | AP AP50 AP75 APs APm APl AR1 AR10 AR100
 /// ARs ARm ARl | images/s | p99 ms | total s | mean ms | median ms | min ms`. Stats are bbox, in
 /// points; latencies are per call (per image at batch 1), end to end. A speed-only run (no
-/// ground truth for any row) has no stat columns.
+/// ground truth for any row) has no stat columns. A LoadGen scenario row is here only when it
+/// scored accuracy (its timing is in the scenario table).
 pub fn main_table(results: &RunResults) -> Table {
     let with_stats = results
         .models
@@ -107,6 +108,7 @@ pub fn main_table(results: &RunResults) -> Table {
     let rows = results
         .models
         .iter()
+        .filter(|m| m.scenario.is_none() || (m.is_ok() && m.bbox.is_some()))
         .map(|m| {
             let mut cells = vec![Cell::text(m.label()), Cell::text(&m.input), backend_cell(m)];
             if !m.is_ok() {
@@ -282,6 +284,7 @@ pub fn notes(results: &RunResults) -> Vec<String> {
                 out.push(format!("- {label}: timing flagged: {note}"));
             }
         }
+        out.extend(crate::scenario_table::scenario_notes(m));
     }
     for s in &results.skipped {
         out.push(format!("- {}: {}", s.name, s.reason));
@@ -292,6 +295,11 @@ pub fn notes(results: &RunResults) -> Vec<String> {
 /// The tables after the main one, each with its heading for `results.md` and for the console.
 fn sections(results: &RunResults) -> Vec<(&'static str, &'static str, Table)> {
     [
+        (
+            "## MLPerf LoadGen scenarios (latencies from the scheduled time to completion, ms)",
+            "MLPerf LoadGen scenarios (latency from the scheduled time to completion, ms):",
+            crate::scenario_table::scenario_table(results),
+        ),
         ("## Masks", "Masks (points):", mask_table(results)),
         (
             "## Keypoints",
@@ -321,9 +329,17 @@ fn grid(table: &Table) -> String {
 /// What `detbench run` prints: the tables of [`markdown_report`] with short captions, then the
 /// notes.
 pub fn console_summary(results: &RunResults) -> String {
-    let mut out = grid(&main_table(results));
+    let main = main_table(results);
+    let mut out = if main.rows.is_empty() {
+        String::new()
+    } else {
+        grid(&main)
+    };
     for (_, caption, table) in sections(results) {
-        out.push_str(&format!("\n\n{caption}\n{}", grid(&table)));
+        if !out.is_empty() {
+            out.push_str("\n\n");
+        }
+        out.push_str(&format!("{caption}\n{}", grid(&table)));
     }
     let notes = notes(results);
     if !notes.is_empty() {
@@ -373,8 +389,11 @@ pub fn markdown_report(results: &RunResults) -> String {
         "\nAP/AR: COCO bbox stats in points (pycocotools definitions, hotcoco). Latency: end to \
          end per call (per image at batch 1), ms; percentiles nearest-rank as MLPerf LoadGen.\n\n",
     );
-    doc.push_str(&grid(&main_table(results)));
-    doc.push('\n');
+    let main = main_table(results);
+    if !main.rows.is_empty() {
+        doc.push_str(&grid(&main));
+        doc.push('\n');
+    }
     for (heading, _, table) in sections(results) {
         doc.push_str(&format!("\n{heading}\n\n{}\n", grid(&table)));
     }

@@ -9,7 +9,7 @@
 pub const APPLICATION_ID: i32 = 0x4445_5442;
 
 /// Migration `i` (1-based) takes a database from version `i - 1` to version `i`.
-pub const MIGRATIONS: &[&str] = &[MIGRATION_1, MIGRATION_2];
+pub const MIGRATIONS: &[&str] = &[MIGRATION_1, MIGRATION_2, MIGRATION_3];
 
 /// The schema version this build writes and understands.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
@@ -149,4 +149,38 @@ CREATE TABLE published_latency (
     latency_ms REAL NOT NULL,
     column     TEXT NOT NULL     -- the header it was read from, e.g. "Speed (ms)"
 );
+"#;
+
+/// Version 3: MLPerf LoadGen scenario results (`detbench run --scenario`). One row per result
+/// that ran under a scenario; the headline columns are for queries, `record` holds everything
+/// (`ScenarioRecord` without its raw latencies, which are the BLOBs). Self-contained: nothing
+/// else changed, so a store without scenario runs reads as before.
+const MIGRATION_3: &str = r#"
+CREATE TABLE scenario_results (
+    result_id                    INTEGER PRIMARY KEY REFERENCES results(id) ON DELETE CASCADE,
+    scenario                     TEXT    NOT NULL,  -- SingleStream | MultiStream | Server | Offline
+    mode                         TEXT    NOT NULL,  -- PerformanceOnly | AccuracyOnly | SubmissionRun | FindPeakPerformance
+    validity                     TEXT,              -- VALID | INVALID; NULL for an accuracy-only test
+    metric                       TEXT,              -- the summary's result line, e.g. "90.0th percentile latency (ns)"
+    metric_value                 REAL,
+    peak_qps                     REAL,              -- FindPeakPerformance: the highest passing QPS
+    target_qps                   REAL,              -- effective (Server: the schedule's rate)
+    target_latency_ns            INTEGER,           -- Server's bound; 0 elsewhere
+    target_latency_percentile    REAL,              -- a fraction, e.g. 0.9
+    target_percentile_latency_ns INTEGER,           -- sample latency (MultiStream: query latency) there
+    early_stopping_estimate_ns   INTEGER,           -- SingleStream/MultiStream
+    p50_ns                       INTEGER,
+    p90_ns                       INTEGER,
+    p99_ns                       INTEGER,
+    samples_per_second           REAL,              -- Offline: samples/s; Server: completed samples/s; SingleStream: QPS w/ loadgen overhead
+    sample_count                 INTEGER,
+    query_count                  INTEGER,
+    duration_s                   REAL,              -- the performance run's last completion
+    failed_samples               INTEGER NOT NULL,
+    settings                     TEXT    NOT NULL,  -- JSON: every effective setting (EffectiveSettings)
+    record                       TEXT    NOT NULL,  -- JSON: the ScenarioRecord without raw latencies
+    sample_latencies_ns          BLOB    NOT NULL,  -- little-endian i64, issue order
+    query_latencies_ns           BLOB    NOT NULL   -- MultiStream: per query, little-endian i64
+);
+CREATE INDEX scenario_results_by_scenario ON scenario_results(scenario);
 "#;

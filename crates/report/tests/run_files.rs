@@ -37,6 +37,7 @@ fn mixed_run() -> RunResults {
         failed_images: vec![],
         reference_agreement: None,
         provenance: serde_json::Value::Null,
+        scenario: None,
     };
     let stats = |base: f64, n: usize| Accuracy {
         stats: (0..n).map(|k| base + k as f64 / 1000.0).collect(),

@@ -41,7 +41,7 @@ fn creates_the_current_schema_in_wal_mode() {
     let db = dir.path().join("nested/runs/detbench.db");
     let store = Store::open(&db).unwrap();
     assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
-    assert_eq!(SCHEMA_VERSION, 2);
+    assert_eq!(SCHEMA_VERSION, 3);
     let conn = store.connection();
     let mode: String = conn
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
@@ -69,6 +69,7 @@ fn creates_the_current_schema_in_wal_mode() {
             "published_latency",
             "results",
             "runs",
+            "scenario_results",
             "skipped",
             "sources",
             "stats"
@@ -76,7 +77,7 @@ fn creates_the_current_schema_in_wal_mode() {
     );
     drop(store);
     // Reopening an up-to-date store changes nothing.
-    assert_eq!(Store::open(&db).unwrap().schema_version().unwrap(), 2);
+    assert_eq!(Store::open(&db).unwrap().schema_version().unwrap(), 3);
 }
 
 #[test]
@@ -217,7 +218,7 @@ fn migrates_a_version_1_store_with_data() {
         .unwrap();
     }
     let mut store = Store::open(&db).unwrap();
-    assert_eq!(store.schema_version().unwrap(), 2);
+    assert_eq!(store.schema_version().unwrap(), 3);
     let records = store.results(&all()).unwrap();
     assert_eq!(records.len(), 1);
     let r = &records[0];

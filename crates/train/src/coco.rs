@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use hotcoco::{Annotation, Dataset, Segmentation};
 
 use crate::config::ModelKind;
-use crate::error::{Result, TrainError};
+use crate::error::{AnnotationIssue, Result, TrainError};
 
 /// coco_utils.py: `min_keypoints_per_image = 10`.
 pub const MIN_KEYPOINTS_PER_IMAGE: usize = 10;
@@ -85,7 +85,7 @@ impl TrainSet {
         for (&image_id, &position) in &known {
             let anns = by_image.remove(&image_id).unwrap_or_default();
             let info = &dataset.images[position];
-            let check = |ann: &Annotation, reason: String| TrainError::Annotation {
+            let check = |ann: &Annotation, reason: AnnotationIssue| TrainError::Annotation {
                 path: annotations.to_path_buf(),
                 ann_id: ann.id,
                 image_id,
@@ -93,7 +93,7 @@ impl TrainSet {
             };
             for ann in &anns {
                 if ann.bbox.is_none() {
-                    return Err(check(ann, "no `bbox` (every annotation needs one)".into()));
+                    return Err(check(ann, AnnotationIssue::NoBox));
                 }
             }
             if !has_valid_annotation(&anns) {
@@ -103,10 +103,10 @@ impl TrainSet {
             let objects: Vec<Annotation> = anns.into_iter().filter(|a| !a.iscrowd).collect();
             for ann in &objects {
                 if model.needs_masks() {
-                    check_segmentation(ann).map_err(|reason| check(ann, reason))?;
+                    check_segmentation(ann, model).map_err(|reason| check(ann, reason))?;
                 }
                 if model.needs_keypoints() {
-                    check_keypoints(ann).map_err(|reason| check(ann, reason))?;
+                    check_keypoints(ann, model).map_err(|reason| check(ann, reason))?;
                 }
             }
             images.push(TrainImage {
@@ -180,37 +180,22 @@ fn has_valid_annotation(anns: &[Annotation]) -> bool {
 }
 
 /// What `pycocotools.mask.frPyObjects(obj["segmentation"], h, w)` accepts, checked up front.
-fn check_segmentation(ann: &Annotation) -> std::result::Result<(), String> {
+fn check_segmentation(ann: &Annotation, model: ModelKind) -> Result<(), AnnotationIssue> {
     match &ann.segmentation {
-        None => Err(
-            "no `segmentation`; maskrcnn_resnet50_fpn trains on masks (use an \
-                     instances_*.json file with polygons or RLE, or a box-only model such as \
-                     fasterrcnn_resnet50_fpn)"
-                .into(),
-        ),
+        None => Err(AnnotationIssue::NoSegmentation { model }),
         Some(Segmentation::Polygon(polys)) => {
             let Some(first) = polys.first() else {
-                return Err(
-                    "`segmentation` is an empty polygon list (pycocotools cannot \
-                            rasterise it)"
-                        .into(),
-                );
+                return Err(AnnotationIssue::EmptyPolygonList);
             };
             if first.len() == 4 {
                 // frPyObjects reads the list as boxes [x, y, w, h] when the first has 4 values.
                 if let Some(bad) = polys.iter().find(|p| p.len() != 4) {
-                    return Err(format!(
-                        "`segmentation`: the first polygon has 4 values (read as a box by \
-                         pycocotools) but another has {}",
-                        bad.len()
-                    ));
+                    return Err(AnnotationIssue::BoxesMixedWithPolygons { values: bad.len() });
                 }
             } else if first.len() < 4 {
-                return Err(format!(
-                    "`segmentation`: the first polygon has {} values; a polygon needs at least \
-                     3 points (6 values)",
-                    first.len()
-                ));
+                return Err(AnnotationIssue::ShortPolygon {
+                    values: first.len(),
+                });
             }
             Ok(())
         }
@@ -218,15 +203,12 @@ fn check_segmentation(ann: &Annotation) -> std::result::Result<(), String> {
     }
 }
 
-fn check_keypoints(ann: &Annotation) -> std::result::Result<(), String> {
+fn check_keypoints(ann: &Annotation, model: ModelKind) -> Result<(), AnnotationIssue> {
     match &ann.keypoints {
-        None => {
-            Err("no `keypoints`; keypointrcnn_resnet50_fpn needs a person keypoints file".into())
+        None => Err(AnnotationIssue::NoKeypoints { model }),
+        Some(k) if k.len() % 3 != 0 || k.is_empty() => {
+            Err(AnnotationIssue::KeypointValues { values: k.len() })
         }
-        Some(k) if k.len() % 3 != 0 || k.is_empty() => Err(format!(
-            "`keypoints` has {} values; expected (x, y, visibility) triples",
-            k.len()
-        )),
         Some(_) => Ok(()),
     }
 }

@@ -52,6 +52,12 @@ impl ModelKind {
     }
 }
 
+impl std::fmt::Display for ModelKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 impl FromStr for ModelKind {
     type Err = TrainError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
@@ -243,6 +249,13 @@ pub struct TrainConfig {
     /// Write the first batch as the model receives it (`img{i}`, `boxes{i}`, `labels{i}`,
     /// `masks{i}`, `keypoints{i}`) to this .npz file, for the parity check against PyTorch.
     pub dump_first_batch: Option<PathBuf>,
+    /// torchvision's ops library (`.../torchvision/_C.so`); `None`: the one
+    /// `scripts/setup.sh --torch` installs into `.deps/`.
+    #[serde(default)]
+    pub torchvision_ops: Option<PathBuf>,
+    /// `libtorch_cuda.so`; `None`: beside the `libtorch_cpu.so` the process loaded.
+    #[serde(default)]
+    pub libtorch_cuda: Option<PathBuf>,
 }
 
 impl TrainConfig {
@@ -275,6 +288,8 @@ impl TrainConfig {
             save: None,
             limit_images: None,
             dump_first_batch: None,
+            torchvision_ops: None,
+            libtorch_cuda: None,
         }
     }
 

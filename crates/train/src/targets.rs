@@ -24,7 +24,8 @@ use std::path::Path;
 use hotcoco::{Annotation, Rle, Segmentation};
 
 use crate::coco::TrainImage;
-use crate::error::{Result, TrainError};
+use crate::config::ModelKind;
+use crate::error::{AnnotationIssue, Result, TrainError};
 
 /// transforms.py `_flip_coco_person_keypoints`: `flip_inds`.
 pub const COCO_PERSON_FLIP: [usize; 17] =
@@ -89,7 +90,7 @@ pub fn build_sample(
         flipped: false,
     };
     let objects = &image.objects;
-    let fail = |ann: &Annotation, reason: String| TrainError::Annotation {
+    let fail = |ann: &Annotation, reason: AnnotationIssue| TrainError::Annotation {
         path: annotations.to_path_buf(),
         ann_id: ann.id,
         image_id: image.image_id,
@@ -104,7 +105,7 @@ pub fn build_sample(
     };
     let mut keypoints = Vec::new();
     for ann in objects {
-        let b = ann.bbox.ok_or_else(|| fail(ann, "no `bbox`".into()))?;
+        let b = ann.bbox.ok_or_else(|| fail(ann, AnnotationIssue::NoBox))?;
         let (x, y) = (b[0] as f32, b[1] as f32);
         let (x2, y2) = (x + b[2] as f32, y + b[3] as f32);
         let clamp = |v: f32, max: usize| v.max(0.0).min(max as f32);
@@ -114,25 +115,32 @@ pub fn build_sample(
             continue;
         }
         if let Some(masks) = sample.masks.as_mut() {
-            let segmentation = ann
-                .segmentation
-                .as_ref()
-                .ok_or_else(|| fail(ann, "no `segmentation`".into()))?;
+            let segmentation = ann.segmentation.as_ref().ok_or_else(|| {
+                fail(
+                    ann,
+                    AnnotationIssue::NoSegmentation {
+                        model: ModelKind::MaskrcnnResnet50Fpn,
+                    },
+                )
+            })?;
             rasterise_into(segmentation, h, w, masks).map_err(|reason| fail(ann, reason))?;
         }
         if with_keypoints {
-            let kp = ann
-                .keypoints
-                .as_ref()
-                .ok_or_else(|| fail(ann, "no `keypoints`".into()))?;
+            let kp = ann.keypoints.as_ref().ok_or_else(|| {
+                fail(
+                    ann,
+                    AnnotationIssue::NoKeypoints {
+                        model: ModelKind::KeypointrcnnResnet50Fpn,
+                    },
+                )
+            })?;
             if kp.len() != 3 * k {
                 return Err(fail(
                     ann,
-                    format!(
-                        "{} keypoint values, the image's first annotation has {}",
-                        kp.len(),
-                        3 * k
-                    ),
+                    AnnotationIssue::KeypointCount {
+                        values: kp.len(),
+                        expected: 3 * k,
+                    },
                 ));
             }
             keypoints.extend(kp.iter().map(|&v| v as f32));
@@ -171,7 +179,7 @@ fn rasterise_into(
     h: usize,
     w: usize,
     masks: &mut Vec<u8>,
-) -> std::result::Result<(), String> {
+) -> Result<(), AnnotationIssue> {
     let (hh, ww) = (h as u32, w as u32);
     let rles: Vec<Rle> = match segmentation {
         Segmentation::Polygon(polys) => {
@@ -180,34 +188,35 @@ fn rasterise_into(
                 polys
                     .iter()
                     .map(|p| {
-                        let b: [f64; 4] = p
-                            .as_slice()
-                            .try_into()
-                            .map_err(|_| "a box needs 4 values".to_string())?;
-                        hotcoco::mask::fr_bbox(&b, hh, ww).map_err(|e| e.to_string())
+                        let b: [f64; 4] = p.as_slice().try_into().map_err(|_| {
+                            AnnotationIssue::BoxesMixedWithPolygons { values: p.len() }
+                        })?;
+                        hotcoco::mask::fr_bbox(&b, hh, ww).map_err(AnnotationIssue::Rasterise)
                     })
-                    .collect::<std::result::Result<_, _>>()?
+                    .collect::<Result<_, _>>()?
             } else {
                 polys
                     .iter()
-                    .map(|p| hotcoco::mask::fr_poly(p, hh, ww).map_err(|e| e.to_string()))
-                    .collect::<std::result::Result<_, _>>()?
+                    .map(|p| hotcoco::mask::fr_poly(p, hh, ww).map_err(AnnotationIssue::Rasterise))
+                    .collect::<Result<_, _>>()?
             }
         }
         Segmentation::Rect(b) => {
-            vec![hotcoco::mask::fr_bbox(b, hh, ww).map_err(|e| e.to_string())?]
+            vec![hotcoco::mask::fr_bbox(b, hh, ww).map_err(AnnotationIssue::Rasterise)?]
         }
         other => {
             let rle = other
                 .rle_ref()
-                .ok_or_else(|| "unsupported `segmentation`".to_string())?
+                .ok_or(AnnotationIssue::UnsupportedSegmentation)?
                 .to_rle()
-                .map_err(|e| format!("`segmentation` RLE: {e}"))?;
+                .map_err(AnnotationIssue::Rasterise)?;
             if (rle.h, rle.w) != (hh, ww) {
-                return Err(format!(
-                    "`segmentation` RLE has size [{}, {}], the image is [{h}, {w}]",
-                    rle.h, rle.w
-                ));
+                return Err(AnnotationIssue::RleSize {
+                    rle_h: rle.h,
+                    rle_w: rle.w,
+                    image_h: h,
+                    image_w: w,
+                });
             }
             vec![rle]
         }

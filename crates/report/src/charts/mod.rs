@@ -10,8 +10,8 @@
 //! Text goes through FreeType with the system's sans-serif font (fontconfig); Debian's
 //! `fonts-dejavu-core` is enough.
 
-use crate::files::write_atomic;
 use crate::store::ResultRecord;
+use crate::write_atomic;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use std::path::{Path, PathBuf};
@@ -34,7 +34,7 @@ pub enum ChartError {
     #[error("drawing {chart}: {reason}")]
     Draw { chart: String, reason: DrawError },
     #[error(transparent)]
-    Write(#[from] crate::files::WriteError),
+    Write(#[from] crate::WriteError),
     #[error("cannot encode {path} as PNG: {reason}")]
     Encode { path: String, reason: String },
     #[error(

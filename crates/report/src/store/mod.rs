@@ -13,12 +13,14 @@
 
 mod query;
 mod record;
+mod scenario;
 mod write;
 
 pub use record::{
     Filter, LatencySummary, PublishedImport, PublishedRow, PublishedSource, ResultRecord,
     RunSummary, StageSummary, samples_from_blob,
 };
+pub use scenario::{latencies_from_blob, latencies_to_blob};
 pub use write::samples_to_blob;
 
 use crate::schema::{APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION};

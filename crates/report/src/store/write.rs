@@ -160,6 +160,9 @@ fn insert_model_result(
     if let Some(latency) = &model.latency {
         insert_latency(tx, result_id, latency)?;
     }
+    if let Some(scenario) = &model.scenario {
+        super::scenario::insert_scenario(tx, result_id, scenario)?;
+    }
     let mut stmt = tx.prepare_cached(
         "INSERT INTO failed_images (result_id, position, file, reason) VALUES (?1, ?2, ?3, ?4)",
     )?;
@@ -197,6 +200,9 @@ fn insert_result_row(
         for stage in &mut latency.stages {
             stage.samples_ms.clear();
         }
+    }
+    if let Some(scenario) = without_samples.scenario.as_mut() {
+        *scenario = scenario.without_samples();
     }
     tx.execute(
         "INSERT INTO results (run_id, position, model, status, family, input, model_file,

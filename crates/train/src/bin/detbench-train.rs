@@ -8,8 +8,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use detbench_backends::TorchSettings;
 use detbench_train::{
-    ModelKind, Parallel, Precision, Recipe, TrainConfig, TrainDevice, TrainResults,
+    ModelKind, Parallel, Precision, Recipe, TrainConfig, TrainDevice, TrainError, TrainResults,
 };
 
 #[derive(Debug, Parser)]
@@ -98,7 +99,7 @@ struct Args {
     quiet: bool,
 }
 
-fn config(args: &Args) -> Result<TrainConfig, String> {
+fn config(args: &Args) -> Result<TrainConfig, TrainError> {
     let shared = detbench_assets::shared_dir().ok();
     let default = |rel: &str| shared.as_ref().map(|s| s.join(rel));
     let annotations = args.annotations.clone().or_else(|| {
@@ -110,10 +111,10 @@ fn config(args: &Args) -> Result<TrainConfig, String> {
     });
     let images = args.images.clone().or_else(|| default("coco/val2017"));
     let (Some(annotations), Some(images)) = (annotations, images) else {
-        return Err(
+        return Err(TrainError::Config(
             "no --annotations/--images given and no shared data folder found (set DETBENCH_SHARED)"
                 .into(),
-        );
+        ));
     };
     let mut c = TrainConfig::new(args.model, args.model_file.clone(), annotations, images);
     c.batch = args.batch;
@@ -137,10 +138,11 @@ fn config(args: &Args) -> Result<TrainConfig, String> {
         ..Recipe::default()
     };
     if args.world_size > 1 {
-        let init = args
-            .dist_init
-            .clone()
-            .ok_or("--world-size > 1 needs --dist-init file:///path or tcp://host:port")?;
+        let init = args.dist_init.clone().ok_or_else(|| {
+            TrainError::Config(
+                "--world-size > 1 needs --dist-init file:///path or tcp://host:port".into(),
+            )
+        })?;
         let backend = if matches!(args.device, TrainDevice::Cpu) {
             "gloo"
         } else {
@@ -156,15 +158,17 @@ fn config(args: &Args) -> Result<TrainConfig, String> {
     c.save = args.save.clone();
     c.limit_images = args.limit_images;
     c.dump_first_batch = args.dump_first_batch.clone();
+    // The library files: $DETBENCH_TORCHVISION_OPS / $DETBENCH_LIBTORCH_CUDA when set.
+    let torch = TorchSettings::from_env().map_err(|e| TrainError::Config(e.to_string()))?;
+    c.torchvision_ops = torch.torchvision_ops;
+    c.libtorch_cuda = torch.libtorch_cuda;
     Ok(c)
 }
 
-fn write_results(results: &TrainResults, path: &PathBuf) -> Result<(), String> {
-    let text = serde_json::to_string_pretty(results).map_err(|e| e.to_string())?;
-    let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, text)
-        .and_then(|()| std::fs::rename(&tmp, path))
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+fn write_results(results: &TrainResults, path: &PathBuf) -> Result<(), TrainError> {
+    let text = serde_json::to_string_pretty(results).expect("training results serialise");
+    detbench_assets::write_atomic(path, text.as_bytes())?;
+    Ok(())
 }
 
 fn main() -> ExitCode {
@@ -238,11 +242,8 @@ fn main() -> ExitCode {
             if let Some(out) = &args.out {
                 let partial =
                     serde_json::json!({"error": e.to_string(), "config": config, "steps": done});
-                let tmp = out.with_extension("json.tmp");
-                if let Err(w) = std::fs::write(&tmp, partial.to_string())
-                    .and_then(|()| std::fs::rename(&tmp, out))
-                {
-                    eprintln!("detbench-train: cannot write {}: {w}", out.display());
+                if let Err(w) = detbench_assets::write_atomic(out, partial.to_string().as_bytes()) {
+                    eprintln!("detbench-train: {w}");
                 } else {
                     eprintln!(
                         "detbench-train: the {} step(s) done are in {}",

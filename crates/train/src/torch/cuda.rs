@@ -7,6 +7,8 @@ use std::ffi::{c_char, c_int, c_void};
 use std::path::Path;
 use std::sync::OnceLock;
 
+use detbench_backends::torch::runtime::{self, RuntimeError};
+
 use crate::error::{Result, TrainError};
 use crate::torch::dist::{ProcessGroup, Store};
 use crate::torch::ffi::ErrBuf;
@@ -24,15 +26,35 @@ struct CudaShim {
     nccl: NcclFn,
 }
 
-fn shim() -> Result<&'static CudaShim> {
-    static SHIM: OnceLock<std::result::Result<CudaShim, String>> = OnceLock::new();
-    SHIM.get_or_init(load)
-        .as_ref()
-        .map_err(|e| TrainError::Torch(e.clone()))
+/// Why the CUDA shim cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum CudaShimError {
+    #[error(transparent)]
+    Cuda(&'static RuntimeError),
+    #[error("cannot make an in-memory file for the CUDA shim: {0}")]
+    Memfd(std::io::Error),
+    #[error("cannot load the CUDA shim: {0}")]
+    Load(libloading::Error),
+    #[error(
+        "the CUDA shim lacks {symbol} ({source}); the binary was built without the CUDA/NCCL \
+         headers (see crates/train/build.rs)"
+    )]
+    Symbol {
+        symbol: &'static str,
+        source: libloading::Error,
+    },
 }
 
-fn load() -> std::result::Result<CudaShim, String> {
-    detbench_backends::torch::runtime::ensure_cuda()?;
+fn shim() -> Result<&'static CudaShim> {
+    static SHIM: OnceLock<std::result::Result<CudaShim, CudaShimError>> = OnceLock::new();
+    Ok(SHIM.get_or_init(load).as_ref()?)
+}
+
+/// The shim is opened only after CUDA is loaded. `prepare_engine` has loaded it already, with the
+/// configured `libtorch_cuda.so` (the runtime keeps the first answer for the process); the
+/// `None` here only matters if nothing loaded it before.
+fn load() -> std::result::Result<CudaShim, CudaShimError> {
+    runtime::ensure_cuda(None).map_err(CudaShimError::Cuda)?;
     open_shim()
 }
 
@@ -40,7 +62,7 @@ fn load() -> std::result::Result<CudaShim, String> {
 /// the loaded libtorch (no GPU needed to load it) and the shim, and resolves its symbols. For
 /// tests on machines without a GPU.
 pub fn check_shim_links() -> Result<()> {
-    let lib_dir = &detbench_backends::torch::runtime::libtorch().lib_dir;
+    let lib_dir = &runtime::libtorch().lib_dir;
     let cuda = lib_dir.join("libtorch_cuda.so");
     // SAFETY: libtorch's own CUDA library; its initialisers register CUDA kernels.
     let lib = unsafe {
@@ -48,18 +70,20 @@ pub fn check_shim_links() -> Result<()> {
     }
     .map_err(|e| TrainError::Torch(format!("cannot load {}: {e}", cuda.display())))?;
     std::mem::forget(lib);
-    open_shim().map(|_| ()).map_err(TrainError::Torch)
+    open_shim()
+        .map(|_| ())
+        .map_err(|e| TrainError::Torch(e.to_string()))
 }
 
-fn open_shim() -> std::result::Result<CudaShim, String> {
+fn open_shim() -> std::result::Result<CudaShim, CudaShimError> {
     // SAFETY: memfd_create takes a NUL-terminated name; the descriptor is ours.
     let fd = unsafe { libc::memfd_create(c"detbench_train_cuda".as_ptr(), libc::MFD_CLOEXEC) };
     if fd < 0 {
-        return Err(format!("memfd_create: {}", std::io::Error::last_os_error()));
+        return Err(CudaShimError::Memfd(std::io::Error::last_os_error()));
     }
     // SAFETY: `fd` is new and owned by nothing else.
     let mut file = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
-    std::io::Write::write_all(&mut file, CUDA_SHIM).map_err(|e| e.to_string())?;
+    std::io::Write::write_all(&mut file, CUDA_SHIM).map_err(CudaShimError::Memfd)?;
     let path = format!("/proc/self/fd/{fd}");
     // SAFETY: the library was built by build.rs for this libtorch; its initialisers are empty.
     let lib = unsafe {
@@ -68,25 +92,21 @@ fn open_shim() -> std::result::Result<CudaShim, String> {
             libc::RTLD_NOW | libc::RTLD_LOCAL,
         )
     }
-    .map_err(|e| format!("cannot load the CUDA shim: {e}"))?;
+    .map_err(CudaShimError::Load)?;
     drop(file);
     // SAFETY: the symbols have the declared C signatures (cuda_shim.cpp).
     let shim = unsafe {
-        let get = |name: &[u8]| {
-            lib.get::<*const c_void>(name).map(|s| *s).map_err(|e| {
-            format!(
-                "the CUDA shim lacks {} ({e}); the binary was built without the CUDA/NCCL headers \
-                 (see crates/train/build.rs)",
-                String::from_utf8_lossy(name)
-            )
-        })
+        let get = |symbol: &'static str| {
+            lib.get::<*const c_void>(symbol.as_bytes())
+                .map(|s| *s)
+                .map_err(|source| CudaShimError::Symbol { symbol, source })
         };
         CudaShim {
-            peak: std::mem::transmute::<*const c_void, PeakFn>(get(b"dbt_cuda_peak_memory\0")?),
+            peak: std::mem::transmute::<*const c_void, PeakFn>(get("dbt_cuda_peak_memory")?),
             reset: std::mem::transmute::<*const c_void, ResetFn>(get(
-                b"dbt_cuda_reset_peak_memory\0",
+                "dbt_cuda_reset_peak_memory",
             )?),
-            nccl: std::mem::transmute::<*const c_void, NcclFn>(get(b"dbt_pg_new_nccl\0")?),
+            nccl: std::mem::transmute::<*const c_void, NcclFn>(get("dbt_pg_new_nccl")?),
         }
     };
     std::mem::forget(lib);

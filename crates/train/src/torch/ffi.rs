@@ -12,6 +12,7 @@ use crate::error::{Result, TrainError};
 
 type TensorCallback = extern "C" fn(*mut c_void, *const c_char, *mut C_tensor, c_int);
 type LossCallback = extern "C" fn(*mut c_void, *const c_char, *mut C_tensor);
+type BytesCallback = extern "C" fn(*mut c_void, *const c_char, usize);
 
 unsafe extern "C" {
     fn dbt_module_load(path: *const c_char, err: *mut c_char, n: usize) -> *mut c_void;
@@ -54,7 +55,13 @@ unsafe extern "C" {
         err: *mut c_char,
         n: usize,
     ) -> c_int;
-    fn dbt_module_save(m: *mut c_void, path: *const c_char, err: *mut c_char, n: usize) -> c_int;
+    fn dbt_module_save(
+        m: *mut c_void,
+        ctx: *mut c_void,
+        cb: BytesCallback,
+        err: *mut c_char,
+        n: usize,
+    ) -> c_int;
     fn dbt_set_tf32(matmul: c_int, cudnn: c_int);
     fn dbt_get_tf32(matmul: *mut c_int, cudnn: *mut c_int);
     fn dbt_set_deterministic(on: c_int, err: *mut c_char, n: usize) -> c_int;
@@ -303,16 +310,28 @@ impl Module {
         Ok((losses.into_iter().map(|(n, t, _)| (n, t)).collect(), total))
     }
 
-    /// Saves the module (in eval mode) to `path`.
-    pub fn save(&self, path: &Path) -> Result<()> {
-        let c = path_cstring(path)?;
+    /// The module (in eval mode) as TorchScript's archive bytes (`torch.jit.save`).
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        extern "C" fn collect(ctx: *mut c_void, data: *const c_char, len: usize) {
+            // SAFETY: `ctx` is the Vec below; the shim passes `len` readable bytes.
+            unsafe {
+                let out = &mut *(ctx as *mut Vec<u8>);
+                out.extend_from_slice(std::slice::from_raw_parts(data as *const u8, len));
+            }
+        }
+        let mut bytes: Vec<u8> = Vec::new();
         let err = ErrBuf::new();
-        // SAFETY: `raw` is live, `c` a valid C string.
-        err.check(unsafe { dbt_module_save(self.raw, c.as_ptr(), err.ptr(), err.len()) })
-            .map_err(|e| TrainError::Output {
-                path: path.to_path_buf(),
-                reason: e.to_string(),
-            })
+        // SAFETY: `raw` is live; the callback only runs during the call, while `bytes` lives.
+        err.check(unsafe {
+            dbt_module_save(
+                self.raw,
+                &mut bytes as *mut Vec<u8> as *mut c_void,
+                collect,
+                err.ptr(),
+                err.len(),
+            )
+        })?;
+        Ok(bytes)
     }
 }
 

@@ -7,6 +7,8 @@
 
 use tch::{Device, Kind};
 
+use detbench_backends::EngineKind;
+use detbench_backends::config::TORCHVISION_OPS_ENV;
 use detbench_backends::torch::runtime;
 
 use crate::config::{Precision, TrainConfig, TrainDevice};
@@ -43,7 +45,7 @@ pub fn prepare_engine(config: &TrainConfig) -> Result<Engine> {
     let device = match config.device {
         TrainDevice::Cpu => Device::Cpu,
         TrainDevice::Cuda(index) => {
-            let cuda = runtime::ensure_cuda().map_err(TrainError::Torch)?;
+            let cuda = runtime::ensure_cuda(config.libtorch_cuda.as_deref())?;
             if index as i64 >= cuda.device_count {
                 return Err(TrainError::Config(format!(
                     "cuda:{index} was asked for, but libtorch sees {} CUDA device(s)",
@@ -59,13 +61,12 @@ pub fn prepare_engine(config: &TrainConfig) -> Result<Engine> {
         }
     };
     let libtorch = runtime::libtorch();
-    options.push(("libtorch".into(), libtorch.version.clone()));
-    match runtime::ensure_torchvision_ops().map_err(TrainError::Torch)? {
+    options.push((EngineKind::Torch.name().into(), libtorch.version.clone()));
+    match runtime::ensure_torchvision_ops(config.torchvision_ops.as_deref())? {
         runtime::TorchvisionOps::Missing { looked_in } => {
             return Err(TrainError::Torch(format!(
                 "torchvision's ops library (roi_align, nms) was not found (looked in: {looked_in}); \
-                 run `scripts/setup.sh --torch` or set ${}",
-                runtime::TORCHVISION_OPS_ENV
+                 run `scripts/setup.sh --torch` or set ${TORCHVISION_OPS_ENV}"
             )));
         }
         runtime::TorchvisionOps::Loaded(p) => {
@@ -108,10 +109,12 @@ pub fn prepare_engine(config: &TrainConfig) -> Result<Engine> {
         Precision::Bf16 => Some(Kind::BFloat16),
         Precision::Fp32 | Precision::Tf32 => None,
     };
-    options.push((
-        "autocast".into(),
-        autocast.map_or("off".into(), |k| format!("{k:?}")),
-    ));
+    let autocast_name = match config.precision {
+        Precision::Amp => "fp16",
+        Precision::Bf16 => "bf16",
+        Precision::Fp32 | Precision::Tf32 => "off",
+    };
+    options.push(("autocast".into(), autocast_name.into()));
     options.push((
         "grad_scaler".into(),
         on_off(config.precision == Precision::Amp),

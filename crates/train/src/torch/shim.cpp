@@ -29,6 +29,7 @@
 #include <cstdio>
 #include <cstring>
 #include <exception>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -228,14 +229,24 @@ int dbt_module_forward(void* m, at::Tensor** images, int num_images, const char*
   DBT_CATCH(err, n, 1)
 }
 
-// Saves the module in eval mode (the inference backend's mode), then restores the mode.
-int dbt_module_save(void* m, const char* path, char* err, size_t n) {
+// Serialises the module in eval mode (the inference backend's mode), then restores the mode;
+// the bytes go to `cb` once, and the caller writes the file (atomically).
+int dbt_module_save(void* m, void* ctx, void (*cb)(void*, const char*, size_t), char* err,
+                    size_t n) {
   DBT_TRY
   auto* module = static_cast<torch::jit::Module*>(m);
   const bool training = module->is_training();
   module->eval();
-  module->save(std::string(path));
+  std::ostringstream bytes;
+  try {
+    module->save(bytes);
+  } catch (...) {
+    module->train(training);
+    throw;
+  }
   module->train(training);
+  const std::string data = bytes.str();
+  cb(ctx, data.data(), data.size());
   return 0;
   DBT_CATCH(err, n, 1)
 }

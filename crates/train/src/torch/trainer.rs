@@ -249,7 +249,7 @@ impl<'a> Run<'a> {
         };
         let param_checksum = step::checksum(&self.params)?;
         if let Some(path) = &config.save {
-            save_atomically(&self.module, path)?;
+            save_module(&self.module, path)?;
         }
         let world = self.world();
         let skip = if config.timed_steps.is_some() {
@@ -301,15 +301,9 @@ fn join_group(
     Ok(group)
 }
 
-/// Writes the module to a temporary file beside `path`, then renames it into place.
-fn save_atomically(module: &Module, path: &Path) -> Result<()> {
-    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-    module.save(&tmp)?;
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        TrainError::Output {
-            path: path.to_path_buf(),
-            reason: e.to_string(),
-        }
-    })
+/// Writes the module (TorchScript, eval mode) to `path` atomically.
+fn save_module(module: &Module, path: &Path) -> Result<()> {
+    let bytes = module.to_bytes()?;
+    detbench_assets::write_atomic(path, &bytes)?;
+    Ok(())
 }

@@ -10,6 +10,8 @@ mod export;
 mod outputs;
 mod plan;
 mod progress;
+mod scenario;
+mod scenario_settings;
 
 use std::path::PathBuf;
 
@@ -122,12 +124,15 @@ pub struct Options {
     /// No progress bar.
     #[arg(short, long)]
     quiet: bool,
+
+    #[command(flatten)]
+    scenario: scenario::ScenarioArgs,
 }
 
 pub fn main(args: Args) -> anyhow::Result<()> {
     let plan = plan::RunPlan::new(*args.options)?;
     handle_ctrl_c();
-    let run = plan.run();
+    let run = plan.run()?;
     export::export(&plan, &run)?;
     let results = &run.results;
     if results.interrupted {

@@ -9,15 +9,18 @@ use std::sync::Arc;
 use anyhow::bail;
 use detbench_bench::dataset::{DatasetOptions, DatasetSource, GroundTruthKind};
 use detbench_bench::interrupt;
+use detbench_bench::mlperf::{LoadgenOptions, run_model_loadgen};
 use detbench_bench::prefetch::{DecodeFn, DecodeMode, image_decoder};
 use detbench_bench::results::{RESULTS_SCHEMA_VERSION, RunResults, SkippedRun};
 use detbench_bench::scenario::{DatasetCache, ModelOutcome, Observer, ScenarioOptions, run_model};
+use detbench_bench::{Detector, DetectorError};
 use detbench_eval::Detection;
 use detbench_models::{ShaCheck, ZooEntry};
 
 use super::Options;
 use super::outputs::{self, OutputPaths};
 use super::progress::Progress;
+use super::scenario::RunContext;
 use crate::cmd::engine::{EngineChoice, check_thread_count};
 
 /// Everything a run needs, typed and with its defaults applied.
@@ -34,6 +37,8 @@ pub struct RunPlan {
     /// The results store, unless `--no-store`.
     pub store: Option<PathBuf>,
     quiet: bool,
+    /// `--scenario`: each model runs under MLPerf LoadGen instead of the plain timed pass.
+    loadgen: Option<LoadgenOptions>,
 }
 
 /// What a run produced.
@@ -73,6 +78,13 @@ impl RunPlan {
             }
             check_thread_count("--decode-threads", threads)?;
         }
+        let out_dir = args.out.unwrap_or_else(|| default_out_dir(&started_at));
+        let loadgen = args.scenario.resolve(&RunContext {
+            batch_sizes: &batch_sizes,
+            warmup: args.warmup,
+            decode_threads: args.decode_threads,
+            out_dir: &out_dir,
+        })?;
         let plan = RunPlan {
             command_line: crate::cmd::command_line(),
             source,
@@ -85,12 +97,13 @@ impl RunPlan {
                 decode: DecodeMode::new(args.decode, args.decode_threads, args.decode_chunk),
                 evaluation: args.eval,
             },
-            out_dir: args.out.unwrap_or_else(|| default_out_dir(&started_at)),
+            out_dir,
             started_at,
             save_detections: args.save_detections,
             store: (!args.no_store)
                 .then(|| detbench_report::store::resolve_path(args.db.as_deref())),
             quiet: args.quiet,
+            loadgen,
         };
         plan.check_outputs(args.overwrite)?;
         Ok(plan)
@@ -144,11 +157,15 @@ impl RunPlan {
             .map(|base| outputs::detections_file(base, model, batch, single_row))
     }
 
-    /// Runs every model at every batch size, with the progress display.
-    pub fn run(&self) -> Run {
+    /// Runs every model at every batch size, with the progress display. Fails before anything
+    /// runs when the LoadGen settings do not fit a dataset.
+    pub fn run(&self) -> anyhow::Result<Run> {
         let progress = Progress::new(self.quiet);
         let mut datasets = DatasetCache::new(self.source.clone());
         self.report_dataset(&mut datasets, &progress);
+        if let Some(loadgen) = &self.loadgen {
+            super::scenario_settings::validate(loadgen, &self.entries, &mut datasets)?;
+        }
         let decoder = image_decoder();
         let mut run = Run {
             results: RunResults {
@@ -177,7 +194,7 @@ impl RunPlan {
             self.run_model(entry, &mut datasets, &decoder, &progress, &mut run);
         }
         run.results.interrupted = interrupt::requested();
-        run
+        Ok(run)
     }
 
     /// One catalogued model at every batch size; its rows, with their agreement with the
@@ -199,26 +216,35 @@ impl RunPlan {
                 checked.spec.file.file
             ));
         }
-        let (outcomes, skipped) = run_model(
-            &checked.spec,
-            || {
-                Ok(detbench_models::open_detector(
-                    entry,
-                    Some(&self.model_dir),
-                    &config,
-                )?)
-            },
-            datasets,
-            decoder,
-            &self.scenario,
-            progress,
-        );
+        let open = || -> Result<Box<dyn Detector>, DetectorError> {
+            Ok(detbench_models::open_detector(
+                entry,
+                Some(&self.model_dir),
+                &config,
+            )?)
+        };
+        let (outcomes, skipped) = match &self.loadgen {
+            Some(loadgen) => {
+                run_model_loadgen(&checked.spec, &open, datasets, decoder, loadgen, progress)
+            }
+            None => run_model(
+                &checked.spec,
+                open,
+                datasets,
+                decoder,
+                &self.scenario,
+                progress,
+            ),
+        };
         for ModelOutcome {
             mut result,
             detections,
         } in outcomes
         {
+            // A LoadGen row has the detections of every image only in accuracy mode.
+            let has_all = result.scenario.as_ref().is_none_or(|s| s.scores_accuracy());
             if result.is_ok()
+                && has_all
                 && let Ok(dataset) = datasets.dataset(entry.ground_truth())
             {
                 match detbench_models::reference_agreement::reference_agreement(
@@ -232,7 +258,7 @@ impl RunPlan {
                         .message(&format!("warning: cannot compare with the reference: {e}")),
                 }
             }
-            if self.save_detections.is_some() && result.is_ok() {
+            if self.save_detections.is_some() && result.is_ok() && has_all {
                 run.detections
                     .push((result.name.clone(), result.batch_size, detections));
             }

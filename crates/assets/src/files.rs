@@ -1,5 +1,6 @@
 //! Atomic file writes, the one implementation every output goes through (results files, tables,
-//! charts, annotated images, detections, `detbench eval`'s outputs): the content goes to a
+//! charts, annotated images, detections, `detbench eval`'s outputs, training results and trained
+//! modules): the content goes to a
 //! temporary file in the destination's folder, is flushed to disk, then renamed over the
 //! destination, and the folder is flushed too, so a reader (or a crash) never sees a
 //! half-written file. Files get the permissions any new file gets (`0666` less the umask), not
