@@ -12,6 +12,7 @@ pub mod numpy_math;
 pub mod simplepose;
 pub mod tf2;
 pub mod torchvision;
+pub mod ultralytics;
 pub mod yolox;
 
 use std::path::Path;

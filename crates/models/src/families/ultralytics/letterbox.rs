@@ -1,0 +1,224 @@
+//! Ultralytics' letterbox and its inverse, as `ultralytics` 8.4.x computes them
+//! (`ultralytics/data/augment.py::LetterBox.get_params` / `apply_image`,
+//! `ultralytics/engine/predictor.py::BasePredictor.preprocess`, `ultralytics/utils/ops.py::
+//! scale_boxes` / `scale_coords` / `clip_boxes` / `clip_coords`).
+//!
+//! Python's `round` rounds halves to even, so every `round` here is [`f64::round_ties_even`].
+//! The predictor builds `LetterBox(imgsz, auto=False, scale_fill=False, scaleup=True,
+//! center=True, padding_value=114)` for exported models of fixed input size (`auto` needs a
+//! dynamic PyTorch or dynamic-shape export and `rect`), so those are the defaults.
+
+use detbench_imgproc::BgrImage;
+
+/// Python 3 `round(x)` on a float: to the nearest integer, halves to even.
+#[inline]
+pub fn py_round(x: f64) -> i64 {
+    x.round_ties_even() as i64
+}
+
+/// Where the resized image sits on the canvas (`LetterBox.get_params`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Letterbox {
+    /// Canvas (network input) size.
+    pub canvas_w: usize,
+    pub canvas_h: usize,
+    /// Original image size.
+    pub image_w: usize,
+    pub image_h: usize,
+    /// `new_unpad`: the resized image size, `max(round(side * r), 1)`.
+    pub resized_w: usize,
+    pub resized_h: usize,
+    pub top: usize,
+    pub left: usize,
+}
+
+impl Letterbox {
+    /// `LetterBox.get_params` for an `image_w` x `image_h` image on a `canvas_w` x `canvas_h`
+    /// canvas: `r = min(H/h, W/w)` (never capped: `scaleup=True`), `new_unpad = (max(round(w*r), 1),
+    /// max(round(h*r), 1))`; centred: `dw = (W - new_w) / 2`, `top = round(dh - 0.1)`,
+    /// `left = round(dw - 0.1)`; top-left (`center=False`): 0.
+    pub fn new(
+        image_w: usize,
+        image_h: usize,
+        canvas_w: usize,
+        canvas_h: usize,
+        centre: bool,
+    ) -> Self {
+        let r = (canvas_h as f64 / image_h as f64).min(canvas_w as f64 / image_w as f64);
+        let resized_w = py_round(image_w as f64 * r).max(1) as usize;
+        let resized_h = py_round(image_h as f64 * r).max(1) as usize;
+        let (top, left) = if centre {
+            let dw = (canvas_w as f64 - resized_w as f64) / 2.0;
+            let dh = (canvas_h as f64 - resized_h as f64) / 2.0;
+            (
+                py_round(dh - 0.1).max(0) as usize,
+                py_round(dw - 0.1).max(0) as usize,
+            )
+        } else {
+            (0, 0)
+        };
+        Letterbox {
+            canvas_w,
+            canvas_h,
+            image_w,
+            image_h,
+            resized_w,
+            resized_h,
+            top,
+            left,
+        }
+    }
+
+    /// `cv2.resize` (INTER_LINEAR, bit-exact) to `new_unpad` when the size changes, then
+    /// `cv2.copyMakeBorder` with `pad_value`; the predictor's `flip(1)` (BGR to RGB) when `rgb`,
+    /// and `float().div_(255)` (f32 division, as torch divides a float tensor by a scalar).
+    /// Returns CHW f32 planes of the canvas.
+    pub fn to_chw(&self, image: &BgrImage, pad_value: u8, rgb: bool, divisor: f32) -> Vec<f32> {
+        let resized;
+        let source = if (image.width, image.height) == (self.resized_w, self.resized_h) {
+            image
+        } else {
+            resized = detbench_imgproc::resize_linear(image, self.resized_w, self.resized_h);
+            &resized
+        };
+        let plane = self.canvas_w * self.canvas_h;
+        let pad = pad_value as f32 / divisor;
+        let mut data = vec![pad; 3 * plane];
+        let order: [usize; 3] = if rgb { [2, 1, 0] } else { [0, 1, 2] };
+        let rows = self.resized_h.min(self.canvas_h - self.top);
+        let cols = self.resized_w.min(self.canvas_w - self.left);
+        for y in 0..rows {
+            let src_row = &source.data[y * self.resized_w * 3..][..cols * 3];
+            let at = (self.top + y) * self.canvas_w + self.left;
+            for (x, px) in src_row.chunks_exact(3).enumerate() {
+                for (c, &from) in order.iter().enumerate() {
+                    data[c * plane + at + x] = px[from] as f32 / divisor;
+                }
+            }
+        }
+        data
+    }
+}
+
+/// The inverse mapping of `scale_boxes` / `scale_coords` with `ratio_pad=None` (computed from the
+/// two shapes): per-axis gains `new / old` of the rounded resized size, and the rounded padding.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Unletterbox {
+    pub gain_x: f64,
+    pub gain_y: f64,
+    pub pad_x: i64,
+    pub pad_y: i64,
+    pub image_w: usize,
+    pub image_h: usize,
+}
+
+impl Unletterbox {
+    /// `scale_boxes(img1_shape=(canvas_h, canvas_w), boxes, img0_shape=(image_h, image_w))`:
+    /// `gain = min(h1/h0, w1/w0)`, `new = max(round(side * gain), 1)`, `gain_x = new_w / w0`,
+    /// `pad_x = round((w1 - new_w) / 2 - 0.1)`.
+    pub fn new(canvas_w: usize, canvas_h: usize, image_w: usize, image_h: usize) -> Self {
+        let gain = (canvas_h as f64 / image_h as f64).min(canvas_w as f64 / image_w as f64);
+        let new_h = py_round(image_h as f64 * gain).max(1);
+        let new_w = py_round(image_w as f64 * gain).max(1);
+        Unletterbox {
+            gain_x: new_w as f64 / image_w as f64,
+            gain_y: new_h as f64 / image_h as f64,
+            pad_x: py_round((canvas_w as f64 - new_w as f64) / 2.0 - 0.1),
+            pad_y: py_round((canvas_h as f64 - new_h as f64) / 2.0 - 0.1),
+            image_w,
+            image_h,
+        }
+    }
+
+    /// The same mapping without padding (a top-left letterbox, `padding=False`).
+    pub fn without_padding(self) -> Self {
+        Unletterbox {
+            pad_x: 0,
+            pad_y: 0,
+            ..self
+        }
+    }
+
+    /// `scale_boxes` on one xyxy box in float32 (torch subtracts the int padding and divides by
+    /// the gain, both as f32 scalars), then `clip_boxes` (`clamp_(0, w)`, `clamp_(0, h)`).
+    pub fn boxes(&self, b: [f32; 4]) -> [f32; 4] {
+        let (px, py) = (self.pad_x as f32, self.pad_y as f32);
+        let (gx, gy) = (self.gain_x as f32, self.gain_y as f32);
+        let (w, h) = (self.image_w as f32, self.image_h as f32);
+        [
+            ((b[0] - px) / gx).clamp(0.0, w),
+            ((b[1] - py) / gy).clamp(0.0, h),
+            ((b[2] - px) / gx).clamp(0.0, w),
+            ((b[3] - py) / gy).clamp(0.0, h),
+        ]
+    }
+
+    /// `scale_coords` on one keypoint `(x, y)`, then `clip_coords`; the visibility is untouched.
+    pub fn point(&self, x: f32, y: f32) -> (f32, f32) {
+        (
+            ((x - self.pad_x as f32) / self.gain_x as f32).clamp(0.0, self.image_w as f32),
+            ((y - self.pad_y as f32) / self.gain_y as f32).clamp(0.0, self.image_h as f32),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn python_round_takes_halves_to_even() {
+        assert_eq!(py_round(2.5), 2);
+        assert_eq!(py_round(3.5), 4);
+        assert_eq!(py_round(-0.5), 0);
+        assert_eq!(py_round(106.4), 106);
+    }
+
+    #[test]
+    fn letterbox_geometry_of_the_parity_images() {
+        // 640x426 at 640: r = 1, no resize; dh = 107: top = round(106.9) = 107.
+        let lb = Letterbox::new(640, 426, 640, 640, true);
+        assert_eq!((lb.resized_w, lb.resized_h, lb.left, lb.top), (640, 426, 0, 107));
+        // 424x640 at 320: r = 0.5, new 212x320, dw = 54: left = round(53.9) = 54.
+        let lb = Letterbox::new(424, 640, 320, 320, true);
+        assert_eq!((lb.resized_w, lb.resized_h, lb.left, lb.top), (212, 320, 54, 0));
+        // 640x427 at 320: new_h = round(213.5) = 214 (half to even), dh = 53: top 53.
+        let lb = Letterbox::new(640, 427, 320, 320, true);
+        assert_eq!((lb.resized_h, lb.top), (214, 53));
+        // An odd padding splits with one more row at the bottom: 333 rows at 500 -> dh = 83.5.
+        let lb = Letterbox::new(500, 333, 500, 500, true);
+        assert_eq!(lb.top, 83);
+    }
+
+    #[test]
+    fn thin_images_keep_one_pixel() {
+        let lb = Letterbox::new(1, 3000, 320, 320, true);
+        assert_eq!((lb.resized_w, lb.resized_h), (1, 320));
+    }
+
+    #[test]
+    fn unletterbox_inverts_the_padding_and_gain() {
+        let u = Unletterbox::new(320, 320, 640, 427);
+        assert_eq!((u.pad_x, u.pad_y), (0, 53));
+        assert_eq!(u.gain_x, 0.5);
+        assert_eq!(u.gain_y, 214.0 / 427.0);
+        let b = u.boxes([10.0, 53.0, 330.0, 300.0]);
+        assert_eq!(b[0], 20.0);
+        assert_eq!(b[1], 0.0);
+        assert_eq!(b[2], 640.0); // clipped
+    }
+
+    #[test]
+    fn chw_planes_are_rgb_over_255_on_a_114_canvas() {
+        let mut image = BgrImage::filled(2, 1, 0);
+        image.data.copy_from_slice(&[10, 20, 30, 40, 50, 60]);
+        let lb = Letterbox::new(2, 1, 2, 4, true);
+        assert_eq!((lb.top, lb.left), (1, 0));
+        let chw = lb.to_chw(&image, 114, true, 255.0);
+        assert_eq!(chw.len(), 3 * 8);
+        assert_eq!(chw[0], 114.0 / 255.0);
+        assert_eq!(chw[2], 30.0 / 255.0); // R of pixel (0, row 1)
+        assert_eq!(chw[8 + 3], 50.0 / 255.0); // G of pixel (1, row 1)
+        assert_eq!(chw[16 + 2], 10.0 / 255.0); // B
+    }
+}
