@@ -3,6 +3,7 @@
 //! engines (ONNX Runtime through `ort`, libtorch through `tch`) sit behind cargo features.
 
 pub mod config;
+pub mod onnx_info;
 #[cfg(feature = "ort")]
 pub mod ort_backend;
 pub mod tensor;
