@@ -5,6 +5,7 @@
 
 pub mod common;
 pub mod d2go;
+pub mod detr;
 pub mod fastestdet;
 pub mod nanodet;
 pub mod nms;
