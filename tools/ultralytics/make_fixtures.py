@@ -127,6 +127,7 @@ def ultralytics_postprocess(task, raw, input_hw, image_stem, conf, iou, max_det,
     """Runs the package's own predictor postprocess (NMS, scale_boxes, scale_coords, Results) on a raw output."""
     import cv2
     import torch
+    import torchvision  # noqa: F401  the predictor imports it while setting up, so its NMS is torchvision's
     from types import SimpleNamespace
 
     from ultralytics.models.yolo.detect.predict import DetectionPredictor
@@ -139,6 +140,7 @@ def ultralytics_postprocess(task, raw, input_hw, image_stem, conf, iou, max_det,
     orig = cv2.imread(path)
     predictor.batch = ([path], None, None)
     img = torch.zeros((1, 3, *input_hw))
+    assert "torchvision" in sys.modules  # else non_max_suppression falls back to TorchNMS.nms
     (result,) = predictor.postprocess(torch.from_numpy(raw.copy()), img, [orig])
     return result_record(result, image_stem)
 

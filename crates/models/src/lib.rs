@@ -6,6 +6,7 @@
 //! `Detector`; [`verify_sha256`] checks a model file against its catalogue checksum;
 //! [`reference_check`] measures agreement with reference detections.
 
+pub mod autoconfig;
 pub mod families;
 pub mod reference_check;
 pub mod zoo;
