@@ -105,7 +105,7 @@ pub fn autoconfigure(path: &Path, inputs: &[IoSpec], outputs: &[IoSpec]) -> Resu
                 input_size,
                 outputs: detr_outputs,
                 score_threshold: 0.0,
-                class_map: default_class_map(None, classes),
+                class_map: default_class_map(None, classes).into_iter().map(Some).collect(),
                 rgb: true,
                 divisor: 255.0,
             }));
@@ -155,7 +155,7 @@ fn ultralytics_config(
         .or(graph_size)
         .ok_or("the image input has a dynamic size and no `imgsz` metadata gives it")?;
     let names = metadata.map(|m| m.names.as_slice());
-    let class_map = default_class_map(names, spec.classes);
+    let class_map = default_class_map(names, spec.classes).into_iter().map(Some).collect();
     Ok(UltralyticsConfig::new(&input.name, size, spec, class_map))
 }
 

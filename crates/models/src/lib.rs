@@ -7,6 +7,7 @@
 //! [`reference_check`] measures agreement with reference detections.
 
 pub mod autoconfig;
+pub mod card;
 pub mod families;
 pub mod reference_check;
 pub mod zoo;

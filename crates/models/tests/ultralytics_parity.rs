@@ -103,7 +103,7 @@ struct Tally {
 
 /// Greedy matching in reference order (descending score): same category, IoU >= 0.99, score
 /// within 1e-3; masks of matched pairs compared by IoU.
-fn compare(refs: &[Reference], ours: &[Detection], class_map: &[u64], size: (u32, u32), tally: &mut Tally) {
+fn compare(refs: &[Reference], ours: &[Detection], class_map: &[Option<u64>], size: (u32, u32), tally: &mut Tally) {
     tally.reference += refs.len();
     tally.candidate += ours.len();
     let mut used = vec![false; ours.len()];
@@ -112,7 +112,7 @@ fn compare(refs: &[Reference], ours: &[Detection], class_map: &[u64], size: (u32
         let best = ours
             .iter()
             .enumerate()
-            .filter(|(k, d)| !used[*k] && d.category_id == class_map[r.class])
+            .filter(|(k, d)| !used[*k] && Some(d.category_id) == class_map[r.class])
             .map(|(k, d)| (k, iou(rb, xyxy(d))))
             .filter(|(k, v)| *v >= 0.99 && (ours[*k].score - r.score as f64).abs() <= 1e-3)
             .max_by(|a, b| a.1.total_cmp(&b.1));
@@ -229,7 +229,7 @@ fn synthetic_pipeline(doc: &Json, spec: OutputSpec) -> Ultralytics {
     let (h, w) = (size[0].as_u64().unwrap() as usize, size[1].as_u64().unwrap() as usize);
     let run = &doc["runs"][0]["settings"];
     let classes = spec.classes;
-    let mut config = UltralyticsConfig::new("images", (w, h), spec, (1..=classes as u64).collect());
+    let mut config = UltralyticsConfig::new("images", (w, h), spec, (1..=classes as u64).map(Some).collect());
     config.nms.conf = run["conf"].as_f64().unwrap() as f32;
     config.nms.iou = run["iou"].as_f64().unwrap();
     config.nms.max_det = run["max_det"].as_u64().unwrap() as usize;

@@ -57,8 +57,8 @@ pub struct DetrConfig {
     pub outputs: DetrOutputs,
     /// Keep results with `score >= score_threshold` (0: all, as upstream evaluation).
     pub score_threshold: f32,
-    /// Category id of each class index.
-    pub class_map: Vec<u64>,
+    /// Category id of each class index; `None` drops the class (a dataset without it).
+    pub class_map: Vec<Option<u64>>,
     pub rgb: bool,
     pub divisor: f32,
 }
@@ -222,14 +222,14 @@ impl DetrDetector {
             if score < self.config.score_threshold {
                 continue;
             }
-            let category_id = usize::try_from(label)
-                .ok()
-                .and_then(|l| self.config.class_map.get(l))
-                .ok_or_else(|| FamilyError::Model {
+            let mapped = usize::try_from(label).ok().and_then(|l| self.config.class_map.get(l)).ok_or_else(|| {
+                FamilyError::Model {
                     model: self.name.clone(),
-                    reason: format!("label {label} has no category id in the class map ({} classes)", self.config.class_map.len()),
-                })?;
-            out.push(KeptBox { bbox, score, category_id: *category_id }.to_detection(image_id));
+                    reason: format!("label {label} is outside the class map ({} classes)", self.config.class_map.len()),
+                }
+            })?;
+            let Some(category_id) = *mapped else { continue };
+            out.push(KeptBox { bbox, score, category_id }.to_detection(image_id));
         }
         Ok(out)
     }

@@ -44,8 +44,9 @@ pub struct UltralyticsConfig {
     pub divisor: f32,
     pub output: OutputSpec,
     pub nms: NmsSettings,
-    /// Category id of each class index.
-    pub class_map: Vec<u64>,
+    /// Category id of each class index; `None` drops the class before NMS (Ultralytics'
+    /// `classes=` filter), for a dataset without that category.
+    pub class_map: Vec<Option<u64>>,
 }
 
 impl UltralyticsConfig {
@@ -55,7 +56,7 @@ impl UltralyticsConfig {
         input_name: &str,
         input_size: (usize, usize),
         output: OutputSpec,
-        class_map: Vec<u64>,
+        class_map: Vec<Option<u64>>,
     ) -> Self {
         UltralyticsConfig {
             input_name: input_name.to_owned(),
@@ -103,17 +104,18 @@ impl Ultralytics {
     fn select(&self, data: &[f32], rows: usize) -> Vec<Candidate> {
         let spec = &self.config.output;
         let s = &self.config.nms;
-        match spec.layout {
-            Layout::ChannelsFirst => {
-                let candidates = nms::candidates_channels_first(data, spec.row_len(), rows, spec.classes, s.conf);
-                nms::non_max_suppression(candidates, s)
+        let wanted = |c: &Candidate| self.config.class_map.get(c.class).is_some_and(Option::is_some);
+        let mut candidates = match spec.layout {
+            Layout::ChannelsFirst => nms::candidates_channels_first(data, spec.row_len(), rows, spec.classes, s.conf),
+            Layout::Objectness => nms::candidates_objectness(data, spec.row_len(), spec.classes, s.conf),
+            Layout::EndToEnd => {
+                // The end-to-end branch filters classes before taking the first max_det rows.
+                let all = nms::end_to_end(data, spec.row_len(), s.conf, usize::MAX);
+                return all.into_iter().filter(wanted).take(s.max_det).collect();
             }
-            Layout::Objectness => {
-                let candidates = nms::candidates_objectness(data, spec.row_len(), spec.classes, s.conf);
-                nms::non_max_suppression(candidates, s)
-            }
-            Layout::EndToEnd => nms::end_to_end(data, spec.row_len(), s.conf, s.max_det),
-        }
+        };
+        candidates.retain(wanted);
+        nms::non_max_suppression(candidates, s)
     }
 
     /// The extra values (mask coefficients or keypoints) of a kept candidate's row.
@@ -150,10 +152,7 @@ impl Ultralytics {
         let geometry = prototypes.map(|p| MaskGeometry::new(p.width, p.height, lb.image_w, lb.image_h));
         let mut out = Vec::new();
         for candidate in self.select(data, rows) {
-            let category_id = *self.config.class_map.get(candidate.class).ok_or_else(|| FamilyError::Model {
-                model: self.config.output.output.clone(),
-                reason: format!("class index {} has no category id in the class map", candidate.class),
-            })?;
+            let category_id = self.config.class_map[candidate.class].expect("select keeps mapped classes only");
             let bbox = unletterbox.boxes(candidate.bbox);
             let mut detection = KeptBox { bbox, score: candidate.score, category_id }.to_detection(image_id);
             let extra = self.extra(data, rows, candidate.row);
