@@ -63,6 +63,16 @@ pub enum AutoConfigError {
     },
 }
 
+/// Whether the ONNX file at `path` was quantized (its producer is ONNX Runtime's quantization
+/// tool, `onnx.quantize`, or its metadata says `onnx.infer = onnxruntime.quant`, as the shipped
+/// int8 exports have), for the "detects nothing" warning.
+pub fn is_quantized(path: &Path) -> bool {
+    read_onnx_info(path).is_ok_and(|info| {
+        info.producer_name.as_deref().is_some_and(|p| p.contains("quantiz"))
+            || info.metadata.get("onnx.infer").is_some_and(|v| v.contains("quant"))
+    })
+}
+
 /// The category id of each of `classes` class indices, from their names when known.
 pub fn default_class_map(names: Option<&[String]>, classes: usize) -> Vec<u64> {
     let coco = names.is_some_and(|n| n.len() == 80 && n.iter().zip(COCO80_NAMES).all(|(a, b)| a == b));

@@ -14,6 +14,7 @@ pub mod simplepose;
 pub mod tf2;
 pub mod torchvision;
 pub mod ultralytics;
+pub mod watch;
 pub mod yolox;
 
 use std::path::Path;

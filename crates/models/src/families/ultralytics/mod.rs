@@ -24,6 +24,7 @@ use detbench_eval::{Detection, IouType};
 use detbench_imgproc::BgrImage;
 
 use super::common::{FamilyError, KeptBox, Pipeline, SingleModelDetector, output_f32};
+use super::watch::{BelowThresholdWatch, DEFAULT_WINDOW};
 use layout::{Layout, OutputSpec, Task};
 use letterbox::{Letterbox, Unletterbox};
 use masks::{MaskGeometry, Prototypes};
@@ -106,6 +107,9 @@ impl Ultralytics {
         let s = &self.config.nms;
         let wanted = |c: &Candidate| self.config.class_map.get(c.class).is_some_and(Option::is_some);
         let mut candidates = match spec.layout {
+            Layout::ChannelsFirst if s.multi_label => {
+                nms::candidates_channels_first_multi(data, spec.row_len(), rows, spec.classes, s.conf)
+            }
             Layout::ChannelsFirst => nms::candidates_channels_first(data, spec.row_len(), rows, spec.classes, s.conf),
             Layout::Objectness => nms::candidates_objectness(data, spec.row_len(), spec.classes, s.conf),
             Layout::EndToEnd => {
@@ -241,10 +245,13 @@ impl Pipeline for Ultralytics {
 }
 
 /// A [`SingleModelDetector`] that reports the evaluations its task supports (masks: segm,
-/// keypoints: keypoints).
+/// keypoints: keypoints), and warns when a quantized model detects nothing on the first images
+/// ([`BelowThresholdWatch`]).
 pub struct UltralyticsDetector {
     inner: SingleModelDetector<Ultralytics>,
     iou_types: Vec<IouType>,
+    watch: BelowThresholdWatch,
+    warnings: Vec<String>,
 }
 
 impl UltralyticsDetector {
@@ -256,8 +263,26 @@ impl UltralyticsDetector {
             Task::Pose => vec![IouType::Keypoints],
         };
         let input = config.input_name.clone();
+        let watch = BelowThresholdWatch::new(name, config.nms.conf, false, DEFAULT_WINDOW);
         let inner = SingleModelDetector::new(name, backend, &input, Ultralytics::new(config)?)?;
-        Ok(UltralyticsDetector { inner, iou_types })
+        Ok(UltralyticsDetector {
+            inner,
+            iou_types,
+            watch,
+            warnings: Vec::new(),
+        })
+    }
+
+    /// Watches the first images for "no result over the threshold" when the model is quantized.
+    pub fn quantized(mut self, quantized: bool) -> Self {
+        let conf = self.inner.pipeline().config.nms.conf;
+        self.watch = BelowThresholdWatch::new(self.inner.name(), conf, quantized, DEFAULT_WINDOW);
+        self
+    }
+
+    /// Warnings raised so far (also in the provenance).
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
     }
 
     pub fn pipeline(&self) -> &Ultralytics {
@@ -276,9 +301,16 @@ impl Detector for UltralyticsDetector {
         self.iou_types.clone()
     }
     fn provenance(&self) -> serde_json::Value {
-        self.inner.provenance()
+        let mut p = self.inner.provenance();
+        p["warnings"] = serde_json::json!(self.warnings);
+        p
     }
     fn detect(&mut self, batch: &[ImageInput<'_>], clock: &mut StageClock) -> Result<Vec<Vec<Detection>>, DetectorError> {
-        self.inner.detect(batch, clock)
+        let detections = self.inner.detect(batch, clock)?;
+        for image in &detections {
+            let best = image.iter().map(|d| d.score as f32).reduce(f32::max);
+            self.warnings.extend(self.watch.observe(best));
+        }
+        Ok(detections)
     }
 }

@@ -4,7 +4,9 @@
 //! - channels first `[4 + nc + extra, N]` (YOLOv8/11/12, YOLOv5u): a column is a candidate when
 //!   its best class score `amax > conf` (float32 compare: torch casts the Python threshold to the
 //!   tensor's dtype); boxes `xywh2xyxy` (`xy -/+ wh / 2` in f32); one label per box
-//!   (`multi_label=False`, as the predictor calls it): `cls.max(1)`, first maximum;
+//!   (`multi_label=False`, as the predictor calls it): `cls.max(1)`, first maximum; or, with
+//!   `multi_label=True` (the validator's setting), every `(box, class)` with `cls > conf`, in
+//!   `torch.where` order (box-major);
 //! - objectness rows `[N, 5 + nc + extra]` (YOLOv5/YOLOv7 exports), following
 //!   ultralytics/yolov5 v7.0 `utils/general.py::non_max_suppression`: `obj > conf`, then
 //!   `cls *= obj`, best class `> conf`;
@@ -44,6 +46,9 @@ pub struct NmsSettings {
     pub agnostic: bool,
     pub max_nms: usize,
     pub max_wh: f32,
+    /// One candidate per class over the threshold (`multi_label=True`, as `DetectionValidator`
+    /// calls it for mAP) instead of the best class only (the predictor).
+    pub multi_label: bool,
 }
 
 impl Default for NmsSettings {
@@ -55,6 +60,7 @@ impl Default for NmsSettings {
             agnostic: false,
             max_nms: 30_000,
             max_wh: 7680.0,
+            multi_label: false,
         }
     }
 }
@@ -109,6 +115,35 @@ pub fn candidates_channels_first(
             row: n,
         })
         .collect()
+}
+
+/// Multi-label candidates of a channels-first output: every `(anchor, class)` with a score over
+/// `conf`, anchor-major (`torch.where(cls > conf)` on `[N, nc]`). With one class this is the
+/// single-label selection (`multi_label &= nc > 1`).
+pub fn candidates_channels_first_multi(
+    data: &[f32],
+    channels: usize,
+    anchors: usize,
+    nc: usize,
+    conf: f32,
+) -> Vec<Candidate> {
+    debug_assert_eq!(data.len(), channels * anchors);
+    if nc <= 1 {
+        return candidates_channels_first(data, channels, anchors, nc, conf);
+    }
+    let at = |c: usize, n: usize| data[c * anchors + n];
+    let mut out = Vec::new();
+    for n in 0..anchors {
+        let mut bbox = None;
+        for class in 0..nc {
+            let score = at(4 + class, n);
+            if score > conf {
+                let b = *bbox.get_or_insert_with(|| xywh2xyxy(at(0, n), at(1, n), at(2, n), at(3, n)));
+                out.push(Candidate { bbox: b, score, class, row: n });
+            }
+        }
+    }
+    out
 }
 
 /// Candidates of an objectness output `[anchors, row_len]` with `nc` classes (yolov5
@@ -271,6 +306,15 @@ mod tests {
         assert_eq!(c.len(), 1);
         assert_eq!(c[0].bbox, [8.0, 8.0, 12.0, 12.0]);
         assert_eq!((c[0].class, c[0].score, c[0].row), (0, 0.5, 0));
+    }
+
+    #[test]
+    fn multi_label_keeps_every_class_over_the_threshold_box_major() {
+        // Two anchors, two classes: anchor 0 has both classes over 0.25.
+        let data = [10.0, 50.0, 10.0, 50.0, 4.0, 6.0, 4.0, 6.0, 0.5, 0.1, 0.3, 0.4];
+        let c = candidates_channels_first_multi(&data, 6, 2, 2, 0.25);
+        let got: Vec<(usize, usize)> = c.iter().map(|c| (c.row, c.class)).collect();
+        assert_eq!(got, vec![(0, 0), (0, 1), (1, 1)]);
     }
 
     #[test]
