@@ -4,7 +4,10 @@
 //!    input size from `imgsz` (else the graph), layout from the outputs and the metadata;
 //! 2. a DETR-style export (recognised from its inputs and outputs,
 //!    [`crate::families::detr::recognise`]);
-//! 3. any other file whose output shape is a YOLO layout ([`crate::families::ultralytics::layout`]).
+//!
+//! A YOLOv5 export (metadata `stride` and `names`, objectness rows) counts as an Ultralytics one.
+//! Output shapes alone are not trusted (YOLOX's raw `[1, N, 85]` looks like YOLOv5's): a file
+//! without such metadata and not DETR-style needs a card.
 //!
 //! Otherwise the error lists the inputs and outputs found and the card fields to fill.
 //!
@@ -97,12 +100,18 @@ pub fn autoconfigure(path: &Path, inputs: &[IoSpec], outputs: &[IoSpec]) -> Resu
     } else {
         None
     };
-    let yolo = match ultralytics_config(inputs, outputs, metadata.as_ref()) {
-        Ok(config) => {
-            let names = metadata.as_ref().map(|m| m.names.clone());
-            return Ok(AutoConfig::Ultralytics { config, metadata, names });
-        }
-        Err(e) => e,
+    // Output shapes alone are ambiguous (YOLOX's raw [1, N, 85] looks like YOLOv5's), so a YOLO
+    // layout is recognised only in a file whose metadata says it is an Ultralytics or YOLOv5
+    // export; other files need a card.
+    let yolo = match &metadata {
+        Some(m) => match ultralytics_config(inputs, outputs, Some(m)) {
+            Ok(config) => {
+                let names = Some(m.names.clone());
+                return Ok(AutoConfig::Ultralytics { config, metadata, names });
+            }
+            Err(e) => e,
+        },
+        None => "no Ultralytics metadata (`task`, `names`) in the file".to_owned(),
     };
     let detr = match detr::recognise(inputs, outputs) {
         Ok((input_name, input_size, detr_outputs)) if metadata.is_none() => {

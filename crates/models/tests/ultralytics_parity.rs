@@ -307,3 +307,34 @@ fn objectness_nms_equals_yolov5_reference_nms() {
         assert_eq!((c.bbox, c.score, c.class), (r.bbox, r.score, r.class), "result {k}");
     }
 }
+
+#[test]
+fn a_quantized_model_with_nothing_over_the_threshold_warns_once() {
+    let models = detbench_assets::shared::models().unwrap();
+    let path = models.join("yolo11n_int8_320.onnx");
+    assert!(detbench_models::autoconfig::is_quantized(&path));
+    assert!(!detbench_models::autoconfig::is_quantized(&models.join("deimv2_hgnetv2_atto_coco.onnx")));
+    let engine = BackendConfig {
+        threads: Some(2),
+        ..Default::default()
+    };
+    let backend = detbench_backends::open(&path, &engine).unwrap();
+    let AutoConfig::Ultralytics { mut config, .. } = autoconfigure(&path, backend.inputs(), backend.outputs()).unwrap() else {
+        panic!("an Ultralytics export")
+    };
+    // No score of this model reaches 0.999: every image is "below the threshold".
+    config.nms.conf = 0.999;
+    let mut detector = UltralyticsDetector::new("yolo11n_int8_320", backend, config).unwrap().quantized(true);
+    let images = detbench_assets::shared::coco_images().unwrap();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&images).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    for (k, file) in files.iter().take(9).enumerate() {
+        let bgr = detbench_imgproc::decode_file(file).unwrap();
+        let found = detector.detect(&[ImageInput { image_id: k as u64, image: &bgr }], &mut StageClock::new()).unwrap();
+        assert!(found[0].is_empty());
+        let expected = usize::from(k + 1 >= detbench_models::families::watch::DEFAULT_WINDOW);
+        assert_eq!(detector.warnings().len(), expected, "after image {}", k + 1);
+    }
+    assert!(detector.warnings()[0].contains("0.999"), "{}", detector.warnings()[0]);
+    assert_eq!(detector.provenance()["warnings"][0], detector.warnings()[0].as_str());
+}

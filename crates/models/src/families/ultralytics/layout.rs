@@ -172,7 +172,7 @@ pub fn recognise(
     if a < b {
         let classes = a.checked_sub(4 + extra).filter(|&c| c > 0);
         spec.classes = classes.ok_or_else(|| fail(format!("{a} channels leave no class scores after 4 box values and {extra} extra")))?;
-    } else if metadata.is_none() {
+    } else if metadata.is_none_or(|m| m.yolov5) {
         spec.layout = Layout::Objectness;
         spec.classes = b
             .checked_sub(5 + extra)
@@ -213,6 +213,7 @@ mod tests {
             end2end: false,
             dynamic: false,
             version: None,
+            yolov5: false,
         }
     }
 

@@ -185,14 +185,24 @@ pub struct UltralyticsMetadata {
     pub dynamic: bool,
     /// The exporting package's version.
     pub version: Option<String>,
+    /// An ultralytics/yolov5 export (`export.py` writes only `stride` and `names`, no `task`):
+    /// detection with objectness rows `[1, N, 5 + nc]`.
+    pub yolov5: bool,
 }
 
 impl UltralyticsMetadata {
     /// Reads the metadata map of an ONNX file; `None` when it is not an Ultralytics export (no
-    /// `task` and `names`). `Err` names the key whose value does not parse.
+    /// `task` and `names`) nor a YOLOv5 one (`stride` and `names`, `export.py::export_onnx`).
+    /// `Err` names the key whose value does not parse.
     pub fn from_map(map: &BTreeMap<String, String>) -> Result<Option<Self>, String> {
-        let (Some(task), Some(names)) = (map.get("task"), map.get("names")) else {
+        let Some(names) = map.get("names") else {
             return Ok(None);
+        };
+        let yolov5 = !map.contains_key("task") && map.contains_key("stride");
+        let task = match map.get("task") {
+            Some(task) => task.as_str(),
+            None if yolov5 => "detect",
+            None => return Ok(None),
         };
         let literal = |key: &str| -> Result<Option<PyValue>, String> {
             map.get(key)
@@ -234,6 +244,7 @@ impl UltralyticsMetadata {
             end2end,
             dynamic: arg("dynamic") == Some(PyValue::Bool(true)),
             version: map.get("version").cloned(),
+            yolov5,
         }))
     }
 }
@@ -317,6 +328,14 @@ mod tests {
         assert_eq!(meta.imgsz, Some((320, 320)));
         assert_eq!(meta.kpt_shape, Some((17, 3)));
         assert!(!meta.end2end && !meta.dynamic);
+    }
+
+    #[test]
+    fn a_yolov5_export_has_stride_and_names_only() {
+        let m = map(&[("stride", "32"), ("names", "{0: 'person', 1: 'bicycle'}")]);
+        let meta = UltralyticsMetadata::from_map(&m).unwrap().unwrap();
+        assert!(meta.yolov5);
+        assert_eq!((meta.task.as_str(), meta.names.len()), ("detect", 2));
     }
 
     #[test]
