@@ -220,3 +220,55 @@ fn a_card_round_trips_through_toml() {
         assert_eq!(card::parse(&text, "round trip").unwrap(), card);
     }
 }
+
+mod with_files {
+    use detbench_backends::BackendConfig;
+    use detbench_models::autoconfig::{AutoConfig, autoconfigure};
+    use detbench_models::card::{self, CardError, DatasetCategory, pipelines};
+
+    fn coco_categories() -> Vec<DatasetCategory> {
+        detbench_eval::labels::COCO80_TO_91
+            .iter()
+            .zip(detbench_eval::labels::COCO80_NAMES)
+            .map(|(&id, name)| DatasetCategory { id, name: name.to_owned() })
+            .collect()
+    }
+
+    fn configure(card_file: &str, model_file: &str, use_auto: bool) -> Result<AutoConfig, CardError> {
+        let card = card::load(&super::cards_dir().join(card_file)).unwrap();
+        let path = detbench_assets::shared::models().unwrap().join(model_file);
+        let backend = detbench_backends::open(&path, &BackendConfig::default()).unwrap();
+        let auto = use_auto.then(|| autoconfigure(&path, backend.inputs(), backend.outputs()).unwrap());
+        let classes = card.output.classes.unwrap();
+        let map = card::class_map(&card.name, &card.classes, classes, &coco_categories(), false).unwrap();
+        pipelines::configure(&card, auto, backend.inputs(), backend.outputs(), map)
+    }
+
+    #[test]
+    fn a_card_sets_the_thresholds_over_what_the_file_says() {
+        let Ok(AutoConfig::Ultralytics { config, .. }) = configure("yolov8n_int8_640.toml", "yolov8n_int8_640.onnx", true) else {
+            panic!()
+        };
+        assert_eq!((config.nms.conf, config.nms.iou, config.nms.max_det), (0.001, 0.7, 300));
+        assert_eq!(config.class_map[0], Some(1));
+    }
+
+    #[test]
+    fn a_card_alone_describes_a_file_it_names_both_ways() {
+        // Without the file's metadata the card's layout, task and classes describe it.
+        let Ok(AutoConfig::Ultralytics { config, .. }) = configure("yolov8n-seg_int8_320.toml", "yolov8n-seg_int8_320.onnx", false) else {
+            panic!()
+        };
+        assert_eq!(config.output.prototypes.as_deref(), Some("output1"));
+        let Ok(AutoConfig::Detr(config)) = configure("deimv2_hgnetv2_femto_coco.toml", "deimv2_hgnetv2_femto_coco.onnx", false) else {
+            panic!()
+        };
+        assert_eq!(config.input_size, (416, 416));
+    }
+
+    #[test]
+    fn a_file_whose_output_contradicts_the_card_names_both_shapes() {
+        let err = configure("yolov8n_int8_640.toml", "yolo11n_int8_320.onnx", true).unwrap_err().to_string();
+        assert!(err.contains("[1, 84, 2100]") && err.contains("[1, 84, 8400]"), "{err}");
+    }
+}

@@ -27,6 +27,13 @@ pub enum CardError {
         field: String,
         reason: String,
     },
+    /// The card and the model file disagree (or the card lacks what the file does not say).
+    #[error("model `{model}`, card field `{field}`: {reason}")]
+    Config {
+        model: String,
+        field: String,
+        reason: String,
+    },
     #[error(
         "model `{model}`: output `{output}` has shape {file} in the model file, but the card says {card} \
          (fix `[output] shape` or the file)"
@@ -52,7 +59,7 @@ impl CardError {
     pub fn field(&self) -> Option<&str> {
         match self {
             CardError::Syntax { field, .. } => field.as_deref(),
-            CardError::Invalid { field, .. } => Some(field),
+            CardError::Invalid { field, .. } | CardError::Config { field, .. } => Some(field),
             _ => None,
         }
     }

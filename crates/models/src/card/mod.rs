@@ -13,6 +13,7 @@
 
 mod class_map;
 mod errors;
+pub mod pipelines;
 mod schema;
 
 pub use class_map::{ClassMapError, DatasetCategory, class_map};
