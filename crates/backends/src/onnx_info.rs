@@ -98,7 +98,9 @@ fn read_bytes(
     len: u64,
 ) -> Result<Vec<u8>, String> {
     if *at + size > len {
-        return Err(format!("a field of {size} bytes at byte {at} runs past the end ({len})"));
+        return Err(format!(
+            "a field of {size} bytes at byte {at} runs past the end ({len})"
+        ));
     }
     let mut bytes = vec![0u8; size as usize];
     reader
@@ -108,9 +110,16 @@ fn read_bytes(
     Ok(bytes)
 }
 
-fn skip<R: Read + Seek>(reader: &mut BufReader<R>, at: &mut u64, size: u64, len: u64) -> Result<(), String> {
+fn skip<R: Read + Seek>(
+    reader: &mut BufReader<R>,
+    at: &mut u64,
+    size: u64,
+    len: u64,
+) -> Result<(), String> {
     if *at + size > len {
-        return Err(format!("a field of {size} bytes at byte {at} runs past the end ({len})"));
+        return Err(format!(
+            "a field of {size} bytes at byte {at} runs past the end ({len})"
+        ));
     }
     reader
         .seek_relative(size as i64)
@@ -168,7 +177,10 @@ mod tests {
         let info = read_onnx_info(&dir).unwrap();
         std::fs::remove_file(&dir).unwrap();
         assert_eq!(info.producer_name.as_deref(), Some("pytorch"));
-        assert_eq!(info.metadata.get("task").map(String::as_str), Some("detect"));
+        assert_eq!(
+            info.metadata.get("task").map(String::as_str),
+            Some("detect")
+        );
     }
 
     #[test]

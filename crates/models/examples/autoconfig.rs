@@ -18,7 +18,9 @@ fn main() {
             }
         };
         match autoconfigure(&path, backend.inputs(), backend.outputs()) {
-            Ok(AutoConfig::Ultralytics { config, metadata, .. }) => println!(
+            Ok(AutoConfig::Ultralytics {
+                config, metadata, ..
+            }) => println!(
                 "{arg}: ultralytics {:?} {:?}, {} classes, keypoints {:?}, input {:?}, ultralytics {:?}, quantized {}",
                 config.output.task,
                 config.output.layout,

@@ -24,12 +24,13 @@ use detbench_backends::onnx_info::read_onnx_info;
 use detbench_eval::labels::{COCO80_NAMES, COCO80_TO_91};
 
 use crate::families::detr::{self, DetrConfig};
+use crate::families::ultralytics::UltralyticsConfig;
 use crate::families::ultralytics::layout::{self, describe_specs};
 use crate::families::ultralytics::metadata::UltralyticsMetadata;
-use crate::families::ultralytics::UltralyticsConfig;
 
 /// A file's pipeline configuration, as recognised.
 #[derive(Debug, Clone, PartialEq)]
+#[allow(clippy::large_enum_variant)] // made once per model; boxing would only add noise
 pub enum AutoConfig {
     Ultralytics {
         config: UltralyticsConfig,
@@ -71,14 +72,20 @@ pub enum AutoConfigError {
 /// int8 exports have), for the "detects nothing" warning.
 pub fn is_quantized(path: &Path) -> bool {
     read_onnx_info(path).is_ok_and(|info| {
-        info.producer_name.as_deref().is_some_and(|p| p.contains("quantiz"))
-            || info.metadata.get("onnx.infer").is_some_and(|v| v.contains("quant"))
+        info.producer_name
+            .as_deref()
+            .is_some_and(|p| p.contains("quantiz"))
+            || info
+                .metadata
+                .get("onnx.infer")
+                .is_some_and(|v| v.contains("quant"))
     })
 }
 
 /// The category id of each of `classes` class indices, from their names when known.
 pub fn default_class_map(names: Option<&[String]>, classes: usize) -> Vec<u64> {
-    let coco = names.is_some_and(|n| n.len() == 80 && n.iter().zip(COCO80_NAMES).all(|(a, b)| a == b));
+    let coco =
+        names.is_some_and(|n| n.len() == 80 && n.iter().zip(COCO80_NAMES).all(|(a, b)| a == b));
     if coco || (names.is_none() && classes == 80) {
         COCO80_TO_91.to_vec()
     } else if names.is_none() && classes == 91 {
@@ -90,13 +97,26 @@ pub fn default_class_map(names: Option<&[String]>, classes: usize) -> Vec<u64> {
 
 /// Configures the model at `path` (with its declared `inputs` and `outputs`) from what the file
 /// says about itself.
-pub fn autoconfigure(path: &Path, inputs: &[IoSpec], outputs: &[IoSpec]) -> Result<AutoConfig, AutoConfigError> {
+pub fn autoconfigure(
+    path: &Path,
+    inputs: &[IoSpec],
+    outputs: &[IoSpec],
+) -> Result<AutoConfig, AutoConfigError> {
     let shown = path.display().to_string();
-    let is_onnx = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("onnx"));
+    let is_onnx = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("onnx"));
     let metadata = if is_onnx {
-        let info = read_onnx_info(path).map_err(|source| AutoConfigError::Metadata { path: shown.clone(), source })?;
-        UltralyticsMetadata::from_map(&info.metadata)
-            .map_err(|reason| AutoConfigError::BadMetadata { path: shown.clone(), reason })?
+        let info = read_onnx_info(path).map_err(|source| AutoConfigError::Metadata {
+            path: shown.clone(),
+            source,
+        })?;
+        UltralyticsMetadata::from_map(&info.metadata).map_err(|reason| {
+            AutoConfigError::BadMetadata {
+                path: shown.clone(),
+                reason,
+            }
+        })?
     } else {
         None
     };
@@ -107,7 +127,11 @@ pub fn autoconfigure(path: &Path, inputs: &[IoSpec], outputs: &[IoSpec]) -> Resu
         Some(m) => match ultralytics_config(inputs, outputs, Some(m)) {
             Ok(config) => {
                 let names = Some(m.names.clone());
-                return Ok(AutoConfig::Ultralytics { config, metadata, names });
+                return Ok(AutoConfig::Ultralytics {
+                    config,
+                    metadata,
+                    names,
+                });
             }
             Err(e) => e,
         },
@@ -116,7 +140,9 @@ pub fn autoconfigure(path: &Path, inputs: &[IoSpec], outputs: &[IoSpec]) -> Resu
     let detr = match detr::recognise(inputs, outputs) {
         Ok((input_name, input_size, detr_outputs)) if metadata.is_none() => {
             let classes = match &detr_outputs {
-                detr::DetrOutputs::Logits { logits, .. } => logits_classes(outputs_declared(outputs, logits)),
+                detr::DetrOutputs::Logits { logits, .. } => {
+                    logits_classes(outputs_declared(outputs, logits))
+                }
                 detr::DetrOutputs::LabelsBoxesScores { .. } => 80,
             };
             return Ok(AutoConfig::Detr(DetrConfig {
@@ -124,7 +150,10 @@ pub fn autoconfigure(path: &Path, inputs: &[IoSpec], outputs: &[IoSpec]) -> Resu
                 input_size,
                 outputs: detr_outputs,
                 score_threshold: 0.0,
-                class_map: default_class_map(None, classes).into_iter().map(Some).collect(),
+                class_map: default_class_map(None, classes)
+                    .into_iter()
+                    .map(Some)
+                    .collect(),
                 rgb: true,
                 divisor: 255.0,
             }));
@@ -174,7 +203,10 @@ fn ultralytics_config(
         .or(graph_size)
         .ok_or("the image input has a dynamic size and no `imgsz` metadata gives it")?;
     let names = metadata.map(|m| m.names.as_slice());
-    let class_map = default_class_map(names, spec.classes).into_iter().map(Some).collect();
+    let class_map = default_class_map(names, spec.classes)
+        .into_iter()
+        .map(Some)
+        .collect();
     Ok(UltralyticsConfig::new(&input.name, size, spec, class_map))
 }
 

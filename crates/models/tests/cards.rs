@@ -12,8 +12,9 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use detbench_models::card::{
-    self, Align, Batch, BatchWord, Card, Claim, ClassMapKind, Classes, Colour, Engine, Family as CardFamily,
-    Format, Input, InputLayout, InputType, Output, Postprocess, Preprocess, Resize, Scale,
+    self, Align, Batch, BatchWord, Card, Claim, ClassMapKind, Classes, Colour, Engine,
+    Family as CardFamily, Format, Input, InputLayout, InputType, Output, Postprocess, Preprocess,
+    Resize, Scale,
 };
 use detbench_models::zoo::{Family, ModelFormat, Sha256, ZooEntry, catalogue};
 
@@ -28,7 +29,10 @@ fn all_cards() -> Vec<Card> {
         .filter(|p| p.extension().is_some_and(|e| e == "toml"))
         .collect();
     paths.sort();
-    paths.iter().map(|p| card::load(p).unwrap_or_else(|e| panic!("{e}"))).collect()
+    paths
+        .iter()
+        .map(|p| card::load(p).unwrap_or_else(|e| panic!("{e}")))
+        .collect()
 }
 
 fn family(f: Family) -> CardFamily {
@@ -93,7 +97,10 @@ fn family_details(entry: &ZooEntry) -> (Option<Preprocess>, Postprocess, Classes
         Family::NanoDet => {
             let mut p = pre(Resize::WarpLetterbox, Colour::Bgr, None);
             (p.align, p.pad) = (Some(Align::Centre), Some(0));
-            (p.mean, p.std) = (Some([103.53, 116.28, 123.675]), Some([57.375, 57.12, 58.395]));
+            (p.mean, p.std) = (
+                Some([103.53, 116.28, 123.675]),
+                Some([57.375, 57.12, 58.395]),
+            );
             (Some(p), thresholds(0.05, 0.6, 100), coco80, None)
         }
         Family::FastestDet => (
@@ -105,14 +112,37 @@ fn family_details(entry: &ZooEntry) -> (Option<Preprocess>, Postprocess, Classes
         Family::SimplePoseTopDown => {
             let mut p = pre(Resize::AffineCrop, Colour::Rgb, Some("1/255"));
             (p.mean, p.std) = (Some([0.485, 0.456, 0.406]), Some([0.229, 0.224, 0.225]));
-            (Some(p), Postprocess::default(), Classes::default(), Some("yolox_nano".to_owned()))
+            (
+                Some(p),
+                Postprocess::default(),
+                Classes::default(),
+                Some("yolox_nano".to_owned()),
+            )
         }
-        Family::D2Go => (Some(pre(Resize::InsideModel, Colour::Bgr, Some("1/255"))), Postprocess::default(), identity, None),
-        Family::TorchvisionDetection => {
-            (Some(pre(Resize::InsideModel, Colour::Rgb, Some("1/255"))), Postprocess::default(), identity, None)
-        }
-        Family::Tf2ObjectDetection => (Some(pre(Resize::InsideModel, Colour::Rgb, None)), Postprocess::default(), identity, None),
-        Family::Detectron2 => (Some(pre(Resize::InsideModel, Colour::Bgr, None)), Postprocess::default(), coco80, None),
+        Family::D2Go => (
+            Some(pre(Resize::InsideModel, Colour::Bgr, Some("1/255"))),
+            Postprocess::default(),
+            identity,
+            None,
+        ),
+        Family::TorchvisionDetection => (
+            Some(pre(Resize::InsideModel, Colour::Rgb, Some("1/255"))),
+            Postprocess::default(),
+            identity,
+            None,
+        ),
+        Family::Tf2ObjectDetection => (
+            Some(pre(Resize::InsideModel, Colour::Rgb, None)),
+            Postprocess::default(),
+            identity,
+            None,
+        ),
+        Family::Detectron2 => (
+            Some(pre(Resize::InsideModel, Colour::Bgr, None)),
+            Postprocess::default(),
+            coco80,
+            None,
+        ),
     }
 }
 
@@ -125,13 +155,20 @@ fn card_for(entry: &ZooEntry) -> Card {
         Sha256::Unknown => (None, None),
     };
     let onnx_input = matches!(entry.format, ModelFormat::Onnx) && entry.input_size.is_some();
-    let list_input = matches!(entry.family, Family::TorchvisionDetection | Family::D2Go | Family::Detectron2);
+    let list_input = matches!(
+        entry.family,
+        Family::TorchvisionDetection | Family::D2Go | Family::Detectron2
+    );
     Card {
         name: entry.name.to_owned(),
         description: None,
         file: entry.file_name.to_owned(),
         format: format(entry.format),
-        engine: Some(if matches!(entry.format, ModelFormat::TorchScript) { Engine::Libtorch } else { Engine::Onnxruntime }),
+        engine: Some(if matches!(entry.format, ModelFormat::TorchScript) {
+            Engine::Libtorch
+        } else {
+            Engine::Onnxruntime
+        }),
         family: family(entry.family),
         tasks: entry.iou_types.to_vec(),
         shipped: entry.shipped,
@@ -152,7 +189,11 @@ fn card_for(entry: &ZooEntry) -> Card {
             } else {
                 InputLayout::Nchw
             }),
-            dtype: Some(if matches!(entry.family, Family::Tf2ObjectDetection) { InputType::U8 } else { InputType::F32 }),
+            dtype: Some(if matches!(entry.family, Family::Tf2ObjectDetection) {
+                InputType::U8
+            } else {
+                InputType::F32
+            }),
             batch: if onnx_input {
                 Some(Batch::Fixed(1))
             } else if list_input {
@@ -187,7 +228,11 @@ fn write_zoo_cards() {
             "# detbench model card for the built-in zoo entry `{}` (generated from the catalogue by\n# crates/models/tests/cards.rs::write_zoo_cards; edit the catalogue, then regenerate).\n",
             entry.name
         );
-        std::fs::write(cards_dir().join(format!("{}.toml", entry.name)), header + &text).unwrap();
+        std::fs::write(
+            cards_dir().join(format!("{}.toml", entry.name)),
+            header + &text,
+        )
+        .unwrap();
     }
 }
 
@@ -196,7 +241,13 @@ fn every_card_parses_and_names_are_unique() {
     let cards = all_cards();
     let names: BTreeSet<&str> = cards.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(names.len(), cards.len(), "duplicate card names");
-    for name in ["yolov8n_int8_640", "yolo11n_int8_320", "yolov8n-seg_int8_320", "deimv2_hgnetv2_atto_coco", "deimv2_hgnetv2_femto_coco"] {
+    for name in [
+        "yolov8n_int8_640",
+        "yolo11n_int8_320",
+        "yolov8n-seg_int8_320",
+        "deimv2_hgnetv2_atto_coco",
+        "deimv2_hgnetv2_femto_coco",
+    ] {
         assert!(names.contains(name), "no card for {name}");
     }
 }
@@ -209,7 +260,12 @@ fn every_zoo_entry_has_a_card_that_agrees_with_it() {
             .iter()
             .find(|c| c.name == entry.name)
             .unwrap_or_else(|| panic!("no card for zoo entry {}", entry.name));
-        assert_eq!(card, &card_for(entry), "card of {} differs from the catalogue", entry.name);
+        assert_eq!(
+            card,
+            &card_for(entry),
+            "card of {} differs from the catalogue",
+            entry.name
+        );
     }
 }
 
@@ -230,37 +286,65 @@ mod with_files {
         detbench_eval::labels::COCO80_TO_91
             .iter()
             .zip(detbench_eval::labels::COCO80_NAMES)
-            .map(|(&id, name)| DatasetCategory { id, name: name.to_owned() })
+            .map(|(&id, name)| DatasetCategory {
+                id,
+                name: name.to_owned(),
+            })
             .collect()
     }
 
-    fn configure(card_file: &str, model_file: &str, use_auto: bool) -> Result<AutoConfig, CardError> {
+    fn configure(
+        card_file: &str,
+        model_file: &str,
+        use_auto: bool,
+    ) -> Result<AutoConfig, CardError> {
         let card = card::load(&super::cards_dir().join(card_file)).unwrap();
         let path = detbench_assets::shared::models().unwrap().join(model_file);
         let backend = detbench_backends::open(&path, &BackendConfig::default()).unwrap();
-        let auto = use_auto.then(|| autoconfigure(&path, backend.inputs(), backend.outputs()).unwrap());
+        let auto =
+            use_auto.then(|| autoconfigure(&path, backend.inputs(), backend.outputs()).unwrap());
         let classes = card.output.classes.unwrap();
-        let map = card::class_map(&card.name, &card.classes, classes, &coco_categories(), false).unwrap();
+        let map = card::class_map(
+            &card.name,
+            &card.classes,
+            classes,
+            &coco_categories(),
+            false,
+        )
+        .unwrap();
         pipelines::configure(&card, auto, backend.inputs(), backend.outputs(), map)
     }
 
     #[test]
     fn a_card_sets_the_thresholds_over_what_the_file_says() {
-        let Ok(AutoConfig::Ultralytics { config, .. }) = configure("yolov8n_int8_640.toml", "yolov8n_int8_640.onnx", true) else {
+        let Ok(AutoConfig::Ultralytics { config, .. }) =
+            configure("yolov8n_int8_640.toml", "yolov8n_int8_640.onnx", true)
+        else {
             panic!()
         };
-        assert_eq!((config.nms.conf, config.nms.iou, config.nms.max_det), (0.001, 0.7, 300));
+        assert_eq!(
+            (config.nms.conf, config.nms.iou, config.nms.max_det),
+            (0.001, 0.7, 300)
+        );
         assert_eq!(config.class_map[0], Some(1));
     }
 
     #[test]
     fn a_card_alone_describes_a_file_it_names_both_ways() {
         // Without the file's metadata the card's layout, task and classes describe it.
-        let Ok(AutoConfig::Ultralytics { config, .. }) = configure("yolov8n-seg_int8_320.toml", "yolov8n-seg_int8_320.onnx", false) else {
+        let Ok(AutoConfig::Ultralytics { config, .. }) = configure(
+            "yolov8n-seg_int8_320.toml",
+            "yolov8n-seg_int8_320.onnx",
+            false,
+        ) else {
             panic!()
         };
         assert_eq!(config.output.prototypes.as_deref(), Some("output1"));
-        let Ok(AutoConfig::Detr(config)) = configure("deimv2_hgnetv2_femto_coco.toml", "deimv2_hgnetv2_femto_coco.onnx", false) else {
+        let Ok(AutoConfig::Detr(config)) = configure(
+            "deimv2_hgnetv2_femto_coco.toml",
+            "deimv2_hgnetv2_femto_coco.onnx",
+            false,
+        ) else {
             panic!()
         };
         assert_eq!(config.input_size, (416, 416));
@@ -268,7 +352,12 @@ mod with_files {
 
     #[test]
     fn a_file_whose_output_contradicts_the_card_names_both_shapes() {
-        let err = configure("yolov8n_int8_640.toml", "yolo11n_int8_320.onnx", true).unwrap_err().to_string();
-        assert!(err.contains("[1, 84, 2100]") && err.contains("[1, 84, 8400]"), "{err}");
+        let err = configure("yolov8n_int8_640.toml", "yolo11n_int8_320.onnx", true)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("[1, 84, 2100]") && err.contains("[1, 84, 8400]"),
+            "{err}"
+        );
     }
 }

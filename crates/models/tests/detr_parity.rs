@@ -16,7 +16,9 @@ use detbench_models::families::detr::{DetrDetector, DetrOutputs};
 use serde_json::Value as Json;
 
 fn fixture(name: &str) -> Json {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/detr").join(name);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/detr")
+        .join(name);
     serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
 }
 
@@ -33,13 +35,23 @@ fn matched(reference: &[Json], ours: &[Detection]) -> usize {
     let mut used = vec![false; ours.len()];
     let mut count = 0;
     for r in reference {
-        let bbox: Vec<f64> = r["bbox"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+        let bbox: Vec<f64> = r["bbox"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
         let rb = [bbox[0], bbox[1], bbox[2], bbox[3]];
-        let (category, score) = (r["category_id"].as_u64().unwrap(), r["score"].as_f64().unwrap());
+        let (category, score) = (
+            r["category_id"].as_u64().unwrap(),
+            r["score"].as_f64().unwrap(),
+        );
         let best = ours
             .iter()
             .enumerate()
-            .filter(|(k, d)| !used[*k] && d.category_id == category && (d.score - score).abs() <= 1e-3)
+            .filter(|(k, d)| {
+                !used[*k] && d.category_id == category && (d.score - score).abs() <= 1e-3
+            })
             .map(|(k, d)| (k, iou(&rb, &d.bbox)))
             .filter(|(_, v)| *v >= 0.99)
             .max_by(|a, b| a.1.total_cmp(&b.1));
@@ -53,7 +65,9 @@ fn matched(reference: &[Json], ours: &[Detection]) -> usize {
 
 fn check(model: &str) {
     let doc = fixture(&format!("{model}.json"));
-    let path = detbench_assets::shared::models().unwrap().join(doc["model"].as_str().unwrap());
+    let path = detbench_assets::shared::models()
+        .unwrap()
+        .join(doc["model"].as_str().unwrap());
     let engine = BackendConfig {
         threads: Some(2),
         ..Default::default()
@@ -63,35 +77,66 @@ fn check(model: &str) {
     let AutoConfig::Detr(config) = auto else {
         panic!("{model}: recognised as {auto:?}")
     };
-    assert!(matches!(config.outputs, DetrOutputs::LabelsBoxesScores { .. }));
+    assert!(matches!(
+        config.outputs,
+        DetrOutputs::LabelsBoxesScores { .. }
+    ));
     let size = doc["input_size"].as_array().unwrap();
     assert_eq!(config.input_size.0 as u64, size[0].as_u64().unwrap());
     let mut detector = DetrDetector::new(model, backend, config).unwrap();
-    assert_eq!(detector.batch_support(), BatchSupport::Dynamic { max: None });
+    assert_eq!(
+        detector.batch_support(),
+        BatchSupport::Dynamic { max: None }
+    );
 
     let images_dir = detbench_assets::shared::coco_images().unwrap();
     let fixture_images = doc["images"].as_array().unwrap();
     let images: Vec<BgrImage> = fixture_images
         .iter()
-        .map(|i| detbench_imgproc::decode_file(images_dir.join(format!("{}.jpg", i["image"].as_str().unwrap()))).unwrap())
+        .map(|i| {
+            detbench_imgproc::decode_file(
+                images_dir.join(format!("{}.jpg", i["image"].as_str().unwrap())),
+            )
+            .unwrap()
+        })
         .collect();
-    let inputs: Vec<ImageInput<'_>> = images.iter().map(|image| ImageInput { image_id: 1, image }).collect();
+    let inputs: Vec<ImageInput<'_>> = images
+        .iter()
+        .map(|image| ImageInput { image_id: 1, image })
+        .collect();
     let mut clock = StageClock::new();
     let single: Vec<Vec<Detection>> = inputs
         .iter()
-        .map(|i| detector.detect(std::slice::from_ref(i), &mut clock).unwrap().pop().unwrap())
+        .map(|i| {
+            detector
+                .detect(std::slice::from_ref(i), &mut clock)
+                .unwrap()
+                .pop()
+                .unwrap()
+        })
         .collect();
     let (mut total, mut hits) = (0, 0);
     for (reference, ours) in fixture_images.iter().zip(&single) {
         let reference = reference["results"].as_array().unwrap();
-        assert_eq!(ours.len(), reference.len(), "{model}: all {} results kept", reference.len());
+        assert_eq!(
+            ours.len(),
+            reference.len(),
+            "{model}: all {} results kept",
+            reference.len()
+        );
         total += reference.len();
         hits += matched(reference, ours);
     }
     eprintln!("{model}: matched {hits} of {total}");
-    assert!(hits as f64 >= 0.99 * total as f64, "{model}: matched {hits} of {total}");
+    assert!(
+        hits as f64 >= 0.99 * total as f64,
+        "{model}: matched {hits} of {total}"
+    );
     let batched = detector.detect(&inputs, &mut clock).unwrap();
-    assert_eq!(batched, single, "{model}: one call of 3 images equals 3 calls");
+    assert_eq!(
+        batched, single,
+        "{model}: one call of 3 images equals 3 calls"
+    );
 }
 
 #[test]

@@ -103,7 +103,13 @@ struct Tally {
 
 /// Greedy matching in reference order (descending score): same category, IoU >= 0.99, score
 /// within 1e-3; masks of matched pairs compared by IoU.
-fn compare(refs: &[Reference], ours: &[Detection], class_map: &[Option<u64>], size: (u32, u32), tally: &mut Tally) {
+fn compare(
+    refs: &[Reference],
+    ours: &[Detection],
+    class_map: &[Option<u64>],
+    size: (u32, u32),
+    tally: &mut Tally,
+) {
     tally.reference += refs.len();
     tally.candidate += ours.len();
     let mut used = vec![false; ours.len()];
@@ -122,7 +128,10 @@ fn compare(refs: &[Reference], ours: &[Detection], class_map: &[Option<u64>], si
         if let Some(rle) = &r.mask {
             tally.masks += 1;
             let reference = hotcoco::mask::rle_from_string(rle, size.1, size.0).unwrap();
-            let ours_rle = ours[k].mask.as_ref().expect("a mask for every segmentation result");
+            let ours_rle = ours[k]
+                .mask
+                .as_ref()
+                .expect("a mask for every segmentation result");
             let ours_rle = hotcoco::types::Rle {
                 h: ours_rle.height,
                 w: ours_rle.width,
@@ -130,10 +139,22 @@ fn compare(refs: &[Reference], ours: &[Detection], class_map: &[Option<u64>], si
             };
             let a = hotcoco::mask::decode(&reference);
             let b = hotcoco::mask::decode(&ours_rle);
-            let inter = a.iter().zip(&b).filter(|(x, y)| **x == 1 && **y == 1).count() as f64;
-            let union = a.iter().zip(&b).filter(|(x, y)| **x == 1 || **y == 1).count() as f64;
+            let inter = a
+                .iter()
+                .zip(&b)
+                .filter(|(x, y)| **x == 1 && **y == 1)
+                .count() as f64;
+            let union = a
+                .iter()
+                .zip(&b)
+                .filter(|(x, y)| **x == 1 || **y == 1)
+                .count() as f64;
             let mask_iou = if union > 0.0 { inter / union } else { 1.0 };
-            tally.worst_mask_iou = if tally.masks == 1 { mask_iou } else { tally.worst_mask_iou.min(mask_iou) };
+            tally.worst_mask_iou = if tally.masks == 1 {
+                mask_iou
+            } else {
+                tally.worst_mask_iou.min(mask_iou)
+            };
             if mask_iou >= 0.95 {
                 tally.masks_matched += 1;
             }
@@ -144,16 +165,27 @@ fn compare(refs: &[Reference], ours: &[Detection], class_map: &[Option<u64>], si
 fn assert_tally(what: &str, t: &Tally) {
     eprintln!("{what}: {t:?}");
     assert!(t.reference > 0, "{what}: nothing to compare");
-    assert!(t.matched as f64 >= 0.99 * t.reference as f64, "{what}: {t:?}");
-    assert!(t.candidate as f64 <= 1.01 * t.reference as f64 + 0.5, "{what}: extra results {t:?}");
-    assert!(t.masks_matched as f64 >= 0.99 * t.masks as f64, "{what}: masks {t:?}");
+    assert!(
+        t.matched as f64 >= 0.99 * t.reference as f64,
+        "{what}: {t:?}"
+    );
+    assert!(
+        t.candidate as f64 <= 1.01 * t.reference as f64 + 0.5,
+        "{what}: extra results {t:?}"
+    );
+    assert!(
+        t.masks_matched as f64 >= 0.99 * t.masks as f64,
+        "{what}: masks {t:?}"
+    );
 }
 
 /// Runs a shipped model through detbench (auto-configured from the file) at each fixture run's
 /// settings and compares with the predictor.
 fn check_shipped(model: &str) {
     let doc = fixture(&format!("{model}.json"));
-    let path = detbench_assets::shared::models().unwrap().join(doc["model"].as_str().unwrap());
+    let path = detbench_assets::shared::models()
+        .unwrap()
+        .join(doc["model"].as_str().unwrap());
     let config = BackendConfig {
         threads: Some(2),
         ..Default::default()
@@ -178,8 +210,15 @@ fn check_shipped(model: &str) {
         for image in run["images"].as_array().unwrap() {
             let stem = image["image"].as_str().unwrap();
             let bgr = detbench_imgproc::decode_file(images.join(format!("{stem}.jpg"))).unwrap();
-            let input = ImageInput { image_id: 1, image: &bgr };
-            let ours = detector.detect(&[input], &mut StageClock::new()).unwrap().pop().unwrap();
+            let input = ImageInput {
+                image_id: 1,
+                image: &bgr,
+            };
+            let ours = detector
+                .detect(&[input], &mut StageClock::new())
+                .unwrap()
+                .pop()
+                .unwrap();
             let size = (bgr.width as u32, bgr.height as u32);
             compare(&references(image), &ours, &class_map, size, &mut tally);
         }
@@ -205,7 +244,12 @@ fn yolov8n_seg_int8_320_boxes_and_masks_match_the_ultralytics_predictor() {
 /// The raw output rebuilt from the fixture's rows (zeros elsewhere: no such row passes the
 /// confidence threshold), in the layout's order.
 fn raw_output(image: &Json, layout: Layout) -> (Vec<f32>, usize) {
-    let shape: Vec<usize> = image["raw_shape"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect();
+    let shape: Vec<usize> = image["raw_shape"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap() as usize)
+        .collect();
     let (rows, row_len) = match layout {
         Layout::ChannelsFirst => (shape[2], shape[1]),
         _ => (shape[1], shape[2]),
@@ -226,17 +270,30 @@ fn raw_output(image: &Json, layout: Layout) -> (Vec<f32>, usize) {
 
 fn synthetic_pipeline(doc: &Json, spec: OutputSpec) -> Ultralytics {
     let size = doc["input_size"].as_array().unwrap();
-    let (h, w) = (size[0].as_u64().unwrap() as usize, size[1].as_u64().unwrap() as usize);
+    let (h, w) = (
+        size[0].as_u64().unwrap() as usize,
+        size[1].as_u64().unwrap() as usize,
+    );
     let run = &doc["runs"][0]["settings"];
     let classes = spec.classes;
-    let mut config = UltralyticsConfig::new("images", (w, h), spec, (1..=classes as u64).map(Some).collect());
+    let mut config = UltralyticsConfig::new(
+        "images",
+        (w, h),
+        spec,
+        (1..=classes as u64).map(Some).collect(),
+    );
     config.nms.conf = run["conf"].as_f64().unwrap() as f32;
     config.nms.iou = run["iou"].as_f64().unwrap();
     config.nms.max_det = run["max_det"].as_u64().unwrap() as usize;
     Ultralytics::new(config).unwrap()
 }
 
-fn spec(layout: Layout, task: Task, classes: usize, keypoints: Option<(usize, usize)>) -> OutputSpec {
+fn spec(
+    layout: Layout,
+    task: Task,
+    classes: usize,
+    keypoints: Option<(usize, usize)>,
+) -> OutputSpec {
     OutputSpec {
         layout,
         task,
@@ -252,20 +309,45 @@ fn spec(layout: Layout, task: Task, classes: usize, keypoints: Option<(usize, us
 fn check_synthetic(doc: &Json, pipeline: &Ultralytics, layout: Layout) -> usize {
     let mut compared = 0;
     for image in doc["runs"][0]["images"].as_array().unwrap() {
-        let (w, h) = (image["width"].as_u64().unwrap() as usize, image["height"].as_u64().unwrap() as usize);
+        let (w, h) = (
+            image["width"].as_u64().unwrap() as usize,
+            image["height"].as_u64().unwrap() as usize,
+        );
         let (cw, ch) = pipeline.config.input_size;
-        let meta = UltralyticsMeta { letterbox: Letterbox::new(w, h, cw, ch, true) };
+        let meta = UltralyticsMeta {
+            letterbox: Letterbox::new(w, h, cw, ch, true),
+        };
         let (data, rows) = raw_output(image, layout);
         let ours = pipeline.detections(&data, rows, None, &meta, 1).unwrap();
         let refs = references(image);
         assert_eq!(ours.len(), refs.len(), "{}: result count", image["image"]);
         for (k, (d, r)) in ours.iter().zip(&refs).enumerate() {
-            let want = [r.bbox[0] as f64, r.bbox[1] as f64, (r.bbox[2] - r.bbox[0]) as f64, (r.bbox[3] - r.bbox[1]) as f64];
+            let want = [
+                r.bbox[0] as f64,
+                r.bbox[1] as f64,
+                (r.bbox[2] - r.bbox[0]) as f64,
+                (r.bbox[3] - r.bbox[1]) as f64,
+            ];
             assert_eq!(d.bbox, want, "{} result {k}: box", image["image"]);
-            assert_eq!(d.score, r.score as f64, "{} result {k}: score", image["image"]);
-            assert_eq!(d.category_id, r.class as u64 + 1, "{} result {k}: class", image["image"]);
+            assert_eq!(
+                d.score, r.score as f64,
+                "{} result {k}: score",
+                image["image"]
+            );
+            assert_eq!(
+                d.category_id,
+                r.class as u64 + 1,
+                "{} result {k}: class",
+                image["image"]
+            );
             if let Some(kpts) = &r.keypoints {
-                let got: Vec<f32> = d.keypoints.as_ref().unwrap().iter().map(|&v| v as f32).collect();
+                let got: Vec<f32> = d
+                    .keypoints
+                    .as_ref()
+                    .unwrap()
+                    .iter()
+                    .map(|&v| v as f32)
+                    .collect();
                 assert_eq!(&got, kpts, "{} result {k}: keypoints", image["image"]);
             }
             compared += 1;
@@ -277,7 +359,10 @@ fn check_synthetic(doc: &Json, pipeline: &Ultralytics, layout: Layout) -> usize 
 #[test]
 fn pose_postprocessing_equals_the_ultralytics_pose_predictor() {
     let doc = fixture("synthetic_pose.json");
-    let pipeline = synthetic_pipeline(&doc, spec(Layout::ChannelsFirst, Task::Pose, 1, Some((17, 3))));
+    let pipeline = synthetic_pipeline(
+        &doc,
+        spec(Layout::ChannelsFirst, Task::Pose, 1, Some((17, 3))),
+    );
     assert!(check_synthetic(&doc, &pipeline, Layout::ChannelsFirst) > 100);
 }
 
@@ -304,7 +389,11 @@ fn objectness_nms_equals_yolov5_reference_nms() {
     assert!(refs.len() > 50);
     assert_eq!(kept.len(), refs.len());
     for (k, (c, r)) in kept.iter().zip(&refs).enumerate() {
-        assert_eq!((c.bbox, c.score, c.class), (r.bbox, r.score, r.class), "result {k}");
+        assert_eq!(
+            (c.bbox, c.score, c.class),
+            (r.bbox, r.score, r.class),
+            "result {k}"
+        );
     }
 }
 
@@ -313,28 +402,52 @@ fn a_quantized_model_with_nothing_over_the_threshold_warns_once() {
     let models = detbench_assets::shared::models().unwrap();
     let path = models.join("yolo11n_int8_320.onnx");
     assert!(detbench_models::autoconfig::is_quantized(&path));
-    assert!(!detbench_models::autoconfig::is_quantized(&models.join("deimv2_hgnetv2_atto_coco.onnx")));
+    assert!(!detbench_models::autoconfig::is_quantized(
+        &models.join("deimv2_hgnetv2_atto_coco.onnx")
+    ));
     let engine = BackendConfig {
         threads: Some(2),
         ..Default::default()
     };
     let backend = detbench_backends::open(&path, &engine).unwrap();
-    let AutoConfig::Ultralytics { mut config, .. } = autoconfigure(&path, backend.inputs(), backend.outputs()).unwrap() else {
+    let AutoConfig::Ultralytics { mut config, .. } =
+        autoconfigure(&path, backend.inputs(), backend.outputs()).unwrap()
+    else {
         panic!("an Ultralytics export")
     };
     // No score of this model reaches 0.999: every image is "below the threshold".
     config.nms.conf = 0.999;
-    let mut detector = UltralyticsDetector::new("yolo11n_int8_320", backend, config).unwrap().quantized(true);
+    let mut detector = UltralyticsDetector::new("yolo11n_int8_320", backend, config)
+        .unwrap()
+        .quantized(true);
     let images = detbench_assets::shared::coco_images().unwrap();
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&images).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&images)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     files.sort();
     for (k, file) in files.iter().take(9).enumerate() {
         let bgr = detbench_imgproc::decode_file(file).unwrap();
-        let found = detector.detect(&[ImageInput { image_id: k as u64, image: &bgr }], &mut StageClock::new()).unwrap();
+        let found = detector
+            .detect(
+                &[ImageInput {
+                    image_id: k as u64,
+                    image: &bgr,
+                }],
+                &mut StageClock::new(),
+            )
+            .unwrap();
         assert!(found[0].is_empty());
         let expected = usize::from(k + 1 >= detbench_models::families::watch::DEFAULT_WINDOW);
         assert_eq!(detector.warnings().len(), expected, "after image {}", k + 1);
     }
-    assert!(detector.warnings()[0].contains("0.999"), "{}", detector.warnings()[0]);
-    assert_eq!(detector.provenance()["warnings"][0], detector.warnings()[0].as_str());
+    assert!(
+        detector.warnings()[0].contains("0.999"),
+        "{}",
+        detector.warnings()[0]
+    );
+    assert_eq!(
+        detector.provenance()["warnings"][0],
+        detector.warnings()[0].as_str()
+    );
 }

@@ -38,38 +38,71 @@ fn summary(model: &str) -> Json {
 }
 
 fn f64s(v: &Json) -> Vec<f64> {
-    v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect()
 }
 
 fn evaluate_saved_json(model: &str) -> Vec<f64> {
-    let mut gz = flate2::read::GzDecoder::new(std::fs::File::open(val_dir().join(format!("{model}.predictions.json.gz"))).unwrap());
+    let mut gz = flate2::read::GzDecoder::new(
+        std::fs::File::open(val_dir().join(format!("{model}.predictions.json.gz"))).unwrap(),
+    );
     let mut text = String::new();
     gz.read_to_string(&mut text).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("predictions.json");
     std::fs::write(&path, text).unwrap();
-    let gt = GroundTruth::load(&detbench_assets::shared::instances_subset().unwrap()).unwrap();
-    detbench_eval::files::evaluate_results_file(&gt, &path, &EvalParams::new(IouType::Bbox)).unwrap().stats
+    let gt = GroundTruth::load(detbench_assets::shared::instances_subset().unwrap()).unwrap();
+    detbench_eval::files::evaluate_results_file(&gt, &path, &EvalParams::new(IouType::Bbox))
+        .unwrap()
+        .stats
 }
 
 /// detbench's pipeline on the whole subset at the validator's settings; bbox stats.
 fn run_subset(model: &str) -> Vec<f64> {
-    let path = detbench_assets::shared::models().unwrap().join(format!("{model}.onnx"));
-    let engine = BackendConfig { threads: Some(2), ..Default::default() };
+    let path = detbench_assets::shared::models()
+        .unwrap()
+        .join(format!("{model}.onnx"));
+    let engine = BackendConfig {
+        threads: Some(2),
+        ..Default::default()
+    };
     let backend = detbench_backends::open(&path, &engine).unwrap();
-    let AutoConfig::Ultralytics { mut config, .. } = autoconfigure(&path, backend.inputs(), backend.outputs()).unwrap() else {
+    let AutoConfig::Ultralytics { mut config, .. } =
+        autoconfigure(&path, backend.inputs(), backend.outputs()).unwrap()
+    else {
         panic!("{model}: an Ultralytics export")
     };
-    (config.nms.conf, config.nms.iou, config.nms.max_det, config.nms.multi_label) = (0.001, 0.7, 300, true);
+    (
+        config.nms.conf,
+        config.nms.iou,
+        config.nms.max_det,
+        config.nms.multi_label,
+    ) = (0.001, 0.7, 300, true);
     let mut detector = UltralyticsDetector::new(model, backend, config).unwrap();
     let annotations = detbench_assets::shared::instances_subset().unwrap();
-    let data = Dataset::coco(&detbench_assets::shared::coco_images().unwrap(), &annotations, None).unwrap();
+    let data = Dataset::coco(
+        &detbench_assets::shared::coco_images().unwrap(),
+        &annotations,
+        None,
+    )
+    .unwrap();
     let gt = Arc::new(GroundTruth::load(&annotations).unwrap());
     let mut evaluator = Evaluator::new(gt, EvalParams::new(IouType::Bbox)).unwrap();
     let mut clock = StageClock::new();
     for image in &data.images {
         let bgr = detbench_imgproc::decode_file(&image.path).unwrap();
-        let mut dets = detector.detect(&[ImageInput { image_id: image.id, image: &bgr }], &mut clock).unwrap();
+        let mut dets = detector
+            .detect(
+                &[ImageInput {
+                    image_id: image.id,
+                    image: &bgr,
+                }],
+                &mut clock,
+            )
+            .unwrap();
         let mut dets = dets.pop().unwrap();
         for d in &mut dets {
             d.mask = None; // bbox evaluation here
@@ -82,9 +115,19 @@ fn run_subset(model: &str) -> Vec<f64> {
 fn check(model: &str) {
     let s = summary(model);
     let pycocotools = f64s(&s["pycocotools_bbox"]);
-    let own = s["ultralytics_own_metrics"]["box_map50_95"].as_f64().unwrap();
-    if s.get("pycocotools_bbox").is_some() && val_dir().join(format!("{model}.predictions.json.gz")).is_file() {
-        assert_eq!(evaluate_saved_json(model), pycocotools, "{model}: detbench eval on Ultralytics' JSON");
+    let own = s["ultralytics_own_metrics"]["box_map50_95"]
+        .as_f64()
+        .unwrap();
+    if s.get("pycocotools_bbox").is_some()
+        && val_dir()
+            .join(format!("{model}.predictions.json.gz"))
+            .is_file()
+    {
+        assert_eq!(
+            evaluate_saved_json(model),
+            pycocotools,
+            "{model}: detbench eval on Ultralytics' JSON"
+        );
     }
     let ours = run_subset(model)[0];
     eprintln!(
@@ -95,7 +138,11 @@ fn check(model: &str) {
         own,
         100.0 * (ours - own)
     );
-    assert!((ours - pycocotools[0]).abs() <= 0.002, "{model}: {ours} vs {}", pycocotools[0]);
+    assert!(
+        (ours - pycocotools[0]).abs() <= 0.002,
+        "{model}: {ours} vs {}",
+        pycocotools[0]
+    );
     let metric_difference = (pycocotools[0] - own).abs();
     assert!(
         (ours - own).abs() <= metric_difference + 0.002,

@@ -25,7 +25,9 @@ pub enum ClassMapError {
         name: String,
         available: String,
     },
-    #[error("model `{model}`: `[classes] map = \"by-name\"` needs `[classes] names` (one per class, {classes} classes)")]
+    #[error(
+        "model `{model}`: `[classes] map = \"by-name\"` needs `[classes] names` (one per class, {classes} classes)"
+    )]
     NoNames { model: String, classes: usize },
     #[error("model `{model}`: `[classes] names` has {names} names for {classes} classes")]
     NameCount {
@@ -81,7 +83,9 @@ pub fn class_map(
                 .map(|n| categories.iter().find(|c| &c.name == n).map(|c| c.id))
                 .collect()
         }
-        (Some(ClassMapKind::Coco80) | None, None) if classes == 80 => COCO80_TO_91.iter().map(|&id| Some(id)).collect(),
+        (Some(ClassMapKind::Coco80) | None, None) if classes == 80 => {
+            COCO80_TO_91.iter().map(|&id| Some(id)).collect()
+        }
         (Some(ClassMapKind::Identity), None) => (0..classes as u64).map(Some).collect(),
         _ => (1..=classes as u64).map(Some).collect(),
     };

@@ -92,8 +92,11 @@ fn key_at_line(text: &str, line: usize) -> Option<String> {
 /// the whole document).
 fn table_at_line(text: &str, line: usize) -> Option<String> {
     let here = text.lines().nth(line.checked_sub(1)?)?.trim();
-    here.starts_with('[')
-        .then(|| here.trim_matches(|c| c == '[' || c == ']').trim().to_owned())
+    here.starts_with('[').then(|| {
+        here.trim_matches(|c| c == '[' || c == ']')
+            .trim()
+            .to_owned()
+    })
 }
 
 /// A toml/serde error as a [`CardError::Syntax`] naming the line and, where it can be found,
@@ -116,7 +119,9 @@ pub fn from_toml(e: &toml::de::Error, text: &str, origin: &str) -> CardError {
     CardError::Syntax {
         origin: origin.to_owned(),
         line,
-        field_note: field.as_ref().map_or(String::new(), |f| format!("field `{f}`: ")),
+        field_note: field
+            .as_ref()
+            .map_or(String::new(), |f| format!("field `{f}`: ")),
         field,
         message,
     }
@@ -131,7 +136,8 @@ pub fn line_of_key(text: &str, field: &str) -> usize {
         if l.starts_with('[') {
             current = l.trim_matches(|c| c == '[' || c == ']').trim().to_owned();
         } else if current == table
-            && l.split_once('=').is_some_and(|(k, _)| k.trim().trim_matches('"') == key)
+            && l.split_once('=')
+                .is_some_and(|(k, _)| k.trim().trim_matches('"') == key)
         {
             return n + 1;
         }

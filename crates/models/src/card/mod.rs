@@ -25,12 +25,13 @@ use std::path::Path;
 /// Parses a card from `text`; `origin` (a path or `built-in:NAME`) names it in errors.
 pub fn parse(text: &str, origin: &str) -> Result<Card, CardError> {
     let card: Card = toml::from_str(text).map_err(|e| errors::from_toml(&e, text, origin))?;
-    card.validate().map_err(|(field, reason)| CardError::Invalid {
-        origin: origin.to_owned(),
-        line: errors::line_of_key(text, &field),
-        field,
-        reason,
-    })?;
+    card.validate()
+        .map_err(|(field, reason)| CardError::Invalid {
+            origin: origin.to_owned(),
+            line: errors::line_of_key(text, &field),
+            field,
+            reason,
+        })?;
     Ok(card)
 }
 
@@ -63,7 +64,10 @@ pub fn check_output_shape(
         return Ok(());
     }
     let show = |dims: &[Option<usize>]| {
-        let parts: Vec<String> = dims.iter().map(|d| d.map_or("dynamic".into(), |v| v.to_string())).collect();
+        let parts: Vec<String> = dims
+            .iter()
+            .map(|d| d.map_or("dynamic".into(), |v| v.to_string()))
+            .collect();
         format!("[{}]", parts.join(", "))
     };
     Err(CardError::OutputShape {

@@ -60,24 +60,38 @@ pub fn configure(
         other => Err(invalid(
             card,
             "family",
-            format!("{other:?} cards are opened through the built-in zoo's pipelines, not this builder"),
+            format!(
+                "{other:?} cards are opened through the built-in zoo's pipelines, not this builder"
+            ),
         )),
     }
 }
 
 /// The layout a card describes, read against the file's outputs.
-fn ultralytics_from_card(card: &Card, inputs: &[IoSpec], outputs: &[IoSpec]) -> Result<UltralyticsConfig, CardError> {
+fn ultralytics_from_card(
+    card: &Card,
+    inputs: &[IoSpec],
+    outputs: &[IoSpec],
+) -> Result<UltralyticsConfig, CardError> {
     let task = match card.output.task.unwrap_or(CardTask::Detect) {
         CardTask::Detect => "detect",
         CardTask::Segment => "segment",
         CardTask::Pose => "pose",
     };
     let classes = card.output.classes.ok_or_else(|| {
-        invalid(card, "output.classes", "a card for a file without Ultralytics metadata gives the class count".into())
+        invalid(
+            card,
+            "output.classes",
+            "a card for a file without Ultralytics metadata gives the class count".into(),
+        )
     })?;
     let metadata = UltralyticsMetadata {
         task: task.to_owned(),
-        names: card.classes.names.clone().unwrap_or_else(|| (0..classes).map(|i| format!("class{i}")).collect()),
+        names: card
+            .classes
+            .names
+            .clone()
+            .unwrap_or_else(|| (0..classes).map(|i| format!("class{i}")).collect()),
         imgsz: card.input.size.map(|[w, h]| (h as usize, w as usize)),
         stride: None,
         batch: None,
@@ -87,7 +101,8 @@ fn ultralytics_from_card(card: &Card, inputs: &[IoSpec], outputs: &[IoSpec]) -> 
         version: None,
         yolov5: card.output.layout == Some(OutputLayoutKind::Objectness),
     };
-    let spec = layout::recognise(inputs, outputs, Some(&metadata)).map_err(|e| invalid(card, "output", e.to_string()))?;
+    let spec = layout::recognise(inputs, outputs, Some(&metadata))
+        .map_err(|e| invalid(card, "output", e.to_string()))?;
     let expected = match card.output.layout {
         Some(OutputLayoutKind::ChannelsFirst) => Some(Layout::ChannelsFirst),
         Some(OutputLayoutKind::Objectness) => Some(Layout::Objectness),
@@ -95,15 +110,39 @@ fn ultralytics_from_card(card: &Card, inputs: &[IoSpec], outputs: &[IoSpec]) -> 
         _ => None,
     };
     if let Some(layout) = expected.filter(|l| *l != spec.layout) {
-        return Err(invalid(card, "output.layout", format!("the file's outputs read as {:?}, not {layout:?}", spec.layout)));
+        return Err(invalid(
+            card,
+            "output.layout",
+            format!(
+                "the file's outputs read as {:?}, not {layout:?}",
+                spec.layout
+            ),
+        ));
     }
     if spec.task == Task::Pose && spec.keypoints.is_none() {
-        return Err(invalid(card, "output.keypoints", "a pose model needs keypoints = [k, d]".into()));
+        return Err(invalid(
+            card,
+            "output.keypoints",
+            "a pose model needs keypoints = [k, d]".into(),
+        ));
     }
-    let input = card.input.name.clone().or_else(|| inputs.first().map(|i| i.name.clone())).unwrap_or_default();
-    let size = card.input.size.map(|[w, h]| (w as usize, h as usize)).ok_or_else(|| {
-        invalid(card, "input.size", "a card for a file without Ultralytics metadata gives [width, height]".into())
-    })?;
+    let input = card
+        .input
+        .name
+        .clone()
+        .or_else(|| inputs.first().map(|i| i.name.clone()))
+        .unwrap_or_default();
+    let size = card
+        .input
+        .size
+        .map(|[w, h]| (w as usize, h as usize))
+        .ok_or_else(|| {
+            invalid(
+                card,
+                "input.size",
+                "a card for a file without Ultralytics metadata gives [width, height]".into(),
+            )
+        })?;
     Ok(UltralyticsConfig::new(&input, size, spec, Vec::new()))
 }
 
@@ -127,20 +166,30 @@ fn apply_ultralytics(card: &Card, config: &mut UltralyticsConfig, class_map: Vec
     config.class_map = class_map;
 }
 
-fn detr_from_card(card: &Card, inputs: &[IoSpec], outputs: &[IoSpec]) -> Result<DetrConfig, CardError> {
+fn detr_from_card(
+    card: &Card,
+    inputs: &[IoSpec],
+    outputs: &[IoSpec],
+) -> Result<DetrConfig, CardError> {
     let (input_name, input_size, detr_outputs) = match detr::recognise(inputs, outputs) {
         Ok(found) => found,
         Err(e) => {
             let names = card.output.names.clone().unwrap_or_default();
-            let input = card.input.name.clone().or_else(|| inputs.first().map(|i| i.name.clone()));
+            let input = card
+                .input
+                .name
+                .clone()
+                .or_else(|| inputs.first().map(|i| i.name.clone()));
             let size = card.input.size.map(|[w, h]| (w as usize, h as usize));
             let outputs = match (card.output.layout, names.as_slice(), inputs.get(1)) {
-                (Some(OutputLayoutKind::LabelsBoxesScores), [l, b, s], Some(sizes)) => DetrOutputs::LabelsBoxesScores {
-                    sizes_input: sizes.name.clone(),
-                    labels: l.clone(),
-                    boxes: b.clone(),
-                    scores: s.clone(),
-                },
+                (Some(OutputLayoutKind::LabelsBoxesScores), [l, b, s], Some(sizes)) => {
+                    DetrOutputs::LabelsBoxesScores {
+                        sizes_input: sizes.name.clone(),
+                        labels: l.clone(),
+                        boxes: b.clone(),
+                        scores: s.clone(),
+                    }
+                }
                 (Some(OutputLayoutKind::LogitsBoxes), [l, b], _) => DetrOutputs::Logits {
                     logits: l.clone(),
                     boxes: b.clone(),
@@ -150,7 +199,13 @@ fn detr_from_card(card: &Card, inputs: &[IoSpec], outputs: &[IoSpec]) -> Result<
             };
             match (input, size) {
                 (Some(input), Some(size)) => (input, size, outputs),
-                _ => return Err(invalid(card, "input.size", "give [input] name and size".into())),
+                _ => {
+                    return Err(invalid(
+                        card,
+                        "input.size",
+                        "give [input] name and size".into(),
+                    ));
+                }
             }
         }
     };
@@ -175,8 +230,13 @@ fn apply_detr(card: &Card, config: &mut DetrConfig, class_map: Vec<Option<u64>>)
             config.divisor = divisor;
         }
     }
-    config.score_threshold = card.postprocess.score_threshold.unwrap_or(config.score_threshold);
-    if let (DetrOutputs::Logits { top_k, .. }, Some(max)) = (&mut config.outputs, card.postprocess.max_detections) {
+    config.score_threshold = card
+        .postprocess
+        .score_threshold
+        .unwrap_or(config.score_threshold);
+    if let (DetrOutputs::Logits { top_k, .. }, Some(max)) =
+        (&mut config.outputs, card.postprocess.max_detections)
+    {
         *top_k = max;
     }
     config.class_map = class_map;

@@ -279,7 +279,10 @@ mod dims {
     use super::{BatchWord, Dim};
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-    pub fn serialize<S: Serializer>(v: &Option<Vec<Option<usize>>>, s: S) -> Result<S::Ok, S::Error> {
+    pub fn serialize<S: Serializer>(
+        v: &Option<Vec<Option<usize>>>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
         v.as_ref()
             .map(|d| {
                 d.iter()
@@ -289,7 +292,9 @@ mod dims {
             .serialize(s)
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<Option<usize>>>, D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Vec<Option<usize>>>, D::Error> {
         let dims: Option<Vec<Dim>> = Option::deserialize(d)?;
         Ok(dims.map(|v| {
             v.into_iter()
@@ -377,7 +382,10 @@ impl Card {
         if let Some([w, h]) = self.input.size
             && (w == 0 || h == 0)
         {
-            return err("input.size", format!("[width, height] must be positive, got [{w}, {h}]"));
+            return err(
+                "input.size",
+                format!("[width, height] must be positive, got [{w}, {h}]"),
+            );
         }
         if let Some(scale) = self.preprocess.as_ref().and_then(|p| p.scale.as_ref())
             && let Err(reason) = scale.divisor()
@@ -385,31 +393,53 @@ impl Card {
             return err("preprocess.scale", reason);
         }
         if let Some(layout) = self.output.layout {
-            let yolo = matches!(layout, OutputLayoutKind::ChannelsFirst | OutputLayoutKind::Objectness | OutputLayoutKind::EndToEnd);
+            let yolo = matches!(
+                layout,
+                OutputLayoutKind::ChannelsFirst
+                    | OutputLayoutKind::Objectness
+                    | OutputLayoutKind::EndToEnd
+            );
             let fits = match self.family {
                 Family::Ultralytics => yolo,
                 Family::Detr => !yolo,
                 _ => false,
             };
             if !fits {
-                return err("output.layout", format!("{layout:?} is not a layout of family {:?}", self.family));
+                return err(
+                    "output.layout",
+                    format!("{layout:?} is not a layout of family {:?}", self.family),
+                );
             }
         }
-        if self.output.keypoints.is_some() != (self.output.task == Some(Task::Pose)) && self.output.task.is_some() {
-            return err("output.keypoints", "give keypoints = [k, d] exactly when task = \"pose\"".into());
+        if self.output.keypoints.is_some() != (self.output.task == Some(Task::Pose))
+            && self.output.task.is_some()
+        {
+            return err(
+                "output.keypoints",
+                "give keypoints = [k, d] exactly when task = \"pose\"".into(),
+            );
         }
         if let (Some(ids), Some(classes)) = (&self.classes.ids, self.output.classes)
             && ids.len() != classes
         {
-            return err("classes.ids", format!("{} ids for {classes} classes (output.classes)", ids.len()));
+            return err(
+                "classes.ids",
+                format!("{} ids for {classes} classes (output.classes)", ids.len()),
+            );
         }
         if self.classes.map == Some(ClassMapKind::ByName) && self.classes.names.is_none() {
-            return err("classes.names", "map = \"by-name\" needs the class names".into());
+            return err(
+                "classes.names",
+                "map = \"by-name\" needs the class names".into(),
+            );
         }
         if let Some(t) = self.postprocess.score_threshold
             && !(0.0..=1.0).contains(&t)
         {
-            return err("postprocess.score_threshold", format!("must be in 0..1, got {t}"));
+            return err(
+                "postprocess.score_threshold",
+                format!("must be in 0..1, got {t}"),
+            );
         }
         if let Some(t) = self.postprocess.nms_iou
             && !(0.0..=1.0).contains(&t)

@@ -37,7 +37,10 @@ fn a_missing_field_names_the_field_and_a_line() {
     assert_eq!(err.field(), Some("file"), "{err}");
     assert!(err.line().is_some());
     let shown = err.to_string();
-    assert!(shown.contains("my.toml") && shown.contains("missing field `file`"), "{shown}");
+    assert!(
+        shown.contains("my.toml") && shown.contains("missing field `file`"),
+        "{shown}"
+    );
 
     // A missing field of a table names the table and its header line.
     let text = with_line(line_of("resize ="), "");
@@ -55,11 +58,22 @@ fn a_wrong_type_names_the_field_and_its_line() {
     assert_eq!(err.line(), Some(line), "{err}");
     let line = line_of("pad =");
     let err = parse(&with_line(line, "pad = 300"), "my.toml").unwrap_err();
-    assert_eq!((err.field(), err.line()), (Some("preprocess.pad"), Some(line)), "{err}");
+    assert_eq!(
+        (err.field(), err.line()),
+        (Some("preprocess.pad"), Some(line)),
+        "{err}"
+    );
     let line = line_of("family =");
     let err = parse(&with_line(line, "family = \"yolo\""), "my.toml").unwrap_err();
-    assert_eq!((err.field(), err.line()), (Some("family"), Some(line)), "{err}");
-    assert!(err.to_string().contains("ultralytics"), "the error lists the families: {err}");
+    assert_eq!(
+        (err.field(), err.line()),
+        (Some("family"), Some(line)),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("ultralytics"),
+        "the error lists the families: {err}"
+    );
 }
 
 #[test]
@@ -73,11 +87,23 @@ fn an_unknown_field_is_an_error_not_ignored() {
 #[test]
 fn fields_that_do_not_fit_together_name_the_field_and_line() {
     let line = line_of("layout = \"channels_first\"");
-    let err = parse(&with_line(line, "layout = \"labels_boxes_scores\""), "my.toml").unwrap_err();
-    assert_eq!((err.field(), err.line()), (Some("output.layout"), Some(line)), "{err}");
+    let err = parse(
+        &with_line(line, "layout = \"labels_boxes_scores\""),
+        "my.toml",
+    )
+    .unwrap_err();
+    assert_eq!(
+        (err.field(), err.line()),
+        (Some("output.layout"), Some(line)),
+        "{err}"
+    );
     let line = line_of("scale =");
     let err = parse(&with_line(line, "scale = \"1/0\""), "my.toml").unwrap_err();
-    assert_eq!((err.field(), err.line()), (Some("preprocess.scale"), Some(line)), "{err}");
+    assert_eq!(
+        (err.field(), err.line()),
+        (Some("preprocess.scale"), Some(line)),
+        "{err}"
+    );
     let line = line_of("nms_iou =");
     let err = parse(&with_line(line, "nms_iou = 7"), "my.toml").unwrap_err();
     assert_eq!(err.field(), Some("postprocess.nms_iou"), "{err}");
@@ -89,7 +115,10 @@ fn an_output_shape_contradicting_the_card_names_both_shapes() {
     let declared = [Some(1), Some(84), Some(2100)];
     let err = check_output_shape(&card, "output0", Some(&declared)).unwrap_err();
     let shown = err.to_string();
-    assert!(shown.contains("[1, 84, 2100]") && shown.contains("[1, 84, 8400]"), "{shown}");
+    assert!(
+        shown.contains("[1, 84, 2100]") && shown.contains("[1, 84, 8400]"),
+        "{shown}"
+    );
     let dynamic = [None, Some(84), Some(8400)];
     check_output_shape(&card, "output0", Some(&dynamic)).unwrap();
 }
@@ -119,7 +148,10 @@ fn class_names_match_the_dataset_categories_by_name() {
     // The first class without a category is named.
     let dataset = categories(&[(1, "person"), (2, "dog")]);
     let err = class_map("m", &spec, 3, &dataset, false).unwrap_err();
-    assert!(matches!(&err, ClassMapError::Unmatched { index: 0, name, .. } if name == "cat"), "{err}");
+    assert!(
+        matches!(&err, ClassMapError::Unmatched { index: 0, name, .. } if name == "cat"),
+        "{err}"
+    );
     assert!(err.to_string().contains("`cat`"), "{err}");
     // Or dropped when asked.
     assert_eq!(
@@ -133,7 +165,13 @@ fn coco_ids_must_exist_in_the_dataset() {
     let spec = Classes::default();
     let dataset = categories(&[(1, "person"), (3, "car")]);
     let err = class_map("m", &spec, 80, &dataset, false).unwrap_err();
-    assert!(matches!(err, ClassMapError::Unmatched { index: 1, .. }), "{err}");
+    assert!(
+        matches!(err, ClassMapError::Unmatched { index: 1, .. }),
+        "{err}"
+    );
     let kept = class_map("m", &spec, 80, &dataset, true).unwrap();
-    assert_eq!(kept.iter().flatten().copied().collect::<Vec<_>>(), vec![1, 3]);
+    assert_eq!(
+        kept.iter().flatten().copied().collect::<Vec<_>>(),
+        vec![1, 3]
+    );
 }

@@ -83,7 +83,10 @@ fn dims(spec: &IoSpec) -> Vec<Option<usize>> {
 /// Recognises a DETR-style export from its inputs and outputs: the image input (4-D, 3
 /// channels, fixed H and W) and the output form. Returns the image input's name, size (W, H) and
 /// outputs.
-pub fn recognise(inputs: &[IoSpec], outputs: &[IoSpec]) -> Result<(String, (usize, usize), DetrOutputs), DetrLayoutError> {
+pub fn recognise(
+    inputs: &[IoSpec],
+    outputs: &[IoSpec],
+) -> Result<(String, (usize, usize), DetrOutputs), DetrLayoutError> {
     let fail = |reason: &str| DetrLayoutError {
         reason: reason.to_owned(),
         inputs: describe_specs(inputs),
@@ -101,8 +104,14 @@ pub fn recognise(inputs: &[IoSpec], outputs: &[IoSpec]) -> Result<(String, (usiz
             .iter()
             .find(|o| names.contains(&o.name.as_str()) && dims(o).len() == rank)
     };
-    let sizes = inputs.iter().find(|s| s.name != image.name && dims(s).len() == 2);
-    let lbs = (find(&["labels"], 2), find(&["boxes"], 3), find(&["scores"], 2));
+    let sizes = inputs
+        .iter()
+        .find(|s| s.name != image.name && dims(s).len() == 2);
+    let lbs = (
+        find(&["labels"], 2),
+        find(&["boxes"], 3),
+        find(&["scores"], 2),
+    );
     if let (Some(sizes), (Some(labels), Some(boxes), Some(scores))) = (sizes, lbs) {
         return Ok((
             image.name.clone(),
@@ -115,7 +124,8 @@ pub fn recognise(inputs: &[IoSpec], outputs: &[IoSpec]) -> Result<(String, (usiz
             },
         ));
     }
-    let logits = find(&["logits", "pred_logits", "labels"], 3).filter(|o| o.dtype != Some(DType::I64));
+    let logits =
+        find(&["logits", "pred_logits", "labels"], 3).filter(|o| o.dtype != Some(DType::I64));
     let boxes = find(&["boxes", "pred_boxes", "dets"], 3);
     match (logits, boxes) {
         (Some(logits), Some(boxes)) if inputs.len() == 1 => Ok((
@@ -127,7 +137,9 @@ pub fn recognise(inputs: &[IoSpec], outputs: &[IoSpec]) -> Result<(String, (usiz
                 top_k: 300,
             },
         )),
-        _ => Err(fail("neither labels/boxes/scores with a sizes input nor logits/boxes outputs")),
+        _ => Err(fail(
+            "neither labels/boxes/scores with a sizes input nor logits/boxes outputs",
+        )),
     }
 }
 
@@ -140,14 +152,22 @@ pub struct DetrDetector {
 }
 
 impl DetrDetector {
-    pub fn new(name: &str, backend: Box<dyn Backend>, config: DetrConfig) -> Result<Self, FamilyError> {
+    pub fn new(
+        name: &str,
+        backend: Box<dyn Backend>,
+        config: DetrConfig,
+    ) -> Result<Self, FamilyError> {
         let input = backend
             .inputs()
             .iter()
             .find(|s| s.name == config.input_name)
             .ok_or_else(|| FamilyError::Model {
                 model: name.to_owned(),
-                reason: format!("no input `{}` (it has: {})", config.input_name, describe_specs(backend.inputs())),
+                reason: format!(
+                    "no input `{}` (it has: {})",
+                    config.input_name,
+                    describe_specs(backend.inputs())
+                ),
             })?;
         let batch = batch_support_of(input);
         Ok(DetrDetector {
@@ -175,7 +195,11 @@ impl DetrDetector {
         let plane = w * h;
         let start = out.len();
         out.resize(start + 3 * plane, 0.0);
-        let order: [usize; 3] = if self.config.rgb { [2, 1, 0] } else { [0, 1, 2] };
+        let order: [usize; 3] = if self.config.rgb {
+            [2, 1, 0]
+        } else {
+            [0, 1, 2]
+        };
         for (at, px) in source.data.chunks_exact(3).enumerate() {
             for (c, &from) in order.iter().enumerate() {
                 out[start + c * plane + at] = px[from] as f32 / self.config.divisor;
@@ -192,25 +216,53 @@ impl DetrDetector {
         image_id: u64,
     ) -> Result<Vec<Detection>, FamilyError> {
         let kept = match &self.config.outputs {
-            DetrOutputs::LabelsBoxesScores { labels, boxes, scores, .. } => {
+            DetrOutputs::LabelsBoxesScores {
+                labels,
+                boxes,
+                scores,
+                ..
+            } => {
                 let labels = outputs.tensor(labels)?;
                 let label_values: Vec<i64> = match &labels.data {
                     TensorData::I64(v) => v.clone(),
                     TensorData::F32(v) => v.iter().map(|&x| x as i64).collect(),
-                    TensorData::U8(_) => return Err(shape_error("labels", "int64 or float labels", "u8")),
+                    TensorData::U8(_) => {
+                        return Err(shape_error("labels", "int64 or float labels", "u8"));
+                    }
                 };
-                let queries = *labels.shape.get(1).ok_or_else(|| shape_error("labels", "[N, K]", &format!("{:?}", labels.shape)))?;
+                let queries = *labels.shape.get(1).ok_or_else(|| {
+                    shape_error("labels", "[N, K]", &format!("{:?}", labels.shape))
+                })?;
                 let boxes = per_image(outputs.tensor(boxes)?, k, queries * 4)?;
                 let scores = per_image(outputs.tensor(scores)?, k, queries)?;
                 let labels = &label_values[k * queries..(k + 1) * queries];
                 (0..queries)
-                    .map(|q| (labels[q], scores[q], [boxes[4 * q], boxes[4 * q + 1], boxes[4 * q + 2], boxes[4 * q + 3]]))
+                    .map(|q| {
+                        (
+                            labels[q],
+                            scores[q],
+                            [
+                                boxes[4 * q],
+                                boxes[4 * q + 1],
+                                boxes[4 * q + 2],
+                                boxes[4 * q + 3],
+                            ],
+                        )
+                    })
                     .collect::<Vec<_>>()
             }
-            DetrOutputs::Logits { logits, boxes, top_k } => {
+            DetrOutputs::Logits {
+                logits,
+                boxes,
+                top_k,
+            } => {
                 let logits_tensor = outputs.tensor(logits)?;
                 let [_, queries, classes] = logits_tensor.shape[..] else {
-                    return Err(shape_error(logits, "[N, Q, C]", &format!("{:?}", logits_tensor.shape)));
+                    return Err(shape_error(
+                        logits,
+                        "[N, Q, C]",
+                        &format!("{:?}", logits_tensor.shape),
+                    ));
                 };
                 let logits = per_image(logits_tensor, k, queries * classes)?;
                 let boxes = per_image(outputs.tensor(boxes)?, k, queries * 4)?;
@@ -222,14 +274,25 @@ impl DetrDetector {
             if score < self.config.score_threshold {
                 continue;
             }
-            let mapped = usize::try_from(label).ok().and_then(|l| self.config.class_map.get(l)).ok_or_else(|| {
-                FamilyError::Model {
+            let mapped = usize::try_from(label)
+                .ok()
+                .and_then(|l| self.config.class_map.get(l))
+                .ok_or_else(|| FamilyError::Model {
                     model: self.name.clone(),
-                    reason: format!("label {label} is outside the class map ({} classes)", self.config.class_map.len()),
-                }
-            })?;
+                    reason: format!(
+                        "label {label} is outside the class map ({} classes)",
+                        self.config.class_map.len()
+                    ),
+                })?;
             let Some(category_id) = *mapped else { continue };
-            out.push(KeptBox { bbox, score, category_id }.to_detection(image_id));
+            out.push(
+                KeptBox {
+                    bbox,
+                    score,
+                    category_id,
+                }
+                .to_detection(image_id),
+            );
         }
         Ok(out)
     }
@@ -248,9 +311,13 @@ fn per_image(tensor: &Tensor, k: usize, per: usize) -> Result<&[f32], FamilyErro
     let values = tensor
         .as_f32()
         .ok_or_else(|| shape_error("output", "f32 elements", &format!("{:?}", tensor.dtype())))?;
-    values
-        .get(k * per..(k + 1) * per)
-        .ok_or_else(|| shape_error("output", &format!("at least {} values", (k + 1) * per), &format!("shape {:?}", tensor.shape)))
+    values.get(k * per..(k + 1) * per).ok_or_else(|| {
+        shape_error(
+            "output",
+            &format!("at least {} values", (k + 1) * per),
+            &format!("shape {:?}", tensor.shape),
+        )
+    })
 }
 
 /// Focal-loss DETR postprocessing of one image: sigmoid, top-k over `Q * C`, boxes scaled to
@@ -272,7 +339,12 @@ pub fn top_k_results(
             let (query, label) = (flat / classes, flat % classes);
             let b = &boxes[query * 4..query * 4 + 4];
             let (cx, cy, bw, bh) = (b[0], b[1], b[2], b[3]);
-            let xyxy = [(cx - 0.5 * bw) * w, (cy - 0.5 * bh) * h, (cx + 0.5 * bw) * w, (cy + 0.5 * bh) * h];
+            let xyxy = [
+                (cx - 0.5 * bw) * w,
+                (cy - 0.5 * bh) * h,
+                (cx + 0.5 * bw) * w,
+                (cy + 0.5 * bh) * h,
+            ];
             (label as i64, scores[flat], xyxy)
         })
         .collect()
@@ -305,9 +377,19 @@ impl Detector for DetrDetector {
         })
     }
 
-    fn detect(&mut self, batch: &[ImageInput<'_>], clock: &mut StageClock) -> Result<Vec<Vec<Detection>>, DetectorError> {
+    fn detect(
+        &mut self,
+        batch: &[ImageInput<'_>],
+        clock: &mut StageClock,
+    ) -> Result<Vec<Vec<Detection>>, DetectorError> {
         if !self.batch.accepts(batch.len()) {
-            return Err(format!("{} takes batches of {:?}; got {} images", self.name, self.batch, batch.len()).into());
+            return Err(format!(
+                "{} takes batches of {:?}; got {} images",
+                self.name,
+                self.batch,
+                batch.len()
+            )
+            .into());
         }
         let (w, h) = self.config.input_size;
         let (pixels, sizes) = clock.time(Stage::Preprocess, || {
@@ -335,7 +417,14 @@ impl Detector for DetrDetector {
             batch
                 .iter()
                 .enumerate()
-                .map(|(k, input)| self.postprocess(&outputs, k, (input.image.width, input.image.height), input.image_id))
+                .map(|(k, input)| {
+                    self.postprocess(
+                        &outputs,
+                        k,
+                        (input.image.width, input.image.height),
+                        input.image_id,
+                    )
+                })
                 .collect::<Result<Vec<_>, _>>()
         })?;
         Ok(detections)
@@ -367,20 +456,37 @@ mod tests {
         ];
         let (input, size, outs) = recognise(&inputs, &outputs).unwrap();
         assert_eq!((input.as_str(), size), ("images", (320, 320)));
-        assert!(matches!(outs, DetrOutputs::LabelsBoxesScores { ref sizes_input, .. } if sizes_input == "orig_target_sizes"));
+        assert!(
+            matches!(outs, DetrOutputs::LabelsBoxesScores { ref sizes_input, .. } if sizes_input == "orig_target_sizes")
+        );
     }
 
     #[test]
     fn recognises_logits_and_boxes_and_refuses_others_listing_them() {
-        let inputs = [spec("images", &[Some(1), Some(3), Some(640), Some(640)], DType::F32)];
+        let inputs = [spec(
+            "images",
+            &[Some(1), Some(3), Some(640), Some(640)],
+            DType::F32,
+        )];
         let outputs = [
             spec("logits", &[Some(1), Some(300), Some(80)], DType::F32),
             spec("boxes", &[Some(1), Some(300), Some(4)], DType::F32),
         ];
         let (_, _, outs) = recognise(&inputs, &outputs).unwrap();
         assert!(matches!(outs, DetrOutputs::Logits { top_k: 300, .. }));
-        let err = recognise(&inputs, &[spec("output0", &[Some(1), Some(84), Some(8400)], DType::F32)]).unwrap_err();
-        assert!(err.to_string().contains("output0 [1, 84, 8400] f32"), "{err}");
+        let err = recognise(
+            &inputs,
+            &[spec(
+                "output0",
+                &[Some(1), Some(84), Some(8400)],
+                DType::F32,
+            )],
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("output0 [1, 84, 8400] f32"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -72,8 +72,15 @@ mod tests {
         let mut watch = BelowThresholdWatch::new("m", 0.25, true, 3);
         assert_eq!(watch.observe(None), None);
         assert_eq!(watch.observe(Some(0.1)), None);
-        let warning = watch.observe(Some(0.2)).expect("a warning at the third image");
-        assert!(warning.contains("0.25") && warning.contains("first 3 images") && warning.contains("0.2000"), "{warning}");
+        let warning = watch
+            .observe(Some(0.2))
+            .expect("a warning at the third image");
+        assert!(
+            warning.contains("0.25")
+                && warning.contains("first 3 images")
+                && warning.contains("0.2000"),
+            "{warning}"
+        );
         assert_eq!(watch.observe(None), None, "only once");
     }
 

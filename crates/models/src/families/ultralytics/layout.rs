@@ -100,7 +100,9 @@ pub fn describe_specs(specs: &[IoSpec]) -> String {
                     .collect();
                 format!("[{}]", d.join(", "))
             });
-            let dtype = s.dtype.map_or(String::new(), |t| format!(" {t:?}").to_lowercase());
+            let dtype = s
+                .dtype
+                .map_or(String::new(), |t| format!(" {t:?}").to_lowercase());
             format!("{} {shape}{dtype}", s.name)
         })
         .collect::<Vec<_>>()
@@ -108,7 +110,7 @@ pub fn describe_specs(specs: &[IoSpec]) -> String {
 }
 
 fn fixed_dims(spec: &IoSpec) -> Option<Vec<usize>> {
-    spec.shape.as_ref()?.iter().skip(1).map(|d| *d).collect()
+    spec.shape.as_ref()?.iter().skip(1).copied().collect()
 }
 
 /// Recognises the layout from the outputs, using the metadata of an Ultralytics export when
@@ -123,13 +125,18 @@ pub fn recognise(
         inputs: describe_specs(inputs),
         outputs: describe_specs(outputs),
     };
-    let main = outputs.first().ok_or_else(|| fail("the model has no outputs".into()))?;
-    let dims = fixed_dims(main)
-        .filter(|d| d.len() == 2)
-        .ok_or_else(|| fail(format!("`{}` is not a fixed [batch, a, b] tensor", main.name)))?;
-    let prototypes = outputs.get(1).filter(|p| {
-        matches!(p.shape.as_deref(), Some([_, Some(_), Some(_), Some(_)]))
-    });
+    let main = outputs
+        .first()
+        .ok_or_else(|| fail("the model has no outputs".into()))?;
+    let dims = fixed_dims(main).filter(|d| d.len() == 2).ok_or_else(|| {
+        fail(format!(
+            "`{}` is not a fixed [batch, a, b] tensor",
+            main.name
+        ))
+    })?;
+    let prototypes = outputs
+        .get(1)
+        .filter(|p| matches!(p.shape.as_deref(), Some([_, Some(_), Some(_), Some(_)])));
     let coefficients = prototypes
         .and_then(|p| p.shape.as_ref()?.get(1).copied().flatten())
         .unwrap_or(0);
@@ -137,25 +144,39 @@ pub fn recognise(
         Some("detect") => Task::Detect,
         Some("segment") => Task::Segment,
         Some("pose") => Task::Pose,
-        Some(other) => return Err(fail(format!("task `{other}` is not supported (detect, segment, pose)"))),
+        Some(other) => {
+            return Err(fail(format!(
+                "task `{other}` is not supported (detect, segment, pose)"
+            )));
+        }
         None if prototypes.is_some() => Task::Segment,
         None => Task::Detect,
     };
     if task == Task::Segment && prototypes.is_none() {
-        return Err(fail("a segmentation model needs a second output [1, 32, mh, mw] of prototypes".into()));
+        return Err(fail(
+            "a segmentation model needs a second output [1, 32, mh, mw] of prototypes".into(),
+        ));
     }
     let keypoints = metadata.and_then(|m| m.kpt_shape);
     if task == Task::Pose && keypoints.is_none() {
-        return Err(fail("a pose model needs `kpt_shape` in its metadata or card".into()));
+        return Err(fail(
+            "a pose model needs `kpt_shape` in its metadata or card".into(),
+        ));
     }
     let mut spec = OutputSpec {
         layout: Layout::ChannelsFirst,
         task,
         classes: 0,
         keypoints: if task == Task::Pose { keypoints } else { None },
-        mask_coefficients: if task == Task::Segment { coefficients } else { 0 },
+        mask_coefficients: if task == Task::Segment {
+            coefficients
+        } else {
+            0
+        },
         output: main.name.clone(),
-        prototypes: (task == Task::Segment).then(|| prototypes.map(|p| p.name.clone())).flatten(),
+        prototypes: (task == Task::Segment)
+            .then(|| prototypes.map(|p| p.name.clone()))
+            .flatten(),
     };
     let extra = spec.extra();
     let (a, b) = (dims[0], dims[1]);
@@ -163,7 +184,9 @@ pub fn recognise(
     let names = metadata.map(|m| m.names.len());
     if end2end == Some(true) || (end2end.is_none() && b == 6 + extra && a <= 1000 && a > b) {
         if b != 6 + extra {
-            return Err(fail(format!("an end-to-end output has 6 + {extra} values per row, not {b}")));
+            return Err(fail(format!(
+                "an end-to-end output has 6 + {extra} values per row, not {b}"
+            )));
         }
         spec.layout = Layout::EndToEnd;
         spec.classes = names.unwrap_or(0);
@@ -171,15 +194,22 @@ pub fn recognise(
     }
     if a < b {
         let classes = a.checked_sub(4 + extra).filter(|&c| c > 0);
-        spec.classes = classes.ok_or_else(|| fail(format!("{a} channels leave no class scores after 4 box values and {extra} extra")))?;
+        spec.classes = classes.ok_or_else(|| {
+            fail(format!(
+                "{a} channels leave no class scores after 4 box values and {extra} extra"
+            ))
+        })?;
     } else if metadata.is_none_or(|m| m.yolov5) {
         spec.layout = Layout::Objectness;
-        spec.classes = b
-            .checked_sub(5 + extra)
-            .filter(|&c| c > 0)
-            .ok_or_else(|| fail(format!("rows of {b} values leave no class scores after box, objectness and {extra} extra")))?;
+        spec.classes = b.checked_sub(5 + extra).filter(|&c| c > 0).ok_or_else(|| {
+            fail(format!(
+                "rows of {b} values leave no class scores after box, objectness and {extra} extra"
+            ))
+        })?;
     } else {
-        return Err(fail(format!("an Ultralytics export with output [1, {a}, {b}] (more channels than candidates)")));
+        return Err(fail(format!(
+            "an Ultralytics export with output [1, {a}, {b}] (more channels than candidates)"
+        )));
     }
     if let Some(n) = names.filter(|&n| n != spec.classes) {
         return Err(fail(format!(
@@ -220,17 +250,36 @@ mod tests {
     #[test]
     fn recognises_the_shipped_and_exported_layouts() {
         let images = [spec("images", &[1, 3, 640, 640])];
-        let det = recognise(&images, &[spec("output0", &[1, 84, 8400])], Some(&meta("detect", 80))).unwrap();
-        assert_eq!((det.layout, det.task, det.classes), (Layout::ChannelsFirst, Task::Detect, 80));
+        let det = recognise(
+            &images,
+            &[spec("output0", &[1, 84, 8400])],
+            Some(&meta("detect", 80)),
+        )
+        .unwrap();
+        assert_eq!(
+            (det.layout, det.task, det.classes),
+            (Layout::ChannelsFirst, Task::Detect, 80)
+        );
         let seg = recognise(
             &images,
-            &[spec("output0", &[1, 116, 2100]), spec("output1", &[1, 32, 80, 80])],
+            &[
+                spec("output0", &[1, 116, 2100]),
+                spec("output1", &[1, 32, 80, 80]),
+            ],
             Some(&meta("segment", 80)),
         )
         .unwrap();
-        assert_eq!((seg.task, seg.classes, seg.extra()), (Task::Segment, 80, 32));
+        assert_eq!(
+            (seg.task, seg.classes, seg.extra()),
+            (Task::Segment, 80, 32)
+        );
         assert_eq!(seg.prototypes.as_deref(), Some("output1"));
-        let pose = recognise(&images, &[spec("output0", &[1, 56, 2100])], Some(&meta("pose", 1))).unwrap();
+        let pose = recognise(
+            &images,
+            &[spec("output0", &[1, 56, 2100])],
+            Some(&meta("pose", 1)),
+        )
+        .unwrap();
         assert_eq!((pose.task, pose.classes, pose.extra()), (Task::Pose, 1, 51));
         let mut e2e = meta("detect", 80);
         e2e.end2end = true;
@@ -257,7 +306,12 @@ mod tests {
         assert!(text.contains("images [1, 3, 640, 640]"), "{text}");
         assert!(text.contains("logits [1, 1000]"), "{text}");
         assert!(text.contains("layout ="), "{text}");
-        let err = recognise(&images, &[spec("output0", &[1, 84, 8400])], Some(&meta("detect", 3))).unwrap_err();
+        let err = recognise(
+            &images,
+            &[spec("output0", &[1, 84, 8400])],
+            Some(&meta("detect", 3)),
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("names 3 classes"), "{err}");
     }
 }

@@ -178,10 +178,16 @@ mod tests {
     fn letterbox_geometry_of_the_parity_images() {
         // 640x426 at 640: r = 1, no resize; dh = 107: top = round(106.9) = 107.
         let lb = Letterbox::new(640, 426, 640, 640, true);
-        assert_eq!((lb.resized_w, lb.resized_h, lb.left, lb.top), (640, 426, 0, 107));
+        assert_eq!(
+            (lb.resized_w, lb.resized_h, lb.left, lb.top),
+            (640, 426, 0, 107)
+        );
         // 424x640 at 320: r = 0.5, new 212x320, dw = 54: left = round(53.9) = 54.
         let lb = Letterbox::new(424, 640, 320, 320, true);
-        assert_eq!((lb.resized_w, lb.resized_h, lb.left, lb.top), (212, 320, 54, 0));
+        assert_eq!(
+            (lb.resized_w, lb.resized_h, lb.left, lb.top),
+            (212, 320, 54, 0)
+        );
         // 640x427 at 320: new_h = round(213.5) = 214 (half to even), dh = 53: top 53.
         let lb = Letterbox::new(640, 427, 320, 320, true);
         assert_eq!((lb.resized_h, lb.top), (214, 53));

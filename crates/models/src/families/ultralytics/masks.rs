@@ -104,7 +104,12 @@ pub struct MaskGeometry {
 impl MaskGeometry {
     /// The geometry for prototypes of `proto_w` x `proto_h` and an `image_w` x `image_h` image.
     pub fn new(proto_w: usize, proto_h: usize, image_w: usize, image_h: usize) -> Self {
-        let (mh, mw, h, w) = (proto_h as f64, proto_w as f64, image_h as f64, image_w as f64);
+        let (mh, mw, h, w) = (
+            proto_h as f64,
+            proto_w as f64,
+            image_h as f64,
+            image_w as f64,
+        );
         let gain = (4.0 * mh / h).min(4.0 * mw / w);
         let pad = (4 * proto_h as i64 - py_round(h * gain).max(1))
             | (4 * proto_w as i64 - py_round(w * gain).max(1));
@@ -167,7 +172,8 @@ impl MaskGeometry {
                 let mut up = vec![0.0f32; fh * fw];
                 for y in 0..fh {
                     for x in 0..fw {
-                        up[y * fw + x] = sample(&logits, self.proto_w, up_rows, &self.up_cols, y, x);
+                        up[y * fw + x] =
+                            sample(&logits, self.proto_w, up_rows, &self.up_cols, y, x);
                     }
                 }
                 up
@@ -176,7 +182,10 @@ impl MaskGeometry {
         };
         let src_w = self.proto_w * self.factor;
         let cropped = &upsampled[self.crop_top * src_w + self.crop_left..];
-        let (xs, ys) = (inside(bbox[0], bbox[2], self.image_w), inside(bbox[1], bbox[3], self.image_h));
+        let (xs, ys) = (
+            inside(bbox[0], bbox[2], self.image_w),
+            inside(bbox[1], bbox[3], self.image_h),
+        );
         let mut mask = vec![0u8; self.image_w * self.image_h];
         let mut any = false;
         for y in ys.clone() {
@@ -274,18 +283,24 @@ mod tests {
             width: 4,
         };
         let geometry = MaskGeometry::new(4, 4, 16, 16);
-        let mask = geometry.mask(&protos, &[1.0], [2.0, 3.0, 5.5, 4.0]).unwrap();
+        let mask = geometry
+            .mask(&protos, &[1.0], [2.0, 3.0, 5.5, 4.0])
+            .unwrap();
         let set: Vec<(usize, usize)> = (0..16 * 16)
             .filter(|&i| mask[i] == 1)
             .map(|i| (i % 16, i / 16))
             .collect();
         assert_eq!(set, vec![(2, 3), (3, 3), (4, 3), (5, 3)]);
-        assert!(geometry.mask(&protos, &[-1.0], [2.0, 3.0, 5.5, 4.0]).is_none());
+        assert!(
+            geometry
+                .mask(&protos, &[-1.0], [2.0, 3.0, 5.5, 4.0])
+                .is_none()
+        );
     }
 
     #[test]
     fn rle_is_column_major() {
-        // 2x3 row-major [[0,1,1],[0,0,1]]: columns (0,0), (1,0), (1,1) -> counts 2,1,1,... 
+        // 2x3 row-major [[0,1,1],[0,0,1]]: columns (0,0), (1,0), (1,1) -> counts 2,1,1,...
         let rle = encode_rle(&[0, 1, 1, 0, 0, 1], 3, 2);
         assert_eq!(rle.counts, vec![2, 1, 1, 2]);
     }

@@ -101,7 +101,12 @@ impl Parser<'_> {
             match self.peek() {
                 Some(b',') => self.at += 1,
                 Some(c) if c == close => {}
-                _ => return Err(format!("expected ',' or '{}' at byte {}", close as char, self.at)),
+                _ => {
+                    return Err(format!(
+                        "expected ',' or '{}' at byte {}",
+                        close as char, self.at
+                    ));
+                }
             }
         }
     }
@@ -134,7 +139,10 @@ impl Parser<'_> {
     fn number(&mut self) -> Result<PyValue, String> {
         let start = self.at;
         while self.at < self.s.len()
-            && matches!(self.s[self.at], b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E' | b'_')
+            && matches!(
+                self.s[self.at],
+                b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E' | b'_'
+            )
         {
             self.at += 1;
         }
@@ -213,12 +221,18 @@ impl UltralyticsMetadata {
             .ok_or_else(|| format!("metadata `names` is not a dict of index -> name: {names}"))?;
         let int = |key: &str| -> Result<Option<usize>, String> {
             map.get(key)
-                .map(|v| v.trim().parse::<usize>().map_err(|e| format!("metadata `{key}` = {v}: {e}")))
+                .map(|v| {
+                    v.trim()
+                        .parse::<usize>()
+                        .map_err(|e| format!("metadata `{key}` = {v}: {e}"))
+                })
                 .transpose()
         };
         let pair = |value: Option<PyValue>| match value {
             Some(PyValue::List(v)) if v.len() == 2 => match (&v[0], &v[1]) {
-                (PyValue::Int(a), PyValue::Int(b)) if *a > 0 && *b > 0 => Some((*a as usize, *b as usize)),
+                (PyValue::Int(a), PyValue::Int(b)) if *a > 0 && *b > 0 => {
+                    Some((*a as usize, *b as usize))
+                }
                 _ => None,
             },
             Some(PyValue::Int(side)) if side > 0 => Some((side as usize, side as usize)),
@@ -306,7 +320,10 @@ mod tests {
     }
 
     fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -351,9 +368,15 @@ mod tests {
 
     #[test]
     fn other_files_are_not_ultralytics_exports_and_bad_values_name_the_key() {
-        assert_eq!(UltralyticsMetadata::from_map(&map(&[("producer", "x")])).unwrap(), None);
-        let err = UltralyticsMetadata::from_map(&map(&[("task", "detect"), ("names", "{0: 'a', 2: 'b'}")]))
-            .unwrap_err();
+        assert_eq!(
+            UltralyticsMetadata::from_map(&map(&[("producer", "x")])).unwrap(),
+            None
+        );
+        let err = UltralyticsMetadata::from_map(&map(&[
+            ("task", "detect"),
+            ("names", "{0: 'a', 2: 'b'}"),
+        ]))
+        .unwrap_err();
         assert!(err.contains("names"), "{err}");
         let err = UltralyticsMetadata::from_map(&map(&[
             ("task", "detect"),

@@ -105,13 +105,26 @@ impl Ultralytics {
     fn select(&self, data: &[f32], rows: usize) -> Vec<Candidate> {
         let spec = &self.config.output;
         let s = &self.config.nms;
-        let wanted = |c: &Candidate| self.config.class_map.get(c.class).is_some_and(Option::is_some);
+        let wanted = |c: &Candidate| {
+            self.config
+                .class_map
+                .get(c.class)
+                .is_some_and(Option::is_some)
+        };
         let mut candidates = match spec.layout {
-            Layout::ChannelsFirst if s.multi_label => {
-                nms::candidates_channels_first_multi(data, spec.row_len(), rows, spec.classes, s.conf)
+            Layout::ChannelsFirst if s.multi_label => nms::candidates_channels_first_multi(
+                data,
+                spec.row_len(),
+                rows,
+                spec.classes,
+                s.conf,
+            ),
+            Layout::ChannelsFirst => {
+                nms::candidates_channels_first(data, spec.row_len(), rows, spec.classes, s.conf)
             }
-            Layout::ChannelsFirst => nms::candidates_channels_first(data, spec.row_len(), rows, spec.classes, s.conf),
-            Layout::Objectness => nms::candidates_objectness(data, spec.row_len(), spec.classes, s.conf),
+            Layout::Objectness => {
+                nms::candidates_objectness(data, spec.row_len(), spec.classes, s.conf)
+            }
             Layout::EndToEnd => {
                 // The end-to-end branch filters classes before taking the first max_det rows.
                 let all = nms::end_to_end(data, spec.row_len(), s.conf, usize::MAX);
@@ -153,12 +166,19 @@ impl Ultralytics {
         if !self.config.centre {
             unletterbox = unletterbox.without_padding();
         }
-        let geometry = prototypes.map(|p| MaskGeometry::new(p.width, p.height, lb.image_w, lb.image_h));
+        let geometry =
+            prototypes.map(|p| MaskGeometry::new(p.width, p.height, lb.image_w, lb.image_h));
         let mut out = Vec::new();
         for candidate in self.select(data, rows) {
-            let category_id = self.config.class_map[candidate.class].expect("select keeps mapped classes only");
+            let category_id =
+                self.config.class_map[candidate.class].expect("select keeps mapped classes only");
             let bbox = unletterbox.boxes(candidate.bbox);
-            let mut detection = KeptBox { bbox, score: candidate.score, category_id }.to_detection(image_id);
+            let mut detection = KeptBox {
+                bbox,
+                score: candidate.score,
+                category_id,
+            }
+            .to_detection(image_id);
             let extra = self.extra(data, rows, candidate.row);
             match (self.config.output.task, &geometry, &prototypes) {
                 (Task::Segment, Some(geometry), Some(protos)) => {
@@ -203,11 +223,24 @@ impl Pipeline for Ultralytics {
             });
         }
         let letterbox = Letterbox::new(image.width, image.height, w, h, self.config.centre);
-        let data = letterbox.to_chw(image, self.config.pad_value, self.config.rgb, self.config.divisor);
-        Ok((Tensor::f32(vec![1, 3, h, w], data), UltralyticsMeta { letterbox }))
+        let data = letterbox.to_chw(
+            image,
+            self.config.pad_value,
+            self.config.rgb,
+            self.config.divisor,
+        );
+        Ok((
+            Tensor::f32(vec![1, 3, h, w], data),
+            UltralyticsMeta { letterbox },
+        ))
     }
 
-    fn postprocess(&self, outputs: &Outputs, meta: &UltralyticsMeta, image_id: u64) -> Result<Vec<Detection>, FamilyError> {
+    fn postprocess(
+        &self,
+        outputs: &Outputs,
+        meta: &UltralyticsMeta,
+        image_id: u64,
+    ) -> Result<Vec<Detection>, FamilyError> {
         let spec = &self.config.output;
         let tensor = outputs.tensor(&spec.output)?;
         let rows = match (spec.layout, tensor.shape.as_slice()) {
@@ -226,7 +259,12 @@ impl Pipeline for Ultralytics {
                     });
                 };
                 let data = output_f32(outputs, name, &[1, spec.mask_coefficients, mh, mw])?;
-                Some(Prototypes { data, channels: c, height: mh, width: mw })
+                Some(Prototypes {
+                    data,
+                    channels: c,
+                    height: mh,
+                    width: mw,
+                })
             }
             None => None,
         };
@@ -256,7 +294,11 @@ pub struct UltralyticsDetector {
 
 impl UltralyticsDetector {
     /// Wraps `backend` with the pipeline of `config`.
-    pub fn new(name: &str, backend: Box<dyn Backend>, config: UltralyticsConfig) -> Result<Self, FamilyError> {
+    pub fn new(
+        name: &str,
+        backend: Box<dyn Backend>,
+        config: UltralyticsConfig,
+    ) -> Result<Self, FamilyError> {
         let iou_types = match config.output.task {
             Task::Detect => vec![IouType::Bbox],
             Task::Segment => vec![IouType::Bbox, IouType::Segm],
@@ -305,7 +347,11 @@ impl Detector for UltralyticsDetector {
         p["warnings"] = serde_json::json!(self.warnings);
         p
     }
-    fn detect(&mut self, batch: &[ImageInput<'_>], clock: &mut StageClock) -> Result<Vec<Vec<Detection>>, DetectorError> {
+    fn detect(
+        &mut self,
+        batch: &[ImageInput<'_>],
+        clock: &mut StageClock,
+    ) -> Result<Vec<Vec<Detection>>, DetectorError> {
         let detections = self.inner.detect(batch, clock)?;
         for image in &detections {
             let best = image.iter().map(|d| d.score as f32).reduce(f32::max);

@@ -138,8 +138,14 @@ pub fn candidates_channels_first_multi(
         for class in 0..nc {
             let score = at(4 + class, n);
             if score > conf {
-                let b = *bbox.get_or_insert_with(|| xywh2xyxy(at(0, n), at(1, n), at(2, n), at(3, n)));
-                out.push(Candidate { bbox: b, score, class, row: n });
+                let b =
+                    *bbox.get_or_insert_with(|| xywh2xyxy(at(0, n), at(1, n), at(2, n), at(3, n)));
+                out.push(Candidate {
+                    bbox: b,
+                    score,
+                    class,
+                    row: n,
+                });
             }
         }
     }
@@ -148,12 +154,7 @@ pub fn candidates_channels_first_multi(
 
 /// Candidates of an objectness output `[anchors, row_len]` with `nc` classes (yolov5
 /// `non_max_suppression`, single label).
-pub fn candidates_objectness(
-    data: &[f32],
-    row_len: usize,
-    nc: usize,
-    conf: f32,
-) -> Vec<Candidate> {
+pub fn candidates_objectness(data: &[f32], row_len: usize, nc: usize, conf: f32) -> Vec<Candidate> {
     data.chunks_exact(row_len)
         .enumerate()
         .filter(|(_, row)| row[4] > conf)
@@ -238,7 +239,11 @@ fn per_class_greedy(
     candidates: &[Candidate],
     iou: f64,
 ) -> Vec<usize> {
-    let classes = candidates.iter().map(|c| c.class).max().map_or(0, |m| m + 1);
+    let classes = candidates
+        .iter()
+        .map(|c| c.class)
+        .max()
+        .map_or(0, |m| m + 1);
     let mut per_class: Vec<Vec<usize>> = vec![Vec::new(); classes];
     for &i in order {
         per_class[candidates[i].class].push(i);
@@ -311,7 +316,9 @@ mod tests {
     #[test]
     fn multi_label_keeps_every_class_over_the_threshold_box_major() {
         // Two anchors, two classes: anchor 0 has both classes over 0.25.
-        let data = [10.0, 50.0, 10.0, 50.0, 4.0, 6.0, 4.0, 6.0, 0.5, 0.1, 0.3, 0.4];
+        let data = [
+            10.0, 50.0, 10.0, 50.0, 4.0, 6.0, 4.0, 6.0, 0.5, 0.1, 0.3, 0.4,
+        ];
         let c = candidates_channels_first_multi(&data, 6, 2, 2, 0.25);
         let got: Vec<(usize, usize)> = c.iter().map(|c| (c.row, c.class)).collect();
         assert_eq!(got, vec![(0, 0), (0, 1), (1, 1)]);
