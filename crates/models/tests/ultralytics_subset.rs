@@ -25,7 +25,7 @@ use detbench_bench::dataset::Dataset;
 use detbench_bench::{Detector, ImageInput, StageClock};
 use detbench_eval::{EvalParams, Evaluator, GroundTruth, IouType};
 use detbench_models::autoconfig::{AutoConfig, autoconfigure};
-use detbench_models::families::ultralytics::UltralyticsDetector;
+use detbench_models::families::ultralytics::{MaskMode, UltralyticsDetector};
 use serde_json::Value as Json;
 
 fn val_dir() -> PathBuf {
@@ -62,6 +62,15 @@ fn evaluate_saved_json(model: &str) -> Vec<f64> {
 
 /// detbench's pipeline on the whole subset at the validator's settings; bbox stats.
 fn run_subset(model: &str) -> Vec<f64> {
+    run_subset_iou(model, &[IouType::Bbox]).remove(0)
+}
+
+/// detbench's pipeline on the whole subset at the validator's settings; stats per IoU type.
+fn run_subset_iou(model: &str, iou_types: &[IouType]) -> Vec<Vec<f64>> {
+    run_subset_with(model, iou_types, MaskMode::Predictor)
+}
+
+fn run_subset_with(model: &str, iou_types: &[IouType], masks: MaskMode) -> Vec<Vec<f64>> {
     let path = detbench_assets::shared::models()
         .unwrap()
         .join(format!("{model}.onnx"));
@@ -81,6 +90,7 @@ fn run_subset(model: &str) -> Vec<f64> {
         config.nms.max_det,
         config.nms.multi_label,
     ) = (0.001, 0.7, 300, true);
+    config.masks = masks;
     let mut detector = UltralyticsDetector::new(model, backend, config).unwrap();
     let annotations = detbench_assets::shared::instances_subset().unwrap();
     let data = Dataset::coco(
@@ -90,26 +100,26 @@ fn run_subset(model: &str) -> Vec<f64> {
     )
     .unwrap();
     let gt = Arc::new(GroundTruth::load(&annotations).unwrap());
-    let mut evaluator = Evaluator::new(gt, EvalParams::new(IouType::Bbox)).unwrap();
+    let mut evaluators: Vec<Evaluator> = iou_types
+        .iter()
+        .map(|&t| Evaluator::new(gt.clone(), EvalParams::new(t)).unwrap())
+        .collect();
     let mut clock = StageClock::new();
     for image in &data.images {
         let bgr = detbench_imgproc::decode_file(&image.path).unwrap();
-        let mut dets = detector
-            .detect(
-                &[ImageInput {
-                    image_id: image.id,
-                    image: &bgr,
-                }],
-                &mut clock,
-            )
-            .unwrap();
-        let mut dets = dets.pop().unwrap();
-        for d in &mut dets {
-            d.mask = None; // bbox evaluation here
+        let input = ImageInput {
+            image_id: image.id,
+            image: &bgr,
+        };
+        let dets = detector.detect(&[input], &mut clock).unwrap();
+        for evaluator in &mut evaluators {
+            evaluator.add_image(image.id, &dets[0]).unwrap();
         }
-        evaluator.add_image(image.id, &dets).unwrap();
     }
-    evaluator.finish().unwrap().stats
+    evaluators
+        .into_iter()
+        .map(|e| e.finish().unwrap().stats)
+        .collect()
 }
 
 fn check(model: &str) {
@@ -158,4 +168,30 @@ fn yolov8n_int8_640_ap_agrees_with_ultralytics_val() {
 #[test]
 fn yolo11n_int8_320_ap_agrees_with_ultralytics_val() {
     check("yolo11n_int8_320");
+}
+
+/// The segmentation model with the validator's mask path (`MaskMode::Validator`): measured box
+/// +0.47 and mask -0.27 points from pycocotools on the validator's JSON (the predictor's mask
+/// path gives mask -0.62). Unlike the detect models, this one is sensitive to the validator's
+/// own preprocessing at 320, which detbench does not reproduce yet (its dataloader shrinks with
+/// `cv2.INTER_AREA` to `ceil` sizes, `BaseDataset.load_image`); the bound is 0.6 points.
+#[test]
+fn yolov8n_seg_int8_320_box_and_mask_ap_agree_with_ultralytics_val() {
+    let model = "yolov8n-seg_int8_320";
+    let s = summary(model);
+    let stats = run_subset_with(model, &[IouType::Bbox, IouType::Segm], MaskMode::Validator);
+    for (k, key) in ["pycocotools_bbox", "pycocotools_segm"].iter().enumerate() {
+        let theirs = f64s(&s[key])[0];
+        let diff = stats[k][0] - theirs;
+        eprintln!(
+            "{model}: {key}: detbench {:.4}, Ultralytics' val JSON {theirs:.4} ({:+.2} points)",
+            stats[k][0],
+            100.0 * diff
+        );
+        assert!(
+            diff.abs() <= 0.006,
+            "{model} {key}: {} vs {theirs}",
+            stats[k][0]
+        );
+    }
 }

@@ -82,6 +82,29 @@ fn sample(src: &[f32], src_w: usize, rows: &AxisTaps, cols: &AxisTaps, y: usize,
     out
 }
 
+/// [`sample`] of a 0/1 mask (the uint8 mask that `scale_masks` turns into float first).
+#[inline]
+fn sample_binary(
+    src: &[u8],
+    src_w: usize,
+    rows: &AxisTaps,
+    cols: &AxisTaps,
+    y: usize,
+    x: usize,
+) -> f32 {
+    let v = |i: usize| f32::from(src[i]);
+    let (r0, r1) = (rows.index0[y] * src_w, rows.index1[y] * src_w);
+    let (c0, c1) = (cols.index0[x], cols.index1[x]);
+    let (w0, w1) = (cols.lambda0[x], cols.lambda1[x]);
+    let mut top = v(r0 + c0) * w0;
+    top += v(r0 + c1) * w1;
+    let mut bottom = v(r1 + c0) * w0;
+    bottom += v(r1 + c1) * w1;
+    let mut out = top * rows.lambda0[y];
+    out += bottom * rows.lambda1[y];
+    out
+}
+
 /// The per-image part of `process_mask_native`: the upsampling factor and both resizes.
 #[derive(Debug, Clone)]
 pub struct MaskGeometry {
@@ -164,7 +187,7 @@ impl MaskGeometry {
         protos: &Prototypes<'_>,
         coefficients: &[f32],
         bbox: [f32; 4],
-    ) -> Option<Vec<u8>> {
+    ) -> Option<BinaryMask> {
         let logits = prototype_logits(protos, coefficients);
         let upsampled = match &self.up_rows {
             Some(up_rows) => {
@@ -196,8 +219,89 @@ impl MaskGeometry {
                 }
             }
         }
-        any.then_some(mask)
+        any.then_some(BinaryMask {
+            data: mask,
+            width: self.image_w,
+            height: self.image_h,
+            cols: xs,
+            rows: ys,
+        })
     }
+}
+
+/// The validator's mask (`SegmentationValidator` with `save_json`): `process_mask_native` at
+/// the network input with the box in input pixels (`input` is the geometry for the input size),
+/// then `scale_masks(mask, image, ratio_pad)`: the content rows `top = round(pad_h - 0.1)` to
+/// `top + max(round(h0 * gain_h), 1)` (likewise columns), bilinear to the image size, and
+/// `.byte()`, which truncates: only pixels whose interpolated value is exactly 1.0 stay set.
+/// Empty masks are kept (the validator does not drop them).
+///
+/// Only the pixels within a margin of `image_box` (the box in image pixels) are sampled: every
+/// other pixel interpolates input pixels outside the cropped box, which are 0.
+pub fn validator_mask(
+    protos: &Prototypes<'_>,
+    coefficients: &[f32],
+    input_box: [f32; 4],
+    image_box: [f32; 4],
+    input: &MaskGeometry,
+    ratio_pad: RatioPad,
+) -> BinaryMask {
+    let (w1, h1) = (input.image_w, input.image_h);
+    let empty = |w: usize, h: usize| BinaryMask {
+        data: vec![0; w * h],
+        width: w,
+        height: h,
+        cols: 0..0,
+        rows: 0..0,
+    };
+    let Some(at_input) = input.mask(protos, coefficients, input_box) else {
+        return empty(ratio_pad.image_w, ratio_pad.image_h);
+    };
+    let at_input = at_input.data;
+    let (w0, h0) = (ratio_pad.image_w, ratio_pad.image_h);
+    let top = py_round(ratio_pad.pad_h - 0.1).max(0) as usize;
+    let left = py_round(ratio_pad.pad_w - 0.1).max(0) as usize;
+    let bottom = (top + py_round(h0 as f64 * ratio_pad.gain_h).max(1) as usize).min(h1);
+    let right = (left + py_round(w0 as f64 * ratio_pad.gain_w).max(1) as usize).min(w1);
+    let (crop_h, crop_w) = (bottom - top, right - left);
+    let rows = AxisTaps::new(crop_h, h0, crop_h as f32 / h0 as f32);
+    let cols = AxisTaps::new(crop_w, w0, crop_w as f32 / w0 as f32);
+    let cropped = &at_input[top * w1 + left..];
+    let mut mask = vec![0u8; w0 * h0];
+    let margin = 2.0 + 2.0 / ratio_pad.gain_w.min(ratio_pad.gain_h) as f32;
+    let span = |lo: f32, hi: f32, size: usize| {
+        let first = (lo - margin).floor().max(0.0) as usize;
+        let end = ((hi + margin).ceil().max(0.0) as usize).min(size);
+        first.min(end)..end
+    };
+    let (ys, xs) = (
+        span(image_box[1], image_box[3], h0),
+        span(image_box[0], image_box[2], w0),
+    );
+    for y in ys.clone() {
+        for x in xs.clone() {
+            // `.byte()` of a value in [0, 1]: 1 only for exactly 1.0.
+            mask[y * w0 + x] = u8::from(sample_binary(cropped, w1, &rows, &cols, y, x) >= 1.0);
+        }
+    }
+    BinaryMask {
+        data: mask,
+        width: w0,
+        height: h0,
+        cols: xs,
+        rows: ys,
+    }
+}
+
+/// `ratio_pad` of a letterboxed image: `((gain_h, gain_w), (pad_w, pad_h))` and the image size.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RatioPad {
+    pub gain_h: f64,
+    pub gain_w: f64,
+    pub pad_w: f64,
+    pub pad_h: f64,
+    pub image_w: usize,
+    pub image_h: usize,
 }
 
 /// `masks_in @ protos.view(c, -1)` for one detection, summing over the channels in order.
@@ -229,21 +333,72 @@ fn gcd(a: i64, b: i64) -> i64 {
     a
 }
 
-/// A row-major 0/1 mask as COCO RLE (column-major), through hotcoco's `mask::encode`
-/// (pycocotools `maskApi.c rleEncode`).
-pub fn encode_rle(mask: &[u8], width: usize, height: usize) -> Rle {
-    let mut column_major = vec![0u8; mask.len()];
-    for y in 0..height {
-        for x in 0..width {
-            column_major[x * height + y] = mask[y * width + x];
+/// A row-major 0/1 mask at image size, zero outside columns `cols` and rows `rows`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BinaryMask {
+    pub data: Vec<u8>,
+    pub width: usize,
+    pub height: usize,
+    pub cols: std::ops::Range<usize>,
+    pub rows: std::ops::Range<usize>,
+}
+
+impl BinaryMask {
+    /// Whether any pixel is set.
+    pub fn any(&self) -> bool {
+        self.rows
+            .clone()
+            .any(|y| self.data[y * self.width..][self.cols.clone()].contains(&1))
+    }
+
+    /// COCO RLE (column-major runs of 0s and 1s, starting with 0s: pycocotools `rleEncode`),
+    /// scanning only the region that can be set; equal to hotcoco's `mask::encode` of the
+    /// whole mask (tested).
+    pub fn to_rle(&self) -> Rle {
+        let mut runs = Runs::default();
+        for x in 0..self.width {
+            if !self.cols.contains(&x) {
+                runs.push(0, self.height as u32);
+                continue;
+            }
+            runs.push(0, self.rows.start as u32);
+            for y in self.rows.clone() {
+                runs.push(self.data[y * self.width + x], 1);
+            }
+            runs.push(0, (self.height - self.rows.end) as u32);
+        }
+        Rle {
+            height: self.height as u32,
+            width: self.width as u32,
+            counts: runs.finish(),
         }
     }
-    let rle = hotcoco::mask::encode(&column_major, height as u32, width as u32)
-        .expect("a mask of height * width values encodes");
-    Rle {
-        height: rle.h,
-        width: rle.w,
-        counts: rle.counts,
+}
+
+/// Alternating run lengths, starting with a run of 0s.
+#[derive(Default)]
+struct Runs {
+    counts: Vec<u32>,
+    value: u8,
+    run: u32,
+}
+
+impl Runs {
+    fn push(&mut self, value: u8, n: u32) {
+        if n == 0 {
+            return;
+        }
+        if value != self.value {
+            self.counts.push(self.run);
+            self.value = value;
+            self.run = 0;
+        }
+        self.run += n;
+    }
+
+    fn finish(mut self) -> Vec<u32> {
+        self.counts.push(self.run);
+        self.counts
     }
 }
 
@@ -287,7 +442,7 @@ mod tests {
             .mask(&protos, &[1.0], [2.0, 3.0, 5.5, 4.0])
             .unwrap();
         let set: Vec<(usize, usize)> = (0..16 * 16)
-            .filter(|&i| mask[i] == 1)
+            .filter(|&i| mask.data[i] == 1)
             .map(|i| (i % 16, i / 16))
             .collect();
         assert_eq!(set, vec![(2, 3), (3, 3), (4, 3), (5, 3)]);
@@ -299,9 +454,43 @@ mod tests {
     }
 
     #[test]
-    fn rle_is_column_major() {
-        // 2x3 row-major [[0,1,1],[0,0,1]]: columns (0,0), (1,0), (1,1) -> counts 2,1,1,...
-        let rle = encode_rle(&[0, 1, 1, 0, 0, 1], 3, 2);
-        assert_eq!(rle.counts, vec![2, 1, 1, 2]);
+    fn region_rle_equals_hotcoco_encode_of_the_whole_mask() {
+        // Pseudo-random masks set inside a region, including the first and last pixels.
+        let (w, h) = (13usize, 7usize);
+        let mut state = 12345u32;
+        for case in 0..50 {
+            let (c0, c1, r0, r1) = (case % 4, w - case % 3, case % 2, h - case % 5);
+            let mut data = vec![0u8; w * h];
+            for y in r0..r1 {
+                for x in c0..c1 {
+                    state = state.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                    data[y * w + x] = u8::from((state >> 16) % 3 == 0 || case == 0);
+                }
+            }
+            let mask = BinaryMask {
+                data: data.clone(),
+                width: w,
+                height: h,
+                cols: c0..c1,
+                rows: r0..r1,
+            };
+            let mut column_major = vec![0u8; w * h];
+            for y in 0..h {
+                for x in 0..w {
+                    column_major[x * h + y] = data[y * w + x];
+                }
+            }
+            let want = hotcoco::mask::encode(&column_major, h as u32, w as u32).unwrap();
+            assert_eq!(mask.to_rle().counts, want.counts, "case {case}");
+        }
+        let empty = BinaryMask {
+            data: vec![0; 6],
+            width: 3,
+            height: 2,
+            cols: 0..0,
+            rows: 0..0,
+        };
+        assert_eq!(empty.to_rle().counts, vec![6]);
+        assert!(!empty.any());
     }
 }

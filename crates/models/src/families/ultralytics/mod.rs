@@ -48,6 +48,20 @@ pub struct UltralyticsConfig {
     /// Category id of each class index; `None` drops the class before NMS (Ultralytics'
     /// `classes=` filter), for a dataset without that category.
     pub class_map: Vec<Option<u64>>,
+    /// Which of Ultralytics' two mask paths to follow.
+    pub masks: MaskMode,
+}
+
+/// The predictor's masks or the validator's (they differ: [`masks`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MaskMode {
+    /// `retina_masks=True`: `process_mask_native` at the image size; detections with an empty
+    /// mask dropped (`SegmentationPredictor.construct_result`).
+    Predictor,
+    /// `SegmentationValidator` with `save_json`: masks at the input size, `scale_masks` with
+    /// `.byte()` truncation; every detection kept.
+    Validator,
 }
 
 impl UltralyticsConfig {
@@ -69,6 +83,7 @@ impl UltralyticsConfig {
             output,
             nms: NmsSettings::default(),
             class_map,
+            masks: MaskMode::Predictor,
         }
     }
 }
@@ -166,8 +181,18 @@ impl Ultralytics {
         if !self.config.centre {
             unletterbox = unletterbox.without_padding();
         }
-        let geometry =
-            prototypes.map(|p| MaskGeometry::new(p.width, p.height, lb.image_w, lb.image_h));
+        let geometry = prototypes.map(|p| match self.config.masks {
+            MaskMode::Predictor => MaskGeometry::new(p.width, p.height, lb.image_w, lb.image_h),
+            MaskMode::Validator => MaskGeometry::new(p.width, p.height, lb.canvas_w, lb.canvas_h),
+        });
+        let ratio_pad = masks::RatioPad {
+            gain_h: lb.resized_h as f64 / lb.image_h as f64,
+            gain_w: lb.resized_w as f64 / lb.image_w as f64,
+            pad_w: lb.left as f64,
+            pad_h: lb.top as f64,
+            image_w: lb.image_w,
+            image_h: lb.image_h,
+        };
         let mut out = Vec::new();
         for candidate in self.select(data, rows) {
             let category_id =
@@ -182,10 +207,21 @@ impl Ultralytics {
             let extra = self.extra(data, rows, candidate.row);
             match (self.config.output.task, &geometry, &prototypes) {
                 (Task::Segment, Some(geometry), Some(protos)) => {
-                    let Some(mask) = geometry.mask(protos, &extra, bbox) else {
-                        continue; // `keep = masks.amax((-2, -1)) > 0`
+                    let mask = match self.config.masks {
+                        MaskMode::Predictor => match geometry.mask(protos, &extra, bbox) {
+                            Some(mask) => mask,
+                            None => continue, // `keep = masks.amax((-2, -1)) > 0`
+                        },
+                        MaskMode::Validator => masks::validator_mask(
+                            protos,
+                            &extra,
+                            candidate.bbox,
+                            bbox,
+                            geometry,
+                            ratio_pad,
+                        ),
                     };
-                    detection.mask = Some(masks::encode_rle(&mask, lb.image_w, lb.image_h));
+                    detection.mask = Some(mask.to_rle());
                 }
                 (Task::Pose, _, _) => {
                     let (_, dims) = self.config.output.keypoints.unwrap_or((0, 3));
