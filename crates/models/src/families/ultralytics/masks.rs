@@ -464,7 +464,7 @@ mod tests {
             for y in r0..r1 {
                 for x in c0..c1 {
                     state = state.wrapping_mul(1_103_515_245).wrapping_add(12345);
-                    data[y * w + x] = u8::from((state >> 16) % 3 == 0 || case == 0);
+                    data[y * w + x] = u8::from((state >> 16).is_multiple_of(3) || case == 0);
                 }
             }
             let mask = BinaryMask {
