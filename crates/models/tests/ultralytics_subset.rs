@@ -3,16 +3,14 @@
 //! `tests/fixtures/ultralytics/val/`, with its own mAP and pycocotools' stats on that JSON):
 //!
 //! - detbench's evaluator on the validator's saved JSON gives pycocotools' 12 stats exactly;
-//! - detbench's own pipeline (the predictor's preprocessing, the validator's NMS settings:
-//!   conf 0.001, iou 0.7, max_det 300, multi-label) scores within 0.2 AP points of that JSON's AP
-//!   (pycocotools on the validator's own predictions). Measured (8.4.190, this machine):
-//!   YOLOv8n 640 +0.05, YOLO11n 320 -0.05 points. The inputs differ slightly for the 320 model:
-//!   the validator's dataloader shrinks images with `cv2.INTER_AREA` (`BaseDataset.load_image`)
-//!   before its letterbox, where the predictor (and detbench) resize with `INTER_LINEAR`;
+//! - detbench's pipeline with the validator's geometry (`Geometry::Validator`: `load_image` with
+//!   `ceil` sizes, then `LetterBox(scaleup=False)`), mask path (`MaskMode::Validator`) and NMS
+//!   settings (conf 0.001, iou 0.7, max_det 300, multi-label) scores within 0.2 AP points of
+//!   that JSON's AP (pycocotools on the validator's own predictions), box and mask;
 //! - Ultralytics' own mAP50-95 (its `ap_per_class`: its own matching, 101-point interpolation,
-//!   crowd annotations dropped by its converter instead of ignored) is itself 0.41-0.53 points
+//!   crowd annotations dropped by its converter instead of ignored) is itself 0.4-1.1 points
 //!   below pycocotools on the same predictions, so detbench's distance to it is that metric
-//!   difference plus at most the 0.2 points above (measured +0.59 and +0.35 points).
+//!   difference plus at most the 0.2 points above.
 //!
 //! Run with `--release` (206 images per model).
 
@@ -25,7 +23,7 @@ use detbench_bench::dataset::Dataset;
 use detbench_bench::{Detector, ImageInput, StageClock};
 use detbench_eval::{EvalParams, Evaluator, GroundTruth, IouType};
 use detbench_models::autoconfig::{AutoConfig, autoconfigure};
-use detbench_models::families::ultralytics::{MaskMode, UltralyticsDetector};
+use detbench_models::families::ultralytics::{Geometry, MaskMode, UltralyticsDetector};
 use serde_json::Value as Json;
 
 fn val_dir() -> PathBuf {
@@ -62,15 +60,23 @@ fn evaluate_saved_json(model: &str) -> Vec<f64> {
 
 /// detbench's pipeline on the whole subset at the validator's settings; bbox stats.
 fn run_subset(model: &str) -> Vec<f64> {
-    run_subset_iou(model, &[IouType::Bbox]).remove(0)
+    run_subset_geometry(
+        model,
+        &[IouType::Bbox],
+        MaskMode::Validator,
+        Geometry::Validator,
+    )
+    .remove(0)
 }
 
-/// detbench's pipeline on the whole subset at the validator's settings; stats per IoU type.
-fn run_subset_iou(model: &str, iou_types: &[IouType]) -> Vec<Vec<f64>> {
-    run_subset_with(model, iou_types, MaskMode::Predictor)
-}
-
-fn run_subset_with(model: &str, iou_types: &[IouType], masks: MaskMode) -> Vec<Vec<f64>> {
+/// detbench's pipeline on the whole subset at the validator's settings (conf 0.001, iou 0.7,
+/// max_det 300, multi-label), with the given mask path and geometry; stats per IoU type.
+fn run_subset_geometry(
+    model: &str,
+    iou_types: &[IouType],
+    masks: MaskMode,
+    geometry: Geometry,
+) -> Vec<Vec<f64>> {
     let path = detbench_assets::shared::models()
         .unwrap()
         .join(format!("{model}.onnx"));
@@ -91,6 +97,7 @@ fn run_subset_with(model: &str, iou_types: &[IouType], masks: MaskMode) -> Vec<V
         config.nms.multi_label,
     ) = (0.001, 0.7, 300, true);
     config.masks = masks;
+    config.geometry = geometry;
     let mut detector = UltralyticsDetector::new(model, backend, config).unwrap();
     let annotations = detbench_assets::shared::instances_subset().unwrap();
     let data = Dataset::coco(
@@ -141,7 +148,7 @@ fn check(model: &str) {
     }
     let ours = run_subset(model)[0];
     eprintln!(
-        "{model}: detbench AP {:.4}, pycocotools on Ultralytics' val JSON {:.4} ({:+.2} points), Ultralytics' own mAP50-95 {:.4} ({:+.2} points)",
+        "{model}: detbench AP {:.5}, pycocotools on Ultralytics' val JSON {:.5} ({:+.3} points), Ultralytics' own mAP50-95 {:.5} ({:+.3} points)",
         ours,
         pycocotools[0],
         100.0 * (ours - pycocotools[0]),
@@ -170,21 +177,23 @@ fn yolo11n_int8_320_ap_agrees_with_ultralytics_val() {
     check("yolo11n_int8_320");
 }
 
-/// The segmentation model with the validator's mask path (`MaskMode::Validator`): measured box
-/// +0.47 and mask -0.27 points from pycocotools on the validator's JSON (the predictor's mask
-/// path gives mask -0.62). Unlike the detect models, this one is sensitive to the validator's
-/// own preprocessing at 320, which detbench does not reproduce yet (its dataloader shrinks with
-/// `cv2.INTER_AREA` to `ceil` sizes, `BaseDataset.load_image`); the bound is 0.6 points.
+/// The segmentation model, box and mask AP (the predictor's geometry and mask path give +0.47
+/// box and -0.62 mask points: its masks are computed at the image size and empty ones dropped).
 #[test]
 fn yolov8n_seg_int8_320_box_and_mask_ap_agree_with_ultralytics_val() {
     let model = "yolov8n-seg_int8_320";
     let s = summary(model);
-    let stats = run_subset_with(model, &[IouType::Bbox, IouType::Segm], MaskMode::Validator);
+    let stats = run_subset_geometry(
+        model,
+        &[IouType::Bbox, IouType::Segm],
+        MaskMode::Validator,
+        Geometry::Validator,
+    );
     for (k, key) in ["pycocotools_bbox", "pycocotools_segm"].iter().enumerate() {
         let theirs = f64s(&s[key])[0];
         let diff = stats[k][0] - theirs;
         eprintln!(
-            "{model}: {key}: detbench {:.4}, Ultralytics' val JSON {theirs:.4} ({:+.2} points)",
+            "{model}: {key}: detbench {:.5}, Ultralytics' val JSON {theirs:.5} ({:+.3} points)",
             stats[k][0],
             100.0 * diff
         );

@@ -30,6 +30,18 @@ pub struct Letterbox {
     pub resized_h: usize,
     pub top: usize,
     pub left: usize,
+    /// The validator's path only: the size `BaseDataset.load_image` resized the image to before
+    /// its letterbox, and the per-axis `ratio_pad` gains (x, y) it records.
+    pub loaded: Option<LoadedImage>,
+}
+
+/// What the validator's dataloader did before its letterbox ([`Letterbox::validator`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LoadedImage {
+    pub width: usize,
+    pub height: usize,
+    pub gain_x: f64,
+    pub gain_y: f64,
 }
 
 impl Letterbox {
@@ -66,7 +78,63 @@ impl Letterbox {
             resized_h,
             top,
             left,
+            loaded: None,
         }
+    }
+
+    /// The validator's geometry (`DetectionValidator`'s dataset, ultralytics 8.4.x): first
+    /// `BaseDataset.load_image` resizes the long side to `imgsz = max(H, W)`, `r = imgsz /
+    /// max(h, w)`, to `(min(ceil(w*r), imgsz), min(ceil(h*r), imgsz))` (`ceil`, where the predictor
+    /// rounds) with `cv2.INTER_LINEAR`; then `LetterBox(imgsz, scaleup=False)` (centred, never
+    /// enlarging). Boxes map back through the recorded `ratio_pad`: gains `loaded / original *
+    /// r2` per axis and the letterbox's `(left, top)`.
+    pub fn validator(image_w: usize, image_h: usize, canvas_w: usize, canvas_h: usize) -> Self {
+        let imgsz = canvas_w.max(canvas_h);
+        let r = imgsz as f64 / image_w.max(image_h) as f64;
+        let (w1, h1) = if r != 1.0 {
+            (
+                ((image_w as f64 * r).ceil() as usize).min(imgsz),
+                ((image_h as f64 * r).ceil() as usize).min(imgsz),
+            )
+        } else {
+            (image_w, image_h)
+        };
+        let r2 = (canvas_h as f64 / h1 as f64)
+            .min(canvas_w as f64 / w1 as f64)
+            .min(1.0);
+        let mut lb = Letterbox::new(w1, h1, canvas_w, canvas_h, true);
+        // `Letterbox::new` never caps r; with `scaleup=False` it is min(r, 1).
+        lb.resized_w = py_round(w1 as f64 * r2).max(1) as usize;
+        lb.resized_h = py_round(h1 as f64 * r2).max(1) as usize;
+        lb.left = py_round((canvas_w as f64 - lb.resized_w as f64) / 2.0 - 0.1).max(0) as usize;
+        lb.top = py_round((canvas_h as f64 - lb.resized_h as f64) / 2.0 - 0.1).max(0) as usize;
+        lb.image_w = image_w;
+        lb.image_h = image_h;
+        lb.loaded = Some(LoadedImage {
+            width: w1,
+            height: h1,
+            gain_x: w1 as f64 / image_w as f64 * r2,
+            gain_y: h1 as f64 / image_h as f64 * r2,
+        });
+        lb
+    }
+
+    /// The inverse mapping: `scale_boxes` / `scale_coords` with `ratio_pad=None` for the
+    /// predictor's geometry, with the recorded `ratio_pad` for the validator's; without padding
+    /// for a top-left letterbox.
+    pub fn unletterbox(&self, centre: bool) -> Unletterbox {
+        let u = match self.loaded {
+            Some(loaded) => Unletterbox {
+                gain_x: loaded.gain_x,
+                gain_y: loaded.gain_y,
+                pad_x: self.left as i64,
+                pad_y: self.top as i64,
+                image_w: self.image_w,
+                image_h: self.image_h,
+            },
+            None => Unletterbox::new(self.canvas_w, self.canvas_h, self.image_w, self.image_h),
+        };
+        if centre { u } else { u.without_padding() }
     }
 
     /// `cv2.resize` (INTER_LINEAR, bit-exact) to `new_unpad` when the size changes, then
@@ -74,13 +142,18 @@ impl Letterbox {
     /// and `float().div_(255)` (f32 division, as torch divides a float tensor by a scalar).
     /// Returns CHW f32 planes of the canvas.
     pub fn to_chw(&self, image: &BgrImage, pad_value: u8, rgb: bool, divisor: f32) -> Vec<f32> {
-        let resized;
-        let source = if (image.width, image.height) == (self.resized_w, self.resized_h) {
-            image
-        } else {
-            resized = detbench_imgproc::resize_linear(image, self.resized_w, self.resized_h);
-            &resized
-        };
+        let (loaded, resized);
+        let mut source = image;
+        if let Some(l) = self.loaded
+            && (l.width, l.height) != (image.width, image.height)
+        {
+            loaded = detbench_imgproc::resize_linear(image, l.width, l.height);
+            source = &loaded;
+        }
+        if (source.width, source.height) != (self.resized_w, self.resized_h) {
+            resized = detbench_imgproc::resize_linear(source, self.resized_w, self.resized_h);
+            source = &resized;
+        }
         let plane = self.canvas_w * self.canvas_h;
         let pad = pad_value as f32 / divisor;
         let mut data = vec![pad; 3 * plane];
@@ -194,6 +267,33 @@ mod tests {
         // An odd padding splits with one more row at the bottom: 333 rows at 500 -> dh = 83.5.
         let lb = Letterbox::new(500, 333, 500, 500, true);
         assert_eq!(lb.top, 83);
+    }
+
+    #[test]
+    fn the_validator_loads_with_ceil_then_letterboxes_without_enlarging() {
+        // 500x333 at 320: r = 0.64, ceil(213.12) = 214 rows where the predictor rounds to 213.
+        let lb = Letterbox::validator(500, 333, 320, 320);
+        let loaded = lb.loaded.unwrap();
+        assert_eq!((loaded.width, loaded.height), (320, 214));
+        assert_eq!(
+            (lb.resized_w, lb.resized_h, lb.top, lb.left),
+            (320, 214, 53, 0)
+        );
+        assert_eq!(Letterbox::new(500, 333, 320, 320, true).resized_h, 213);
+        let u = lb.unletterbox(true);
+        assert_eq!(
+            (u.gain_x, u.gain_y, u.pad_y),
+            (320.0 / 500.0, 214.0 / 333.0, 53)
+        );
+        // A 640-wide image at 640 is not resized: the two geometries agree.
+        let (v, p) = (
+            Letterbox::validator(640, 427, 640, 640),
+            Letterbox::new(640, 427, 640, 640, true),
+        );
+        assert_eq!(
+            (v.resized_w, v.resized_h, v.top, v.left),
+            (p.resized_w, p.resized_h, p.top, p.left)
+        );
     }
 
     #[test]

@@ -50,6 +50,17 @@ pub struct UltralyticsConfig {
     pub class_map: Vec<Option<u64>>,
     /// Which of Ultralytics' two mask paths to follow.
     pub masks: MaskMode,
+    /// Whose letterbox geometry: the predictor's (`LetterBox`, rounded sizes) or the
+    /// validator's (`load_image` with `ceil` sizes, then `LetterBox(scaleup=False)`).
+    pub geometry: Geometry,
+}
+
+/// The predictor's or the validator's image geometry ([`letterbox::Letterbox::validator`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Geometry {
+    Predictor,
+    Validator,
 }
 
 /// The predictor's masks or the validator's (they differ: [`masks`]).
@@ -84,6 +95,7 @@ impl UltralyticsConfig {
             nms: NmsSettings::default(),
             class_map,
             masks: MaskMode::Predictor,
+            geometry: Geometry::Predictor,
         }
     }
 }
@@ -177,19 +189,16 @@ impl Ultralytics {
         image_id: u64,
     ) -> Result<Vec<Detection>, FamilyError> {
         let lb = &meta.letterbox;
-        let mut unletterbox = Unletterbox::new(lb.canvas_w, lb.canvas_h, lb.image_w, lb.image_h);
-        if !self.config.centre {
-            unletterbox = unletterbox.without_padding();
-        }
+        let unletterbox = lb.unletterbox(self.config.centre);
         let geometry = prototypes.map(|p| match self.config.masks {
             MaskMode::Predictor => MaskGeometry::new(p.width, p.height, lb.image_w, lb.image_h),
             MaskMode::Validator => MaskGeometry::new(p.width, p.height, lb.canvas_w, lb.canvas_h),
         });
         let ratio_pad = masks::RatioPad {
-            gain_h: lb.resized_h as f64 / lb.image_h as f64,
-            gain_w: lb.resized_w as f64 / lb.image_w as f64,
-            pad_w: lb.left as f64,
-            pad_h: lb.top as f64,
+            gain_h: unletterbox.gain_y,
+            gain_w: unletterbox.gain_x,
+            pad_w: unletterbox.pad_x as f64,
+            pad_h: unletterbox.pad_y as f64,
             image_w: lb.image_w,
             image_h: lb.image_h,
         };
@@ -258,7 +267,12 @@ impl Pipeline for Ultralytics {
                 reason: "empty image".into(),
             });
         }
-        let letterbox = Letterbox::new(image.width, image.height, w, h, self.config.centre);
+        let letterbox = match self.config.geometry {
+            Geometry::Predictor => {
+                Letterbox::new(image.width, image.height, w, h, self.config.centre)
+            }
+            Geometry::Validator => Letterbox::validator(image.width, image.height, w, h),
+        };
         let data = letterbox.to_chw(
             image,
             self.config.pad_value,
