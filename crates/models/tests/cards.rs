@@ -74,6 +74,7 @@ fn thresholds(score: f32, iou: f64, max: usize) -> Postprocess {
         nms_iou: Some(iou),
         agnostic: Some(false),
         max_detections: Some(max),
+        protocol: None,
     }
 }
 
@@ -281,6 +282,7 @@ mod with_files {
     use detbench_backends::BackendConfig;
     use detbench_models::autoconfig::{AutoConfig, autoconfigure};
     use detbench_models::card::{self, CardError, DatasetCategory, pipelines};
+    use detbench_models::families::ultralytics::{Geometry, MaskMode};
 
     fn coco_categories() -> Vec<DatasetCategory> {
         detbench_eval::labels::COCO80_TO_91
@@ -327,6 +329,12 @@ mod with_files {
             (0.001, 0.7, 300)
         );
         assert_eq!(config.class_map[0], Some(1));
+        // The shipped cards reproduce the validator (their thresholds are its mAP settings).
+        assert!(config.nms.multi_label);
+        assert_eq!(
+            (config.geometry, config.masks),
+            (Geometry::Validator, MaskMode::Validator)
+        );
     }
 
     #[test]

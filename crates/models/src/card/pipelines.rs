@@ -4,13 +4,13 @@
 
 use detbench_backends::IoSpec;
 
-use super::schema::{Align, Card, Colour, Family, OutputLayoutKind, Task as CardTask};
+use super::schema::{Align, Card, Colour, Family, OutputLayoutKind, Protocol, Task as CardTask};
 use super::{CardError, check_output_shape};
 use crate::autoconfig::AutoConfig;
 use crate::families::detr::{self, DetrConfig, DetrOutputs};
-use crate::families::ultralytics::UltralyticsConfig;
 use crate::families::ultralytics::layout::{self, Layout, Task};
 use crate::families::ultralytics::metadata::UltralyticsMetadata;
+use crate::families::ultralytics::{Geometry, MaskMode, UltralyticsConfig};
 
 fn invalid(card: &Card, field: &str, reason: String) -> CardError {
     CardError::Config {
@@ -163,6 +163,11 @@ fn apply_ultralytics(card: &Card, config: &mut UltralyticsConfig, class_map: Vec
     config.nms.iou = post.nms_iou.unwrap_or(config.nms.iou);
     config.nms.agnostic = post.agnostic.unwrap_or(config.nms.agnostic);
     config.nms.max_det = post.max_detections.unwrap_or(config.nms.max_det);
+    if post.protocol == Some(Protocol::Validator) {
+        config.nms.multi_label = true;
+        config.geometry = Geometry::Validator;
+        config.masks = MaskMode::Validator;
+    }
     config.class_map = class_map;
 }
 

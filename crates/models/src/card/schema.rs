@@ -320,6 +320,18 @@ pub struct Postprocess {
     pub agnostic: Option<bool>,
     #[serde(default)]
     pub max_detections: Option<usize>,
+    /// Whose pipeline to reproduce where the upstream project has two (Ultralytics: its
+    /// predictor, or its validator, which selects multi-label, loads images with `ceil` sizes
+    /// and computes masks at the input size); default `predictor`.
+    #[serde(default)]
+    pub protocol: Option<Protocol>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    Predictor,
+    Validator,
 }
 
 /// How class indices become category ids.
