@@ -3,6 +3,9 @@
 #   scripts/setup.sh            system packages + ONNX Runtime library (default build)
 #   scripts/setup.sh --torch    also libtorch (PyPI torch wheel) for `--features torch`
 #   scripts/setup.sh --peers    also the Python peers used by the benchmark scripts
+#   scripts/setup.sh --train    --torch, plus what detbench-train's tests need: Python torch +
+#                               torchvision importable from .deps (their pure-Python dependencies
+#                               and pycocotools/opencv/pillow in .deps/venv)
 # Everything project-local goes under .deps/ (ignored by git).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -11,10 +14,12 @@ ORT_VERSION=1.31.1
 TORCH_VERSION=2.11.0
 want_torch=0
 want_peers=0
+want_train=0
 for arg in "$@"; do
   case "$arg" in
     --torch) want_torch=1 ;;
     --peers) want_peers=1 ;;
+    --train) want_torch=1; want_train=1 ;;
     *) echo "setup: unknown option $arg" >&2; exit 2 ;;
   esac
 done
@@ -77,6 +82,28 @@ TORCH_CUDA_WHEELS=(
   nvidia-nvshmem-cu13==3.4.5
 )
 if [ $want_torch -eq 1 ]; then
+  # crates/train's C++ shim: ProcessGroupGloo's header includes gloo's (not in the torch wheel);
+  # its CUDA half needs CUDA 13's crt/ and CCCL headers (nvidia-cuda-crt, nvidia-cuda-cccl; the
+  # torch wheel's runtime wheels leave them out).
+  if [ -f /usr/include/gloo/algorithm.h ]; then
+    say "gloo headers present"
+  else
+    say "installing Debian package libgloo-dev (gloo headers for detbench-train's c10d shim)"
+    sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+    $sudo_cmd apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq libgloo-dev >/dev/null
+  fi
+  if [ -f "$deps/cuda-crt/nvidia/cu13/include/crt/host_config.h" ] && [ -d "$deps/cuda-crt/nvidia/cu13/include/nv" ]; then
+    say "CUDA crt/CCCL headers present: $deps/cuda-crt"
+  else
+    say "installing CUDA 13.0 crt and CCCL headers (nvidia-cuda-crt, nvidia-cuda-cccl) into $deps/cuda-crt"
+    rm -rf "$deps/cuda-crt" "$deps/.cuda-crt.tmp" "$deps/.cuda-cccl.tmp"
+    pip_target "$deps/.cuda-crt.tmp" nvidia-cuda-crt==13.0.88
+    pip_target "$deps/.cuda-cccl.tmp" nvidia-cuda-cccl==13.0.85
+    mkdir -p "$deps/cuda-crt/nvidia/cu13/include"
+    cp -r "$deps/.cuda-crt.tmp/nvidia/cu13/include/." "$deps/.cuda-cccl.tmp/nvidia/cu13/include/." "$deps/cuda-crt/nvidia/cu13/include/"
+    rm -rf "$deps/.cuda-crt.tmp" "$deps/.cuda-cccl.tmp"
+  fi
   torch_dir="$deps/torch/torch"
   if [ -f "$torch_dir/lib/libtorch_cpu.so" ] && grep -q "^Version: $TORCH_VERSION\$" "$deps"/torch/torch-*.dist-info/METADATA 2>/dev/null; then
     say "libtorch (torch $TORCH_VERSION) present: $torch_dir"
@@ -117,5 +144,24 @@ if [ $want_peers -eq 1 ]; then
   say "installing Python peers into $venv (pycocotools, faster-coco-eval, hotcoco, onnxruntime, opencv, numpy)"
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
     numpy pycocotools==2.0.11 faster-coco-eval hotcoco "onnxruntime==$ORT_VERSION" opencv-python-headless psutil
+fi
+# 5. detbench-train's parity tests run torch + torchvision from .deps/torch and .deps/torchvision
+#    (PYTHONPATH); those wheels were installed without dependencies, so their pure-Python ones
+#    (torch 2.11.0's and torchvision 0.26.0's Requires-Dist) go into the venv, with the reference
+#    data pipeline's pycocotools, opencv and numpy.
+if [ $want_train -eq 1 ]; then
+  venv="$deps/venv"
+  if [ ! -x "$venv/bin/python" ]; then
+    say "creating Python venv $venv"
+    python3 -m venv "$venv"
+  fi
+  if PYTHONPATH="$deps/torch:$deps/torchvision" "$venv/bin/python" -c "import torch, torchvision, cv2, pycocotools, PIL" 2>/dev/null; then
+    say "Python torch $TORCH_VERSION + torchvision $TORCHVISION_VERSION importable from $venv"
+  else
+    say "installing torch's and torchvision's Python dependencies into $venv"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+      filelock "typing-extensions>=4.10.0" "sympy>=1.13.3" "networkx>=2.5.1" jinja2 "fsspec>=0.8.5" \
+      "setuptools<82" numpy pillow pycocotools==2.0.11 opencv-python-headless
+  fi
 fi
 say "done"

@@ -18,4 +18,10 @@ if [ "${DETBENCH_TEST_TORCH:-1}" = "1" ]; then
   echo "[test] cargo test --release --features torch (torch backend, D2Go AP)" >&2
   cargo test --release -p detbench-backends -p detbench-models \
     --features detbench-backends/torch,detbench-models/torch --lib --test torch_backend --test torch_qnnpack --test torch_settings --test d2go_ap
+
+  # detbench-train: one training step against PyTorch (live, same TorchScript file) and two
+  # Gloo processes (crates/train/tests). Needs Python torch + torchvision (setup.sh --train).
+  scripts/setup.sh --train
+  echo "[test] cargo test --release -p detbench-train --features torch (parity with PyTorch, Gloo)" >&2
+  cargo test --release -p detbench-train --features torch --lib --test parity --test distributed --test bad_input --test amp
 fi

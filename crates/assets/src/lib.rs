@@ -3,6 +3,16 @@
 //!
 //! One place answers "where is X" for the binary, the tests and the benchmarks alike, so that an
 //! environment variable set by a user means the same thing everywhere.
+//!
+//! It is the bottom of the workspace, so it also holds the two helpers every layer needs once:
+//! how a file is identified ([`sha256_file`], [`sha256_hex`]) and the text of a caught panic
+//! ([`panic_message`]).
+
+mod digest;
+mod panic;
+
+pub use digest::{sha256_file, sha256_hex};
+pub use panic::panic_message;
 
 use std::path::{Path, PathBuf};
 

@@ -3,6 +3,7 @@
 //! engines (ONNX Runtime through `ort`, libtorch through `tch`) sit behind cargo features.
 
 pub mod config;
+pub mod names;
 pub mod onnx_info;
 #[cfg(feature = "ort")]
 pub mod ort_backend;
@@ -10,7 +11,11 @@ pub mod tensor;
 #[cfg(feature = "torch")]
 pub mod torch;
 
-pub use config::{BackendConfig, Device, EngineKind, GraphOptLevel, Precision};
+pub use config::{
+    BackendConfig, ConfigError, Device, ENGINES, Engine, EngineKind, ExecutionProvider, GradMode,
+    GraphOptLevel, Precision, QuantizedEngine, TorchExecutor, TorchSettings,
+};
+pub use names::UnknownName;
 pub use tensor::{DType, Tensor, TensorData, Value};
 
 use serde::{Deserialize, Serialize};
@@ -18,17 +23,57 @@ use serde::{Deserialize, Serialize};
 /// What a run records about the engine it used.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BackendDescription {
-    /// `onnxruntime` or `libtorch`.
-    pub engine: String,
-    /// The engine library's own version string.
+    /// Recorded as `onnxruntime` or `libtorch` (the engine table's names).
+    pub engine: EngineKind,
+    /// The engine library's own version string (empty for an engine that was asked for but
+    /// could not be opened).
     pub engine_version: String,
-    /// `cpu`, `cuda:0`, ...
-    pub device: String,
-    /// `fp32`, `fp16`, `int8`.
-    pub precision: String,
+    /// Recorded as `cpu`, `cuda:0`, ...
+    pub device: Device,
+    /// The precision the model runs at: the one asked for, or the model file's own (`int8`).
+    pub precision: Precision,
+    /// Intra-op threads the engine runs with, where known (the store's `threads` column).
+    /// Not written: `results.json` keeps its schema-1 layout, in which `options` carries the
+    /// thread count under the engine's own key; read when present.
+    #[serde(default, skip_serializing)]
+    pub threads: Option<usize>,
     /// Engine options that change speed or results (threads, graph optimisation, execution
     /// provider, quantized engine, fuser settings, ...), as `key = value` pairs.
     pub options: Vec<(String, String)>,
+}
+
+impl BackendDescription {
+    /// What a run records for an engine it asked for but could not open (a failed row): no
+    /// version, the thread count and (ONNX Runtime) graph optimisation asked for.
+    pub fn requested(config: &BackendConfig) -> Self {
+        let mut options = vec![(
+            "threads".to_owned(),
+            config
+                .threads
+                .map_or("engine default".to_owned(), |t| t.to_string()),
+        )];
+        if config.engine == EngineKind::Ort {
+            options.push(("graph_opt".to_owned(), config.graph_opt.to_string()));
+        }
+        BackendDescription {
+            engine: config.engine,
+            engine_version: String::new(),
+            device: config.device,
+            precision: config.precision,
+            threads: config.threads,
+            options,
+        }
+    }
+
+    /// "onnxruntime 1.31.1 cpu fp32": what tables show in their backend column.
+    pub fn label(&self) -> String {
+        format!(
+            "{} {} {}",
+            self.engine.with_version(&self.engine_version),
+            self.device,
+            self.precision
+        )
+    }
 }
 
 /// Shape and type of one model input or output, as the model file declares it.
@@ -45,10 +90,10 @@ pub enum BackendError {
     #[error("model file {path} not found; `detbench zoo` lists the models and where to get them")]
     ModelNotFound { path: String },
     #[error("cannot load the {engine} library: {reason}")]
-    EngineUnavailable { engine: String, reason: String },
+    EngineUnavailable { engine: EngineKind, reason: String },
     #[error("{engine} could not load {path}: {reason}")]
     Load {
-        engine: String,
+        engine: EngineKind,
         path: String,
         reason: String,
     },
@@ -108,36 +153,23 @@ pub fn open(
     match config.engine {
         #[cfg(feature = "ort")]
         EngineKind::Ort => Ok(Box::new(ort_backend::open(model_path, config)?)),
-        #[cfg(not(feature = "ort"))]
-        EngineKind::Ort => Err(BackendError::EngineUnavailable {
-            engine: "onnxruntime".to_owned(),
-            reason: "this build has no ONNX Runtime engine (cargo feature `ort` is off)".to_owned(),
-        }),
-        EngineKind::Torch => open_torch(model_path, config),
+        #[cfg(feature = "torch")]
+        EngineKind::Torch => Ok(Box::new(torch::open(model_path, config)?)),
+        #[allow(unreachable_patterns)]
+        engine => Err(not_built(engine)),
     }
 }
 
-/// The libtorch engine (cargo feature `torch`, [`torch`]).
-#[cfg(feature = "torch")]
-fn open_torch(
-    model_path: &std::path::Path,
-    config: &BackendConfig,
-) -> Result<Box<dyn Backend>, BackendError> {
-    Ok(Box::new(torch::open(model_path, config)?))
-}
-
-#[cfg(not(feature = "torch"))]
-fn open_torch(
-    model_path: &std::path::Path,
-    config: &BackendConfig,
-) -> Result<Box<dyn Backend>, BackendError> {
-    let _ = (model_path, config);
-    Err(BackendError::EngineUnavailable {
-        engine: "libtorch".to_owned(),
-        reason: "this build has no libtorch engine: rebuild with `--features torch` (README, \
-                 \"libtorch / CUDA\")"
-            .to_owned(),
-    })
+/// The error for an engine whose cargo feature is off in this build.
+fn not_built(engine: EngineKind) -> BackendError {
+    BackendError::EngineUnavailable {
+        engine,
+        reason: format!(
+            "this build has no {engine} engine: rebuild with `--features {}` (README, \"{}\")",
+            engine.info().feature,
+            engine.info().readme
+        ),
+    }
 }
 
 /// A model's outputs, by name.

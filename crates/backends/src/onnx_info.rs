@@ -28,7 +28,7 @@ pub struct OnnxInfo {
 /// Reads the producer and `metadata_props` of the ONNX file at `path`.
 pub fn read_onnx_info(path: &Path) -> Result<OnnxInfo, BackendError> {
     let bad = |reason: String| BackendError::Load {
-        engine: "onnx".to_owned(),
+        engine: crate::EngineKind::Ort,
         path: path.display().to_string(),
         reason,
     };

@@ -16,17 +16,17 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use ort::ep::{self, ExecutionProvider};
+use ort::ep::{self, ExecutionProvider as _};
 use ort::session::Session;
 use ort::session::builder::{GraphOptimizationLevel, SessionBuilder};
 use ort::value::{DynValue, TensorElementType, ValueType};
 
 use crate::{
-    Backend, BackendConfig, BackendDescription, BackendError, DType, Device, GraphOptLevel, IoSpec,
-    Outputs, Precision, Tensor, TensorData, Value,
+    Backend, BackendConfig, BackendDescription, BackendError, DType, Device, EngineKind,
+    ExecutionProvider, GraphOptLevel, IoSpec, Outputs, Precision, Tensor, TensorData, Value,
 };
 
-const ENGINE: &str = "onnxruntime";
+const ENGINE: EngineKind = EngineKind::Ort;
 
 /// The process-wide ONNX Runtime: the loaded library and its environment.
 struct Runtime {
@@ -35,7 +35,22 @@ struct Runtime {
     library: PathBuf,
 }
 
-static RUNTIME: OnceLock<Result<Runtime, String>> = OnceLock::new();
+/// Why the ONNX Runtime library could not be used.
+#[derive(Debug, thiserror::Error)]
+enum RuntimeError {
+    #[error(transparent)]
+    NotFound(#[from] detbench_assets::AssetError),
+    #[error("cannot load {}: {reason}", library.display())]
+    Load { library: PathBuf, reason: String },
+    #[error("{} is not an ONNX Runtime library (no OrtGetApiBase: {reason})", library.display())]
+    NotOnnxRuntime { library: PathBuf, reason: String },
+    #[error("{}: OrtGetApiBase returned null", library.display())]
+    NoApiBase { library: PathBuf },
+    #[error("cannot create the environment of {}: {reason}", library.display())]
+    Environment { library: PathBuf, reason: String },
+}
+
+static RUNTIME: OnceLock<Result<Runtime, RuntimeError>> = OnceLock::new();
 
 /// Loads the ONNX Runtime library once per process (later calls reuse it).
 fn runtime() -> Result<&'static Runtime, BackendError> {
@@ -43,25 +58,25 @@ fn runtime() -> Result<&'static Runtime, BackendError> {
         .get_or_init(load_runtime)
         .as_ref()
         .map_err(|reason| BackendError::EngineUnavailable {
-            engine: ENGINE.to_owned(),
-            reason: reason.clone(),
+            engine: ENGINE,
+            reason: reason.to_string(),
         })
 }
 
-fn load_runtime() -> Result<Runtime, String> {
-    let library = detbench_assets::onnxruntime_library().map_err(|e| e.to_string())?;
+fn load_runtime() -> Result<Runtime, RuntimeError> {
+    let library = detbench_assets::onnxruntime_library()?;
     let version = library_version(&library)?;
-    let builder =
-        ort::init_from(&library).map_err(|e| format!("cannot load {}: {e}", library.display()))?;
+    let builder = ort::init_from(&library).map_err(|e| RuntimeError::Load {
+        library: library.clone(),
+        reason: e.to_string(),
+    })?;
     let environment = builder
         .with_name("detbench")
         .with_telemetry(false)
         .build()
-        .map_err(|e| {
-            format!(
-                "cannot create the environment of {}: {e}",
-                library.display()
-            )
+        .map_err(|e| RuntimeError::Environment {
+            library: library.clone(),
+            reason: e.to_string(),
         })?;
     // Warnings such as "initializer appears in graph inputs" (NanoDet exports) are noise here.
     environment.set_log_level(ort::logging::LogLevel::Error);
@@ -74,26 +89,26 @@ fn load_runtime() -> Result<Runtime, String> {
 
 /// The library's own version string (`OrtGetApiBase()->GetVersionString()`), read through a
 /// second handle to the same shared object (`ort` keeps its own private).
-fn library_version(library: &Path) -> Result<String, String> {
+fn library_version(library: &Path) -> Result<String, RuntimeError> {
     // SAFETY: loading the ONNX Runtime shared library runs no initialisers with preconditions;
     // `OrtGetApiBase` has the C signature declared here and returns a pointer to a static struct
     // whose `GetVersionString` returns a static NUL-terminated string.
     unsafe {
-        let lib = libloading::Library::new(library)
-            .map_err(|e| format!("cannot load {}: {e}", library.display()))?;
+        let lib = libloading::Library::new(library).map_err(|e| RuntimeError::Load {
+            library: library.to_path_buf(),
+            reason: e.to_string(),
+        })?;
         let get_base: libloading::Symbol<unsafe extern "C" fn() -> *const ort::sys::OrtApiBase> =
-            lib.get(b"OrtGetApiBase").map_err(|e| {
-                format!(
-                    "{} is not an ONNX Runtime library (no OrtGetApiBase: {e})",
-                    library.display()
-                )
-            })?;
+            lib.get(b"OrtGetApiBase")
+                .map_err(|e| RuntimeError::NotOnnxRuntime {
+                    library: library.to_path_buf(),
+                    reason: e.to_string(),
+                })?;
         let base = get_base();
         if base.is_null() {
-            return Err(format!(
-                "{}: OrtGetApiBase returned null",
-                library.display()
-            ));
+            return Err(RuntimeError::NoApiBase {
+                library: library.to_path_buf(),
+            });
         }
         let version = std::ffi::CStr::from_ptr(((*base).GetVersionString)());
         Ok(version.to_string_lossy().into_owned())
@@ -117,11 +132,11 @@ pub fn open(model_path: &Path, config: &BackendConfig) -> Result<OrtBackend, Bac
     }
     let runtime = runtime()?;
     let load_error = |reason: String| BackendError::Load {
-        engine: ENGINE.to_owned(),
+        engine: ENGINE,
         path: model_path.display().to_string(),
         reason,
     };
-    let providers = execution_providers(config)?;
+    let providers = execution_providers(config);
     let mut options: Vec<(String, String)> = Vec::new();
 
     let mut builder = Session::builder(&runtime.environment)
@@ -134,7 +149,7 @@ pub fn open(model_path: &Path, config: &BackendConfig) -> Result<OrtBackend, Bac
         .map_err(|e| load_error(e.to_string()))?;
     options.push((
         "graph_optimization".into(),
-        format!("{:?}", config.graph_opt).to_lowercase(),
+        config.graph_opt.as_str().into(),
     ));
     options.push(("inter_op_threads".into(), "1".into()));
     options.push(("execution_mode".into(), "sequential".into()));
@@ -166,10 +181,11 @@ pub fn open(model_path: &Path, config: &BackendConfig) -> Result<OrtBackend, Bac
     let outputs = session.outputs().iter().map(io_spec).collect();
     options.push(("library".into(), runtime.library.display().to_string()));
     let description = BackendDescription {
-        engine: ENGINE.to_owned(),
+        engine: ENGINE,
         engine_version: runtime.version.clone(),
-        device: config.device.to_string(),
-        precision: config.precision.as_str().to_owned(),
+        device: config.device,
+        precision: config.precision,
+        threads: config.threads,
         options,
     };
     Ok(OrtBackend {
@@ -189,54 +205,25 @@ fn optimisation_level(level: GraphOptLevel) -> GraphOptimizationLevel {
     }
 }
 
-/// The execution providers asked for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Provider {
-    Cpu,
-    Cuda,
-    TensorRt,
-}
-
-impl Provider {
-    fn as_str(self) -> &'static str {
-        match self {
-            Provider::Cpu => "cpu",
-            Provider::Cuda => "cuda",
-            Provider::TensorRt => "tensorrt",
-        }
-    }
-}
-
 /// The providers of `config`, in order; none named means the one the device implies.
-fn execution_providers(config: &BackendConfig) -> Result<Vec<Provider>, BackendError> {
+fn execution_providers(config: &BackendConfig) -> Vec<ExecutionProvider> {
     if config.execution_providers.is_empty() {
-        return Ok(vec![match config.device {
-            Device::Cpu => Provider::Cpu,
-            Device::Cuda(_) => Provider::Cuda,
-        }]);
+        return vec![match config.device {
+            Device::Cpu => ExecutionProvider::Cpu,
+            Device::Cuda(_) => ExecutionProvider::Cuda,
+        }];
     }
-    config
-        .execution_providers
-        .iter()
-        .map(|name| match name.to_ascii_lowercase().as_str() {
-            "cpu" => Ok(Provider::Cpu),
-            "cuda" => Ok(Provider::Cuda),
-            "tensorrt" | "trt" => Ok(Provider::TensorRt),
-            other => Err(BackendError::Unsupported(format!(
-                "unknown ONNX Runtime execution provider `{other}`: expected cpu, cuda or tensorrt"
-            ))),
-        })
-        .collect()
+    config.execution_providers.clone()
 }
 
 /// Registers the GPU providers asked for (the CPU provider is always there, last), failing when
 /// the loaded library lacks one instead of falling back to the CPU.
 fn register_providers(
     builder: SessionBuilder,
-    providers: &[Provider],
+    providers: &[ExecutionProvider],
     config: &BackendConfig,
 ) -> Result<SessionBuilder, BackendError> {
-    let gpu_wanted = providers.iter().any(|p| *p != Provider::Cpu);
+    let gpu_wanted = providers.iter().any(|p| *p != ExecutionProvider::Cpu);
     let device_id = match config.device {
         Device::Cuda(i) => i as i32,
         Device::Cpu if gpu_wanted => {
@@ -258,7 +245,7 @@ fn register_providers(
             "device cuda with only the cpu execution provider: add cuda or tensorrt".to_owned(),
         ));
     }
-    if config.precision == Precision::Fp16 && !providers.contains(&Provider::TensorRt) {
+    if config.precision == Precision::Fp16 && !providers.contains(&ExecutionProvider::TensorRt) {
         return Err(BackendError::Unsupported(
             "fp16 with ONNX Runtime needs the tensorrt execution provider (or an fp16 model file run as fp32)"
                 .to_owned(),
@@ -267,16 +254,16 @@ fn register_providers(
     let mut dispatch = Vec::new();
     for provider in providers {
         let (available, name) = match provider {
-            Provider::Cpu => continue,
-            Provider::Cuda => (ep::CUDA::is_available(), ep::CUDA::NAME),
-            Provider::TensorRt => (ep::TensorRT::is_available(), ep::TensorRT::NAME),
+            ExecutionProvider::Cpu => continue,
+            ExecutionProvider::Cuda => (ep::CUDA::is_available(), ep::CUDA::NAME),
+            ExecutionProvider::TensorRt => (ep::TensorRT::is_available(), ep::TensorRT::NAME),
         };
         let runtime = runtime()?;
         match available {
             Ok(true) => {}
             Ok(false) => {
                 return Err(BackendError::EngineUnavailable {
-                    engine: ENGINE.to_owned(),
+                    engine: ENGINE,
                     reason: format!(
                         "{} (version {}) has no {name}; it is a CPU-only build. Install a GPU build \
                          (PyPI onnxruntime-gpu) and point ORT_DYLIB_PATH at its libonnxruntime.so",
@@ -287,22 +274,22 @@ fn register_providers(
             }
             Err(e) => {
                 return Err(BackendError::EngineUnavailable {
-                    engine: ENGINE.to_owned(),
+                    engine: ENGINE,
                     reason: format!("cannot list the execution providers: {e}"),
                 });
             }
         }
         dispatch.push(match provider {
-            Provider::Cuda => ep::CUDA::default()
+            ExecutionProvider::Cuda => ep::CUDA::default()
                 .with_device_id(device_id)
                 .build()
                 .error_on_failure(),
-            Provider::TensorRt => ep::TensorRT::default()
+            ExecutionProvider::TensorRt => ep::TensorRT::default()
                 .with_device_id(device_id)
                 .with_fp16(config.precision == Precision::Fp16)
                 .build()
                 .error_on_failure(),
-            Provider::Cpu => unreachable!("skipped above"),
+            ExecutionProvider::Cpu => unreachable!("skipped above"),
         });
     }
     if dispatch.is_empty() {
@@ -311,7 +298,7 @@ fn register_providers(
     builder
         .with_execution_providers(dispatch)
         .map_err(|e| BackendError::EngineUnavailable {
-            engine: ENGINE.to_owned(),
+            engine: ENGINE,
             reason: format!("registering the execution providers failed: {e}"),
         })
 }

@@ -1,17 +1,16 @@
 //! Engine-neutral tensors and the structured values TorchScript models take and return
 //! (lists, tuples and string-keyed dicts of tensors).
 
-use serde::{Deserialize, Serialize};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DType {
-    F32,
-    F16,
-    I64,
-    I32,
-    U8,
-    Bool,
+crate::named_enum! {
+    /// Element type of a tensor.
+    pub enum DType as "element type" {
+        F32 = "f32",
+        F16 = "f16",
+        I64 = "i64",
+        I32 = "i32",
+        U8 = "u8",
+        Bool = "bool",
+    }
 }
 
 /// Tensor elements, row-major (C order).

@@ -7,7 +7,8 @@
 use std::path::PathBuf;
 
 use detbench_backends::{
-    BackendConfig, BackendError, DType, Device, GraphOptLevel, Tensor, Value, open,
+    BackendConfig, BackendError, DType, Device, EngineKind, ExecutionProvider, GraphOptLevel,
+    Tensor, Value, open,
 };
 use ndarray::ArrayD;
 use ndarray_npy::NpzReader;
@@ -52,9 +53,10 @@ fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
 fn yolox_metadata_and_version() {
     let backend = open(&model("yolox_nano.onnx"), &two_threads()).unwrap();
     let d = backend.describe();
-    assert_eq!(d.engine, "onnxruntime");
+    assert_eq!(d.engine, EngineKind::Ort);
     assert_eq!(d.engine_version, "1.31.1");
-    assert_eq!(d.device, "cpu");
+    assert_eq!(d.device, Device::Cpu);
+    assert_eq!(d.threads, Some(2));
     assert!(d.options.contains(&("intra_op_threads".into(), "2".into())));
     let input = &backend.inputs()[0];
     assert_eq!(input.name, "images");
@@ -226,14 +228,14 @@ fn a_wrong_input_shape_is_an_error_not_a_panic() {
 fn cuda_on_a_cpu_only_library_is_an_error() {
     let config = BackendConfig {
         device: Device::Cuda(0),
-        execution_providers: vec!["cuda".into()],
+        execution_providers: vec![ExecutionProvider::Cuda],
         ..Default::default()
     };
     let err = open(&model("fastestdet.onnx"), &config).err().unwrap();
     assert!(err.to_string().contains("CUDAExecutionProvider"), "{err}");
     let config = BackendConfig {
         device: Device::Cuda(0),
-        execution_providers: vec!["tensorrt".into()],
+        execution_providers: vec![ExecutionProvider::TensorRt],
         ..Default::default()
     };
     let err = open(&model("fastestdet.onnx"), &config).err().unwrap();
@@ -245,10 +247,13 @@ fn cuda_on_a_cpu_only_library_is_an_error() {
 
 #[test]
 fn unknown_execution_providers_are_rejected() {
-    let config = BackendConfig {
-        execution_providers: vec!["openvino".into()],
-        ..Default::default()
-    };
-    let err = open(&model("fastestdet.onnx"), &config).err().unwrap();
-    assert!(err.to_string().contains("openvino"), "{err}");
+    let err = "openvino".parse::<ExecutionProvider>().unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "unknown execution provider `openvino`: expected cpu, cuda or tensorrt"
+    );
+    assert_eq!(
+        "trt".parse::<ExecutionProvider>().unwrap(),
+        ExecutionProvider::TensorRt
+    );
 }

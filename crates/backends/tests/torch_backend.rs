@@ -13,18 +13,21 @@
 mod d2go;
 
 use d2go::{D2GO, compare_with_reference, cpu_has_avx512_vnni, model, torch_cpu};
-use detbench_backends::{BackendConfig, BackendError, Device, Precision, Tensor, Value};
+use detbench_backends::{
+    BackendConfig, BackendError, Device, EngineKind, Precision, Tensor, Value,
+};
 
 #[test]
 fn d2go_matches_the_x86_reference_outputs() {
     let mut backend = detbench_backends::open(&model(D2GO), &torch_cpu()).unwrap();
     let described = backend.describe();
-    assert_eq!(described.engine, "libtorch");
+    assert_eq!(described.engine, EngineKind::Torch);
     assert!(
         described.engine_version.starts_with("2.11.0"),
         "{described:?}"
     );
-    assert_eq!(described.device, "cpu");
+    assert_eq!(described.device, Device::Cpu);
+    assert_eq!(described.threads, Some(2));
     let option = |key: &str| {
         described
             .options

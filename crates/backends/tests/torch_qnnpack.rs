@@ -9,13 +9,13 @@
 
 mod d2go;
 
-use d2go::{D2GO, compare_with_reference, model, torch_cpu};
+use d2go::{D2GO, compare_with_reference, model, torch_cpu_with};
+use detbench_backends::QuantizedEngine;
 
 #[test]
 fn d2go_matches_the_qnnpack_reference_outputs() {
-    // SAFETY: the only test of this binary sets it before any other thread reads the variable.
-    unsafe { std::env::set_var(detbench_backends::torch::QENGINE_ENV, "qnnpack") };
-    let mut backend = detbench_backends::open(&model(D2GO), &torch_cpu()).unwrap();
+    let config = torch_cpu_with(QuantizedEngine::Qnnpack);
+    let mut backend = detbench_backends::open(&model(D2GO), &config).unwrap();
     let engine = backend
         .describe()
         .options

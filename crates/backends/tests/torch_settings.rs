@@ -1,17 +1,19 @@
 //! The libtorch backend's optional call settings give the same D2Go outputs as the default:
-//! `$DETBENCH_TORCH_GRAD_MODE=inference` (`torch.inference_mode()`) and
-//! `$DETBENCH_TORCH_EXECUTOR=no-optimize` (the unoptimised graph), each held to the reference's
-//! qnnpack parity tensors with the tolerances of `torch_qnnpack.rs` (qnnpack, because its kernels
-//! do not depend on the CPU's vector extensions). Unknown values are refused with the variable's
-//! name and the accepted values.
+//! `GradMode::Inference` (`torch.inference_mode()`) and `TorchExecutor::NoOptimize` (the
+//! unoptimised graph), each held to the reference's qnnpack parity tensors with the tolerances
+//! of `torch_qnnpack.rs` (qnnpack, because its kernels do not depend on the CPU's vector
+//! extensions), and each recorded in the backend's options. Their environment fallbacks
+//! (`$DETBENCH_TORCH_GRAD_MODE`, `$DETBENCH_TORCH_EXECUTOR`) refuse unknown values with the
+//! variable's name and the accepted values.
 //!
-//! Its own test binary: these are process-wide settings read from the environment.
+//! Its own test binary: the quantized engine is a process-wide setting.
 #![cfg(feature = "torch")]
 
 mod d2go;
 
-use d2go::{D2GO, compare_with_reference, model, torch_cpu};
-use detbench_backends::torch::{EXECUTOR_ENV, GRAD_MODE_ENV, QENGINE_ENV};
+use d2go::{D2GO, compare_with_reference, model, torch_cpu_with};
+use detbench_backends::config::{EXECUTOR_ENV, GRAD_MODE_ENV};
+use detbench_backends::{GradMode, QuantizedEngine, TorchExecutor, TorchSettings};
 
 fn option(backend: &dyn detbench_backends::Backend, key: &str) -> Option<String> {
     backend
@@ -35,15 +37,12 @@ fn assert_matches_qnnpack_reference(backend: &mut dyn detbench_backends::Backend
     }
 }
 
-/// Sets `variable` to `value` and checks that opening the model fails with a message naming
-/// both and listing `accepted` among the expected values.
-fn assert_refused(path: &std::path::Path, variable: &str, value: &str, accepted: &str) {
-    // SAFETY: this binary's only test, so no other thread reads the environment meanwhile.
-    unsafe { std::env::set_var(variable, value) };
-    let error = match detbench_backends::open(path, &torch_cpu()) {
-        Ok(_) => panic!("the backend opened with {variable}={value}"),
-        Err(e) => e.to_string(),
-    };
+/// `variable=value` is refused with a message naming both and listing `accepted`.
+fn assert_refused(variable: &str, value: &str, accepted: &str) {
+    let lookup = |name: &str| (name == variable).then(|| value.to_owned());
+    let error = TorchSettings::from_variables(lookup)
+        .unwrap_err()
+        .to_string();
     assert!(
         error.contains(&format!("{variable}={value}")) && error.contains(&format!("`{accepted}`")),
         "{error}"
@@ -53,14 +52,12 @@ fn assert_refused(path: &std::path::Path, variable: &str, value: &str, accepted:
 #[test]
 fn optional_settings_keep_the_outputs_and_bad_values_are_refused() {
     let path = model(D2GO);
-    // SAFETY (every set_var/remove_var below): this binary's only test, so no other thread reads
-    // the environment meanwhile.
-    unsafe { std::env::set_var(QENGINE_ENV, "qnnpack") };
+    assert_refused(GRAD_MODE_ENV, "bogus", "inference");
+    assert_refused(EXECUTOR_ENV, "bogus", "no-optimize");
 
-    assert_refused(&path, GRAD_MODE_ENV, "bogus", "inference");
-
-    unsafe { std::env::set_var(GRAD_MODE_ENV, "inference") };
-    let mut backend = detbench_backends::open(&path, &torch_cpu()).unwrap();
+    let mut config = torch_cpu_with(QuantizedEngine::Qnnpack);
+    config.torch.grad_mode = GradMode::Inference;
+    let mut backend = detbench_backends::open(&path, &config).unwrap();
     assert_eq!(
         option(backend.as_ref(), "grad_mode").as_deref(),
         Some("inference_mode")
@@ -68,11 +65,9 @@ fn optional_settings_keep_the_outputs_and_bad_values_are_refused() {
     assert_matches_qnnpack_reference(backend.as_mut(), "inference mode");
     drop(backend);
 
-    unsafe { std::env::remove_var(GRAD_MODE_ENV) };
-    assert_refused(&path, EXECUTOR_ENV, "bogus", "no-optimize");
-
-    unsafe { std::env::set_var(EXECUTOR_ENV, "no-optimize") };
-    let mut backend = detbench_backends::open(&path, &torch_cpu()).unwrap();
+    let mut config = torch_cpu_with(QuantizedEngine::Qnnpack);
+    config.torch.executor = TorchExecutor::NoOptimize;
+    let mut backend = detbench_backends::open(&path, &config).unwrap();
     assert_eq!(
         option(backend.as_ref(), "graph_executor_optimize").as_deref(),
         Some("off")

@@ -7,11 +7,9 @@
 //! [`crate::prefetch`], so the full val2017 (5,000 images) needs no more memory than the subset.
 
 use std::collections::HashMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 
 use crate::results::DatasetIdentity;
 
@@ -111,7 +109,7 @@ impl Dataset {
                 path: annotation_file.to_path_buf(),
                 source,
             })?;
-        let sha256 = hex::encode(Sha256::digest(&bytes));
+        let sha256 = detbench_assets::sha256_hex(&bytes);
         let listing: CocoImageListing =
             serde_json::from_slice(&bytes).map_err(|e| DatasetError::BadAnnotations {
                 path: annotation_file.to_path_buf(),
@@ -391,21 +389,6 @@ impl DatasetSource {
     }
 }
 
-/// The sha256 of a file, read in chunks (model files can be large).
-pub fn sha256_file(path: &Path) -> std::io::Result<String> {
-    let mut file = std::fs::File::open(path)?;
-    let mut hasher = Sha256::new();
-    let mut buffer = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read(&mut buffer)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buffer[..n]);
-    }
-    Ok(hex::encode(hasher.finalize()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -421,7 +404,7 @@ mod tests {
         assert!(all.missing_files().is_empty());
         assert_eq!(
             all.annotation_sha256.as_deref(),
-            Some(sha256_file(&gt).unwrap().as_str())
+            Some(detbench_assets::sha256_file(&gt).unwrap().as_str())
         );
         let five = Dataset::coco(&dir, &gt, Some(5)).unwrap();
         assert_eq!(five.images, all.images[..5].to_vec());

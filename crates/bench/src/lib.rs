@@ -4,9 +4,10 @@
 //! Like MLPerf LoadGen, it never knows which model or engine it drives: it talks to the
 //! [`Detector`] trait of [`sut`].
 
+mod batch_run;
+pub mod cache;
 pub mod contention;
 pub mod dataset;
-pub mod output;
 pub mod prefetch;
 pub mod results;
 pub mod runner;

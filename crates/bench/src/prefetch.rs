@@ -2,13 +2,14 @@
 //! handed over, in dataset order, through a bounded queue, so that file I/O and JPEG decoding
 //! stay out of the timed `detect` calls and memory stays bounded on any dataset size.
 //!
-//! Three modes:
+//! Four modes ([`DecodeMode`]):
 //! - `Chunked`: the images are decoded in chunks of `chunk` images by all decode threads while
 //!   the model waits; the model then runs through the chunk with no decoding competing for the
-//!   CPU. A chunk at least as large as the dataset decodes everything before the timed pass
-//!   (preload). Memory holds one chunk (about 0.9 MB per COCO image).
-//! - `Prefetch`: worker threads decode at most `depth` images ahead of the model, while it
-//!   runs; memory holds `depth` images, but decoding competes with the engine's threads.
+//!   CPU. Memory holds one chunk (about 0.9 MB per COCO image).
+//! - `Preload`: one chunk of every image, decoded before the timed pass.
+//! - `Prefetch`: worker threads decode at most a queue depth of images ahead of the model (two
+//!   batches and a few images), while it runs; memory holds that many images, but decoding
+//!   competes with the engine's threads.
 //! - `Inline`: the timed thread decodes each image itself just before its call, as a simple
 //!   Python loop does; end-to-end latency then includes decode.
 //!
@@ -23,60 +24,116 @@
 
 use std::collections::BTreeMap;
 use std::panic::AssertUnwindSafe;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
-use detbench_imgproc::BgrImage;
+use detbench_imgproc::{BgrImage, ImageError};
 
 use crate::dataset::DatasetImage;
 
-/// Turns an image file into pixels; errors are messages naming the file.
-pub type DecodeFn = dyn Fn(&Path) -> Result<BgrImage, String> + Send + Sync;
+/// Turns an image file into pixels; errors name the file.
+pub type DecodeFn = dyn Fn(&Path) -> Result<BgrImage, ImageError> + Send + Sync;
+
+/// Why an image did not reach the model.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    #[error("{}: the decoder panicked", path.display())]
+    Panicked { path: PathBuf },
+}
 
 /// The decoder every pipeline expects: `detbench_imgproc::decode_file` (libjpeg-turbo, the
 /// pixels `cv2.imread` gives, no EXIF rotation).
 pub fn image_decoder() -> Arc<DecodeFn> {
-    Arc::new(|path: &Path| detbench_imgproc::decode_file(path).map_err(|e| e.to_string()))
+    Arc::new(|path: &Path| detbench_imgproc::decode_file(path))
 }
 
-/// How images reach the model.
+detbench_backends::named_enum! {
+    /// The `--decode` choices (see the module documentation).
+    pub enum DecodeKind as "decode mode" {
+        Chunked = "chunked",
+        Preload = "preload",
+        Prefetch = "prefetch",
+        Inline = "inline",
+    }
+}
+
+#[cfg(feature = "clap")]
+detbench_backends::clap_value_enum!(DecodeKind);
+
+/// How images reach the model (see the module documentation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DecodeMode {
-    /// `threads` workers decode up to `depth` images ahead of the model.
-    Prefetch { threads: usize, depth: usize },
-    /// `threads` workers decode `chunk` images at a time while the model waits
-    /// (`usize::MAX`: all images, before the timed pass).
+    /// `threads` workers decode `chunk` images at a time while the model waits.
     Chunked { threads: usize, chunk: usize },
+    /// `threads` workers decode every image before the timed pass.
+    Preload { threads: usize },
+    /// `threads` workers decode up to [`default_depth`] images ahead of the model.
+    Prefetch { threads: usize },
     /// Decoded on the timed thread, just before each call (end to end includes decode).
     Inline,
 }
 
 impl DecodeMode {
+    /// The mode `kind` with `threads` decode threads (default: every core for chunked and
+    /// preload, one for prefetch, so that decoding takes at most one core from the model) and
+    /// `chunk` images per chunk (chunked only).
+    pub fn new(kind: DecodeKind, threads: Option<usize>, chunk: usize) -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let threads = threads.map(|t| t.max(1));
+        match kind {
+            DecodeKind::Chunked => DecodeMode::Chunked {
+                threads: threads.unwrap_or(cores),
+                chunk: chunk.max(1),
+            },
+            DecodeKind::Preload => DecodeMode::Preload {
+                threads: threads.unwrap_or(cores),
+            },
+            DecodeKind::Prefetch => DecodeMode::Prefetch {
+                threads: threads.unwrap_or(1),
+            },
+            DecodeKind::Inline => DecodeMode::Inline,
+        }
+    }
+
+    pub fn kind(self) -> DecodeKind {
+        match self {
+            DecodeMode::Chunked { .. } => DecodeKind::Chunked,
+            DecodeMode::Preload { .. } => DecodeKind::Preload,
+            DecodeMode::Prefetch { .. } => DecodeKind::Prefetch,
+            DecodeMode::Inline => DecodeKind::Inline,
+        }
+    }
+
     /// Whether decode time is part of the end-to-end latency.
     pub fn includes_decode(self) -> bool {
         matches!(self, DecodeMode::Inline)
     }
 
-    /// Whether the model deliberately waits while images are decoded (chunked mode): those
-    /// pauses are not part of the timed pass's total time.
+    /// Whether the model deliberately waits while images are decoded (chunked and preload):
+    /// those pauses are not part of the timed pass's total time.
     pub fn pauses_for_decode(self) -> bool {
-        matches!(self, DecodeMode::Chunked { .. })
+        matches!(
+            self,
+            DecodeMode::Chunked { .. } | DecodeMode::Preload { .. }
+        )
     }
 
-    /// A short description for the run's provenance and output.
-    pub fn describe(self) -> String {
+    /// A short description for the run's output, at batch size `batch_size`.
+    pub fn describe(self, batch_size: usize) -> String {
         match self {
-            DecodeMode::Prefetch { threads, depth } => format!(
-                "prefetch: {threads} decode thread(s), up to {depth} images ahead of the model"
+            DecodeMode::Prefetch { threads } => format!(
+                "prefetch: {threads} decode thread(s), up to {} images ahead of the model",
+                default_depth(batch_size)
             ),
-            DecodeMode::Chunked {
-                threads,
-                chunk: usize::MAX,
-            } => format!("preload: all images decoded by {threads} thread(s) before timing"),
+            DecodeMode::Preload { threads } => {
+                format!("preload: all images decoded by {threads} thread(s) before timing")
+            }
             DecodeMode::Chunked { threads, chunk } => format!(
                 "chunked: {chunk} images at a time decoded by {threads} thread(s) while the model \
                  waits (pauses not timed)"
@@ -85,45 +142,27 @@ impl DecodeMode {
         }
     }
 
-    pub fn to_json(self) -> serde_json::Value {
+    /// What the run's provenance records, at batch size `batch_size`.
+    pub fn to_json(self, batch_size: usize) -> serde_json::Value {
+        let mode = self.kind().as_str();
         match self {
-            DecodeMode::Prefetch { threads, depth } => {
-                serde_json::json!({"mode": "prefetch", "threads": threads, "queue_depth": depth})
+            DecodeMode::Prefetch { threads } => serde_json::json!({
+                "mode": mode,
+                "threads": threads,
+                "queue_depth": default_depth(batch_size),
+            }),
+            DecodeMode::Preload { threads } => {
+                serde_json::json!({"mode": mode, "threads": threads})
             }
-            DecodeMode::Chunked {
-                threads,
-                chunk: usize::MAX,
-            } => serde_json::json!({"mode": "preload", "threads": threads}),
             DecodeMode::Chunked { threads, chunk } => {
-                serde_json::json!({"mode": "chunked", "threads": threads, "chunk": chunk})
+                serde_json::json!({"mode": mode, "threads": threads, "chunk": chunk})
             }
-            DecodeMode::Inline => serde_json::json!({"mode": "inline"}),
+            DecodeMode::Inline => serde_json::json!({"mode": mode}),
         }
     }
 }
 
-/// How images reach the model at any batch size (the prefetch queue depth follows the batch).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DecodePlan {
-    Prefetch { threads: usize },
-    Chunked { threads: usize, chunk: usize },
-    Inline,
-}
-
-impl DecodePlan {
-    pub fn for_batch(self, batch_size: usize) -> DecodeMode {
-        match self {
-            DecodePlan::Prefetch { threads } => DecodeMode::Prefetch {
-                threads,
-                depth: default_depth(batch_size),
-            },
-            DecodePlan::Chunked { threads, chunk } => DecodeMode::Chunked { threads, chunk },
-            DecodePlan::Inline => DecodeMode::Inline,
-        }
-    }
-}
-
-/// The default queue depth for a batch size: two batches plus a few images of slack, so that a
+/// The prefetch queue depth for a batch size: two batches plus a few images of slack, so that a
 /// whole next batch is ready when a call returns.
 pub fn default_depth(batch_size: usize) -> usize {
     2 * batch_size + 4
@@ -138,14 +177,18 @@ pub struct DecodedImage {
     pub file_name: String,
     /// Wall time of the decode, on the thread that did it.
     pub decode_time: Duration,
-    pub image: Result<BgrImage, String>,
+    pub image: Result<BgrImage, DecodeError>,
 }
 
 fn decode_one(index: usize, entry: &DatasetImage, decode: &DecodeFn) -> DecodedImage {
     let start = Instant::now();
     // A panicking decoder must not take the run down or leave a hole in the image order.
-    let image = std::panic::catch_unwind(AssertUnwindSafe(|| decode(&entry.path)))
-        .unwrap_or_else(|_| Err(format!("{}: the decoder panicked", entry.path.display())));
+    let image = match std::panic::catch_unwind(AssertUnwindSafe(|| decode(&entry.path))) {
+        Ok(decoded) => decoded.map_err(DecodeError::from),
+        Err(_) => Err(DecodeError::Panicked {
+            path: entry.path.clone(),
+        }),
+    };
     DecodedImage {
         index,
         image_id: entry.id,
@@ -179,23 +222,34 @@ enum StreamInner {
 }
 
 impl ImageStream {
-    /// Starts delivering `images`. Chunked mode decodes its first chunk on the first `next`.
-    pub fn start(images: Arc<Vec<DatasetImage>>, decode: Arc<DecodeFn>, mode: DecodeMode) -> Self {
+    /// Starts delivering `images` to calls of `batch_size` images. Chunked and preload modes
+    /// decode their first chunk on the first `next`.
+    pub fn start(
+        images: Arc<Vec<DatasetImage>>,
+        decode: Arc<DecodeFn>,
+        mode: DecodeMode,
+        batch_size: usize,
+    ) -> Self {
+        let chunked = |threads: usize, chunk: usize| StreamInner::Chunked {
+            images: images.clone(),
+            decode: decode.clone(),
+            threads,
+            chunk: chunk.max(1),
+            next: 0,
+            current: Vec::new().into_iter(),
+        };
         let inner = match mode {
-            DecodeMode::Prefetch { threads, depth } => {
-                StreamInner::Pool(Prefetcher::start(images, decode, threads, depth))
-            }
-            DecodeMode::Chunked { threads, chunk } => StreamInner::Chunked {
-                images,
-                decode,
+            DecodeMode::Prefetch { threads } => StreamInner::Pool(Prefetcher::start(
+                images.clone(),
+                decode.clone(),
                 threads,
-                chunk: chunk.max(1),
-                next: 0,
-                current: Vec::new().into_iter(),
-            },
+                default_depth(batch_size),
+            )),
+            DecodeMode::Chunked { threads, chunk } => chunked(threads, chunk),
+            DecodeMode::Preload { threads } => chunked(threads, usize::MAX),
             DecodeMode::Inline => StreamInner::Inline {
-                images,
-                decode,
+                images: images.clone(),
+                decode: decode.clone(),
                 next: 0,
             },
         };
@@ -346,7 +400,6 @@ impl Drop for Prefetcher {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::PathBuf;
     use std::sync::Mutex;
 
     fn images(n: usize) -> Arc<Vec<DatasetImage>> {
@@ -378,7 +431,10 @@ mod tests {
             }));
             in_flight.lock().unwrap().0 -= 1;
             if n == 3 {
-                return Err(format!("{}: corrupt", path.display()));
+                return Err(ImageError::CorruptJpeg {
+                    name: path.display().to_string(),
+                    message: "corrupt".into(),
+                });
             }
             if n == 5 {
                 panic!("decoder bug");
@@ -393,8 +449,20 @@ mod tests {
             assert_eq!(d.index, i);
             assert_eq!(d.image_id, 1000 + i as u64);
             match i {
-                3 => assert!(d.image.as_ref().unwrap_err().contains("corrupt")),
-                5 => assert!(d.image.as_ref().unwrap_err().contains("panicked")),
+                3 => assert!(
+                    d.image
+                        .as_ref()
+                        .unwrap_err()
+                        .to_string()
+                        .contains("corrupt")
+                ),
+                5 => assert!(
+                    d.image
+                        .as_ref()
+                        .unwrap_err()
+                        .to_string()
+                        .contains("panicked")
+                ),
                 _ => assert_eq!(d.image.as_ref().unwrap().data[0], i as u8),
             }
         }
@@ -402,67 +470,72 @@ mod tests {
 
     #[test]
     fn every_mode_delivers_in_order_with_failures_in_place() {
-        for mode in [
-            DecodeMode::Prefetch {
-                threads: 3,
-                depth: 4,
-            },
-            DecodeMode::Prefetch {
-                threads: 1,
-                depth: 1,
-            },
-            DecodeMode::Chunked {
-                threads: 2,
-                chunk: usize::MAX,
-            },
-            DecodeMode::Chunked {
-                threads: 2,
-                chunk: 7,
-            },
-            DecodeMode::Inline,
+        for (mode, batch) in [
+            (DecodeMode::Prefetch { threads: 3 }, 1),
+            (DecodeMode::Prefetch { threads: 1 }, 4),
+            (DecodeMode::Preload { threads: 2 }, 1),
+            (
+                DecodeMode::Chunked {
+                    threads: 2,
+                    chunk: 7,
+                },
+                1,
+            ),
+            (DecodeMode::Inline, 1),
         ] {
             let counter = Arc::new(Mutex::new((0, 0)));
             let out: Vec<_> =
-                ImageStream::start(images(20), fake_decoder(counter.clone()), mode).collect();
+                ImageStream::start(images(20), fake_decoder(counter.clone()), mode, batch)
+                    .collect();
             check_order(&out, 20);
         }
     }
 
     #[test]
     fn workers_stay_within_the_queue_depth() {
-        // A slow consumer: the pool may run at most `depth` images ahead.
+        // A slow consumer: the pool may run at most `depth` images ahead (batch 1: depth 6).
         let decoded = Arc::new(AtomicUsize::new(0));
         let seen = decoded.clone();
         let decode: Arc<DecodeFn> = Arc::new(move |_: &Path| {
             seen.fetch_add(1, Ordering::SeqCst);
             Ok(BgrImage::filled(1, 1, 0))
         });
-        let mut stream = ImageStream::start(
-            images(50),
-            decode,
-            DecodeMode::Prefetch {
-                threads: 2,
-                depth: 3,
-            },
-        );
+        let depth = default_depth(1);
+        let mut stream =
+            ImageStream::start(images(50), decode, DecodeMode::Prefetch { threads: 2 }, 1);
         for taken in 1..=10 {
             stream.next().unwrap();
             std::thread::sleep(Duration::from_millis(5));
             let done = decoded.load(Ordering::SeqCst);
-            assert!(done <= taken + 3, "{done} decoded after taking {taken}");
+            assert!(done <= taken + depth, "{done} decoded after taking {taken}");
         }
         // Dropping a half-read stream stops the workers.
         drop(stream);
-        assert!(decoded.load(Ordering::SeqCst) <= 13);
+        assert!(decoded.load(Ordering::SeqCst) <= 10 + depth);
+    }
+
+    #[test]
+    fn decode_modes_record_as_before() {
+        assert_eq!(
+            DecodeMode::Preload { threads: 2 }.to_json(4),
+            serde_json::json!({"mode": "preload", "threads": 2})
+        );
+        assert_eq!(
+            DecodeMode::Prefetch { threads: 1 }.to_json(2),
+            serde_json::json!({"mode": "prefetch", "threads": 1, "queue_depth": 8})
+        );
+        assert_eq!(
+            DecodeMode::new(DecodeKind::Prefetch, None, 512),
+            DecodeMode::Prefetch { threads: 1 }
+        );
+        assert!(DecodeMode::Preload { threads: 1 }.pauses_for_decode());
+        assert!(DecodeMode::Inline.includes_decode());
     }
 
     #[test]
     fn empty_dataset_yields_nothing() {
         let decode: Arc<DecodeFn> = Arc::new(|_: &Path| Ok(BgrImage::filled(1, 1, 0)));
-        let mode = DecodeMode::Prefetch {
-            threads: 2,
-            depth: 4,
-        };
-        assert_eq!(ImageStream::start(images(0), decode, mode).count(), 0);
+        let mode = DecodeMode::Prefetch { threads: 2 };
+        assert_eq!(ImageStream::start(images(0), decode, mode, 1).count(), 0);
     }
 }

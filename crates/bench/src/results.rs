@@ -3,7 +3,10 @@
 //! crate; the README documents the JSON they serialise to.
 
 use detbench_backends::BackendDescription;
+use detbench_env::Environment;
 use serde::{Deserialize, Serialize};
+
+use crate::sut::Stage;
 
 /// Version of the results layout below; bump it when a field changes meaning.
 pub const RESULTS_SCHEMA_VERSION: u32 = 1;
@@ -26,7 +29,7 @@ pub struct RunResults {
     /// RFC 3339, UTC.
     pub started_at: String,
     pub command_line: Vec<String>,
-    pub environment: serde_json::Value,
+    pub environment: Environment,
     pub models: Vec<ModelResult>,
     /// Model x batch-size combinations that were not run, with why (e.g. a fixed batch).
     #[serde(default)]
@@ -46,8 +49,9 @@ pub struct SkippedRun {
 pub struct ModelResult {
     /// Zoo name.
     pub name: String,
-    /// `"ok"`, or `"failed: <reason>"`.
-    pub status: String,
+    /// Recorded as `"ok"` or `"failed: <reason>"`.
+    pub status: Status,
+    /// The pipeline family, as the zoo names it.
     pub family: String,
     /// Network input size `WxH` (e.g. "416x416"), or the zoo's description of the input for a
     /// model that resizes inside.
@@ -78,7 +82,82 @@ pub struct ModelResult {
 
 impl ModelResult {
     pub fn is_ok(&self) -> bool {
-        self.status == "ok"
+        self.status.is_ok()
+    }
+
+    /// The table label of a row: the zoo name, with the batch size when it is not 1.
+    pub fn label(&self) -> String {
+        if self.batch_size == 1 {
+            self.name.clone()
+        } else {
+            format!("{} (batch {})", self.name, self.batch_size)
+        }
+    }
+}
+
+/// Whether a row was measured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Status {
+    Ok,
+    /// Nothing was measured, for this reason.
+    Failed(String),
+}
+
+impl Status {
+    pub fn is_ok(&self) -> bool {
+        matches!(self, Status::Ok)
+    }
+
+    /// The reason of a failed row.
+    pub fn failure(&self) -> Option<&str> {
+        match self {
+            Status::Ok => None,
+            Status::Failed(reason) => Some(reason),
+        }
+    }
+}
+
+/// How a status is written: `ok`, or `failed: <reason>`.
+const FAILED_PREFIX: &str = "failed: ";
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Status::Ok => f.write_str("ok"),
+            Status::Failed(reason) => write!(f, "{FAILED_PREFIX}{reason}"),
+        }
+    }
+}
+
+/// Text that is not a status.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not a status: expected `ok` or `failed: <reason>`")]
+pub struct BadStatus(pub String);
+
+impl std::str::FromStr for Status {
+    type Err = BadStatus;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "ok" => Ok(Status::Ok),
+            _ => s
+                .strip_prefix(FAILED_PREFIX)
+                .map(|reason| Status::Failed(reason.to_owned()))
+                .ok_or_else(|| BadStatus(s.to_owned())),
+        }
+    }
+}
+
+impl Serialize for Status {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Status {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer)?
+            .parse()
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -124,8 +203,7 @@ pub struct ClassAp {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReferenceAgreement {
     pub reference_file: String,
-    /// `boxes` (matched by IoU) or `keypoints` (matched by joint distance).
-    pub kind: String,
+    pub kind: AgreementKind,
     /// Boxes: a pair matches at IoU >= this.
     pub iou_threshold: f64,
     /// Keypoints: a pair matches when every joint is within this many pixels.
@@ -160,6 +238,16 @@ pub struct ReferenceAgreement {
     pub images: usize,
 }
 
+detbench_backends::named_enum! {
+    /// What a reference agreement compares.
+    pub enum AgreementKind as "agreement kind" {
+        /// Boxes, matched by IoU.
+        Boxes = "boxes",
+        /// Keypoints, matched by joint distance.
+        Keypoints = "keypoints",
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FailedImage {
     pub file: String,
@@ -191,8 +279,7 @@ pub struct LatencyReport {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StageLatency {
-    /// `decode`, `preprocess`, `inference` or `postprocess`.
-    pub stage: String,
+    pub stage: Stage,
     pub summary: Summary,
     /// Samples in milliseconds, one per timed call, in run order.
     pub samples_ms: Vec<f64>,

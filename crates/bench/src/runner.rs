@@ -13,11 +13,11 @@ use crate::contention::{CpuSnapshot, OTHER_CPU_SHARE_LIMIT};
 use crate::dataset::DatasetImage;
 use crate::prefetch::{DecodeFn, DecodeMode, DecodedImage, ImageStream};
 use crate::results::{FailedImage, LatencyReport, Summary};
-use crate::sut::{BatchSupport, Detector, ImageInput, StageClock};
+use crate::sut::{BatchSupport, Detector, DetectorError, ImageInput, StageClock};
 use crate::timing::{CallTiming, LatencyRecorder, summarize};
 
 /// How to drive the detector.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RunOptions {
     /// Untimed calls before the timed pass, on the first images (default 10).
     pub warmup: usize,
@@ -91,7 +91,7 @@ pub fn run_detector(
     }
     let batch_size = options.batch_size.max(1);
     check_batch(detector.batch_support(), batch_size)?;
-    let mut stream = ImageStream::start(images.clone(), decode, options.decode);
+    let mut stream = ImageStream::start(images.clone(), decode, options.decode, batch_size);
 
     // Warm-up on the first images; they are kept and timed again in the pass below. When none
     // of them decodes, read on until one does (the images read stay in order for the pass), so
@@ -124,10 +124,10 @@ pub fn run_detector(
             }
         };
         match item.image {
-            Err(reason) => {
+            Err(error) => {
                 pass.failed_images.push(FailedImage {
                     file: item.file_name,
-                    reason,
+                    reason: error.to_string(),
                 });
                 progress(1);
             }
@@ -169,6 +169,19 @@ struct Ready {
     image: BgrImage,
 }
 
+/// Why one call produced no detections.
+#[derive(Debug, thiserror::Error)]
+enum CallError {
+    #[error("{0}")]
+    Detector(DetectorError),
+    #[error("the pipeline panicked: {0}")]
+    Panicked(String),
+    #[error("the pipeline returned {lists} detection lists for {images} images")]
+    TooFewLists { lists: usize, images: usize },
+    #[error("the pipeline returned a detection for image {stray} in the list of image {slot}")]
+    StrayDetection { stray: u64, slot: u64 },
+}
+
 /// Calls `detect`; a panic becomes that call's error, like an error the pipeline returns: the
 /// call's images are recorded as failed and the run goes on with the next ones (a detector
 /// that panics on every image ends as "all calls failed").
@@ -176,22 +189,13 @@ fn guarded_detect(
     detector: &mut dyn Detector,
     inputs: &[ImageInput<'_>],
     clock: &mut StageClock,
-) -> Result<Vec<Vec<Detection>>, String> {
+) -> Result<Vec<Vec<Detection>>, CallError> {
     match std::panic::catch_unwind(AssertUnwindSafe(|| detector.detect(inputs, clock))) {
-        Ok(result) => result.map_err(|e| e.to_string()),
-        Err(payload) => Err(format!(
-            "the pipeline panicked: {}",
-            panic_message(payload.as_ref())
-        )),
+        Ok(result) => result.map_err(CallError::Detector),
+        Err(payload) => Err(CallError::Panicked(detbench_assets::panic_message(
+            payload.as_ref(),
+        ))),
     }
-}
-
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "(no message)".to_owned())
 }
 
 /// What the warm-up did: untimed calls made and how many of them failed.
@@ -234,7 +238,7 @@ fn warm_up(
         let mut clock = StageClock::new();
         if let Err(e) = guarded_detect(detector, &inputs, &mut clock) {
             failures += 1;
-            last_error = e;
+            last_error = e.to_string();
         }
     }
     if warmup > 0 && failures == warmup {
@@ -313,7 +317,8 @@ impl TimedPass {
                     self.detections.extend(list);
                 }
             }
-            Err(reason) => {
+            Err(error) => {
+                let reason = error.to_string();
                 self.recorder.record_failure();
                 self.first_call_error.get_or_insert_with(|| reason.clone());
                 self.failed_images.extend(batch.iter().map(|r| FailedImage {
@@ -388,21 +393,20 @@ impl TimedPass {
 fn check_outputs(
     mut lists: Vec<Vec<Detection>>,
     batch: &[Ready],
-) -> Result<Vec<Vec<Detection>>, String> {
+) -> Result<Vec<Vec<Detection>>, CallError> {
     if lists.len() < batch.len() {
-        return Err(format!(
-            "the pipeline returned {} detection lists for {} images",
-            lists.len(),
-            batch.len()
-        ));
+        return Err(CallError::TooFewLists {
+            lists: lists.len(),
+            images: batch.len(),
+        });
     }
     lists.truncate(batch.len());
     for (list, ready) in lists.iter().zip(batch) {
         if let Some(stray) = list.iter().find(|d| d.image_id != ready.image_id) {
-            return Err(format!(
-                "the pipeline returned a detection for image {} in the list of image {}",
-                stray.image_id, ready.image_id
-            ));
+            return Err(CallError::StrayDetection {
+                stray: stray.image_id,
+                slot: ready.image_id,
+            });
         }
     }
     Ok(lists)

@@ -3,36 +3,21 @@
 
 use std::time::{Duration, Instant};
 
+use detbench_backends::BackendDescription;
 use detbench_eval::{Detection, IouType};
 use detbench_imgproc::BgrImage;
 
 /// The error a pipeline reports for one call; the harness records it and goes on.
 pub type DetectorError = Box<dyn std::error::Error + Send + Sync>;
 
-/// The timed stages of one image's trip through a pipeline.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Stage {
-    Decode,
-    Preprocess,
-    Inference,
-    Postprocess,
-}
-
-impl Stage {
-    pub const ALL: [Stage; 4] = [
-        Stage::Decode,
-        Stage::Preprocess,
-        Stage::Inference,
-        Stage::Postprocess,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Stage::Decode => "decode",
-            Stage::Preprocess => "preprocess",
-            Stage::Inference => "inference",
-            Stage::Postprocess => "postprocess",
-        }
+detbench_backends::named_enum! {
+    /// The timed stages of one image's trip through a pipeline. Their names, here only, are what
+    /// results, tables, charts and the store call them.
+    pub enum Stage as "stage" {
+        Decode = "decode",
+        Preprocess = "preprocess",
+        Inference = "inference",
+        Postprocess = "postprocess",
     }
 }
 
@@ -41,7 +26,7 @@ impl Stage {
 /// one inference per person) adds them up.
 #[derive(Debug, Default, Clone)]
 pub struct StageClock {
-    spent: [Duration; 4],
+    spent: [Duration; Stage::ALL.len()],
 }
 
 impl StageClock {
@@ -87,6 +72,19 @@ pub enum BatchSupport {
     Dynamic { max: Option<usize> },
 }
 
+/// `Fixed(1)`, `Dynamic { max: None }`, `Dynamic { max: Some(4) }`: the spelling pipelines record
+/// in their provenance (`results.json` schema 1), written out here so that it does not depend on
+/// `Debug`.
+impl std::fmt::Display for BatchSupport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BatchSupport::Fixed(n) => write!(f, "Fixed({n})"),
+            BatchSupport::Dynamic { max: None } => f.write_str("Dynamic { max: None }"),
+            BatchSupport::Dynamic { max: Some(m) } => write!(f, "Dynamic {{ max: Some({m}) }}"),
+        }
+    }
+}
+
 impl BatchSupport {
     pub fn accepts(self, batch: usize) -> bool {
         match self {
@@ -106,6 +104,11 @@ pub trait Detector: Send {
     fn iou_types(&self) -> Vec<IouType>;
     /// What a run records about this pipeline: preprocessing, thresholds, engine settings.
     fn provenance(&self) -> serde_json::Value;
+    /// The engine the pipeline runs on (for a pipeline of several models, the one whose
+    /// settings the row reports), or `None` for a pipeline without one (test detectors).
+    fn backend(&self) -> Option<BackendDescription> {
+        None
+    }
     /// Detects objects in a batch of images, one list of detections per image in input order,
     /// each detection already in original-image pixels with its COCO category id. Time spent is
     /// charged to `clock` by stage.
@@ -114,4 +117,31 @@ pub trait Detector: Send {
         batch: &[ImageInput<'_>],
         clock: &mut StageClock,
     ) -> Result<Vec<Vec<Detection>>, DetectorError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_support_reads_as_recorded() {
+        assert_eq!(BatchSupport::Fixed(1).to_string(), "Fixed(1)");
+        for support in [
+            BatchSupport::Fixed(8),
+            BatchSupport::Dynamic { max: None },
+            BatchSupport::Dynamic { max: Some(4) },
+        ] {
+            assert_eq!(support.to_string(), format!("{support:?}"));
+        }
+    }
+
+    #[test]
+    fn stages_index_the_clock_in_order() {
+        let mut clock = StageClock::new();
+        for (i, stage) in Stage::ALL.iter().enumerate() {
+            assert_eq!(*stage as usize, i);
+            clock.add(*stage, Duration::from_millis(i as u64 + 1));
+        }
+        assert_eq!(clock.spent(Stage::Postprocess), Duration::from_millis(4));
+    }
 }

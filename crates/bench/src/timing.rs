@@ -165,7 +165,7 @@ impl LatencyRecorder {
                     })
                     .collect();
                 StageLatency {
-                    stage: stage.as_str().to_owned(),
+                    stage,
                     summary: summarize(&samples_ms).expect("as many samples as calls"),
                     samples_ms,
                 }
@@ -368,10 +368,14 @@ mod tests {
         let inference = report
             .stages
             .iter()
-            .find(|s| s.stage == "inference")
+            .find(|s| s.stage == Stage::Inference)
             .unwrap();
         assert_eq!(inference.samples_ms, vec![8.0, 18.0, 28.0]);
-        let decode = report.stages.iter().find(|s| s.stage == "decode").unwrap();
+        let decode = report
+            .stages
+            .iter()
+            .find(|s| s.stage == Stage::Decode)
+            .unwrap();
         assert_eq!(decode.summary.mean, 5.0);
         assert!(!report.valid);
         assert_eq!(

@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use detbench_bench::dataset::{DatasetOptions, GroundTruthKind};
-use detbench_bench::prefetch::{DecodePlan, image_decoder};
-use detbench_bench::results::ModelFile;
+use detbench_bench::prefetch::{DecodeMode, image_decoder};
+use detbench_bench::results::{ModelFile, Status};
 use detbench_bench::scenario::{
     DatasetCache, EvalTiming, ModelOutcome, ModelSpec, Quiet, ScenarioOptions, run_model,
 };
@@ -129,7 +129,7 @@ fn options(batch_sizes: Vec<usize>) -> ScenarioOptions {
     ScenarioOptions {
         warmup: 2,
         batch_sizes,
-        decode: DecodePlan::Prefetch { threads: 1 },
+        decode: DecodeMode::Prefetch { threads: 1 },
         evaluation: EvalTiming::AfterRun,
     }
 }
@@ -172,7 +172,7 @@ fn ground_truth_as_detections_scores_ap_exactly_one() {
         let (rows, skipped) = run(TestDetector::new(), None, &opts);
         assert!(skipped.is_empty());
         let row = &rows[0].result;
-        assert_eq!(row.status, "ok");
+        assert_eq!(row.status, Status::Ok);
         assert_eq!(row.dataset.images, 206);
         assert!(row.failed_images.is_empty());
         let stats = &row.bbox.as_ref().unwrap().stats;
@@ -207,7 +207,7 @@ fn stage_times_come_from_the_pipeline_clock() {
         latency
             .stages
             .iter()
-            .find(|s| s.stage == name)
+            .find(|s| s.stage.as_str() == name)
             .unwrap()
             .summary
             .clone()
@@ -238,7 +238,7 @@ fn a_failing_image_is_listed_and_the_run_goes_on() {
     detector.fail_on = Some(5001);
     let (rows, _) = run(detector, Some(8), &options(vec![1]));
     let row = &rows[0].result;
-    assert_eq!(row.status, "ok");
+    assert_eq!(row.status, Status::Ok);
     assert_eq!(row.failed_images.len(), 1, "{:?}", row.failed_images);
     assert_eq!(row.failed_images[0].file, "000000005001.jpg");
     assert!(
@@ -269,7 +269,7 @@ fn models_that_cannot_open_or_panic_get_failed_rows() {
     let mut cache = DatasetCache::new(source);
     let (rows, _) = run_model(
         &spec(),
-        || Err("model file /nowhere/x.onnx not found".to_owned()),
+        || Err("model file /nowhere/x.onnx not found".into()),
         &mut cache,
         &image_decoder(),
         &options(vec![1, 2]),
@@ -278,7 +278,7 @@ fn models_that_cannot_open_or_panic_get_failed_rows() {
     assert_eq!(rows.len(), 2);
     for row in &rows {
         assert_eq!(
-            row.result.status,
+            row.result.status.to_string(),
             "failed: model file /nowhere/x.onnx not found"
         );
         assert!(row.result.bbox.is_none() && row.result.latency.is_none());
@@ -292,7 +292,7 @@ fn models_that_cannot_open_or_panic_get_failed_rows() {
     detector.panic_on = Some(139);
     let (rows, _) = run(detector, Some(3), &options(vec![1]));
     let row = &rows[0].result;
-    assert_eq!(row.status, "ok");
+    assert_eq!(row.status, Status::Ok);
     assert_eq!(row.failed_images.len(), 1);
     assert_eq!(row.failed_images[0].file, "000000000139.jpg");
     assert_eq!(
@@ -317,7 +317,9 @@ fn models_that_cannot_open_or_panic_get_failed_rows() {
     let (rows, _) = run(detector, Some(1), &options(vec![1]));
     assert_eq!(
         rows[0].result.status,
-        "failed: every warm-up call failed: the pipeline panicked: bug on image 139"
+        Status::Failed(
+            "every warm-up call failed: the pipeline panicked: bug on image 139".to_owned()
+        )
     );
     assert!(rows[0].result.bbox.is_none());
 }
@@ -388,7 +390,7 @@ fn missing_image_files_are_failed_images() {
     );
     let (rows, _) = run_on(TestDetector::new(), &mut cache, &options(vec![1]));
     let row = &rows[0].result;
-    assert_eq!(row.status, "ok");
+    assert_eq!(row.status, Status::Ok);
     assert_eq!(row.failed_images.len(), 1);
     assert_eq!(row.failed_images[0].file, "gone_2.jpg");
     assert!(row.failed_images[0].reason.contains("gone_2.jpg"));
@@ -404,7 +406,7 @@ fn warm_up_runs_when_the_first_images_cannot_be_decoded() {
     let calls = detector.calls.clone();
     let (rows, _) = run_on(detector, &mut cache, &options(vec![1]));
     let row = &rows[0].result;
-    assert_eq!(row.status, "ok");
+    assert_eq!(row.status, Status::Ok);
     assert_eq!(row.failed_images.len(), 3);
     let latency = row.latency.as_ref().unwrap();
     assert_eq!(latency.timed_images, 3);
@@ -441,7 +443,7 @@ fn speed_only_folder_runs_have_no_accuracy() {
         &Quiet,
     );
     let row = &rows[0].result;
-    assert_eq!(row.status, "ok");
+    assert_eq!(row.status, Status::Ok);
     assert!(row.bbox.is_none());
     assert!(row.dataset.annotation_file.is_none());
     assert_eq!(row.latency.as_ref().unwrap().timed_images, 2);
@@ -452,7 +454,7 @@ fn chunked_decoding_covers_every_image_and_keeps_its_pauses_out_of_the_total() {
     let mut detector = TestDetector::new();
     detector.sleep = [Duration::ZERO, Duration::from_millis(2), Duration::ZERO];
     let mut opts = options(vec![1]);
-    opts.decode = DecodePlan::Chunked {
+    opts.decode = DecodeMode::Chunked {
         threads: 2,
         chunk: 5,
     };

@@ -11,7 +11,7 @@ fn detbench() -> Command {
 }
 
 fn sha256(path: &Path) -> String {
-    detbench_bench::dataset::sha256_file(path).unwrap()
+    detbench_assets::sha256_file(path).unwrap()
 }
 
 #[test]

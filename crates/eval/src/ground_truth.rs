@@ -121,33 +121,12 @@ impl GroundTruth {
                 .or_default()
                 .push(position);
         }
-        if zero_ids > 0 {
-            // See ../shared/conformance/NOTES.md: pycocotools' evaluateImg marks "unmatched" with
-            // the id 0 in its gtMatches/dtMatches arrays, so a ground truth whose id is 0 can
-            // never count as matched there. hotcoco (and so detbench) matches it correctly.
-            warnings.push(format!(
-                "{}: {zero_ids} annotation(s) have id 0. pycocotools uses 0 to mean \"unmatched\", \
-                 so it can never match them and reports lower AP/AR than detbench (hotcoco) does \
-                 on this file; COCO's own files start ids at 1",
-                path.display()
-            ));
-        }
-        if let Some((count, ann_id, image_id)) = unknown_image {
-            warnings.push(format!(
-                "{}: {count} annotation(s) name an image that is not in `images` (first: \
-                 annotation id {ann_id}, image_id {image_id}); they are not evaluated, as in \
-                 pycocotools",
-                path.display()
-            ));
-        }
-        if let Some((count, ann_id, category_id)) = unknown_category {
-            warnings.push(format!(
-                "{}: {count} annotation(s) name a category that is not in `categories` (first: \
-                 annotation id {ann_id}, category_id {category_id}); they are not evaluated, as \
-                 in pycocotools",
-                path.display()
-            ));
-        }
+        warnings.extend(load_warnings(
+            &path,
+            zero_ids,
+            unknown_image,
+            unknown_category,
+        ));
         Ok(Self {
             path,
             coco: Arc::new(coco),
@@ -296,4 +275,44 @@ fn count_degenerate_polygons(ann: &Annotation) -> usize {
         Some(Segmentation::Polygon(polygons)) => polygons.iter().filter(|p| p.len() < 6).count(),
         _ => 0,
     }
+}
+
+/// The warnings of loading a ground truth: annotations with id 0 (pycocotools cannot match
+/// them), and annotations of images or categories the file does not list (not evaluated), each
+/// with a count and the first one.
+fn load_warnings(
+    path: &Path,
+    zero_ids: usize,
+    unknown_image: Option<(usize, u64, u64)>,
+    unknown_category: Option<(usize, u64, u64)>,
+) -> Vec<String> {
+    let mut warnings = Vec::new();
+    if zero_ids > 0 {
+        // See ../shared/conformance/NOTES.md: pycocotools' evaluateImg marks "unmatched" with
+        // the id 0 in its gtMatches/dtMatches arrays, so a ground truth whose id is 0 can
+        // never count as matched there. hotcoco (and so detbench) matches it correctly.
+        warnings.push(format!(
+            "{}: {zero_ids} annotation(s) have id 0. pycocotools uses 0 to mean \"unmatched\", \
+             so it can never match them and reports lower AP/AR than detbench (hotcoco) does \
+             on this file; COCO's own files start ids at 1",
+            path.display()
+        ));
+    }
+    if let Some((count, ann_id, image_id)) = unknown_image {
+        warnings.push(format!(
+            "{}: {count} annotation(s) name an image that is not in `images` (first: \
+             annotation id {ann_id}, image_id {image_id}); they are not evaluated, as in \
+             pycocotools",
+            path.display()
+        ));
+    }
+    if let Some((count, ann_id, category_id)) = unknown_category {
+        warnings.push(format!(
+            "{}: {count} annotation(s) name a category that is not in `categories` (first: \
+             annotation id {ann_id}, category_id {category_id}); they are not evaluated, as \
+             in pycocotools",
+            path.display()
+        ));
+    }
+    warnings
 }

@@ -29,16 +29,19 @@ impl std::fmt::Display for IouType {
     }
 }
 
+/// A name that is no IoU type.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown IoU type `{0}`: expected bbox, segm or keypoints")]
+pub struct UnknownIouType(pub String);
+
 impl std::str::FromStr for IouType {
-    type Err = String;
+    type Err = UnknownIouType;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "bbox" => Ok(IouType::Bbox),
             "segm" => Ok(IouType::Segm),
             "keypoints" => Ok(IouType::Keypoints),
-            other => Err(format!(
-                "unknown IoU type `{other}`: expected bbox, segm or keypoints"
-            )),
+            other => Err(UnknownIouType(other.to_owned())),
         }
     }
 }

@@ -13,6 +13,23 @@ use hotcoco::types::{Annotation, Segmentation};
 use crate::ground_truth::GroundTruth;
 use crate::types::IouType;
 
+/// What is wrong with one result, in words (the caller adds which result and file).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct Invalid(pub String);
+
+impl From<&str> for Invalid {
+    fn from(message: &str) -> Self {
+        Invalid(message.to_owned())
+    }
+}
+
+impl From<String> for Invalid {
+    fn from(message: String) -> Self {
+        Invalid(message)
+    }
+}
+
 /// What an evaluation of one IoU type needs every detection to carry.
 pub(crate) struct Requirements {
     pub iou_type: IouType,
@@ -26,21 +43,23 @@ pub(crate) fn check_result(
     ann: &Annotation,
     gt: &GroundTruth,
     needs: &Requirements,
-) -> Result<(), String> {
+) -> Result<(), Invalid> {
     let gt_name = gt.path().display();
     let Some(image) = gt.image(ann.image_id) else {
         return Err(format!(
             "image_id {} is not an image of {gt_name} (pycocotools: \"Results do not correspond \
              to current coco set\")",
             ann.image_id
-        ));
+        )
+        .into());
     };
     if !gt.contains_category(ann.category_id) {
         return Err(format!(
             "category_id {} is not a category of {gt_name}; results use COCO category ids (1-90 \
              for COCO), not contiguous class indices",
             ann.category_id
-        ));
+        )
+        .into());
     }
     match ann.score {
         None => {
@@ -51,7 +70,7 @@ pub(crate) fn check_result(
             );
         }
         Some(score) if !score.is_finite() => {
-            return Err(format!("score is {score}; expected a finite number"));
+            return Err(format!("score is {score}; expected a finite number").into());
         }
         Some(_) => {}
     }
@@ -73,22 +92,24 @@ pub(crate) fn check_result(
     }
 }
 
-fn check_box(bbox: &[f64; 4]) -> Result<(), String> {
+fn check_box(bbox: &[f64; 4]) -> Result<(), Invalid> {
     if bbox.iter().any(|v| !v.is_finite()) {
         return Err(format!(
             "bbox {bbox:?} has a value that is not a finite number; expected [x, y, width, height]"
-        ));
+        )
+        .into());
     }
     if bbox[2] < 0.0 || bbox[3] < 0.0 {
         return Err(format!(
             "bbox {bbox:?} has a negative width or height; expected [x, y, width, height] (COCO \
              boxes are not [x1, y1, x2, y2])"
-        ));
+        )
+        .into());
     }
     Ok(())
 }
 
-fn check_segmentation(segmentation: &Segmentation, height: u32, width: u32) -> Result<(), String> {
+fn check_segmentation(segmentation: &Segmentation, height: u32, width: u32) -> Result<(), Invalid> {
     match segmentation {
         Segmentation::Polygon(polygons) => {
             if polygons.is_empty() {
@@ -100,12 +121,14 @@ fn check_segmentation(segmentation: &Segmentation, height: u32, width: u32) -> R
                         "segmentation polygon {i} has {} coordinate(s); a polygon is [x1, y1, x2, \
                          y2, x3, y3, ...] with at least 3 points",
                         polygon.len()
-                    ));
+                    )
+                    .into());
                 }
                 if polygon.iter().any(|v| !v.is_finite()) {
                     return Err(format!(
                         "segmentation polygon {i} has a value that is not a finite number"
-                    ));
+                    )
+                    .into());
                 }
             }
             Ok(())
@@ -118,18 +141,18 @@ fn check_segmentation(segmentation: &Segmentation, height: u32, width: u32) -> R
                 Some(total) => check_total(total, size[0], size[1]),
                 // Not a valid counts string: hotcoco's decoder says why.
                 None => match hotcoco::mask::rle_from_string(counts, size[0], size[1]) {
-                    Err(e) => Err(format!(
-                        "segmentation RLE `counts` string does not decode: {e}"
-                    )),
+                    Err(e) => {
+                        Err(format!("segmentation RLE `counts` string does not decode: {e}").into())
+                    }
                     // A string outside the encoder's alphabet or whose last run never ends
                     // (e.g. "P"): hotcoco reads it leniently, as pycocotools does, and it is
                     // accepted when that reading fills the mask; when not, say why.
                     Ok(rle) => check_run_total(&rle.counts, size[0], size[1]).map_err(|why| {
-                        format!(
+                        Invalid(format!(
                             "{why} (the `counts` string is malformed: its last run does not end, \
                              or a character is outside '0'..'o'; it was read leniently, as \
                              pycocotools reads it)"
-                        )
+                        ))
                     }),
                 },
             }
@@ -142,38 +165,41 @@ fn check_segmentation(segmentation: &Segmentation, height: u32, width: u32) -> R
     }
 }
 
-fn check_rle_size(size: [u32; 2], height: u32, width: u32) -> Result<(), String> {
+fn check_rle_size(size: [u32; 2], height: u32, width: u32) -> Result<(), Invalid> {
     if size != [height, width] {
         return Err(format!(
             "segmentation RLE size {size:?} is not the image's [height, width] [{height}, {width}]"
-        ));
+        )
+        .into());
     }
     Ok(())
 }
 
 /// pycocotools' RLE: runs of 0s and 1s in column-major order covering all `h * w` pixels.
-pub(crate) fn check_run_total(counts: &[u32], height: u32, width: u32) -> Result<(), String> {
+pub(crate) fn check_run_total(counts: &[u32], height: u32, width: u32) -> Result<(), Invalid> {
     check_total(counts.iter().map(|&c| u64::from(c)).sum(), height, width)
 }
 
-fn check_total(total: u64, height: u32, width: u32) -> Result<(), String> {
+fn check_total(total: u64, height: u32, width: u32) -> Result<(), Invalid> {
     let pixels = u64::from(height) * u64::from(width);
     if total != pixels {
         return Err(format!(
             "segmentation RLE counts add up to {total}, but a {height}x{width} mask has {pixels} \
              pixels"
-        ));
+        )
+        .into());
     }
     Ok(())
 }
 
-fn check_keypoints(keypoints: &[f64], expected: usize) -> Result<(), String> {
+fn check_keypoints(keypoints: &[f64], expected: usize) -> Result<(), Invalid> {
     if keypoints.len() != expected {
         return Err(format!(
             "has {} keypoint values; expected {expected} ({} keypoints as x, y, visibility)",
             keypoints.len(),
             expected / 3
-        ));
+        )
+        .into());
     }
     if keypoints.iter().any(|v| !v.is_finite()) {
         return Err("keypoints have a value that is not a finite number".into());

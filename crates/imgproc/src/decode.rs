@@ -108,12 +108,10 @@ fn decode_jpeg(bytes: &[u8], name: &str) -> Result<BgrImage, ImageError> {
     DECOMPRESSOR.with(|cell| {
         let mut slot = cell.borrow_mut();
         if slot.is_none() {
-            *slot = Some(
-                JpegHandle::new().map_err(|message| ImageError::CorruptJpeg {
-                    name: name.to_string(),
-                    message,
-                })?,
-            );
+            *slot = Some(JpegHandle::new().ok_or_else(|| ImageError::CorruptJpeg {
+                name: name.to_string(),
+                message: "cannot create a libjpeg-turbo decompressor".into(),
+            })?);
         }
         let handle = slot.as_mut().expect("just initialised");
         let decoded = decode_jpeg_with(handle, bytes, name);
@@ -195,15 +193,12 @@ impl Drop for JpegHandle {
 }
 
 impl JpegHandle {
-    fn new() -> Result<Self, String> {
+    /// A new handle, or `None` when libjpeg-turbo cannot make one (out of memory).
+    fn new() -> Option<Self> {
         // SAFETY: tj3Init returns a new handle or null.
         let handle =
             unsafe { raw::tj3Init(raw::TJINIT_TJINIT_DECOMPRESS as turbojpeg::libc::c_int) };
-        if handle.is_null() {
-            Err("cannot create a libjpeg-turbo decompressor".into())
-        } else {
-            Ok(Self(handle))
-        }
+        (!handle.is_null()).then_some(Self(handle))
     }
 
     /// The message of the last failed call and whether it was only a warning.

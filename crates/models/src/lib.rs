@@ -3,22 +3,25 @@
 //! evaluation code does.
 //!
 //! For the harness: [`open_detector`] (zoo name or entry, model folder, engine settings) gives a
-//! `Detector`; [`verify_sha256`] checks a model file against its catalogue checksum;
-//! [`reference_check`] measures agreement with reference detections.
+//! `Detector`; [`model_spec`] describes a catalogued model to the harness before it is opened
+//! (its file checked against the catalogue checksum, [`verify_sha256`]); [`reference_check`]
+//! matches detections against reference detections and [`reference_agreement`] turns that into
+//! a run's `ReferenceAgreement`.
 
 pub mod autoconfig;
 pub mod card;
 pub mod families;
+pub mod reference_agreement;
 pub mod reference_check;
+mod spec;
 pub mod zoo;
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use detbench_backends::BackendConfig;
 use detbench_bench::Detector;
-use sha2::{Digest, Sha256 as Sha256Hasher};
 
+pub use spec::{ModelSpecCheck, model_spec};
 pub use zoo::{Family, ModelFormat, Sha256, ZooEntry, catalogue, find};
 
 /// Errors of opening a model pipeline.
@@ -34,7 +37,7 @@ pub enum ModelError {
         path: String,
         how_to_get: String,
     },
-    #[error("model `{name}` ({family:?}) cannot run here: {reason}")]
+    #[error("model `{name}` ({family}) cannot run here: {reason}")]
     Unsupported {
         name: String,
         family: Family,
@@ -42,14 +45,26 @@ pub enum ModelError {
     },
     #[error(transparent)]
     Backend(#[from] detbench_backends::BackendError),
+    #[error(transparent)]
+    Assets(#[from] detbench_assets::AssetError),
+    #[error("{name}: {source}")]
+    Pipeline {
+        name: String,
+        source: families::common::FamilyError,
+    },
+    #[error(
+        "{name}: catalogue input size {size:?} is not square; this family needs a square input"
+    )]
+    NotSquare {
+        name: String,
+        size: Option<(u32, u32)>,
+    },
     #[error("cannot read {path}: {source}")]
     Io {
         path: String,
         #[source]
         source: std::io::Error,
     },
-    #[error("{0}")]
-    Other(String),
 }
 
 /// A model given by zoo name or by catalogue entry.
@@ -87,7 +102,7 @@ pub fn entry(name: &str) -> Result<&'static ZooEntry, ModelError> {
 pub fn model_dir(model_dir: Option<&Path>) -> Result<PathBuf, ModelError> {
     match model_dir {
         Some(dir) => Ok(dir.to_path_buf()),
-        None => detbench_assets::shared::models().map_err(|e| ModelError::Other(e.to_string())),
+        None => Ok(detbench_assets::shared::models()?),
     }
 }
 
@@ -150,29 +165,18 @@ impl ShaCheck {
     }
 }
 
-/// Hex sha256 of a file, read in chunks.
-pub fn sha256_file(path: &Path) -> Result<String, ModelError> {
-    let io_error = |source| ModelError::Io {
-        path: path.display().to_string(),
-        source,
-    };
-    let mut file = std::fs::File::open(path).map_err(io_error)?;
-    let mut hasher = Sha256Hasher::new();
-    let mut buffer = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read(&mut buffer).map_err(io_error)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buffer[..n]);
-    }
-    Ok(hex::encode(hasher.finalize()))
-}
-
 /// Checks the file at `path` against `entry`'s catalogued sha256.
 pub fn verify_sha256(entry: &ZooEntry, path: &Path) -> Result<ShaCheck, ModelError> {
-    let actual = sha256_file(path)?;
-    Ok(match entry.sha256 {
+    let actual = detbench_assets::sha256_file(path).map_err(|source| ModelError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    Ok(sha_check(entry, actual))
+}
+
+/// How the file checksum `actual` compares with `entry`'s catalogued one.
+pub fn sha_check(entry: &ZooEntry, actual: String) -> ShaCheck {
+    match entry.sha256 {
         Sha256::Full(expected) if expected.eq_ignore_ascii_case(&actual) => ShaCheck::Match,
         Sha256::Full(expected) => ShaCheck::Mismatch {
             expected: expected.to_owned(),
@@ -186,5 +190,5 @@ pub fn verify_sha256(entry: &ZooEntry, path: &Path) -> Result<ShaCheck, ModelErr
             actual,
         },
         Sha256::Unknown => ShaCheck::Unknown { actual },
-    })
+    }
 }

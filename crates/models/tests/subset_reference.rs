@@ -253,8 +253,7 @@ fn nanodet_legacy_centres_reproduce_the_reference_variant() {
         centres: CentreConvention::Legacy,
         ..Default::default()
     });
-    let mut detector =
-        SingleModelDetector::new("nanodet_m_320", backend, "input.1", pipeline).unwrap();
+    let mut detector = SingleModelDetector::new("nanodet_m_320", backend, pipeline).unwrap();
     let mut clock = StageClock::new();
     let per_image: Vec<(u64, Vec<Detection>)> = data
         .images

@@ -74,23 +74,8 @@ impl Default for DrawOptions {
     }
 }
 
-/// Colours per category (Tableau 10, cycled by category id), readable over photographs.
-const PALETTE: [RGBColor; 10] = [
-    RGBColor(78, 121, 167),
-    RGBColor(242, 142, 43),
-    RGBColor(225, 87, 89),
-    RGBColor(118, 183, 178),
-    RGBColor(89, 161, 79),
-    RGBColor(237, 201, 72),
-    RGBColor(176, 122, 161),
-    RGBColor(255, 157, 167),
-    RGBColor(156, 117, 95),
-    RGBColor(186, 176, 172),
-];
-
-pub fn category_color(category_id: u64) -> RGBColor {
-    PALETTE[(category_id % PALETTE.len() as u64) as usize]
-}
+/// Colours per category: the palette cycled by category id.
+pub use crate::palette::category_color;
 
 /// An RGB image (row-major, 3 bytes per pixel).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,6 +1,9 @@
-//! Atomic file writes: the content goes to a temporary file in the destination's folder, is
-//! flushed to disk, then renamed over the destination, so a reader (or a crash) never sees a
-//! half-written table, chart or results file.
+//! Atomic file writes, the one implementation every output goes through (results files, tables,
+//! charts, annotated images, detections, `detbench eval`'s outputs): the content goes to a
+//! temporary file in the destination's folder, is flushed to disk, then renamed over the
+//! destination, and the folder is flushed too, so a reader (or a crash) never sees a
+//! half-written file. Files get the permissions any new file gets (`0666` less the umask), not
+//! the `0600` of a temporary file.
 
 use std::io::Write;
 use std::path::Path;
@@ -27,18 +30,37 @@ pub fn write_atomic(path: impl AsRef<Path>, bytes: &[u8]) -> Result<(), WriteErr
     let mut temp = tempfile::Builder::new()
         .prefix(".detbench-")
         .suffix(".tmp")
+        .permissions(new_file_permissions())
         .tempfile_in(dir)
         .map_err(error)?;
     temp.write_all(bytes).map_err(error)?;
     temp.as_file().sync_all().map_err(error)?;
     temp.persist(path).map_err(|e| error(e.error))?;
+    sync_dir(dir);
     Ok(())
 }
 
-/// The sha256 of `bytes`, lowercase hex (how files are identified in the store).
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(bytes))
+/// What `File::create` asks for: `0666`, which the kernel reduces by the process's umask.
+#[cfg(unix)]
+fn new_file_permissions() -> std::fs::Permissions {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::Permissions::from_mode(0o666)
+}
+
+#[cfg(not(unix))]
+fn new_file_permissions() -> std::fs::Permissions {
+    std::fs::metadata(".")
+        .map(|m| m.permissions())
+        .expect("the current folder is readable")
+}
+
+/// Makes the rename durable (the folder's entry), where the platform allows opening a folder.
+/// The file itself is already on disk, so a failure here loses nothing but the ordering
+/// guarantee, and is ignored.
+fn sync_dir(dir: &Path) {
+    if let Ok(folder) = std::fs::File::open(dir) {
+        let _ = folder.sync_all();
+    }
 }
 
 #[cfg(test)]
@@ -48,17 +70,32 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sub/table.md");
         super::write_atomic(&path, b"first").unwrap();
-        super::write_atomic(&path, b"second").unwrap();
-        assert_eq!(std::fs::read(&path).unwrap(), b"second");
+        super::write_atomic(&path, b"second, longer").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"second, longer");
         let entries: Vec<_> = std::fs::read_dir(dir.path().join("sub")).unwrap().collect();
         assert_eq!(entries.len(), 1);
     }
 
     #[test]
-    fn sha256_of_known_input() {
-        assert_eq!(
-            super::sha256_hex(b"abc"),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
+    fn a_folder_that_cannot_be_made_is_an_error_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("file"), b"x").unwrap();
+        let err = super::write_atomic(dir.path().join("file/x.json"), b"x").unwrap_err();
+        assert!(err.to_string().contains("x.json"), "{err}");
+    }
+
+    /// The file gets the permissions of any new file (as `std::fs::write` makes it), not the
+    /// temporary file's 0600.
+    #[cfg(unix)]
+    #[test]
+    fn files_get_the_permissions_of_a_new_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let plain = dir.path().join("plain");
+        std::fs::write(&plain, b"x").unwrap();
+        let atomic = dir.path().join("atomic");
+        super::write_atomic(&atomic, b"x").unwrap();
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&atomic), mode(&plain));
     }
 }

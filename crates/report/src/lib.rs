@@ -1,17 +1,21 @@
-//! Everything a run leaves behind for people: the SQLite results store with its provenance,
-//! comparison tables rendered from it, charts, annotated images, and published tables read
-//! into the store for comparison.
+//! Everything a run leaves behind for people: its results files, the SQLite results store with
+//! its provenance, comparison tables rendered from it, charts, annotated images, and published
+//! tables read into the store for comparison.
+//!
+//! One home per output concern: [`tables`] is the one table layout (Markdown, CSV, JSON),
+//! [`files::write_atomic`] the one way a file is written, [`palette`] the one set of colours.
 
 pub mod annotate;
 pub mod charts;
-pub mod environment;
 pub mod files;
+pub mod palette;
 pub mod published;
+pub mod run_files;
 pub mod schema;
 pub mod store;
 pub mod tables;
 
-pub use environment::{Environment, capture as capture_environment};
+pub use files::write_atomic;
 pub use store::{
     Filter, OpenOptions, PublishedImport, PublishedRow, ResultRecord, RunId, Store, StoreError,
 };

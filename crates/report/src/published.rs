@@ -329,9 +329,14 @@ fn read_row(
     cells: &[RawCell],
     file: &str,
 ) -> Result<Option<PublishedRow>, ImportError> {
-    let cell = |i: usize| cells.get(i).cloned().unwrap_or_default();
+    let reader = RowReader {
+        header,
+        line,
+        cells,
+        file,
+    };
     let model_index = roles.iter().position(|r| *r == Role::Model).unwrap_or(0);
-    let model = cell(model_index);
+    let model = reader.cell(model_index);
     if is_missing(&model.text) {
         return Ok(None);
     }
@@ -343,33 +348,7 @@ fn read_row(
     {
         return Ok(None);
     }
-    let bad = |i: usize, text: &str, expected| ImportError::BadValue {
-        file: file.to_owned(),
-        line,
-        column: header[i].clone(),
-        text: text.to_owned(),
-        expected,
-    };
-    let number = |i: usize, expected| -> Result<Option<f64>, ImportError> {
-        let text = cell(i).text;
-        if is_missing(&text) {
-            return Ok(None);
-        }
-        leading_number(&text)
-            .map(Some)
-            .ok_or_else(|| bad(i, &text, expected))
-    };
-    let outputs: Option<(usize, Vec<String>)> =
-        roles.iter().position(|r| *r == Role::Outputs).map(|i| {
-            (
-                i,
-                cell(i)
-                    .text
-                    .split('/')
-                    .map(|s| s.trim().to_lowercase())
-                    .collect(),
-            )
-        });
+    let outputs = roles.iter().position(|r| *r == Role::Outputs);
     let mut row = PublishedRow {
         model: model.text.clone(),
         link: model.link.clone(),
@@ -380,60 +359,15 @@ fn read_row(
     for (i, role) in roles.iter().enumerate() {
         match *role {
             Role::Model => {}
-            Role::BoxAp => {
-                let text = cell(i).text;
-                if is_missing(&text) {
-                    continue;
-                }
-                let parts: Vec<&str> = text.split('/').map(str::trim).collect();
-                if parts.len() == 1 {
-                    row.box_ap = number(i, "an AP in percent")?;
-                    continue;
-                }
-                // TF2 Model Zoo: "40.0/61.4" with Outputs "Boxes/Keypoints" is box AP then
-                // keypoint AP; "39.0/34.6" with "Boxes/Masks" is box AP then mask AP.
-                let (outputs_index, names) = outputs.clone().ok_or_else(|| {
-                    bad(
-                        i,
-                        &text,
-                        "one AP (several need an Outputs column to name them)",
-                    )
-                })?;
-                if names.len() != parts.len() {
-                    return Err(ImportError::OutputsMismatch {
-                        file: file.to_owned(),
-                        line,
-                        column: header[i].clone(),
-                        text: text.clone(),
-                        found: parts.len(),
-                        outputs: cell(outputs_index).text,
-                        named: names.len(),
-                    });
-                }
-                for (part, name) in parts.iter().zip(&names) {
-                    let value = if is_missing(part) {
-                        None
-                    } else {
-                        Some(leading_number(part).ok_or_else(|| bad(i, part, "an AP in percent"))?)
-                    };
-                    match name.as_str() {
-                        n if n.starts_with("box") => row.box_ap = value,
-                        n if n.starts_with("mask") => row.mask_ap = value,
-                        n if n.starts_with("keypoint") => row.keypoint_ap = value,
-                        _ => {
-                            return Err(bad(outputs_index, name, "Boxes, Masks or Keypoints"));
-                        }
-                    }
-                }
-            }
-            Role::MaskAp => row.mask_ap = number(i, "an AP in percent")?,
-            Role::KeypointAp => row.keypoint_ap = number(i, "an AP in percent")?,
+            Role::BoxAp => reader.read_box_ap(i, outputs, &mut row)?,
+            Role::MaskAp => row.mask_ap = reader.number(i, "an AP in percent")?,
+            Role::KeypointAp => row.keypoint_ap = reader.number(i, "an AP in percent")?,
             Role::Latency { scale } => {
-                let value = number(i, "a time")?.map(|v| v * scale);
+                let value = reader.number(i, "a time")?.map(|v| v * scale);
                 if batch_of_label(&model.text) > 1 {
                     // detbench's results.md gives per-call times, and this row's calls held
                     // several images: not a per-image latency; kept verbatim with the others.
-                    let c = cell(i);
+                    let c = reader.cell(i);
                     extra.insert(header[i].clone(), serde_json::Value::String(c.text));
                 } else {
                     row.latency_ms = value;
@@ -441,7 +375,7 @@ fn read_row(
                 }
             }
             Role::Outputs | Role::Other => {
-                let c = cell(i);
+                let c = reader.cell(i);
                 if !is_missing(&c.text) && !header[i].is_empty() {
                     extra.insert(header[i].clone(), serde_json::Value::String(c.text));
                 }
@@ -450,6 +384,99 @@ fn read_row(
     }
     row.extra = serde_json::Value::Object(extra);
     Ok(Some(row))
+}
+
+/// The cells of one table row, with what an error about one of them must name.
+struct RowReader<'a> {
+    header: &'a [String],
+    line: usize,
+    cells: &'a [RawCell],
+    file: &'a str,
+}
+
+impl RowReader<'_> {
+    fn cell(&self, i: usize) -> RawCell {
+        self.cells.get(i).cloned().unwrap_or_default()
+    }
+
+    fn bad(&self, i: usize, text: &str, expected: &'static str) -> ImportError {
+        ImportError::BadValue {
+            file: self.file.to_owned(),
+            line: self.line,
+            column: self.header[i].clone(),
+            text: text.to_owned(),
+            expected,
+        }
+    }
+
+    /// The leading number of cell `i`, or `None` where the cell says nothing.
+    fn number(&self, i: usize, expected: &'static str) -> Result<Option<f64>, ImportError> {
+        let text = self.cell(i).text;
+        if is_missing(&text) {
+            return Ok(None);
+        }
+        leading_number(&text)
+            .map(Some)
+            .ok_or_else(|| self.bad(i, &text, expected))
+    }
+
+    /// A box AP cell: one AP, or (TF2 Model Zoo) several separated by `/`, named by the row's
+    /// Outputs column: "40.0/61.4" with "Boxes/Keypoints" is box AP then keypoint AP;
+    /// "39.0/34.6" with "Boxes/Masks" is box AP then mask AP.
+    fn read_box_ap(
+        &self,
+        i: usize,
+        outputs: Option<usize>,
+        row: &mut PublishedRow,
+    ) -> Result<(), ImportError> {
+        let text = self.cell(i).text;
+        if is_missing(&text) {
+            return Ok(());
+        }
+        let parts: Vec<&str> = text.split('/').map(str::trim).collect();
+        if parts.len() == 1 {
+            row.box_ap = self.number(i, "an AP in percent")?;
+            return Ok(());
+        }
+        let outputs_index = outputs.ok_or_else(|| {
+            self.bad(
+                i,
+                &text,
+                "one AP (several need an Outputs column to name them)",
+            )
+        })?;
+        let names: Vec<String> = self
+            .cell(outputs_index)
+            .text
+            .split('/')
+            .map(|s| s.trim().to_lowercase())
+            .collect();
+        if names.len() != parts.len() {
+            return Err(ImportError::OutputsMismatch {
+                file: self.file.to_owned(),
+                line: self.line,
+                column: self.header[i].clone(),
+                text: text.clone(),
+                found: parts.len(),
+                outputs: self.cell(outputs_index).text,
+                named: names.len(),
+            });
+        }
+        for (part, name) in parts.iter().zip(&names) {
+            let value = if is_missing(part) {
+                None
+            } else {
+                Some(leading_number(part).ok_or_else(|| self.bad(i, part, "an AP in percent"))?)
+            };
+            match name.as_str() {
+                n if n.starts_with("box") => row.box_ap = value,
+                n if n.starts_with("mask") => row.mask_ap = value,
+                n if n.starts_with("keypoint") => row.keypoint_ap = value,
+                _ => return Err(self.bad(outputs_index, name, "Boxes, Masks or Keypoints")),
+            }
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! weights-table layout (real published values, see the data files' headers), and detbench's
 //! own results table read back.
 
+use detbench_eval::IouType;
 use detbench_report::PublishedImport;
 use detbench_report::published::parse_published_markdown;
 use detbench_report::store::{Filter, Store};
@@ -84,7 +85,7 @@ fn imports_into_the_store_labelled_published_and_reads_detbench_tables_back() {
         .iter()
         .find(|r| r.model.starts_with("Mask R-CNN"))
         .unwrap();
-    assert!((mask.stat("segm", "AP").unwrap() - 0.346).abs() < 1e-12);
+    assert!((mask.stat(IouType::Segm, "AP").unwrap() - 0.346).abs() < 1e-12);
     assert_eq!(mask.latency_mean_ms(), Some(301.0));
     assert_eq!(
         mask.published_label().as_deref(),
@@ -141,7 +142,9 @@ fn a_runs_own_results_md_imports_by_section() {
 | simplepose_yolox | 49.0 | 77.0 | 52.0 | 44.0 | 58.0 | 53.0 | 79.0 | 56.0 | 47.0 | 62.0 |
 ";
     let rows = parse_published_markdown(markdown, "results.md").unwrap();
-    let got: Vec<(&str, Option<f64>, Option<f64>, Option<f64>, Option<f64>)> = rows
+    /// (model, box AP, mask AP, keypoint AP, latency).
+    type Row<'a> = (&'a str, Option<f64>, Option<f64>, Option<f64>, Option<f64>);
+    let got: Vec<Row> = rows
         .iter()
         .map(|r| {
             (

@@ -121,9 +121,9 @@ Ratios are column / fp32 (below 1: faster than the baseline).
         .cloned()
         .collect();
     let err = comparison_tables(&measured, Dimension::Device, None).unwrap_err();
-    assert!(err.contains("nothing to compare"), "{err}");
+    assert!(err.to_string().contains("nothing to compare"), "{err}");
     let err = comparison_tables(&records, Dimension::Precision, Some("int8")).unwrap_err();
-    assert!(err.contains("baseline `int8`"), "{err}");
+    assert!(err.to_string().contains("baseline `int8`"), "{err}");
 }
 
 #[test]

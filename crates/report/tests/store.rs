@@ -5,6 +5,9 @@
 mod common;
 
 use common::{Synth, run};
+use detbench_backends::{EngineKind, Precision};
+use detbench_bench::Stage;
+use detbench_eval::IouType;
 use detbench_report::schema::{APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION};
 use detbench_report::store::{Filter, OpenOptions, Store, StoreError};
 use rusqlite::Connection;
@@ -90,14 +93,14 @@ fn a_run_round_trips_with_stats_latency_samples_and_failures() {
     let r = &records[0];
     assert_eq!(r.run_id, run_id);
     assert_eq!(r.model, "yolox_nano");
-    assert_eq!(r.engine.as_deref(), Some("onnxruntime"));
+    assert_eq!(r.engine, Some(EngineKind::Ort));
     assert_eq!(r.engine_version.as_deref(), Some("1.31.1"));
     assert_eq!(r.threads, Some(2));
     assert_eq!(r.batch_size, Some(1));
     assert_eq!(r.dataset_images, Some(206));
-    assert_eq!(r.stat("bbox", "AP"), Some(0.2581));
+    assert_eq!(r.stat(IouType::Bbox, "AP"), Some(0.2581));
     assert_eq!(
-        r.accuracy["bbox"]
+        r.accuracy[&IouType::Bbox]
             .iter()
             .map(|(n, _)| n.as_str())
             .collect::<Vec<_>>(),
@@ -107,10 +110,10 @@ fn a_run_round_trips_with_stats_latency_samples_and_failures() {
     let latency = model.latency.as_ref().unwrap();
     assert_eq!(r.latency.as_ref().unwrap().end_to_end, latency.end_to_end);
     assert_eq!(r.stages.len(), 4);
-    assert_eq!(r.stages[2].stage, "inference");
+    assert_eq!(r.stages[2].stage, Stage::Inference);
     assert_eq!(r.stages[2].summary, latency.stages[2].summary);
     assert_eq!(r.failed_images, 1);
-    assert_eq!(records[1].precision.as_deref(), Some("fp16"));
+    assert_eq!(records[1].precision, Some(Precision::Fp16));
 
     // Raw samples come back bit for bit.
     assert_eq!(
@@ -122,7 +125,7 @@ fn a_run_round_trips_with_stats_latency_samples_and_failures() {
         latency.stages[2].samples_ms
     );
     assert_eq!(
-        store.class_ap(r.result_id, "bbox").unwrap(),
+        store.class_ap(r.result_id, IouType::Bbox).unwrap(),
         vec![
             (1, "person".to_owned(), Some(0.2581 * 1.2)),
             (12, "stop sign".to_owned(), None)
@@ -148,6 +151,9 @@ fn a_run_round_trips_with_stats_latency_samples_and_failures() {
     let l = expected.latency.as_mut().unwrap();
     l.end_to_end_samples_ms.clear();
     l.stages.iter_mut().for_each(|s| s.samples_ms.clear());
+    // The JSON keeps the results.json layout, where the thread count is an engine option (the
+    // `threads` column above holds it typed).
+    expected.backend.as_mut().unwrap().threads = None;
     let stored: detbench_bench::results::ModelResult = serde_json::from_str(&json).unwrap();
     assert_eq!(stored, expected);
     let skipped: (String, i64, String) = conn
@@ -160,21 +166,21 @@ fn a_run_round_trips_with_stats_latency_samples_and_failures() {
         ("fixed_batch_model".into(), 8, "fixed batch 1".into())
     );
     let env = store.run_environment(run_id).unwrap();
-    assert_eq!(env, input.environment);
+    assert_eq!(env, Some(input.environment.clone()));
 
     // Filters.
     let fp16_only = Filter {
-        precisions: vec!["fp16".into()],
+        precisions: vec![Precision::Fp16],
         ..all()
     };
     assert_eq!(store.results(&fp16_only).unwrap().len(), 1);
     let torch_only = Filter {
-        engines: vec!["torch".into()],
+        engines: vec![EngineKind::Torch],
         ..all()
     };
     assert_eq!(store.results(&torch_only).unwrap().len(), 0);
     let ort_alias = Filter {
-        engines: vec!["ort".into()],
+        engines: vec![EngineKind::Ort],
         ..all()
     };
     assert_eq!(store.results(&ort_alias).unwrap().len(), 2);
@@ -216,7 +222,7 @@ fn migrates_a_version_1_store_with_data() {
     assert_eq!(records.len(), 1);
     let r = &records[0];
     assert_eq!((r.result_id, r.model.as_str()), (7, "nanodet_m_320"));
-    assert_eq!(r.stat("bbox", "AP"), Some(0.2311));
+    assert_eq!(r.stat(IouType::Bbox, "AP"), Some(0.2311));
     assert_eq!(r.latency_mean_ms(), Some(10.0));
     assert_eq!(r.published, None);
     assert_eq!(
@@ -251,7 +257,7 @@ fn migrates_a_version_1_store_with_data() {
         records[1].published_label().as_deref(),
         Some("published: Example (V100)")
     );
-    assert!((records[1].stat("bbox", "AP").unwrap() - 0.206).abs() < 1e-12);
+    assert!((records[1].stat(IouType::Bbox, "AP").unwrap() - 0.206).abs() < 1e-12);
     assert_eq!(records[1].latency_mean_ms(), Some(8.0));
 }
 

@@ -13,17 +13,19 @@
 //!   elements of a returned tuple (a single non-tuple result is "0").
 //! * Timing: `run` synchronises the CUDA device after the forward pass and copies every output to
 //!   host memory before returning (`run_selected`: only the outputs named), so a clock read
-//!   around it measures the whole inference. It
-//!   runs under `NoGradGuard` (no autograd graph), or under `torch.inference_mode()` with
-//!   `$DETBENCH_TORCH_GRAD_MODE=inference`.
-//! * CUDA settings: cuDNN benchmark mode on; TorchScript's tensor-expression fuser (NNC) off,
+//!   around it measures the whole inference. It runs under `NoGradGuard` (no autograd graph), or
+//!   under `torch.inference_mode()` with [`GradMode::Inference`].
+//! * CUDA settings: cuDNN benchmark mode on unless [`TorchSettings::cudnn_benchmark`](crate::TorchSettings::cudnn_benchmark) is off;
+//!   TorchScript's tensor-expression fuser (NNC) off,
 //!   because on torch 2.11 the kernel it fuses for scripted detection models fails on the
 //!   second call with "Global alloc not supported yet" (../shared/notes/torchscript-cuda.md).
 //! * CPU settings: the quantized engine is pinned (default `x86`, PyTorch's default on x86-64
-//!   and what the reference pipelines used; `$DETBENCH_TORCH_QENGINE` selects another), and the
-//!   intra-op thread count follows [`BackendConfig::threads`].
+//!   and what the reference pipelines used; [`TorchSettings::quantized_engine`](crate::TorchSettings::quantized_engine) selects
+//!   another), and the intra-op thread count follows [`BackendConfig::threads`].
+//! * Graph executor: [`TorchSettings::executor`](crate::TorchSettings::executor) ([`TorchExecutor`]).
 //!
-//! Every such setting is recorded in [`Backend::describe`]'s options. The libraries loaded at
+//! Every setting comes from [`BackendConfig`] (the CLI fills it; [`TorchSettings::from_env`](crate::TorchSettings::from_env) is
+//! the environment fallback); nothing here reads the environment. Every such setting is recorded in [`Backend::describe`]'s options. The libraries loaded at
 //! run time (CUDA, torchvision ops) are explained in [`runtime`].
 
 pub mod runtime;
@@ -34,69 +36,34 @@ use std::path::Path;
 use tch::{CModule, Device as TchDevice, IValue, Kind};
 
 use crate::{
-    Backend, BackendConfig, BackendDescription, BackendError, Device, IoSpec, Outputs, Precision,
+    Backend, BackendConfig, BackendDescription, BackendError, Device, EngineKind, GradMode, IoSpec,
+    Outputs, Precision, TorchExecutor,
 };
 
-const ENGINE: &str = "libtorch";
-/// Environment variable selecting the quantized engine (`x86`, `fbgemm`, `qnnpack`, `onednn`).
-pub const QENGINE_ENV: &str = "DETBENCH_TORCH_QENGINE";
-/// Environment variable turning cuDNN's benchmark mode off on CUDA (`0`); it is on by default.
-/// Benchmark mode tunes convolution algorithms for every new input shape, which detection models
-/// with varying image sizes and box counts pay again and again.
-pub const CUDNN_BENCHMARK_ENV: &str = "DETBENCH_TORCH_CUDNN_BENCHMARK";
-/// Environment variable selecting how TorchScript's graph executor optimises:
-/// * `profiling` (libtorch's default): profiling runs, then a graph specialised to the shapes
-///   seen, re-specialised when a guard fails, up to the bailout depth;
-/// * `no-profiling` (`torch._C._jit_set_profiling_mode(False)`): one no-grad optimised graph, no
-///   profiling runs, no shape specialisation;
-/// * `no-optimize` (`torch.jit.optimized_execution(False)`, i.e.
-///   `torch::jit::setGraphExecutorOptimize(false)`): the scripted graph as written, run by the
-///   interpreter with no optimisation passes, closest to eager dispatch.
-pub const EXECUTOR_ENV: &str = "DETBENCH_TORCH_EXECUTOR";
-/// Environment variable selecting the autograd mode of every call: `no-grad` (`torch.no_grad()`)
-/// or `inference` (`torch.inference_mode()`, as torchvision's detection evaluation
-/// `references/detection/engine.py` runs its models).
-pub const GRAD_MODE_ENV: &str = "DETBENCH_TORCH_GRAD_MODE";
+const ENGINE: EngineKind = EngineKind::Torch;
 
 /// One TorchScript module loaded on one device.
 pub struct TorchBackend {
     module: CModule,
     device: TchDevice,
     half: bool,
-    /// `false` for `$DETBENCH_TORCH_EXECUTOR=no-optimize`. libtorch keeps this setting per thread
-    /// and reads it when a method is first planned, so `run` sets it on the calling thread.
+    /// `false` for [`TorchExecutor::NoOptimize`]. libtorch keeps this setting per thread and
+    /// reads it when a method is first planned, so `run` sets it on the calling thread.
     optimize_graphs: bool,
     /// `true`: calls run under `torch.inference_mode()`; `false`: under `torch.no_grad()`.
     inference_mode: bool,
     description: BackendDescription,
 }
 
+/// Engine options recorded in the backend's description, in the order they are set.
+type Options = Vec<(String, String)>;
+
 /// Opens a TorchScript file with the settings of `config` (see the module documentation).
 pub fn open(path: &Path, config: &BackendConfig) -> Result<TorchBackend, BackendError> {
-    let mut options: Vec<(String, String)> = Vec::new();
+    let settings = &config.torch;
+    let mut options = Options::new();
     // CUDA must be loaded before anything asks libtorch about it (runtime::ensure_cuda).
-    let device = match config.device {
-        Device::Cpu => TchDevice::Cpu,
-        Device::Cuda(index) => {
-            let cuda = runtime::ensure_cuda().map_err(unavailable)?;
-            if index as i64 >= cuda.device_count {
-                return Err(unavailable(format!(
-                    "cuda:{index} was asked for, but libtorch sees {} CUDA device(s)",
-                    cuda.device_count
-                )));
-            }
-            options.push(("cuda_library".into(), cuda.library.display().to_string()));
-            options.push((
-                "cuda_runtime_version".into(),
-                tch::utils::version_cudart().to_string(),
-            ));
-            options.push((
-                "cudnn_version".into(),
-                tch::utils::version_cudnn().to_string(),
-            ));
-            TchDevice::Cuda(index)
-        }
-    };
+    let device = select_device(config, &mut options)?;
     let half = match config.precision {
         Precision::Fp32 => false,
         Precision::Fp16 if device.is_cuda() => true,
@@ -105,72 +72,32 @@ pub fn open(path: &Path, config: &BackendConfig) -> Result<TorchBackend, Backend
                 "libtorch fp16 runs on CUDA only (--device cuda); on the CPU use fp32".into(),
             ));
         }
+        Precision::Int8 => {
+            return Err(BackendError::Unsupported(
+                "int8 is a property of a quantized model file, not an engine precision; ask \
+                 for fp32 (a quantized model runs its int8 kernels as it is)"
+                    .into(),
+            ));
+        }
     };
     let libtorch = runtime::libtorch();
-    options.push(("libtorch".into(), libtorch.lib_dir.display().to_string()));
-
-    if let Some(threads) = config.threads {
-        tch::set_num_threads(threads as i32);
-    }
-    options.push((
-        "intra_op_threads".into(),
-        tch::get_num_threads().to_string(),
-    ));
-
-    let qengine = std::env::var(QENGINE_ENV)
-        .ok()
-        .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| default_qengine().to_owned());
-    runtime::set_quantized_engine(&qengine).map_err(|reason| {
-        BackendError::Unsupported(format!("quantized engine `{qengine}`: {reason}"))
-    })?;
-    options.push(("quantized_engine".into(), runtime::quantized_engine()));
-
-    let ops = runtime::ensure_torchvision_ops().map_err(unavailable)?;
-    options.push((
-        "torchvision_ops".into(),
-        match ops {
-            runtime::TorchvisionOps::AlreadyRegistered => "registered before loading".into(),
-            runtime::TorchvisionOps::Loaded(path) => path.display().to_string(),
-            runtime::TorchvisionOps::Missing { .. } => "not loaded (not found)".into(),
-        },
-    ));
-
-    let mut optimize_graphs = true;
-    match std::env::var(EXECUTOR_ENV).ok().as_deref() {
-        None | Some("") | Some("profiling") => {}
-        Some("no-profiling") => {
-            tch::jit::f_set_profiling_mode(false).map_err(|e| load_error(path, e))?
-        }
-        Some("no-optimize") => optimize_graphs = false,
-        Some(other) => {
-            return Err(BackendError::Unsupported(format!(
-                "${EXECUTOR_ENV}={other}: expected `profiling`, `no-profiling` or `no-optimize`"
-            )));
-        }
-    }
-    let inference_mode = match std::env::var(GRAD_MODE_ENV).ok().as_deref() {
-        None | Some("") | Some("no-grad") => false,
-        Some("inference") => true,
-        Some(other) => {
-            return Err(BackendError::Unsupported(format!(
-                "${GRAD_MODE_ENV}={other}: expected `no-grad` or `inference`"
-            )));
-        }
-    };
+    // Keyed by the engine's name: the libtorch folder.
+    options.push((ENGINE.name().into(), libtorch.lib_dir.display().to_string()));
+    let threads = apply_cpu_settings(config, &mut options)?;
+    let ops = runtime::ensure_torchvision_ops(settings.torchvision_ops.as_deref())
+        .map_err(|e| unavailable(e.to_string()))?;
+    options.push(("torchvision_ops".into(), ops.describe()));
+    let optimize_graphs = apply_executor(settings.executor).map_err(|e| load_error(path, e))?;
     options.push((
         "grad_mode".into(),
-        if inference_mode {
-            "inference_mode"
-        } else {
-            "no_grad"
-        }
-        .into(),
+        grad_mode_name(settings.grad_mode).into(),
     ));
     if device.is_cuda() {
-        let benchmark = !matches!(std::env::var(CUDNN_BENCHMARK_ENV).as_deref(), Ok("0"));
-        tch::Cuda::cudnn_set_benchmark(benchmark);
-        options.push(("cudnn_benchmark".into(), on_off(benchmark).into()));
+        tch::Cuda::cudnn_set_benchmark(settings.cudnn_benchmark);
+        options.push((
+            "cudnn_benchmark".into(),
+            on_off(settings.cudnn_benchmark).into(),
+        ));
         tch::jit::f_set_tensor_expr_fuser_enabled(false).map_err(|e| load_error(path, e))?;
     }
     options.push((
@@ -185,7 +112,93 @@ pub fn open(path: &Path, config: &BackendConfig) -> Result<TorchBackend, Backend
         "graph_executor_optimize".into(),
         on_off(optimize_graphs).into(),
     ));
+    let module = load_module(path, device, half, ops, &mut options)?;
+    Ok(TorchBackend {
+        module,
+        device,
+        half,
+        optimize_graphs,
+        inference_mode: settings.grad_mode == GradMode::Inference,
+        description: BackendDescription {
+            engine: ENGINE,
+            engine_version: libtorch.version.clone(),
+            device: config.device,
+            precision: config.precision,
+            threads: Some(threads),
+            options,
+        },
+    })
+}
 
+/// The libtorch device for `config.device`; on CUDA, loads CUDA and records its libraries.
+fn select_device(config: &BackendConfig, options: &mut Options) -> Result<TchDevice, BackendError> {
+    let Device::Cuda(index) = config.device else {
+        return Ok(TchDevice::Cpu);
+    };
+    let cuda = runtime::ensure_cuda(config.torch.libtorch_cuda.as_deref())
+        .map_err(|e| unavailable(e.to_string()))?;
+    if index as i64 >= cuda.device_count {
+        return Err(unavailable(format!(
+            "cuda:{index} was asked for, but libtorch sees {} CUDA device(s)",
+            cuda.device_count
+        )));
+    }
+    options.push(("cuda_library".into(), cuda.library.display().to_string()));
+    options.push((
+        "cuda_runtime_version".into(),
+        tch::utils::version_cudart().to_string(),
+    ));
+    options.push((
+        "cudnn_version".into(),
+        tch::utils::version_cudnn().to_string(),
+    ));
+    Ok(TchDevice::Cuda(index))
+}
+
+/// Intra-op threads and the quantized engine (process-wide settings); returns the thread count
+/// libtorch runs with.
+fn apply_cpu_settings(
+    config: &BackendConfig,
+    options: &mut Options,
+) -> Result<usize, BackendError> {
+    if let Some(threads) = config.threads {
+        tch::set_num_threads(threads as i32);
+    }
+    let threads = tch::get_num_threads();
+    options.push(("intra_op_threads".into(), threads.to_string()));
+    let qengine = config.torch.quantized_engine;
+    runtime::set_quantized_engine(qengine)
+        .map_err(|e| BackendError::Unsupported(format!("quantized engine `{qengine}`: {e}")))?;
+    options.push(("quantized_engine".into(), runtime::quantized_engine()));
+    Ok(threads.max(0) as usize)
+}
+
+/// Applies the graph executor setting; returns whether graphs are optimised.
+fn apply_executor(executor: TorchExecutor) -> Result<bool, tch::TchError> {
+    match executor {
+        TorchExecutor::Profiling => Ok(true),
+        TorchExecutor::NoProfiling => tch::jit::f_set_profiling_mode(false).map(|()| true),
+        TorchExecutor::NoOptimize => Ok(false),
+    }
+}
+
+/// The name the run records for the autograd mode.
+fn grad_mode_name(mode: GradMode) -> &'static str {
+    match mode {
+        GradMode::NoGrad => "no_grad",
+        GradMode::Inference => "inference_mode",
+    }
+}
+
+/// Loads the module on the CPU in eval mode, then moves it to `device` (see the module
+/// documentation for why not straight onto the device).
+fn load_module(
+    path: &Path,
+    device: TchDevice,
+    half: bool,
+    ops: &runtime::TorchvisionOps,
+    options: &mut Options,
+) -> Result<CModule, BackendError> {
     let mut module = CModule::load_on_device(path, TchDevice::Cpu).map_err(|e| {
         let mut reason = e.to_string();
         if let runtime::TorchvisionOps::Missing { looked_in } = ops
@@ -194,11 +207,11 @@ pub fn open(path: &Path, config: &BackendConfig) -> Result<TorchBackend, Backend
             reason.push_str(&format!(
                 "\n(torchvision's ops library was not found; looked in: {looked_in}. Run \
                  `scripts/setup.sh --torch`, or set ${}=/path/to/torchvision/_C.so)",
-                runtime::TORCHVISION_OPS_ENV
+                crate::config::TORCHVISION_OPS_ENV
             ));
         }
         BackendError::Load {
-            engine: ENGINE.into(),
+            engine: ENGINE,
             path: path.display().to_string(),
             reason,
         }
@@ -210,7 +223,7 @@ pub fn open(path: &Path, config: &BackendConfig) -> Result<TorchBackend, Backend
         let kind = if half { Kind::Half } else { Kind::Float };
         catch_torch_panic(|| module.to(device, kind, false)).map_err(|reason| {
             BackendError::Load {
-                engine: ENGINE.into(),
+                engine: ENGINE,
                 path: path.display().to_string(),
                 reason: format!("moving the module to {device:?} as {kind:?}: {reason}"),
             }
@@ -221,29 +234,7 @@ pub fn open(path: &Path, config: &BackendConfig) -> Result<TorchBackend, Backend
             "mmap off, trim off (output buffers reuse resident memory)".into(),
         ));
     }
-    Ok(TorchBackend {
-        module,
-        device,
-        half,
-        optimize_graphs,
-        inference_mode,
-        description: BackendDescription {
-            engine: ENGINE.into(),
-            engine_version: libtorch.version.clone(),
-            device: config.device.to_string(),
-            precision: config.precision.as_str().into(),
-            options,
-        },
-    })
-}
-
-/// PyPI torch's default quantized engine on x86-64 (`x86`, fbgemm-based); elsewhere qnnpack.
-fn default_qengine() -> &'static str {
-    if cfg!(target_arch = "x86_64") {
-        "x86"
-    } else {
-        "qnnpack"
-    }
+    Ok(module)
 }
 
 fn on_off(on: bool) -> &'static str {
@@ -252,29 +243,24 @@ fn on_off(on: bool) -> &'static str {
 
 fn unavailable(reason: String) -> BackendError {
     BackendError::EngineUnavailable {
-        engine: ENGINE.into(),
+        engine: ENGINE,
         reason,
     }
 }
 
 fn load_error(path: &Path, e: tch::TchError) -> BackendError {
     BackendError::Load {
-        engine: ENGINE.into(),
+        engine: ENGINE,
         path: path.display().to_string(),
         reason: e.to_string(),
     }
 }
 
-/// Runs a tch call that has no fallible variant (it panics on a libtorch error) and turns the
-/// panic into an error message.
-fn catch_torch_panic(work: impl FnOnce()) -> Result<(), String> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).map_err(|panic| {
-        panic
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_else(|| "libtorch failed".into())
-    })
+/// Runs a tch call that has no fallible variant (it panics on a libtorch error) and returns the
+/// panic's message as the error.
+fn catch_torch_panic(work: impl FnOnce()) -> Result<(), BackendError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(work))
+        .map_err(|panic| BackendError::Run(detbench_assets::panic_message(panic.as_ref())))
 }
 
 impl TorchBackend {
@@ -282,8 +268,7 @@ impl TorchBackend {
     /// asynchronous kernel failure surfaces here, as an error of this call.
     fn synchronize(&self) -> Result<(), BackendError> {
         if let TchDevice::Cuda(index) = self.device {
-            catch_torch_panic(|| tch::Cuda::synchronize(index as i64))
-                .map_err(BackendError::Run)?;
+            catch_torch_panic(|| tch::Cuda::synchronize(index as i64))?;
         }
         Ok(())
     }
@@ -327,7 +312,10 @@ impl TorchBackend {
     ) -> Result<Outputs, BackendError> {
         let _no_grad = tch::no_grad_guard();
         let _inference = if self.inference_mode {
-            Some(runtime::InferenceModeGuard::enter().map_err(BackendError::Run)?)
+            Some(
+                runtime::InferenceModeGuard::enter()
+                    .map_err(|e| BackendError::Run(e.to_string()))?,
+            )
         } else {
             None
         };

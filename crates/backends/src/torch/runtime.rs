@@ -7,23 +7,85 @@
 //!   `RTLD_GLOBAL`, only when a model asks for CUDA: from `$DETBENCH_LIBTORCH_CUDA`, else beside
 //!   the `libtorch_cpu.so` the process already loaded. libtorch caches its CUDA hooks on first
 //!   use (`at::detail::getCUDAHooks`), so it must be opened before anything asks libtorch about
-//!   CUDA; [`ensure_cuda`] does that first.
+//!   CUDA; [`ensure_cuda`] does that first. [`TorchSettings::libtorch_cuda`](crate::TorchSettings)
+//!   names another file.
 //! * **torchvision ops.** TorchScript detection models call `torchvision::nms` and
 //!   `torchvision::roi_align`, registered by torchvision's `_C.so` (in Python, `import
-//!   torchvision` loads it). It is opened from `$DETBENCH_TORCHVISION_OPS`, else from
+//!   torchvision` loads it). It is opened from
+//!   [`TorchSettings::torchvision_ops`](crate::TorchSettings), else from
 //!   `.deps/torchvision/torchvision/_C.so` (`scripts/setup.sh --torch`). Its declared dependency
 //!   `libtorch_python.so` is satisfied by a stub (see `build.rs`).
 //! * **The quantized engine** and **inference mode**, through the C++ shim (`shim.cpp`).
+//!
+//! These are process-wide: the first model to ask decides which files are loaded.
 
 use std::ffi::{CStr, CString, c_char, c_int, c_void};
 use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
-/// Environment variable naming `libtorch_cuda.so` explicitly.
-pub const LIBTORCH_CUDA_ENV: &str = "DETBENCH_LIBTORCH_CUDA";
-/// Environment variable naming torchvision's ops library (`.../torchvision/_C.so`).
-pub const TORCHVISION_OPS_ENV: &str = "DETBENCH_TORCHVISION_OPS";
+use crate::QuantizedEngine;
+use crate::config::{LIBTORCH_CUDA_ENV, TORCHVISION_OPS_ENV};
+
+/// Why a libtorch piece could not be loaded or set.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error(
+        "CUDA was asked for, but libtorch_cuda.so is not there ({looked}). Run with a CUDA build \
+         of libtorch {version} on the loader path (LD_LIBRARY_PATH=<torch>/lib), or name the \
+         library with --libtorch-cuda (or ${LIBTORCH_CUDA_ENV})"
+    )]
+    NoCudaLibrary { looked: String, version: String },
+    #[error(
+        "cannot load {}: {source}. The CUDA libraries it needs (cuDNN, cuBLAS, ... from the \
+         nvidia-* wheels or a CUDA install) must be findable",
+        library.display()
+    )]
+    CudaLoad {
+        library: PathBuf,
+        source: libloading::Error,
+    },
+    #[error(
+        "loaded {}, but libtorch sees no CUDA device (no NVIDIA driver, no GPU, or \
+         CUDA_VISIBLE_DEVICES hides them)",
+        library.display()
+    )]
+    NoCudaDevice { library: PathBuf },
+    #[error(
+        "torchvision ops library {} is not a file (expected torchvision's _C.so; from \
+         --torchvision-ops or ${TORCHVISION_OPS_ENV})",
+        library.display()
+    )]
+    OpsNotAFile { library: PathBuf },
+    #[error(
+        "cannot load torchvision's ops library {}: {source}. It must be the torchvision built for \
+         libtorch {version} (torchvision 0.26 for torch 2.11)",
+        library.display()
+    )]
+    OpsLoad {
+        library: PathBuf,
+        version: String,
+        source: libloading::Error,
+    },
+    #[error("loaded {}, but it registered no {missing}", library.display())]
+    OpsMissing { library: PathBuf, missing: String },
+    #[error(
+        "cannot load the libtorch_python stub: from a memfd: {memfd}; from a private temporary \
+         folder: {folder}"
+    )]
+    Stub { memfd: String, folder: String },
+    #[error(
+        "quantized engine `{previous}` is already in use in this process; libtorch has one engine \
+         per process, so `{asked}` cannot be selected too"
+    )]
+    QuantizedEngineInUse {
+        previous: QuantizedEngine,
+        asked: QuantizedEngine,
+    },
+    /// A message from the C++ shim (a caught libtorch exception).
+    #[error("{0}")]
+    Shim(String),
+}
 
 unsafe extern "C" {
     fn detbench_set_qengine(name: *const c_char, error: *mut c_char, error_length: usize) -> c_int;
@@ -104,11 +166,10 @@ fn read_torch_version(lib_dir: &Path) -> Option<String> {
 }
 
 /// Opens a shared library and keeps it loaded for the life of the process.
-fn open_forever(path: &Path, flags: c_int) -> Result<(), String> {
+fn open_forever(path: &Path, flags: c_int) -> Result<(), libloading::Error> {
     // SAFETY: loading a library runs its initialisers; the libraries opened here are libtorch's
     // and torchvision's own, built for this libtorch, whose initialisers register kernels.
-    let library = unsafe { libloading::os::unix::Library::open(Some(path), flags) }
-        .map_err(|e| e.to_string())?;
+    let library = unsafe { libloading::os::unix::Library::open(Some(path), flags) }?;
     std::mem::forget(library);
     Ok(())
 }
@@ -120,47 +181,36 @@ pub struct CudaRuntime {
     pub device_count: i64,
 }
 
-/// Makes CUDA available to libtorch (see the module documentation), once per process.
-pub fn ensure_cuda() -> Result<&'static CudaRuntime, String> {
-    static CUDA: OnceLock<Result<CudaRuntime, String>> = OnceLock::new();
-    CUDA.get_or_init(load_cuda).as_ref().map_err(Clone::clone)
+/// Makes CUDA available to libtorch (see the module documentation), once per process: from
+/// `explicit` (the setting), else beside the loaded `libtorch_cpu.so`.
+pub fn ensure_cuda(explicit: Option<&Path>) -> Result<&'static CudaRuntime, &'static RuntimeError> {
+    static CUDA: OnceLock<Result<CudaRuntime, RuntimeError>> = OnceLock::new();
+    CUDA.get_or_init(|| load_cuda(explicit)).as_ref()
 }
 
-fn load_cuda() -> Result<CudaRuntime, String> {
-    let (library, looked) = match std::env::var_os(LIBTORCH_CUDA_ENV).filter(|v| !v.is_empty()) {
-        Some(value) => {
-            let path = PathBuf::from(value);
-            let looked = format!("${LIBTORCH_CUDA_ENV}={}", path.display());
-            (path, looked)
-        }
+fn load_cuda(explicit: Option<&Path>) -> Result<CudaRuntime, RuntimeError> {
+    let (library, looked) = match explicit {
+        Some(path) => (path.to_path_buf(), format!("{} (as set)", path.display())),
         None => {
-            let dir = libtorch().lib_dir.clone();
-            let path = dir.join("libtorch_cuda.so");
+            let path = libtorch().lib_dir.join("libtorch_cuda.so");
             let looked = format!("{} (beside the loaded libtorch_cpu.so)", path.display());
             (path, looked)
         }
     };
     if !library.is_file() {
-        return Err(format!(
-            "CUDA was asked for, but libtorch_cuda.so is not there ({looked}). Run with a CUDA \
-             build of libtorch {} on the loader path (LD_LIBRARY_PATH=<torch>/lib), or name the \
-             library with ${LIBTORCH_CUDA_ENV}",
-            libtorch().version
-        ));
+        return Err(RuntimeError::NoCudaLibrary {
+            looked,
+            version: libtorch().version.clone(),
+        });
     }
-    open_forever(&library, libc::RTLD_NOW | libc::RTLD_GLOBAL).map_err(|e| {
-        format!(
-            "cannot load {}: {e}. The CUDA libraries it needs (cuDNN, cuBLAS, ... from the \
-             nvidia-* wheels or a CUDA install) must be findable",
-            library.display()
-        )
+    open_forever(&library, libc::RTLD_NOW | libc::RTLD_GLOBAL).map_err(|source| {
+        RuntimeError::CudaLoad {
+            library: library.clone(),
+            source,
+        }
     })?;
     if !tch::Cuda::is_available() {
-        return Err(format!(
-            "loaded {}, but libtorch sees no CUDA device (no NVIDIA driver, no GPU, or \
-             CUDA_VISIBLE_DEVICES hides them)",
-            library.display()
-        ));
+        return Err(RuntimeError::NoCudaDevice { library });
     }
     Ok(CudaRuntime {
         library,
@@ -191,31 +241,39 @@ pub enum TorchvisionOps {
     Missing { looked_in: String },
 }
 
-/// Registers torchvision's ops once per process (see the module documentation). A library that
-/// exists but fails to load is an error; a missing one is reported as [`TorchvisionOps::Missing`]
-/// so that models without torchvision ops still run.
-pub fn ensure_torchvision_ops() -> Result<&'static TorchvisionOps, String> {
-    static OPS: OnceLock<Result<TorchvisionOps, String>> = OnceLock::new();
-    OPS.get_or_init(load_torchvision_ops)
-        .as_ref()
-        .map_err(Clone::clone)
+impl TorchvisionOps {
+    /// What a run records (the backend's `torchvision_ops` option).
+    pub fn describe(&self) -> String {
+        match self {
+            TorchvisionOps::AlreadyRegistered => "registered before loading".into(),
+            TorchvisionOps::Loaded(path) => path.display().to_string(),
+            TorchvisionOps::Missing { .. } => "not loaded (not found)".into(),
+        }
+    }
 }
 
-fn load_torchvision_ops() -> Result<TorchvisionOps, String> {
+/// Registers torchvision's ops once per process (see the module documentation), from `explicit`
+/// (the setting) or the `.deps/` folder. A library that exists but fails to load is an error; a
+/// missing one is reported as [`TorchvisionOps::Missing`] so that models without torchvision ops
+/// still run.
+pub fn ensure_torchvision_ops(
+    explicit: Option<&Path>,
+) -> Result<&'static TorchvisionOps, &'static RuntimeError> {
+    static OPS: OnceLock<Result<TorchvisionOps, RuntimeError>> = OnceLock::new();
+    OPS.get_or_init(|| load_torchvision_ops(explicit)).as_ref()
+}
+
+fn load_torchvision_ops(explicit: Option<&Path>) -> Result<TorchvisionOps, RuntimeError> {
     if TORCHVISION_OPS.iter().all(|op| has_operator(op)) {
         return Ok(TorchvisionOps::AlreadyRegistered);
     }
-    let library = match std::env::var_os(TORCHVISION_OPS_ENV).filter(|v| !v.is_empty()) {
-        Some(value) => {
-            let path = PathBuf::from(value);
-            if !path.is_file() {
-                return Err(format!(
-                    "${TORCHVISION_OPS_ENV}={} is not a file (expected torchvision's _C.so)",
-                    path.display()
-                ));
-            }
-            path
+    let library = match explicit {
+        Some(path) if !path.is_file() => {
+            return Err(RuntimeError::OpsNotAFile {
+                library: path.to_path_buf(),
+            });
         }
+        Some(path) => path.to_path_buf(),
         None => {
             let candidate =
                 detbench_assets::deps_dir().map(|deps| deps.join("torchvision/torchvision/_C.so"));
@@ -227,7 +285,9 @@ fn load_torchvision_ops() -> Result<TorchvisionOps, String> {
                         None => ".deps/torchvision/torchvision/_C.so (no .deps folder)".to_owned(),
                     };
                     return Ok(TorchvisionOps::Missing {
-                        looked_in: format!("${TORCHVISION_OPS_ENV} (unset), {looked_in}"),
+                        looked_in: format!(
+                            "--torchvision-ops / ${TORCHVISION_OPS_ENV} (not given), {looked_in}"
+                        ),
                     });
                 }
             }
@@ -235,13 +295,12 @@ fn load_torchvision_ops() -> Result<TorchvisionOps, String> {
     };
     load_torch_python_stub()?;
     // Python loads it the same way: torch.ops.load_library -> ctypes.CDLL (RTLD_LOCAL).
-    open_forever(&library, libc::RTLD_NOW | libc::RTLD_LOCAL).map_err(|e| {
-        format!(
-            "cannot load torchvision's ops library {}: {e}. It must be the torchvision built for \
-             libtorch {} (torchvision 0.26 for torch 2.11)",
-            library.display(),
-            libtorch().version
-        )
+    open_forever(&library, libc::RTLD_NOW | libc::RTLD_LOCAL).map_err(|source| {
+        RuntimeError::OpsLoad {
+            library: library.clone(),
+            version: libtorch().version.clone(),
+            source,
+        }
     })?;
     let missing: Vec<&str> = TORCHVISION_OPS
         .iter()
@@ -249,17 +308,16 @@ fn load_torchvision_ops() -> Result<TorchvisionOps, String> {
         .filter(|op| !has_operator(op))
         .collect();
     if !missing.is_empty() {
-        return Err(format!(
-            "loaded {}, but it registered no {}",
-            library.display(),
-            missing.join(", ")
-        ));
+        return Err(RuntimeError::OpsMissing {
+            library,
+            missing: missing.join(", "),
+        });
     }
     Ok(TorchvisionOps::Loaded(library))
 }
 
 /// Loads the embedded `libtorch_python.so` stub, unless a library of that name is loaded already.
-fn load_torch_python_stub() -> Result<(), String> {
+fn load_torch_python_stub() -> Result<(), RuntimeError> {
     // SAFETY: RTLD_NOLOAD only asks whether a library with this soname is loaded.
     let already = unsafe {
         let handle = libc::dlopen(
@@ -275,36 +333,34 @@ fn load_torch_python_stub() -> Result<(), String> {
     // temporary folder that another user could create or replace before dlopen reads it. Where
     // memfds are refused (vm.memfd_noexec = 2) or /proc is missing, a private folder (mode 0700,
     // made by mkdtemp) holds the file instead.
-    load_stub_from_memfd().or_else(|memfd_error| {
-        load_stub_from_private_folder().map_err(|folder_error| {
-            format!(
-                "cannot load the libtorch_python stub: from a memfd: {memfd_error}; from a \
-                 private temporary folder: {folder_error}"
-            )
+    load_stub_from_memfd().or_else(|memfd| {
+        load_stub_from_private_folder().map_err(|folder| RuntimeError::Stub {
+            memfd: memfd.to_string(),
+            folder: folder.to_string(),
         })
     })
 }
 
-fn load_stub_from_memfd() -> Result<(), String> {
+fn load_stub_from_memfd() -> Result<(), Box<dyn std::error::Error>> {
     // SAFETY: memfd_create takes a NUL-terminated name and flags; it returns a new descriptor
     // or -1.
     let fd = unsafe { libc::memfd_create(c"libtorch_python_stub".as_ptr(), libc::MFD_CLOEXEC) };
     if fd < 0 {
-        return Err(std::io::Error::last_os_error().to_string());
+        return Err(std::io::Error::last_os_error().into());
     }
     // SAFETY: `fd` was just created and is owned by nothing else.
     let mut file = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
-    std::io::Write::write_all(&mut file, TORCH_PYTHON_STUB).map_err(|e| e.to_string())?;
+    std::io::Write::write_all(&mut file, TORCH_PYTHON_STUB)?;
     let opened = open_forever(
         Path::new(&format!("/proc/self/fd/{fd}")),
         libc::RTLD_NOW | libc::RTLD_GLOBAL,
     );
     // The mapping stays valid once loaded; the descriptor is not needed any more.
     drop(file);
-    opened
+    Ok(opened?)
 }
 
-fn load_stub_from_private_folder() -> Result<(), String> {
+fn load_stub_from_private_folder() -> Result<(), Box<dyn std::error::Error>> {
     let mut template = std::env::temp_dir()
         .join("detbench-stub-XXXXXX")
         .into_os_string()
@@ -314,45 +370,44 @@ fn load_stub_from_private_folder() -> Result<(), String> {
     // replaces in place; it creates the folder with mode 0700 or returns null.
     let made = unsafe { libc::mkdtemp(template.as_mut_ptr().cast()) };
     if made.is_null() {
-        return Err(std::io::Error::last_os_error().to_string());
+        return Err(std::io::Error::last_os_error().into());
     }
     template.pop();
     let folder = PathBuf::from(std::ffi::OsString::from_vec(template));
     let path = folder.join("libtorch_python.so");
-    let result = std::fs::write(&path, TORCH_PYTHON_STUB)
-        .map_err(|e| format!("{}: {e}", path.display()))
-        .and_then(|()| open_forever(&path, libc::RTLD_NOW | libc::RTLD_GLOBAL));
+    let result: Result<(), Box<dyn std::error::Error>> = std::fs::write(&path, TORCH_PYTHON_STUB)
+        .map_err(|e| format!("{}: {e}", path.display()).into())
+        .and_then(|()| Ok(open_forever(&path, libc::RTLD_NOW | libc::RTLD_GLOBAL)?));
     let _ = std::fs::remove_file(&path);
     let _ = std::fs::remove_dir(&folder);
     result
 }
 
-/// Selects the quantized engine (`x86`, `fbgemm`, `qnnpack`, `onednn`) process-wide. libtorch
-/// has one engine per process, so a second model asking for another engine is an error rather
-/// than a silent switch under the first.
-pub fn set_quantized_engine(name: &str) -> Result<(), String> {
-    static CHOSEN: Mutex<Option<String>> = Mutex::new(None);
+/// Selects the quantized engine process-wide. libtorch has one engine per process, so a second
+/// model asking for another engine is an error rather than a silent switch under the first.
+pub fn set_quantized_engine(engine: QuantizedEngine) -> Result<(), RuntimeError> {
+    static CHOSEN: Mutex<Option<QuantizedEngine>> = Mutex::new(None);
     let mut chosen = CHOSEN.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(previous) = chosen.as_deref() {
-        return if previous == name {
+    if let Some(previous) = *chosen {
+        return if previous == engine {
             Ok(())
         } else {
-            Err(format!(
-                "quantized engine `{previous}` is already in use in this process; libtorch has \
-                 one engine per process, so `{name}` cannot be selected too"
-            ))
+            Err(RuntimeError::QuantizedEngineInUse {
+                previous,
+                asked: engine,
+            })
         };
     }
-    let c_name = CString::new(name).map_err(|_| format!("bad engine name {name:?}"))?;
+    let c_name = CString::new(engine.as_str()).expect("engine names have no NUL byte");
     let mut error = [0 as c_char; 512];
     // SAFETY: the shim writes at most `error.len()` bytes (NUL-terminated) into `error`.
     let status = unsafe { detbench_set_qengine(c_name.as_ptr(), error.as_mut_ptr(), error.len()) };
     if status != 0 {
         // SAFETY: the shim NUL-terminates what it wrote (snprintf).
         let message = unsafe { CStr::from_ptr(error.as_ptr()) };
-        return Err(message.to_string_lossy().into_owned());
+        return Err(RuntimeError::Shim(message.to_string_lossy().into_owned()));
     }
-    *chosen = Some(name.to_owned());
+    *chosen = Some(engine);
     Ok(())
 }
 
@@ -372,14 +427,14 @@ pub struct InferenceModeGuard {
 }
 
 impl InferenceModeGuard {
-    pub fn enter() -> Result<Self, String> {
+    pub fn enter() -> Result<Self, RuntimeError> {
         let mut error = [0 as c_char; 512];
         // SAFETY: the buffer is valid for its length; the shim writes a NUL-terminated message.
         let guard = unsafe { detbench_inference_mode_enter(error.as_mut_ptr(), error.len()) };
         if guard.is_null() {
             // SAFETY: the shim wrote a NUL-terminated string into the buffer.
             let message = unsafe { CStr::from_ptr(error.as_ptr()) };
-            return Err(message.to_string_lossy().into_owned());
+            return Err(RuntimeError::Shim(message.to_string_lossy().into_owned()));
         }
         Ok(Self { guard })
     }

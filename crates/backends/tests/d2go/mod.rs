@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use detbench_backends::{BackendConfig, EngineKind, Tensor, Value};
+use detbench_backends::{BackendConfig, EngineKind, QuantizedEngine, Tensor, TorchSettings, Value};
 use ndarray::ArrayD;
 use ndarray_npy::NpzReader;
 
@@ -20,6 +20,17 @@ pub fn torch_cpu() -> BackendConfig {
         engine: EngineKind::Torch,
         threads: Some(2),
         ..Default::default()
+    }
+}
+
+/// [`torch_cpu`] with another quantized engine (a process-wide setting: one per test binary).
+pub fn torch_cpu_with(quantized_engine: QuantizedEngine) -> BackendConfig {
+    BackendConfig {
+        torch: TorchSettings {
+            quantized_engine,
+            ..TorchSettings::default()
+        },
+        ..torch_cpu()
     }
 }
 

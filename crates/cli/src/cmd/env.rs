@@ -11,7 +11,7 @@ pub struct Args {
 }
 
 pub fn main(args: Args) -> anyhow::Result<()> {
-    let environment = detbench_report::capture_environment();
+    let environment = detbench_env::capture();
     let mut out = std::io::stdout().lock();
     if args.json {
         writeln!(out, "{}", serde_json::to_string_pretty(&environment)?)?;

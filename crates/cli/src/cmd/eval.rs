@@ -3,14 +3,17 @@
 //! writing the stats as JSON, a per-class AP table and the precision/recall curves as CSV.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::Context;
+use anyhow::bail;
+
 use detbench_eval::{
     EvalParams, EvalSummary, GroundTruth, IouType, evaluate_results_file, parse_area_ranges,
     parse_max_dets,
 };
+use detbench_report::tables::csv_field;
+use detbench_report::write_atomic;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -51,6 +54,19 @@ pub fn main(args: Args) -> anyhow::Result<()> {
         params.area_ranges = parse_area_ranges(text)?;
     }
     let params = params.validated()?;
+    // Output paths are checked before the evaluation runs (write_atomic would create a missing
+    // folder; a mistyped one should be an error instead).
+    for path in [&args.json, &args.pr_curves].into_iter().flatten() {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
+            && !parent.is_dir()
+        {
+            bail!(
+                "cannot write {}: the folder {} does not exist",
+                path.display(),
+                parent.display()
+            );
+        }
+    }
 
     let started = Instant::now();
     let gt = GroundTruth::load(&args.gt)?;
@@ -84,10 +100,10 @@ pub fn main(args: Args) -> anyhow::Result<()> {
     if let Some(path) = &args.json {
         let json = summary_json(&summary, &args);
         let text = serde_json::to_string_pretty(&json)? + "\n";
-        write_atomically(path, text.as_bytes())?;
+        write_atomic(path, text.as_bytes())?;
     }
     if let Some(path) = &args.pr_curves {
-        write_atomically(path, pr_curves_csv(&summary).as_bytes())?;
+        write_atomic(path, pr_curves_csv(&summary).as_bytes())?;
     }
     Ok(())
 }
@@ -141,29 +157,4 @@ fn pr_curves_csv(summary: &EvalSummary) -> String {
         csv.push('\n');
     }
     csv
-}
-
-/// RFC 4180 quoting for a text field.
-fn csv_field(text: &str) -> String {
-    if text.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", text.replace('"', "\"\""))
-    } else {
-        text.to_owned()
-    }
-}
-
-/// Writes `bytes` to a temporary file beside `path`, then renames it over `path`, so a reader
-/// never sees a half-written file.
-fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let dir = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
-    let mut file = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
-    file.write_all(bytes)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    file.persist(path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
 }

@@ -64,7 +64,7 @@ pub fn main(args: Args) -> anyhow::Result<()> {
     let import = PublishedImport {
         source: source.clone(),
         file: shown.clone(),
-        file_sha256: detbench_report::files::sha256_hex(&bytes),
+        file_sha256: detbench_assets::sha256_hex(&bytes),
         device_label: args.device.clone(),
         command_line: std::env::args().collect(),
         rows,

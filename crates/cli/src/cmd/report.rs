@@ -3,9 +3,10 @@
 //! setting side by side with ratios, published records alongside.
 
 use anyhow::{Context, bail};
+use detbench_backends::{Device, EngineKind, Precision};
 use detbench_report::store::{Filter, Store, resolve_path};
 use detbench_report::tables::{
-    Dimension, Format, comparison_tables, render, results_table, stages_table,
+    Cell, Dimension, Format, Table, comparison_tables, render, results_table, stages_table,
 };
 use std::io::Write;
 use std::path::PathBuf;
@@ -20,17 +21,17 @@ pub struct Args {
     #[arg(short, long, value_delimiter = ',')]
     model: Vec<String>,
 
-    /// Only these engines: ort/onnxruntime, torch/libtorch.
-    #[arg(long, value_delimiter = ',')]
-    backend: Vec<String>,
+    /// Only these engines (ort or onnxruntime, torch or libtorch).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    backend: Vec<EngineKind>,
 
     /// Only these devices (cpu, cuda:0, ...).
     #[arg(long, value_delimiter = ',')]
-    device: Vec<String>,
+    device: Vec<Device>,
 
-    /// Only these precisions (fp32, fp16, int8).
-    #[arg(long, value_delimiter = ',')]
-    precision: Vec<String>,
+    /// Only these precisions.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    precision: Vec<Precision>,
 
     /// Only these batch sizes.
     #[arg(long, value_delimiter = ',')]
@@ -41,8 +42,8 @@ pub struct Args {
     run: Vec<i64>,
 
     /// Side-by-side tables across one setting, with ratios to the baseline column.
-    #[arg(long, value_parser = ["backend", "precision", "device", "batch", "threads"])]
-    compare: Option<String>,
+    #[arg(long, value_enum)]
+    compare: Option<Dimension>,
 
     /// The baseline column of `--compare` (e.g. `cpu`, `fp32`, `onnxruntime`, `batch 1`,
     /// `1 threads`) [default: cpu / fp32 / batch 1 / fewest threads / the first engine
@@ -51,8 +52,8 @@ pub struct Args {
     baseline: Option<String>,
 
     /// Table format.
-    #[arg(long, default_value = "markdown", value_parser = ["markdown", "md", "csv", "json"])]
-    format: String,
+    #[arg(long, value_enum, default_value_t = Format::Markdown)]
+    format: Format,
 
     /// Write the tables to this file (atomically) instead of standard output.
     #[arg(long, value_name = "FILE")]
@@ -89,7 +90,7 @@ pub fn main(args: Args) -> anyhow::Result<()> {
         );
     }
     let store = Store::open(&db)?;
-    let format: Format = args.format.parse().map_err(anyhow::Error::msg)?;
+    let format = args.format;
     if args.list_runs {
         return write_output(&args, &render(&[runs_table(&store)?], format));
     }
@@ -111,12 +112,8 @@ pub fn main(args: Args) -> anyhow::Result<()> {
             db.display()
         );
     }
-    let mut tables = match &args.compare {
-        Some(dimension) => {
-            let dimension: Dimension = dimension.parse().map_err(anyhow::Error::msg)?;
-            comparison_tables(&records, dimension, args.baseline.as_deref())
-                .map_err(anyhow::Error::msg)?
-        }
+    let mut tables = match args.compare {
+        Some(dimension) => comparison_tables(&records, dimension, args.baseline.as_deref())?,
         None => vec![results_table(&records)],
     };
     if args.stages {
@@ -136,7 +133,7 @@ pub fn main(args: Args) -> anyhow::Result<()> {
 fn write_output(args: &Args, text: &str) -> anyhow::Result<()> {
     match &args.out {
         Some(path) => {
-            detbench_report::files::write_atomic(path, text.as_bytes())?;
+            detbench_report::write_atomic(path, text.as_bytes())?;
             eprintln!("wrote {}", path.display());
         }
         None => std::io::stdout().lock().write_all(text.as_bytes())?,
@@ -144,8 +141,7 @@ fn write_output(args: &Args, text: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn runs_table(store: &Store) -> anyhow::Result<detbench_report::tables::Table> {
-    use detbench_report::tables::{Cell, Table};
+fn runs_table(store: &Store) -> anyhow::Result<Table> {
     let rows = store
         .runs()?
         .into_iter()

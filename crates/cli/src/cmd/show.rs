@@ -2,11 +2,11 @@
 //! names, scores; masks and keypoints when the model predicts them) into a PNG.
 
 use anyhow::{Context, bail};
-use detbench_backends::{BackendConfig, Device, EngineKind, Precision};
 use detbench_bench::{ImageInput, StageClock};
-use detbench_models::ModelFormat;
 use detbench_report::annotate::{DrawOptions, annotate, save_png};
 use std::path::PathBuf;
+
+use crate::cmd::engine::EngineArgs;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -26,21 +26,8 @@ pub struct Args {
     #[arg(long, default_value_t = 0.3)]
     score_threshold: f64,
 
-    /// Inference engine [default: by model format: ort for .onnx, torch for TorchScript].
-    #[arg(long, value_parser = ["ort", "torch"])]
-    backend: Option<String>,
-
-    /// cpu, cuda or cuda:N.
-    #[arg(long, default_value = "cpu")]
-    device: String,
-
-    /// fp32 or fp16.
-    #[arg(long, default_value = "fp32")]
-    precision: String,
-
-    /// Engine intra-op threads [default: the engine's choice].
-    #[arg(long)]
-    threads: Option<usize>,
+    #[command(flatten)]
+    engine: EngineArgs,
 
     /// Folder holding the model files [default: the shared models folder].
     #[arg(long, value_name = "DIR")]
@@ -55,23 +42,7 @@ pub fn main(args: Args) -> anyhow::Result<()> {
         );
     }
     let entry = detbench_models::entry(&args.model)?;
-    let config = BackendConfig {
-        engine: match args.backend.as_deref() {
-            Some("torch") => EngineKind::Torch,
-            Some(_) => EngineKind::Ort,
-            None => match entry.format {
-                ModelFormat::TorchScript => EngineKind::Torch,
-                _ => EngineKind::Ort,
-            },
-        },
-        device: args.device.parse::<Device>().map_err(anyhow::Error::msg)?,
-        precision: args
-            .precision
-            .parse::<Precision>()
-            .map_err(anyhow::Error::msg)?,
-        threads: args.threads,
-        ..BackendConfig::default()
-    };
+    let config = args.engine.resolve()?.for_model(entry);
     let image = detbench_imgproc::decode_file(&args.image)?;
     let mut detector = detbench_models::open_detector(entry, args.model_dir.as_deref(), &config)?;
     // COCO file names are the image id; anything else is image 0.

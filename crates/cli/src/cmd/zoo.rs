@@ -77,7 +77,7 @@ pub fn main(args: Args) -> anyhow::Result<()> {
     for row in &rows {
         let e = row.entry;
         println!(
-            "| {} | {:?} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             e.name,
             e.family,
             input(e),

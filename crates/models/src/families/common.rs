@@ -3,7 +3,9 @@
 //! preprocess/postprocess pair around one [`Backend`] into a timed `Detector` (batching images
 //! into one call when the model's batch dimension is dynamic).
 
-use detbench_backends::{Backend, BackendError, IoSpec, Outputs, Tensor, TensorData, Value};
+use detbench_backends::{
+    Backend, BackendDescription, BackendError, IoSpec, Outputs, Tensor, TensorData, Value,
+};
 use detbench_bench::{BatchSupport, Detector, DetectorError, ImageInput, Stage, StageClock};
 use detbench_eval::{Detection, IouType};
 use detbench_imgproc::BgrImage;
@@ -29,6 +31,30 @@ pub enum FamilyError {
         height: usize,
         reason: String,
     },
+    #[error("model `{model}`: {reason}")]
+    Batch { model: String, reason: BatchError },
+}
+
+/// Why a batch of inputs could not be stacked, or its outputs split.
+#[derive(Debug, thiserror::Error)]
+pub enum BatchError {
+    #[error("cannot batch inputs of shape {shape:?}: batch dimension is not 1")]
+    NotBatchOne { shape: Vec<usize> },
+    #[error("cannot batch inputs of shapes {first:?} and {other:?}")]
+    ShapesDiffer {
+        first: Vec<usize>,
+        other: Vec<usize>,
+    },
+    #[error("only f32 inputs can be batched")]
+    NotFloat,
+    #[error("output `{name}` is not a tensor; cannot split a batch")]
+    NotATensor { name: String },
+    #[error("output `{name}` has shape {shape:?}; expected leading dimension {count}")]
+    LeadingDimension {
+        name: String,
+        shape: Vec<usize>,
+        count: usize,
+    },
 }
 
 /// The `f32` elements of output `name`, checked against the shape the pipeline expects.
@@ -48,7 +74,7 @@ pub fn output_f32<'a>(
     tensor.as_f32().ok_or_else(|| FamilyError::OutputShape {
         name: name.to_owned(),
         expected: "f32 elements".to_owned(),
-        got: format!("{:?}", tensor.dtype()),
+        got: tensor.dtype().to_string(),
     })
 }
 
@@ -118,6 +144,8 @@ pub trait Pipeline: Send {
     ) -> Result<Vec<Detection>, FamilyError>;
     /// Preprocessing, thresholds and their upstream sources, for the run record.
     fn provenance(&self) -> serde_json::Value;
+    /// The model input the preprocessed tensor is fed to.
+    fn input_name(&self) -> &str;
 }
 
 /// A `Detector` made of one [`Backend`] and one [`Pipeline`].
@@ -130,13 +158,11 @@ pub struct SingleModelDetector<P: Pipeline> {
 }
 
 impl<P: Pipeline> SingleModelDetector<P> {
-    /// Wraps `backend`, feeding the pipeline's tensor to the model input `input_name`.
-    pub fn new(
-        name: &str,
-        backend: Box<dyn Backend>,
-        input_name: &str,
-        pipeline: P,
-    ) -> Result<Self, FamilyError> {
+    /// Wraps `backend`, feeding the pipeline's tensor to its model input
+    /// ([`Pipeline::input_name`]).
+    pub fn new(name: &str, backend: Box<dyn Backend>, pipeline: P) -> Result<Self, FamilyError> {
+        let input_name = pipeline.input_name().to_owned();
+        let input_name = input_name.as_str();
         let input = backend
             .inputs()
             .iter()
@@ -177,14 +203,14 @@ impl<P: Pipeline> SingleModelDetector<P> {
                 .run(vec![(self.input_name.clone(), Value::Tensor(tensor))])?;
             return Ok(vec![outputs]);
         }
-        let batched = concat_batch(tensors).map_err(|reason| FamilyError::Model {
+        let batched = concat_batch(tensors).map_err(|reason| FamilyError::Batch {
             model: self.name.clone(),
             reason,
         })?;
         let outputs = self
             .backend
             .run(vec![(self.input_name.clone(), Value::Tensor(batched))])?;
-        split_batch(outputs, count).map_err(|reason| FamilyError::Model {
+        split_batch(outputs, count).map_err(|reason| FamilyError::Batch {
             model: self.name.clone(),
             reason,
         })
@@ -200,45 +226,42 @@ fn names(specs: &[IoSpec]) -> String {
 }
 
 /// Stacks batch-1 tensors of one shape into one tensor along dimension 0.
-fn concat_batch(tensors: Vec<Tensor>) -> Result<Tensor, String> {
+fn concat_batch(tensors: Vec<Tensor>) -> Result<Tensor, BatchError> {
     let first_shape = tensors[0].shape.clone();
     if first_shape.first() != Some(&1) {
-        return Err(format!(
-            "cannot batch inputs of shape {first_shape:?}: batch dimension is not 1"
-        ));
+        return Err(BatchError::NotBatchOne { shape: first_shape });
     }
     let mut shape = first_shape.clone();
     shape[0] = tensors.len();
     let mut data: Vec<f32> = Vec::with_capacity(shape.iter().product());
     for t in &tensors {
         if t.shape != first_shape {
-            return Err(format!(
-                "cannot batch inputs of shapes {first_shape:?} and {:?}",
-                t.shape
-            ));
+            return Err(BatchError::ShapesDiffer {
+                first: first_shape,
+                other: t.shape.clone(),
+            });
         }
         match &t.data {
             TensorData::F32(v) => data.extend_from_slice(v),
-            _ => return Err("only f32 inputs can be batched".to_owned()),
+            _ => return Err(BatchError::NotFloat),
         }
     }
     Ok(Tensor::f32(shape, data))
 }
 
 /// Splits every tensor output with leading dimension `count` into `count` batch-1 outputs.
-fn split_batch(outputs: Outputs, count: usize) -> Result<Vec<Outputs>, String> {
+fn split_batch(outputs: Outputs, count: usize) -> Result<Vec<Outputs>, BatchError> {
     let mut per_image: Vec<Outputs> = (0..count).map(|_| Outputs::default()).collect();
     for (name, value) in outputs.0 {
         let Value::Tensor(t) = value else {
-            return Err(format!(
-                "output `{name}` is not a tensor; cannot split a batch"
-            ));
+            return Err(BatchError::NotATensor { name });
         };
         if t.shape.first() != Some(&count) {
-            return Err(format!(
-                "output `{name}` has shape {:?}; expected leading dimension {count}",
-                t.shape
-            ));
+            return Err(BatchError::LeadingDimension {
+                name,
+                shape: t.shape.clone(),
+                count,
+            });
         }
         let mut shape = t.shape.clone();
         shape[0] = 1;
@@ -278,8 +301,12 @@ impl<P: Pipeline> Detector for SingleModelDetector<P> {
         serde_json::json!({
             "pipeline": self.pipeline.provenance(),
             "backend": self.backend.describe(),
-            "batch": format!("{:?}", self.batch),
+            "batch": self.batch.to_string(),
         })
+    }
+
+    fn backend(&self) -> Option<BackendDescription> {
+        Some(self.backend.describe())
     }
 
     fn detect(

@@ -18,7 +18,7 @@
 
 use std::path::Path;
 
-use detbench_backends::{BackendConfig, EngineKind};
+use detbench_backends::{BackendConfig, EngineKind, Precision};
 
 use super::torchvision::{ChannelOrder, ListModelConfig, ListModelDetector};
 use crate::ModelError;
@@ -33,7 +33,7 @@ pub fn config() -> ListModelConfig {
         keypoints: false,
         mask_threshold: 0.5,
         max_batch: Some(1),
-        weights_precision: Some("int8".into()),
+        weights_precision: Some(Precision::Int8),
         source: "../shared/reference/d2go_fasterrcnn_fbnetv3a/SPEC.md: list of one CHW float \
                  tensor, BGR, pixel / 255, original size; output (inputs, [dict(boxes, labels, \
                  scores)]) with COCO ids; quantized engine x86"

@@ -167,6 +167,10 @@ impl Pipeline for FastestDet {
             .collect())
     }
 
+    fn input_name(&self) -> &str {
+        &self.config.input_name
+    }
+
     fn provenance(&self) -> serde_json::Value {
         serde_json::json!({
             "family": "FastestDet",

@@ -1,7 +1,9 @@
 //! The per-family pipelines, each a `detbench_bench::Detector`, and [`open_family`], the one
 //! place that maps a zoo entry's [`Family`] to its pipeline.
 //!
-//! To add a family: a `pub mod` line below and one match arm in [`open_family`].
+//! To add a family: a `pub mod` line below, a [`Family`] variant (with the name results record)
+//! in `zoo`, and one match arm in [`open_family`]. A family of one model and one pipeline
+//! implements [`common::Pipeline`] and its arm is `single(entry, model_path, config, <pipeline>)`.
 
 pub mod common;
 pub mod d2go;
@@ -34,44 +36,41 @@ pub fn open_family(
     model_dir: &Path,
     config: &BackendConfig,
 ) -> Result<Box<dyn Detector>, ModelError> {
+    let square = || square_input(entry);
     match entry.family {
-        Family::Yolox => {
-            let pipeline = yolox::Yolox::new(yolox::YoloxConfig {
-                input_size: square_input(entry)?,
+        Family::Yolox => single(
+            entry,
+            model_path,
+            config,
+            yolox::Yolox::new(yolox::YoloxConfig {
+                input_size: square()?,
                 ..Default::default()
-            });
-            let input = pipeline.config.input_name.clone();
-            Ok(Box::new(single(
-                entry.name, model_path, config, &input, pipeline,
-            )?))
-        }
-        Family::NanoDet => {
-            let pipeline = nanodet::NanoDet::new(nanodet::NanoDetConfig {
-                input_size: square_input(entry)?,
+            }),
+        ),
+        Family::NanoDet => single(
+            entry,
+            model_path,
+            config,
+            nanodet::NanoDet::new(nanodet::NanoDetConfig {
+                input_size: square()?,
                 ..Default::default()
-            });
-            let input = pipeline.config.input_name.clone();
-            Ok(Box::new(single(
-                entry.name, model_path, config, &input, pipeline,
-            )?))
-        }
-        Family::FastestDet => {
-            let pipeline = fastestdet::FastestDet::new(fastestdet::FastestDetConfig {
-                input_size: square_input(entry)?,
+            }),
+        ),
+        Family::FastestDet => single(
+            entry,
+            model_path,
+            config,
+            fastestdet::FastestDet::new(fastestdet::FastestDetConfig {
+                input_size: square()?,
                 ..Default::default()
-            });
-            let input = pipeline.config.input_name.clone();
-            Ok(Box::new(single(
-                entry.name, model_path, config, &input, pipeline,
-            )?))
-        }
-        Family::Tf2ObjectDetection => {
-            let pipeline = tf2::Tf2ObjectDetection::new(tf2::Tf2Config::default());
-            let input = pipeline.config.input_name.clone();
-            Ok(Box::new(single(
-                entry.name, model_path, config, &input, pipeline,
-            )?))
-        }
+            }),
+        ),
+        Family::Tf2ObjectDetection => single(
+            entry,
+            model_path,
+            config,
+            tf2::Tf2ObjectDetection::new(tf2::Tf2Config::default()),
+        ),
         Family::SimplePoseTopDown => Ok(Box::new(open_top_down(
             entry, model_path, model_dir, config,
         )?)),
@@ -88,17 +87,30 @@ pub fn open_family(
     }
 }
 
+/// The `Detector` of a family made of one model and one pipeline (every such family's arm).
+fn single<P: common::Pipeline + 'static>(
+    entry: &ZooEntry,
+    model_path: &Path,
+    config: &BackendConfig,
+    pipeline: P,
+) -> Result<Box<dyn Detector>, ModelError> {
+    Ok(Box::new(single_model(
+        entry.name, model_path, config, pipeline,
+    )?))
+}
+
 /// One model in one backend with one pipeline.
-fn single<P: common::Pipeline>(
+fn single_model<P: common::Pipeline>(
     name: &str,
     model_path: &Path,
     config: &BackendConfig,
-    input: &str,
     pipeline: P,
 ) -> Result<SingleModelDetector<P>, ModelError> {
     let backend = detbench_backends::open(model_path, config)?;
-    SingleModelDetector::new(name, backend, input, pipeline)
-        .map_err(|e| ModelError::Other(format!("{name}: {e}")))
+    SingleModelDetector::new(name, backend, pipeline).map_err(|source| ModelError::Pipeline {
+        name: name.to_owned(),
+        source,
+    })
 }
 
 /// The zoo entry that provides a top-down keypoint model's person boxes.
@@ -118,14 +130,7 @@ pub fn open_top_down(
         input_size: square_input(detector_entry)?,
         ..Default::default()
     });
-    let input = pipeline.config.input_name.clone();
-    let detector = single(
-        detector_entry.name,
-        &detector_path,
-        config,
-        &input,
-        pipeline,
-    )?;
+    let detector = single_model(detector_entry.name, &detector_path, config, pipeline)?;
     let pose_backend = detbench_backends::open(model_path, config)?;
     let (w, h) = entry
         .input_size
@@ -147,9 +152,9 @@ pub fn open_top_down(
 fn square_input(entry: &ZooEntry) -> Result<usize, ModelError> {
     match entry.input_size {
         Some((w, h)) if w == h => Ok(w as usize),
-        other => Err(ModelError::Other(format!(
-            "{}: catalogue input size {other:?} is not square; this family needs a square input",
-            entry.name
-        ))),
+        other => Err(ModelError::NotSquare {
+            name: entry.name.to_owned(),
+            size: other,
+        }),
     }
 }

@@ -348,6 +348,10 @@ impl Pipeline for NanoDet {
             .collect())
     }
 
+    fn input_name(&self) -> &str {
+        &self.config.input_name
+    }
+
     fn provenance(&self) -> serde_json::Value {
         serde_json::json!({
             "family": "NanoDet",

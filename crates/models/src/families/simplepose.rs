@@ -429,6 +429,11 @@ impl Detector for TopDownDetector {
         })
     }
 
+    /// The pose model's engine (the person detector runs with the same settings).
+    fn backend(&self) -> Option<detbench_backends::BackendDescription> {
+        Some(self.pose_backend.describe())
+    }
+
     fn detect(
         &mut self,
         batch: &[ImageInput<'_>],

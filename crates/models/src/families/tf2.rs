@@ -137,6 +137,10 @@ impl Pipeline for Tf2ObjectDetection {
             .collect())
     }
 
+    fn input_name(&self) -> &str {
+        &self.config.input_name
+    }
+
     fn provenance(&self) -> serde_json::Value {
         serde_json::json!({
             "family": "TF2 Object Detection API (ONNX export)",

@@ -28,7 +28,9 @@
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use detbench_backends::{Backend, BackendConfig, EngineKind, Outputs, Tensor, Value};
+use detbench_backends::{
+    Backend, BackendConfig, BackendDescription, EngineKind, Outputs, Precision, Tensor, Value,
+};
 use detbench_bench::{BatchSupport, Detector, DetectorError, ImageInput, Stage, StageClock};
 use detbench_eval::{Detection, IouType, Rle, labels::COCO80_TO_91};
 use detbench_imgproc::BgrImage;
@@ -80,7 +82,7 @@ pub struct ListModelConfig {
     pub max_batch: Option<usize>,
     /// The precision the model file itself fixes (D2Go's quantized model: `int8`), recorded in
     /// the run instead of the float precision the engine was asked for; `None`: as asked.
-    pub weights_precision: Option<String>,
+    pub weights_precision: Option<Precision>,
     /// Where this configuration comes from, for the run record.
     pub source: String,
 }
@@ -127,6 +129,15 @@ impl ListModelDetector {
         self.backend.as_ref()
     }
 
+    /// The engine's description, with the model file's own precision where it fixes one.
+    fn describe_backend(&self) -> BackendDescription {
+        let mut backend = self.backend.describe();
+        if let Some(precision) = self.config.weights_precision {
+            backend.precision = precision;
+        }
+        backend
+    }
+
     /// Detections dropped so far for labels that are no COCO category.
     pub fn dropped_non_coco_labels(&self) -> u64 {
         self.dropped_labels.load(Ordering::Relaxed)
@@ -165,7 +176,7 @@ impl ListModelDetector {
         image: &ImageInput<'_>,
     ) -> Result<Vec<Detection>, FamilyError> {
         let image_id = image.image_id;
-        let bad = |reason: String| FamilyError::Model {
+        let bad = |reason: &dyn std::fmt::Display| FamilyError::Model {
             model: self.name.clone(),
             reason: format!("image {image_id}: {reason}"),
         };
@@ -173,25 +184,28 @@ impl ListModelDetector {
             result
                 .dict_get(key)
                 .and_then(Value::as_tensor)
-                .ok_or_else(|| bad(format!("the result dict has no tensor `{key}`")))
+                .ok_or_else(|| bad(&format!("the result dict has no tensor `{key}`")))
         };
         let boxes_t = tensor("boxes")?;
         let count = boxes_t.shape.first().copied().unwrap_or(0);
-        let boxes = float_data(boxes_t, &[count, 4], "boxes").map_err(bad)?;
-        let scores = float_data(tensor("scores")?, &[count], "scores").map_err(bad)?;
+        let boxes = float_data(boxes_t, &[count, 4], "boxes").map_err(|e| bad(&e))?;
+        let scores = float_data(tensor("scores")?, &[count], "scores").map_err(|e| bad(&e))?;
         let labels_t = tensor("labels")?;
         if labels_t.shape != [count] {
-            return Err(bad(format!(
+            return Err(bad(&format!(
                 "labels has shape {:?}, expected [{count}]",
                 labels_t.shape
             )));
         }
         let labels = labels_t
             .as_i64()
-            .ok_or_else(|| bad("labels are not integers".into()))?;
+            .ok_or_else(|| bad(&"labels are not integers"))?;
         let (height, width) = (image.image.height, image.image.width);
         let masks = if self.config.masks {
-            Some(float_data(tensor("masks")?, &[count, 1, height, width], "masks").map_err(bad)?)
+            Some(
+                float_data(tensor("masks")?, &[count, 1, height, width], "masks")
+                    .map_err(|e| bad(&e))?,
+            )
         } else {
             None
         };
@@ -199,7 +213,7 @@ impl ListModelDetector {
             let t = tensor("keypoints")?;
             let joints = t.shape.get(1).copied().unwrap_or(0);
             Some((
-                float_data(t, &[count, joints, 3], "keypoints").map_err(bad)?,
+                float_data(t, &[count, joints, 3], "keypoints").map_err(|e| bad(&e))?,
                 joints,
             ))
         } else {
@@ -246,17 +260,33 @@ impl ListModelDetector {
     }
 }
 
+/// What is wrong with one tensor of a result dict.
+#[derive(Debug, thiserror::Error)]
+enum ResultTensorError {
+    #[error("{name} has shape {got:?}, expected {expected:?}")]
+    Shape {
+        name: &'static str,
+        got: Vec<usize>,
+        expected: Vec<usize>,
+    },
+    #[error("{name} is not a float tensor")]
+    NotFloat { name: &'static str },
+}
+
 /// The f32 elements of a result tensor of the given shape.
-fn float_data<'a>(tensor: &'a Tensor, shape: &[usize], name: &str) -> Result<&'a [f32], String> {
+fn float_data<'a>(
+    tensor: &'a Tensor,
+    shape: &[usize],
+    name: &'static str,
+) -> Result<&'a [f32], ResultTensorError> {
     if tensor.shape != shape {
-        return Err(format!(
-            "{name} has shape {:?}, expected {shape:?}",
-            tensor.shape
-        ));
+        return Err(ResultTensorError::Shape {
+            name,
+            got: tensor.shape.clone(),
+            expected: shape.to_vec(),
+        });
     }
-    tensor
-        .as_f32()
-        .ok_or_else(|| format!("{name} is not a float tensor"))
+    tensor.as_f32().ok_or(ResultTensorError::NotFloat { name })
 }
 
 /// A row-major `[H, W]` probability map thresholded (`> threshold`) and run-length encoded the
@@ -301,15 +331,15 @@ impl Detector for ListModelDetector {
     }
 
     fn provenance(&self) -> serde_json::Value {
-        let mut backend = self.backend.describe();
-        if let Some(precision) = &self.config.weights_precision {
-            backend.precision = precision.clone();
-        }
         serde_json::json!({
             "pipeline": self.config,
-            "backend": backend,
+            "backend": self.describe_backend(),
             "dropped_non_coco_labels": self.dropped_non_coco_labels(),
         })
+    }
+
+    fn backend(&self) -> Option<BackendDescription> {
+        Some(self.describe_backend())
     }
 
     fn detect(

@@ -199,6 +199,10 @@ impl Pipeline for Yolox {
             .collect())
     }
 
+    fn input_name(&self) -> &str {
+        &self.config.input_name
+    }
+
     fn provenance(&self) -> serde_json::Value {
         serde_json::json!({
             "family": "YOLOX",

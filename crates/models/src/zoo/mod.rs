@@ -10,28 +10,33 @@ mod torch_shipped;
 
 pub use seed_torchvision::{OFFICIAL_WEIGHTS, OfficialWeights};
 
+use detbench_backends::EngineKind;
+use detbench_bench::dataset::GroundTruthKind;
 use detbench_eval::IouType;
 use serde::Serialize;
 
-/// The pipeline family: which pre- and post-processing a model needs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-pub enum Family {
-    /// Megvii YOLOX (ONNX, decode outside the graph).
-    Yolox,
-    /// RangiLyu NanoDet legacy GFL head (ONNX).
-    NanoDet,
-    /// dog-qiuqiu FastestDet (ONNX).
-    FastestDet,
-    /// Top-down keypoints: a person detector's boxes feeding a SimplePose heatmap model.
-    SimplePoseTopDown,
-    /// D2Go scripted Faster R-CNN wrapper (TorchScript, int8, CPU).
-    D2Go,
-    /// torchvision detection models scripted with `torch.jit.script` (TorchScript).
-    TorchvisionDetection,
-    /// TensorFlow 2 Object Detection API exports (detection boxes/classes/scores in the graph).
-    Tf2ObjectDetection,
-    /// detectron2 models exported to TorchScript (`tools/deploy/export_model.py`).
-    Detectron2,
+detbench_backends::named_enum! {
+    /// The pipeline family: which pre- and post-processing a model needs. Its name is what
+    /// results and the store record as the row's `family`.
+    pub enum Family as "family" {
+        /// Megvii YOLOX (ONNX, decode outside the graph).
+        Yolox = "Yolox",
+        /// RangiLyu NanoDet legacy GFL head (ONNX).
+        NanoDet = "NanoDet",
+        /// dog-qiuqiu FastestDet (ONNX).
+        FastestDet = "FastestDet",
+        /// Top-down keypoints: a person detector's boxes feeding a SimplePose heatmap model.
+        SimplePoseTopDown = "SimplePoseTopDown",
+        /// D2Go scripted Faster R-CNN wrapper (TorchScript, int8, CPU).
+        D2Go = "D2Go",
+        /// torchvision detection models scripted with `torch.jit.script` (TorchScript).
+        TorchvisionDetection = "TorchvisionDetection",
+        /// TensorFlow 2 Object Detection API exports (detection boxes/classes/scores in the
+        /// graph).
+        Tf2ObjectDetection = "Tf2ObjectDetection",
+        /// detectron2 models exported to TorchScript (`tools/deploy/export_model.py`).
+        Detectron2 = "Detectron2",
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -40,6 +45,17 @@ pub enum ModelFormat {
     TorchScript,
     /// A format no detbench engine reads directly; `detbench zoo` explains the conversion.
     Other(&'static str),
+}
+
+impl ModelFormat {
+    /// The engine that reads this format when `--backend` does not choose one (ONNX Runtime
+    /// for anything that is not TorchScript: converted files are ONNX).
+    pub fn default_engine(self) -> EngineKind {
+        match self {
+            ModelFormat::TorchScript => EngineKind::Torch,
+            ModelFormat::Onnx | ModelFormat::Other(_) => EngineKind::Ort,
+        }
+    }
 }
 
 /// What we know of the file's checksum.
@@ -77,6 +93,27 @@ pub struct ZooEntry {
     pub how_to_get: &'static str,
     /// Whether the file ships in `../shared/models`.
     pub shipped: bool,
+}
+
+impl ZooEntry {
+    /// The ground truth the model is scored on: keypoint models on the person-keypoint file,
+    /// all others on the instance file.
+    pub fn ground_truth(&self) -> GroundTruthKind {
+        if self.iou_types.contains(&IouType::Keypoints) {
+            GroundTruthKind::Keypoints
+        } else {
+            GroundTruthKind::Instances
+        }
+    }
+
+    /// The table's Input column: the network input size `WxH`, or the zoo's description for a
+    /// model that resizes inside.
+    pub fn input_label(&self) -> String {
+        match self.input_size {
+            Some((w, h)) => format!("{w}x{h}"),
+            None => self.input.to_owned(),
+        }
+    }
 }
 
 /// Every entry, shipped models first.

@@ -82,6 +82,7 @@ pub fn model_json(s: &Synth) -> serde_json::Value {
             "engine_version": if s.engine == "onnxruntime" { "1.31.1" } else { "2.11.0" },
             "device": s.device,
             "precision": s.precision,
+            "threads": 2,
             "options": [["intra_op_threads", "2"], ["graph_optimization", "all"]]
         },
         "batch_size": s.batch,
@@ -124,7 +125,7 @@ pub fn run(models: &[Synth]) -> RunResults {
         "detbench_version": "test",
         "started_at": "2025-01-01T00:00:00Z",
         "command_line": ["detbench", "run", "--model", models.first().map_or("", |m| m.model)],
-        "environment": detbench_report::capture_environment().to_json(),
+        "environment": detbench_env::capture().to_json(),
         "models": models.iter().map(model_json).collect::<Vec<_>>(),
         "skipped": [{"name": "fixed_batch_model", "batch_size": 8, "reason": "fixed batch 1"}]
     }))

@@ -330,6 +330,10 @@ impl Pipeline for Ultralytics {
             "upstream": "ultralytics 8.4.x: data/augment.py::LetterBox, engine/predictor.py::BasePredictor.preprocess, utils/nms.py::non_max_suppression, utils/ops.py::scale_boxes/scale_coords/process_mask_native/scale_masks/crop_mask",
         })
     }
+
+    fn input_name(&self) -> &str {
+        &self.config.input_name
+    }
 }
 
 /// A [`SingleModelDetector`] that reports the evaluations its task supports (masks: segm,
@@ -354,9 +358,8 @@ impl UltralyticsDetector {
             Task::Segment => vec![IouType::Bbox, IouType::Segm],
             Task::Pose => vec![IouType::Keypoints],
         };
-        let input = config.input_name.clone();
         let watch = BelowThresholdWatch::new(name, config.nms.conf, false, DEFAULT_WINDOW);
-        let inner = SingleModelDetector::new(name, backend, &input, Ultralytics::new(config)?)?;
+        let inner = SingleModelDetector::new(name, backend, Ultralytics::new(config)?)?;
         Ok(UltralyticsDetector {
             inner,
             iou_types,

@@ -1,328 +1,27 @@
-//! Charts of stored results, drawn with plotters as PNG (bitmap backend, PNG-encoded by the
-//! `image` crate) and SVG, each written atomically:
-//!
-//! - `latency.{png,svg}`: mean end-to-end latency per model and setting, with a whisker to p99;
-//! - `frontier.{png,svg}`: box AP against mean latency, points labelled, with the
-//!   speed/accuracy (Pareto) frontier of the measured points; published points drawn apart;
-//! - `stages.{png,svg}`: mean time per stage (decode, preprocess, inference, postprocess),
-//!   stacked.
-//!
-//! Text goes through FreeType with the system's sans-serif font (fontconfig); Debian's
-//! `fonts-dejavu-core` is enough.
+//! The three charts drawn on any plotters backend: latency bars with a p99 whisker, stacked
+//! stage times, and the speed/accuracy frontier.
 
-use crate::files::write_atomic;
-use crate::store::ResultRecord;
 use plotters::coord::Shift;
 use plotters::coord::ranged1d::SegmentValue;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
-use std::path::{Path, PathBuf};
 
-#[derive(Debug, thiserror::Error)]
-pub enum ChartError {
-    #[error("drawing {chart}: {reason}")]
-    Draw { chart: String, reason: String },
-    #[error(transparent)]
-    Write(#[from] crate::files::WriteError),
-    #[error("cannot encode {path} as PNG: {reason}")]
-    Encode { path: String, reason: String },
-    #[error(
-        "no sans-serif font found for chart text (plotters needs one through fontconfig); on \
-         Debian install fonts-dejavu-core (scripts/setup.sh does)"
-    )]
-    NoFont,
-}
+use super::{DrawError, FONT, PUBLISHED_TEXT, Stage};
+use crate::palette::PALETTE;
 
-const FONT: &str = "sans-serif";
-/// Tableau 10, readable on white and distinguishable in print.
-const PALETTE: [RGBColor; 10] = [
-    RGBColor(78, 121, 167),
-    RGBColor(242, 142, 43),
-    RGBColor(225, 87, 89),
-    RGBColor(118, 183, 178),
-    RGBColor(89, 161, 79),
-    RGBColor(237, 201, 72),
-    RGBColor(176, 122, 161),
-    RGBColor(255, 157, 167),
-    RGBColor(156, 117, 95),
-    RGBColor(186, 176, 172),
-];
-/// Text colour of published points' labels (a dark orange, matching their markers).
-const PUBLISHED_TEXT: RGBColor = RGBColor(150, 80, 10);
-const STAGES: [&str; 4] = ["decode", "preprocess", "inference", "postprocess"];
-const WIDTH: u32 = 1400;
-
-/// Writes every chart that the records support into `dir` and returns the files written.
-/// A chart with nothing to show (no latency, no AP) is skipped.
-pub fn write_charts(records: &[ResultRecord], dir: &Path) -> Result<Vec<PathBuf>, ChartError> {
-    check_font()?;
-    let measured: Vec<&ResultRecord> = records
-        .iter()
-        .filter(|r| !r.is_published() && r.latency.is_some())
-        .collect();
-    let mut labels = setting_labels(&measured);
-    // Measurements the harness flagged as not valid are marked, with a footnote.
-    let mut footnote = None;
-    for (label, r) in labels.iter_mut().zip(&measured) {
-        if r.latency.as_ref().is_some_and(|l| !l.valid) {
-            label.push_str(" *");
-            footnote =
-                Some("* timing flagged as not valid by the harness (see the report's notes)");
-        }
-    }
-    let mut written = Vec::new();
-
-    if !measured.is_empty() {
-        let bars: Vec<LatencyBar> = measured
-            .iter()
-            .zip(&labels)
-            .map(|(r, label)| {
-                let l = r.latency.as_ref().expect("filtered");
-                LatencyBar {
-                    label: label.clone(),
-                    mean: l.end_to_end.mean,
-                    p99: l.end_to_end.p99,
-                }
-            })
-            .collect();
-        let height = bar_chart_height(bars.len());
-        written.extend(save_both(
-            dir,
-            "latency",
-            (WIDTH, height),
-            &LatencyChart(&bars),
-            footnote,
-        )?);
-
-        let stacks: Vec<StageStack> = measured
-            .iter()
-            .zip(&labels)
-            .filter(|(r, _)| !r.stages.is_empty())
-            .map(|(r, label)| StageStack {
-                label: label.clone(),
-                means: STAGES
-                    .iter()
-                    .map(|s| r.stage_mean_ms(s).unwrap_or(0.0))
-                    .collect(),
-            })
-            .collect();
-        if !stacks.is_empty() {
-            let height = bar_chart_height(stacks.len());
-            written.extend(save_both(
-                dir,
-                "stages",
-                (WIDTH, height),
-                &StagesChart(&stacks),
-                footnote,
-            )?);
-        }
-    }
-
-    let mut points: Vec<FrontierPoint> = measured
-        .iter()
-        .zip(&labels)
-        .filter_map(|(r, label)| {
-            Some(FrontierPoint {
-                label: label.clone(),
-                latency_ms: r.latency_mean_ms()?,
-                ap: ap_percent(r)?,
-                published: false,
-            })
-        })
-        .collect();
-    points.extend(records.iter().filter(|r| r.is_published()).filter_map(|r| {
-        Some(FrontierPoint {
-            label: format!("{} [{}]", r.model, r.published.as_ref()?.name),
-            latency_ms: r.latency_mean_ms()?,
-            ap: ap_percent(r)?,
-            published: true,
-        })
-    }));
-    if !points.is_empty() {
-        written.extend(save_both(
-            dir,
-            "frontier",
-            (WIDTH, 900),
-            &FrontierChart(&points),
-            footnote,
-        )?);
-    }
-    Ok(written)
-}
-
-fn ap_percent(r: &ResultRecord) -> Option<f64> {
-    r.stat("bbox", "AP")
-        .filter(|v| *v >= 0.0)
-        .map(|v| v * 100.0)
-}
-
-fn bar_chart_height(bars: usize) -> u32 {
-    (200 + 56 * bars as u32).max(420)
-}
-
-/// Fails early, with advice, when fontconfig finds no sans-serif font.
-fn check_font() -> Result<(), ChartError> {
-    let style: TextStyle = (FONT, 16).into_font().into();
-    let probe = style.font.box_size("Ag");
-    match probe {
-        Ok((w, h)) if w > 0 && h > 0 => Ok(()),
-        _ => Err(ChartError::NoFont),
-    }
-}
-
-/// A label per record: the model name, plus the settings (engine, device, precision, batch)
-/// that differ between the records charted.
-fn setting_labels(records: &[&ResultRecord]) -> Vec<String> {
-    type Getter = fn(&ResultRecord) -> String;
-    let settings: [Getter; 5] = [
-        |r| r.engine.clone().unwrap_or_default(),
-        |r| r.device.clone().unwrap_or_default(),
-        |r| r.precision.clone().unwrap_or_default(),
-        |r| {
-            r.batch_size
-                .map(|b| format!("batch {b}"))
-                .unwrap_or_default()
-        },
-        |r| match r.threads {
-            None => "default threads".to_owned(),
-            Some(1) => "1 thread".to_owned(),
-            Some(t) => format!("{t} threads"),
-        },
-    ];
-    let varying: Vec<&Getter> = settings
-        .iter()
-        .filter(|get| {
-            let mut values: Vec<String> = records.iter().map(|r| get(r)).collect();
-            values.sort();
-            values.dedup();
-            values.len() > 1
-        })
-        .collect();
-    let mut labels: Vec<String> = records
-        .iter()
-        .map(|r| {
-            let parts: Vec<String> = varying.iter().map(|get| get(r)).collect();
-            if parts.is_empty() {
-                r.model.clone()
-            } else {
-                format!("{} ({})", r.model, parts.join(", "))
-            }
-        })
-        .collect();
-    // The same model and settings measured in several runs: tell them apart by run id.
-    for i in 0..labels.len() {
-        if labels.iter().filter(|l| **l == labels[i]).count() > 1 {
-            let same: Vec<usize> = (0..labels.len())
-                .filter(|&j| labels[j] == labels[i])
-                .collect();
-            for j in same {
-                labels[j] = format!("{} #{}", labels[j], records[j].run_id);
-            }
-        }
-    }
-    labels
-}
-
-/// A chart that can be drawn on any plotters backend (bitmap for PNG, SVG).
-trait Chart {
-    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> Result<(), String>;
-}
-
-struct LatencyChart<'a>(&'a [LatencyBar]);
-struct StagesChart<'a>(&'a [StageStack]);
-struct FrontierChart<'a>(&'a [FrontierPoint]);
-
-impl Chart for LatencyChart<'_> {
-    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> Result<(), String> {
-        draw_latency(area, self.0)
-    }
-}
-
-impl Chart for StagesChart<'_> {
-    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> Result<(), String> {
-        draw_stages(area, self.0)
-    }
-}
-
-impl Chart for FrontierChart<'_> {
-    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> Result<(), String> {
-        draw_frontier(area, self.0)
-    }
-}
-
-/// Draws a chart on a PNG bitmap and on an SVG, and writes both atomically.
-fn save_both(
-    dir: &Path,
-    stem: &str,
-    size: (u32, u32),
-    chart: &impl Chart,
-    footnote: Option<&str>,
-) -> Result<Vec<PathBuf>, ChartError> {
-    let draw_error = |reason| ChartError::Draw {
-        chart: stem.to_owned(),
-        reason,
-    };
-    let png_path = dir.join(format!("{stem}.png"));
-    let mut pixels = vec![0u8; (size.0 * size.1 * 3) as usize];
-    {
-        let area = BitMapBackend::with_buffer(&mut pixels, size).into_drawing_area();
-        chart.draw(&area).map_err(draw_error)?;
-        draw_footnote(&area, footnote).map_err(draw_error)?;
-        area.present().map_err(|e| draw_error(e.to_string()))?;
-    }
-    let mut png = Vec::new();
-    image::codecs::png::PngEncoder::new(&mut png)
-        .write_image(&pixels, size.0, size.1, image::ExtendedColorType::Rgb8)
-        .map_err(|e| ChartError::Encode {
-            path: png_path.display().to_string(),
-            reason: e.to_string(),
-        })?;
-    write_atomic(&png_path, &png)?;
-
-    let svg_path = dir.join(format!("{stem}.svg"));
-    let mut svg = String::new();
-    {
-        let area = SVGBackend::with_string(&mut svg, size).into_drawing_area();
-        chart.draw(&area).map_err(draw_error)?;
-        draw_footnote(&area, footnote).map_err(draw_error)?;
-        area.present().map_err(|e| draw_error(e.to_string()))?;
-    }
-    write_atomic(&svg_path, svg.as_bytes())?;
-    Ok(vec![png_path, svg_path])
-}
-
-use image::ImageEncoder;
-
-/// A line of small print in the bottom-left corner.
-fn draw_footnote<DB: DrawingBackend>(
-    area: &DrawingArea<DB, Shift>,
-    footnote: Option<&str>,
-) -> Result<(), String> {
-    let Some(text) = footnote else {
-        return Ok(());
-    };
-    let (_, height) = area.dim_in_pixel();
-    area.draw(&Text::new(
-        text.to_owned(),
-        (16, height as i32 - 26),
-        (FONT, 16).into_font().color(&RGBColor(90, 90, 90)),
-    ))
-    .map_err(|e| e.to_string())
-}
-
-struct LatencyBar {
-    label: String,
-    mean: f64,
-    p99: f64,
+pub(super) struct LatencyBar {
+    pub(super) label: String,
+    pub(super) mean: f64,
+    pub(super) p99: f64,
 }
 
 /// Horizontal bars (model names stay readable however many there are), mean with a whisker
 /// to p99, values printed at the bar ends.
-fn draw_latency<DB: DrawingBackend>(
+pub(super) fn draw_latency<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     bars: &[LatencyBar],
-) -> Result<(), String> {
-    let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+) -> Result<(), DrawError> {
+    let e = |e: DrawingAreaErrorKind<DB::ErrorType>| DrawError(e.to_string());
     area.fill(&WHITE).map_err(e)?;
     let x_max = bars.iter().map(|b| b.p99.max(b.mean)).fold(0.0, f64::max) * 1.35;
     let n = bars.len();
@@ -391,16 +90,16 @@ fn draw_latency<DB: DrawingBackend>(
     Ok(())
 }
 
-struct StageStack {
-    label: String,
-    means: Vec<f64>,
+pub(super) struct StageStack {
+    pub(super) label: String,
+    pub(super) means: Vec<f64>,
 }
 
-fn draw_stages<DB: DrawingBackend>(
+pub(super) fn draw_stages<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     stacks: &[StageStack],
-) -> Result<(), String> {
-    let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+) -> Result<(), DrawError> {
+    let e = |e: DrawingAreaErrorKind<DB::ErrorType>| DrawError(e.to_string());
     area.fill(&WHITE).map_err(e)?;
     let x_max = stacks
         .iter()
@@ -423,7 +122,7 @@ fn draw_stages<DB: DrawingBackend>(
     let legend_font =
         TextStyle::from((FONT, 18).into_font()).pos(Pos::new(HPos::Left, VPos::Center));
     let mut x = label_width as i32 + 20;
-    for (k, stage) in STAGES.iter().enumerate() {
+    for (k, stage) in Stage::ALL.iter().map(|s| s.as_str()).enumerate() {
         header
             .draw(&Rectangle::new(
                 [(x, 64), (x + 24, 82)],
@@ -431,7 +130,7 @@ fn draw_stages<DB: DrawingBackend>(
             ))
             .map_err(e)?;
         header
-            .draw(&Text::new(*stage, (x + 32, 73), legend_font.clone()))
+            .draw(&Text::new(stage, (x + 32, 73), legend_font.clone()))
             .map_err(e)?;
         x += 60 + 11 * stage.len() as i32;
     }
@@ -453,8 +152,7 @@ fn draw_stages<DB: DrawingBackend>(
         .x_label_formatter(&|x| format_tick(*x, x_max))
         .draw()
         .map_err(e)?;
-    for (k, _) in STAGES.iter().enumerate() {
-        let color = PALETTE[k];
+    for (k, &color) in PALETTE.iter().enumerate().take(Stage::ALL.len()) {
         chart
             .draw_series(stacks.iter().enumerate().map(|(i, s)| {
                 let i = n - 1 - i;
@@ -491,11 +189,11 @@ fn draw_stages<DB: DrawingBackend>(
     Ok(())
 }
 
-struct FrontierPoint {
-    label: String,
-    latency_ms: f64,
-    ap: f64,
-    published: bool,
+pub(super) struct FrontierPoint {
+    pub(super) label: String,
+    pub(super) latency_ms: f64,
+    pub(super) ap: f64,
+    pub(super) published: bool,
 }
 
 /// Points on the speed/accuracy frontier: sorted by latency, each more accurate than every
@@ -518,11 +216,11 @@ fn pareto_frontier(points: &[&FrontierPoint]) -> Vec<(f64, f64)> {
     frontier
 }
 
-fn draw_frontier<DB: DrawingBackend>(
+pub(super) fn draw_frontier<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     points: &[FrontierPoint],
-) -> Result<(), String> {
-    let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
+) -> Result<(), DrawError> {
+    let e = |e: DrawingAreaErrorKind<DB::ErrorType>| DrawError(e.to_string());
     area.fill(&WHITE).map_err(e)?;
     let x_max = points.iter().map(|p| p.latency_ms).fold(0.0, f64::max) * 1.35;
     let y_max = (points.iter().map(|p| p.ap).fold(0.0, f64::max) * 1.15).max(1.0);
@@ -615,7 +313,7 @@ fn draw_frontier<DB: DrawingBackend>(
     Ok(())
 }
 
-fn point_text(p: &FrontierPoint) -> String {
+pub(super) fn point_text(p: &FrontierPoint) -> String {
     format!(
         "{} ({:.1} AP, {} ms)",
         p.label,
@@ -688,12 +386,12 @@ fn place_labels(
 }
 
 /// Space for the longest category label at 18 px (about 10 px per character).
-fn label_area_width<'a>(labels: impl Iterator<Item = &'a str>) -> u32 {
+pub(super) fn label_area_width<'a>(labels: impl Iterator<Item = &'a str>) -> u32 {
     let longest = labels.map(|l| l.chars().count()).max().unwrap_or(0) as u32;
     (longest * 10 + 30).clamp(120, 560)
 }
 
-fn segment_label(value: &SegmentValue<usize>, labels: &[String]) -> String {
+pub(super) fn segment_label(value: &SegmentValue<usize>, labels: &[String]) -> String {
     match value {
         // Rows run top to bottom: the first label is drawn in the highest segment.
         SegmentValue::CenterOf(i) if *i < labels.len() => labels[labels.len() - 1 - i].clone(),
@@ -702,7 +400,7 @@ fn segment_label(value: &SegmentValue<usize>, labels: &[String]) -> String {
 }
 
 /// An axis tick: as many decimals as the axis range needs.
-fn format_tick(value: f64, axis_max: f64) -> String {
+pub(super) fn format_tick(value: f64, axis_max: f64) -> String {
     if axis_max >= 20.0 {
         format!("{value:.0}")
     } else if axis_max >= 2.0 {
@@ -713,7 +411,7 @@ fn format_tick(value: f64, axis_max: f64) -> String {
 }
 
 /// Milliseconds with as many decimals as their size needs.
-fn format_ms(ms: f64) -> String {
+pub(super) fn format_ms(ms: f64) -> String {
     if ms >= 100.0 {
         format!("{ms:.0}")
     } else if ms >= 10.0 {

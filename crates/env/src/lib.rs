@@ -1,11 +1,14 @@
 //! The environment capture recorded with every run: machine, operating system, GPU, engine
 //! libraries and the build of detbench itself, so that a number in the store can be traced to
-//! the conditions it was measured under.
+//! the conditions it was measured under. It sits below the harness and the report crate, so
+//! that `RunResults::environment` is this type, not free JSON; it also owns the run clock's
+//! format ([`now_rfc3339`]) and the build's version ([`DETBENCH_VERSION`]).
 //!
 //! Everything is read from `/proc`, `/etc/os-release`, `/sys` and `nvidia-smi`; what cannot be
 //! found is recorded as `null`, never guessed and never an error (a CPU-only machine has no
 //! `nvidia-smi`).
 
+use detbench_backends::EngineKind;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -20,95 +23,99 @@ pub const RUSTC_VERSION: &str = env!("DETBENCH_BUILD_RUSTC");
 /// How long `nvidia-smi` may take before the GPU is recorded as unknown.
 const NVIDIA_SMI_TIMEOUT: Duration = Duration::from_secs(15);
 
+// Field order: alphabetical, in every struct below. Runs recorded before the capture was typed
+// held it as a JSON object, whose keys serde_json writes sorted; keeping the fields sorted keeps
+// `results.json` and the store's `runs.environment` byte for byte as they were.
+
+/// The conditions of one run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Environment {
-    /// RFC 3339, UTC.
-    pub captured_at: String,
-    pub hostname: Option<String>,
-    /// `PRETTY_NAME` of `/etc/os-release`, e.g. "Debian GNU/Linux 12 (bookworm)".
-    pub os: Option<String>,
-    /// Kernel release (`uname -r`).
-    pub kernel: Option<String>,
     /// `x86_64`, `aarch64`, ...
     pub arch: String,
+    pub build: Build,
+    /// RFC 3339, UTC.
+    pub captured_at: String,
     pub cpu: Cpu,
-    /// Total physical memory in bytes (`MemTotal`).
-    pub memory_bytes: Option<u64>,
-    /// `null` when no NVIDIA GPU (or no `nvidia-smi`) is found.
-    pub gpu: Option<Gpu>,
     /// Inference engine libraries found, with where their version came from.
     pub engines: Vec<EngineVersion>,
-    pub build: Build,
+    /// `null` when no NVIDIA GPU (or no `nvidia-smi`) is found.
+    pub gpu: Option<Gpu>,
+    pub hostname: Option<String>,
+    /// Kernel release (`uname -r`).
+    pub kernel: Option<String>,
+    /// Total physical memory in bytes (`MemTotal`).
+    pub memory_bytes: Option<u64>,
+    /// `PRETTY_NAME` of `/etc/os-release`, e.g. "Debian GNU/Linux 12 (bookworm)".
+    pub os: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Cpu {
-    /// `model name` of `/proc/cpuinfo`.
-    pub model: Option<String>,
-    /// Logical processors the kernel lists.
-    pub logical_cores: Option<usize>,
-    /// Distinct (package, core) pairs.
-    pub physical_cores: Option<usize>,
     /// Processors this process may use (affinity and cgroup limits applied).
     pub available_parallelism: Option<usize>,
     /// cpufreq governor of cpu0 (`performance`, `powersave`, ...), when exposed.
     pub frequency_governor: Option<String>,
+    /// Logical processors the kernel lists.
+    pub logical_cores: Option<usize>,
+    /// `model name` of `/proc/cpuinfo`.
+    pub model: Option<String>,
+    /// Distinct (package, core) pairs.
+    pub physical_cores: Option<usize>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Gpu {
-    pub driver_version: Option<String>,
     /// The highest CUDA version the driver supports, as `nvidia-smi` prints it.
     pub cuda_version: Option<String>,
     pub devices: Vec<GpuDevice>,
+    pub driver_version: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GpuDevice {
     pub index: usize,
-    pub name: String,
     pub memory_mib: Option<u64>,
+    pub name: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EngineVersion {
-    /// `onnxruntime` or `libtorch`.
-    pub name: String,
-    pub version: String,
+    /// Recorded as the engine table's name (`onnxruntime`, `libtorch`).
+    pub name: EngineKind,
     /// Where the version was read: a library file name, a version file, or "loaded" when the
     /// engine reported it itself.
     pub source: String,
+    pub version: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Build {
     pub detbench_version: String,
-    pub rustc: String,
     /// Cargo profile (`release`, `debug`).
     pub profile: String,
+    pub rustc: String,
     pub target: String,
 }
 
 impl Environment {
-    /// Records an engine version, replacing any entry of the same name (an engine that reports
+    /// Records an engine version, replacing any entry of the same engine (an engine that reports
     /// its loaded version is more trustworthy than a file name found on disk).
     pub fn set_engine(
         &mut self,
-        name: impl Into<String>,
+        name: EngineKind,
         version: impl Into<String>,
         source: impl Into<String>,
     ) {
-        let name = name.into();
         self.engines.retain(|e| e.name != name);
         self.engines.push(EngineVersion {
             name,
             version: version.into(),
             source: source.into(),
         });
-        self.engines.sort_by(|a, b| a.name.cmp(&b.name));
+        self.engines.sort_by_key(|e| e.name.name());
     }
 
-    /// The capture as JSON, the form `RunResults::environment` holds.
+    /// The capture as JSON (what `detbench env --json` prints and the store keeps).
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::to_value(self).expect("Environment serialises to JSON")
     }
@@ -175,7 +182,7 @@ impl Environment {
         }
         for engine in &self.engines {
             rows.push((
-                engine.name.clone(),
+                engine.name.to_string(),
                 format!("{} ({})", engine.version, engine.source),
             ));
         }
@@ -380,7 +387,7 @@ fn run_with_timeout(command: &mut Command, timeout: Duration) -> Option<String> 
 fn detect_engines() -> Vec<EngineVersion> {
     let deps = detbench_assets::deps_dir();
     let mut engines = Vec::new();
-    let ort_library = std::env::var_os("ORT_DYLIB_PATH")
+    let ort_library = std::env::var_os(detbench_assets::ORT_LIBRARY_ENV)
         .map(PathBuf::from)
         .or_else(|| {
             let capi = deps.as_ref()?.join("onnxruntime/onnxruntime/capi");
@@ -394,7 +401,7 @@ fn detect_engines() -> Vec<EngineVersion> {
         && let Some(version) = onnxruntime_version_from_file_name(&path)
     {
         engines.push(EngineVersion {
-            name: "onnxruntime".to_owned(),
+            name: EngineKind::Ort,
             version,
             source: format!("library file {}", path.display()),
         });
@@ -412,7 +419,7 @@ fn detect_engines() -> Vec<EngineVersion> {
             .and_then(|text| torch_version_from_file(&text))
     {
         engines.push(EngineVersion {
-            name: "libtorch".to_owned(),
+            name: EngineKind::Torch,
             version,
             source: format!("version file {}", path.display()),
         });
@@ -493,6 +500,23 @@ processor\t: 2\nmodel name\t: AMD EPYC 7B13\nphysical id\t: 0\ncore id\t: 1\n";
             Some("2.11.0+cpu")
         );
         assert_eq!(torch_version_from_file("2.4.1\n").as_deref(), Some("2.4.1"));
+    }
+
+    /// The capture serialises with its keys sorted at every level, as the JSON object it was
+    /// stored as before it was typed.
+    #[test]
+    fn the_capture_serialises_with_sorted_keys() {
+        let mut env = capture();
+        env.gpu = parse_nvidia_smi(
+            "0, NVIDIA H200, 580.1, 143771\n",
+            Some("CUDA Version: 13.0"),
+        );
+        env.set_engine(EngineKind::Torch, "2.11.0", "test");
+        let text = serde_json::to_string(&env).unwrap();
+        // serde_json's own maps are sorted: re-serialising the parsed text gives the same text
+        // only when every object's keys were written in sorted order.
+        let reparsed: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(serde_json::to_string(&reparsed).unwrap(), text);
     }
 
     #[test]

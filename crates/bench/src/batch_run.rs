@@ -1,0 +1,276 @@
+//! One model at one batch size: the evaluators for its ground truth, the timed pass, the
+//! scoring (during the pass or after it) and the row, with the provenance of how it was driven.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use detbench_eval::{
+    BackgroundEvaluator, Detection, EvalError, EvalParams, EvalSummary, Evaluator, GroundTruth,
+    IouType,
+};
+
+use crate::dataset::{Dataset, GroundTruthKind};
+use crate::prefetch::DecodeFn;
+use crate::results::{Accuracy, ClassAp, ModelResult, Status};
+use crate::runner::{DetectorRun, RunFailure, RunOptions, run_detector};
+use crate::scenario::{EvalTiming, ModelOutcome, ModelSpec, Observer, ScenarioOptions, failed_row};
+use crate::sut::Detector;
+
+/// Everything one batch size of one model needs.
+pub(crate) struct BatchRun<'a> {
+    pub spec: &'a ModelSpec,
+    pub detector: &'a mut dyn Detector,
+    pub dataset: &'a Arc<Dataset>,
+    /// `None` for a speed-only run.
+    pub ground_truth: Option<Arc<GroundTruth>>,
+    pub decode: &'a Arc<DecodeFn>,
+    pub options: &'a ScenarioOptions,
+    pub observer: &'a dyn Observer,
+}
+
+impl BatchRun<'_> {
+    /// Runs the pass at `batch` and builds its row.
+    pub fn run(self, batch: usize) -> ModelOutcome {
+        let run_options = RunOptions {
+            warmup: self.options.warmup,
+            batch_size: batch,
+            decode: self.options.decode,
+        };
+        let evaluators = match self.evaluators() {
+            Ok(evaluators) => evaluators,
+            Err(e) => {
+                let reason = format!("evaluation: {e}");
+                return ModelOutcome::failed(self.spec, batch, Some(self.dataset), &reason);
+            }
+        };
+        let mut scoring = Scoring::start(evaluators, self.options.evaluation);
+        let label = if batch == 1 {
+            self.spec.name.clone()
+        } else {
+            format!("{} (batch {batch})", self.spec.name)
+        };
+        let images = self.dataset.images.len();
+        self.observer.message(&format!(
+            "{label}: {images} images; decode {}",
+            run_options.decode.describe(batch)
+        ));
+        self.observer.start_pass(&label, images);
+        let run = run_detector(
+            self.detector,
+            Arc::new(self.dataset.images.clone()),
+            self.decode.clone(),
+            &run_options,
+            &|n| self.observer.advance(n),
+            &mut |image_id, detections| scoring.add_image(image_id, detections),
+        );
+        self.observer.finish_pass();
+        let run = match run {
+            Ok(run) => run,
+            Err(failure) => return self.failed_pass(&label, &run_options, failure),
+        };
+        let eval_start = Instant::now();
+        let summaries = scoring.finish(&run.detections);
+        // What evaluation adds to the run's wall time: all of it in after-run mode, the wait for
+        // the background thread to catch up and accumulate in overlap mode.
+        let eval_time = eval_start.elapsed();
+        let mut result = self.row(&run_options, &run, eval_time);
+        match summaries {
+            Ok(summaries) => set_accuracy(&mut result, &summaries),
+            Err(e) => {
+                result.status = Status::Failed(format!("evaluation: {e}"));
+                self.observer
+                    .message(&format!("{label}: {}", result.status));
+            }
+        }
+        ModelOutcome {
+            result,
+            detections: run.detections,
+        }
+    }
+
+    /// One evaluator per IoU type scored, on the run's images only (pycocotools'
+    /// `params.imgIds`), so that a `--limit`ed run is not charged with the images it never saw;
+    /// failed images are among them and count as misses.
+    fn evaluators(&self) -> Result<Vec<Evaluator>, EvalError> {
+        let Some(gt) = &self.ground_truth else {
+            return Ok(Vec::new());
+        };
+        scored_iou_types(&*self.detector, self.spec.ground_truth)
+            .into_iter()
+            .map(|iou_type| {
+                let mut params = EvalParams::new(iou_type);
+                params.image_ids = Some(self.dataset.images.iter().map(|i| i.id).collect());
+                Evaluator::new(gt.clone(), params)
+            })
+            .collect()
+    }
+
+    /// The row of a pass that produced nothing, with what is known of the engine.
+    fn failed_pass(
+        self,
+        label: &str,
+        run_options: &RunOptions,
+        failure: RunFailure,
+    ) -> ModelOutcome {
+        let reason = failure.to_string();
+        self.observer.message(&format!("{label}: failed: {reason}"));
+        let mut row = failed_row(
+            self.spec,
+            run_options.batch_size,
+            Some(self.dataset),
+            &reason,
+        );
+        row.provenance = provenance(&*self.detector, run_options, self.options.evaluation, None);
+        row.backend = self.detector.backend().or(row.backend);
+        ModelOutcome {
+            result: row,
+            detections: Vec::new(),
+        }
+    }
+
+    /// The row of a pass that ran (accuracy is added by the caller).
+    fn row(&self, run_options: &RunOptions, run: &DetectorRun, eval_time: Duration) -> ModelResult {
+        let spec = self.spec;
+        ModelResult {
+            name: spec.name.clone(),
+            status: Status::Ok,
+            family: spec.family.clone(),
+            input: spec.input.clone(),
+            model: spec.file.clone(),
+            backend: self
+                .detector
+                .backend()
+                .or_else(|| spec.requested_backend.clone()),
+            batch_size: run_options.batch_size,
+            dataset: self.dataset.identity(),
+            bbox: None,
+            segm: None,
+            keypoints: None,
+            latency: Some(run.latency.clone()),
+            detections_per_image: run.detections_per_image.clone(),
+            failed_images: run.failed_images.clone(),
+            reference_agreement: None,
+            provenance: provenance(
+                &*self.detector,
+                run_options,
+                self.options.evaluation,
+                Some((run, eval_time)),
+            ),
+        }
+    }
+}
+
+/// The IoU types a detector's results are scored with on a ground truth: what the detector
+/// produces, less keypoints when the ground truth is not a keypoint file.
+fn scored_iou_types(detector: &dyn Detector, kind: GroundTruthKind) -> Vec<IouType> {
+    let mut types = detector.iou_types();
+    types.sort();
+    types.dedup();
+    types.retain(|t| *t != IouType::Keypoints || kind == GroundTruthKind::Keypoints);
+    types
+}
+
+fn set_accuracy(result: &mut ModelResult, summaries: &[EvalSummary]) {
+    for summary in summaries {
+        let accuracy = Accuracy {
+            stats: summary.stats.clone(),
+            per_class: summary
+                .per_class
+                .iter()
+                .map(|c| ClassAp {
+                    category_id: c.category_id,
+                    name: c.name.clone(),
+                    ap: c.ap,
+                })
+                .collect(),
+        };
+        match summary.iou_type {
+            IouType::Bbox => result.bbox = Some(accuracy),
+            IouType::Segm => result.segm = Some(accuracy),
+            IouType::Keypoints => result.keypoints = Some(accuracy),
+        }
+    }
+}
+
+/// Feeds the evaluators during the run (overlap) or after it.
+enum Scoring {
+    None,
+    Overlap {
+        background: BackgroundEvaluator,
+        /// Set when the background thread refused an image; it reports why at `finish`.
+        stopped: bool,
+    },
+    AfterRun(Vec<Evaluator>),
+}
+
+impl Scoring {
+    fn start(evaluators: Vec<Evaluator>, timing: EvalTiming) -> Self {
+        if evaluators.is_empty() {
+            return Scoring::None;
+        }
+        match timing {
+            EvalTiming::Overlap => Scoring::Overlap {
+                background: BackgroundEvaluator::spawn(evaluators),
+                stopped: false,
+            },
+            EvalTiming::AfterRun => Scoring::AfterRun(evaluators),
+        }
+    }
+
+    fn add_image(&mut self, image_id: u64, detections: &[Detection]) {
+        if let Scoring::Overlap {
+            background,
+            stopped,
+        } = self
+            && !*stopped
+            && background.add_image(image_id, detections.to_vec()).is_err()
+        {
+            *stopped = true;
+        }
+    }
+
+    /// The summaries, one per IoU type in evaluator order. `all` are the run's detections, in
+    /// image order (used in after-run mode).
+    fn finish(&mut self, all: &[Detection]) -> Result<Vec<EvalSummary>, EvalError> {
+        match std::mem::replace(self, Scoring::None) {
+            Scoring::None => Ok(Vec::new()),
+            Scoring::Overlap { background, .. } => background.finish(),
+            Scoring::AfterRun(mut evaluators) => {
+                // The pass is over and nothing else runs: every core scores.
+                let images: Vec<(u64, &[Detection])> = all
+                    .chunk_by(|a, b| a.image_id == b.image_id)
+                    .map(|image| (image[0].image_id, image))
+                    .collect();
+                for evaluator in &mut evaluators {
+                    evaluator.add_images_parallel(&images)?;
+                }
+                evaluators.into_iter().map(Evaluator::finish).collect()
+            }
+        }
+    }
+}
+
+/// `{"pipeline": <the detector's provenance>, "harness": <how it was driven>}`.
+fn provenance(
+    detector: &dyn Detector,
+    run_options: &RunOptions,
+    evaluation: EvalTiming,
+    run: Option<(&DetectorRun, Duration)>,
+) -> serde_json::Value {
+    let mut harness = serde_json::json!({
+        "warmup_iterations": run_options.warmup,
+        "batch_size": run_options.batch_size,
+        "decode": run_options.decode.to_json(run_options.batch_size),
+        "evaluation": evaluation.as_str(),
+    });
+    if let Some((run, eval_time)) = run {
+        harness["decode_wait_seconds"] = run.decode_wait.as_secs_f64().into();
+        harness["other_processes_cpu_share"] = run.other_cpu_share.into();
+        harness["warmup_failures"] = run.warmup_failures.into();
+        harness["evaluation_seconds_after_pass"] = eval_time.as_secs_f64().into();
+    }
+    serde_json::json!({
+        "pipeline": detector.provenance(),
+        "harness": harness,
+    })
+}

@@ -1,0 +1,138 @@
+//! `detbench run`: benchmark zoo models on a COCO dataset (default: YOLOX-Nano on the shipped
+//! val2017 subset, CPU) and print the results table; write results.md/.csv/.json, optionally the
+//! detections, and record the run in the results store.
+//!
+//! The walk is straight: clap parses the options into their types ([`Options`]), [`plan`]
+//! resolves them once into what the run needs, [`plan::RunPlan::run`] drives the harness, and
+//! [`export`] writes the results out.
+
+mod export;
+mod plan;
+mod progress;
+
+use std::path::PathBuf;
+
+use anyhow::bail;
+use detbench_bench::prefetch::DecodeKind;
+use detbench_bench::scenario::EvalTiming;
+
+use crate::cmd::engine::EngineArgs;
+
+/// The options, boxed: they are large, and clap's subcommand enum holds them by value.
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    options: Box<Options>,
+}
+
+#[derive(clap::Args)]
+pub struct Options {
+    /// Zoo names (comma-separated or repeated), or `all` for every catalogued model whose file
+    /// is present. `detbench zoo` lists them.
+    #[arg(short, long, value_delimiter = ',', default_value = "yolox_nano")]
+    model: Vec<String>,
+
+    /// Batch sizes to measure, e.g. `1,2,4,8` (models with a fixed batch skip the others).
+    #[arg(long, value_delimiter = ',', default_value = "1")]
+    batch: Vec<usize>,
+
+    /// Untimed warm-up calls before the timed pass.
+    #[arg(long, default_value_t = 10)]
+    warmup: usize,
+
+    /// Only the first N images (by image id).
+    #[arg(long)]
+    limit: Option<usize>,
+
+    /// COCO image folder [default: $DETBENCH_DATASET_DIR, else the shipped val2017 subset].
+    #[arg(long, value_name = "DIR", conflicts_with = "images")]
+    images_dir: Option<PathBuf>,
+
+    /// COCO instance annotation file [default: $DETBENCH_ANNOTATIONS, else the shipped
+    /// instances_val2017_subset.json].
+    #[arg(long, value_name = "FILE", conflicts_with = "images")]
+    annotations: Option<PathBuf>,
+
+    /// COCO person-keypoint annotation file, for keypoint models [default:
+    /// $DETBENCH_KEYPOINT_ANNOTATIONS, else the shipped person_keypoints_val2017_subset.json].
+    #[arg(long, value_name = "FILE", conflicts_with = "images")]
+    keypoint_annotations: Option<PathBuf>,
+
+    /// A folder of images without annotations: speed only. Image ids are the numeric file-name
+    /// stems (as in COCO); if any stem is not a number, images are numbered 1..N by file name.
+    #[arg(long, value_name = "DIR")]
+    images: Option<PathBuf>,
+
+    #[command(flatten)]
+    engine: EngineArgs,
+
+    /// Folder holding the model files [default: the shared models folder].
+    #[arg(long, value_name = "DIR")]
+    model_dir: Option<PathBuf>,
+
+    /// How images reach the model: `chunked` (decode a chunk of images with all cores while the
+    /// model waits, then run the chunk: nothing competes with the model while it is timed),
+    /// `preload` (one chunk of all images), `prefetch` (decode threads run ahead of the model on
+    /// a bounded queue, competing with it for the CPU) or `inline` (decode on the timed thread;
+    /// end to end then includes decode).
+    #[arg(long, value_enum, default_value_t = DecodeKind::Chunked)]
+    decode: DecodeKind,
+
+    /// Images per chunk in chunked mode (about 0.9 MB of memory per COCO image).
+    #[arg(long, default_value_t = 512)]
+    decode_chunk: usize,
+
+    /// Decode threads [default: all cores for chunked/preload; 1 for prefetch, so that decoding
+    /// takes at most one core from the model].
+    #[arg(long)]
+    decode_threads: Option<usize>,
+
+    /// When detections are scored: after the timed pass, on every core (no effect on timing),
+    /// or on a background thread while the model runs.
+    #[arg(long, value_enum, default_value_t = EvalTiming::AfterRun)]
+    eval: EvalTiming,
+
+    /// Output folder for results.md, results.csv and results.json [default:
+    /// runs/<UTC timestamp>].
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+
+    /// Write the detections as a COCO results file (with several models or batch sizes, the
+    /// model name and batch are added before the extension).
+    #[arg(long, value_name = "FILE")]
+    save_detections: Option<PathBuf>,
+
+    /// Results store [default: $DETBENCH_DB, else runs/detbench.db].
+    #[arg(long, value_name = "PATH")]
+    db: Option<PathBuf>,
+
+    /// Do not record the run in the results store.
+    #[arg(long)]
+    no_store: bool,
+
+    /// No progress bar.
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+pub fn main(args: Args) -> anyhow::Result<()> {
+    let plan = plan::RunPlan::new(*args.options)?;
+    let run = plan.run();
+    export::export(&plan, &run)?;
+    let failed: Vec<String> = run
+        .results
+        .models
+        .iter()
+        .filter(|m| !m.is_ok())
+        .map(|m| format!("{}: {}", m.name, m.status))
+        .collect();
+    if !failed.is_empty() {
+        bail!(
+            "{} of {} rows failed:\n  {}",
+            failed.len(),
+            run.results.models.len(),
+            failed.join("\n  ")
+        );
+    }
+    Ok(())
+}
