@@ -23,6 +23,7 @@ use detbench_backends::IoSpec;
 use detbench_backends::onnx_info::read_onnx_info;
 use detbench_eval::labels::{COCO80_NAMES, COCO80_TO_91};
 
+use crate::Family;
 use crate::families::detr::{self, DetrConfig};
 use crate::families::ultralytics::UltralyticsConfig;
 use crate::families::ultralytics::layout::{self, describe_specs};
@@ -41,6 +42,16 @@ pub enum AutoConfig {
     Detr(DetrConfig),
 }
 
+impl AutoConfig {
+    /// The family the file was recognised as.
+    pub fn family(&self) -> Family {
+        match self {
+            AutoConfig::Ultralytics { .. } => Family::Ultralytics,
+            AutoConfig::Detr(_) => Family::Detr,
+        }
+    }
+}
+
 /// Why a file could not be configured without a card.
 #[derive(Debug, thiserror::Error)]
 pub enum AutoConfigError {
@@ -52,6 +63,12 @@ pub enum AutoConfigError {
     },
     #[error("{path}: Ultralytics metadata: {reason}")]
     BadMetadata { path: String, reason: String },
+    #[error(
+        "{path}: only ONNX files describe themselves (an Ultralytics export's metadata, a DETR-style \
+         export's inputs and outputs); give this one a model card (`--card FILE`; `detbench zoo --card NAME` \
+         prints one to start from)"
+    )]
+    NotOnnx { path: String },
     #[error(
         "{path}: no known model layout. Inputs: [{inputs}]; outputs: [{outputs}]. Ultralytics YOLO: {yolo}. \
          DETR-style: {detr}. Write a model card for it (`detbench zoo --card NAME` prints one to start from): \

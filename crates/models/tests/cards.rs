@@ -1,28 +1,24 @@
-//! The card files in `crates/models/cards/`: every one parses, names are unique, and every
-//! entry of the built-in zoo has a card that agrees with it (name, file, format, family, tasks,
-//! input size, checksum, URL, licence, source, upstream claims), so that the zoo can become these
-//! embedded cards without losing anything.
+//! The card files in `crates/models/cards/` are the built-in zoo: every one parses, is embedded
+//! (`src/zoo/builtin.rs`) and is named as its file; a user's cards join the zoo (replacing a
+//! built-in card of the same name, a broken one reported with its file and line); a model file
+//! without a card gets one from what it says about itself; and each card configures its
+//! pipeline over what the file says.
 //!
-//! The zoo's cards are generated from the catalogue by the ignored test `write_zoo_cards`
-//! (`cargo test -p detbench-models --test cards -- --ignored`), with each family's preprocessing
-//! and thresholds as its pipeline's defaults; the cards of the new shipped models are written by
-//! hand.
+//! (When the zoo became these cards, `detbench zoo --json` of the build before and after was
+//! compared entry by entry: equal, the five new shipped models added.)
 
-use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use detbench_models::card::{
-    self, Align, Batch, BatchWord, Card, Claim, ClassMapKind, Classes, Colour, Engine,
-    Family as CardFamily, Format, Input, InputLayout, InputType, Output, Postprocess, Preprocess,
-    Resize, Scale,
-};
-use detbench_models::zoo::{Family, ModelFormat, Sha256, ZooEntry, catalogue};
+use detbench_backends::BackendConfig;
+use detbench_models::card::{self, Card};
+use detbench_models::zoo::{CardOrigin, Zoo, builtin_card_text};
+use detbench_models::{Family, catalogue, model_file_entry};
 
 fn cards_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("cards")
 }
 
-fn all_cards() -> Vec<Card> {
+fn card_files() -> Vec<PathBuf> {
     let mut paths: Vec<PathBuf> = std::fs::read_dir(cards_dir())
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -30,218 +26,37 @@ fn all_cards() -> Vec<Card> {
         .collect();
     paths.sort();
     paths
+}
+
+fn all_cards() -> Vec<Card> {
+    card_files()
         .iter()
         .map(|p| card::load(p).unwrap_or_else(|e| panic!("{e}")))
         .collect()
 }
 
-fn family(f: Family) -> CardFamily {
-    match f {
-        Family::Yolox => CardFamily::Yolox,
-        Family::NanoDet => CardFamily::Nanodet,
-        Family::FastestDet => CardFamily::Fastestdet,
-        Family::SimplePoseTopDown => CardFamily::SimpleposeTopDown,
-        Family::D2Go => CardFamily::D2go,
-        Family::TorchvisionDetection => CardFamily::Torchvision,
-        Family::Tf2ObjectDetection => CardFamily::Tf2,
-        Family::Detectron2 => CardFamily::Detectron2,
-    }
-}
-
-fn format(f: ModelFormat) -> Format {
-    match f {
-        ModelFormat::Onnx => Format::Onnx,
-        ModelFormat::TorchScript => Format::Torchscript,
-        ModelFormat::Other(_) => Format::Tf2Savedmodel,
-    }
-}
-
-fn pre(resize: Resize, colour: Colour, scale: Option<&str>) -> Preprocess {
-    Preprocess {
-        resize,
-        align: None,
-        pad: None,
-        colour,
-        scale: scale.map(|s| Scale::Fraction(s.to_owned())),
-        mean: None,
-        std: None,
-    }
-}
-
-fn thresholds(score: f32, iou: f64, max: usize) -> Postprocess {
-    Postprocess {
-        score_threshold: Some(score),
-        nms_iou: Some(iou),
-        agnostic: Some(false),
-        max_detections: Some(max),
-        protocol: None,
-    }
-}
-
-/// Each family's preprocessing, thresholds and class map, as its pipeline's defaults
-/// (src/families/*.rs).
-fn family_details(entry: &ZooEntry) -> (Option<Preprocess>, Postprocess, Classes, Option<String>) {
-    let coco80 = Classes {
-        map: Some(ClassMapKind::Coco80),
-        ..Default::default()
-    };
-    let identity = Classes {
-        map: Some(ClassMapKind::Identity),
-        ..Default::default()
-    };
-    match entry.family {
-        Family::Yolox => {
-            let mut p = pre(Resize::Letterbox, Colour::Bgr, None);
-            (p.align, p.pad) = (Some(Align::TopLeft), Some(114));
-            (Some(p), thresholds(0.01, 0.65, 100), coco80, None)
-        }
-        Family::NanoDet => {
-            let mut p = pre(Resize::WarpLetterbox, Colour::Bgr, None);
-            (p.align, p.pad) = (Some(Align::Centre), Some(0));
-            (p.mean, p.std) = (
-                Some([103.53, 116.28, 123.675]),
-                Some([57.375, 57.12, 58.395]),
-            );
-            (Some(p), thresholds(0.05, 0.6, 100), coco80, None)
-        }
-        Family::FastestDet => (
-            Some(pre(Resize::Stretch, Colour::Bgr, Some("1/255"))),
-            thresholds(0.001, 0.45, 100),
-            coco80,
-            None,
-        ),
-        Family::SimplePoseTopDown => {
-            let mut p = pre(Resize::AffineCrop, Colour::Rgb, Some("1/255"));
-            (p.mean, p.std) = (Some([0.485, 0.456, 0.406]), Some([0.229, 0.224, 0.225]));
-            (
-                Some(p),
-                Postprocess::default(),
-                Classes::default(),
-                Some("yolox_nano".to_owned()),
-            )
-        }
-        Family::D2Go => (
-            Some(pre(Resize::InsideModel, Colour::Bgr, Some("1/255"))),
-            Postprocess::default(),
-            identity,
-            None,
-        ),
-        Family::TorchvisionDetection => (
-            Some(pre(Resize::InsideModel, Colour::Rgb, Some("1/255"))),
-            Postprocess::default(),
-            identity,
-            None,
-        ),
-        Family::Tf2ObjectDetection => (
-            Some(pre(Resize::InsideModel, Colour::Rgb, None)),
-            Postprocess::default(),
-            identity,
-            None,
-        ),
-        Family::Detectron2 => (
-            Some(pre(Resize::InsideModel, Colour::Bgr, None)),
-            Postprocess::default(),
-            coco80,
-            None,
-        ),
-    }
-}
-
-/// The card of a zoo entry.
-fn card_for(entry: &ZooEntry) -> Card {
-    let (preprocess, postprocess, classes, companion) = family_details(entry);
-    let (sha256, sha256_prefix) = match entry.sha256 {
-        Sha256::Full(s) => (Some(s.to_owned()), None),
-        Sha256::Prefix(s) => (None, Some(s.to_owned())),
-        Sha256::Unknown => (None, None),
-    };
-    let onnx_input = matches!(entry.format, ModelFormat::Onnx) && entry.input_size.is_some();
-    let list_input = matches!(
-        entry.family,
-        Family::TorchvisionDetection | Family::D2Go | Family::Detectron2
+#[test]
+fn every_card_file_is_embedded_and_named_as_its_file() {
+    let files = card_files();
+    assert_eq!(
+        files.len(),
+        catalogue().len(),
+        "a card file not in zoo/builtin.rs"
     );
-    Card {
-        name: entry.name.to_owned(),
-        description: None,
-        file: entry.file_name.to_owned(),
-        format: format(entry.format),
-        engine: Some(if matches!(entry.format, ModelFormat::TorchScript) {
-            Engine::Libtorch
-        } else {
-            Engine::Onnxruntime
-        }),
-        family: family(entry.family),
-        tasks: entry.iou_types.to_vec(),
-        shipped: entry.shipped,
-        sha256,
-        sha256_prefix,
-        url: entry.url.map(str::to_owned),
-        source: Some(entry.source.to_owned()),
-        how_to_get: Some(entry.how_to_get.to_owned()),
-        licence: entry.licence.to_owned(),
-        companion,
-        input: Input {
-            name: None,
-            size: entry.input_size.map(|(w, h)| [w, h]),
-            layout: Some(if list_input {
-                InputLayout::ImageList
-            } else if matches!(entry.family, Family::Tf2ObjectDetection) {
-                InputLayout::Nhwc
-            } else {
-                InputLayout::Nchw
-            }),
-            dtype: Some(if matches!(entry.family, Family::Tf2ObjectDetection) {
-                InputType::U8
-            } else {
-                InputType::F32
-            }),
-            batch: if onnx_input {
-                Some(Batch::Fixed(1))
-            } else if list_input {
-                Some(Batch::Word(BatchWord::Dynamic))
-            } else {
-                None
-            },
-            description: Some(entry.input.to_owned()),
-        },
-        preprocess,
-        output: Output::default(),
-        postprocess,
-        classes,
-        upstream: entry
-            .upstream_accuracy
-            .iter()
-            .map(|(metric, value)| Claim {
-                metric: (*metric).to_owned(),
-                value: *value,
-                note: None,
-            })
-            .collect(),
-    }
-}
-
-#[test]
-#[ignore = "regenerates crates/models/cards/<zoo entry>.toml from the catalogue"]
-fn write_zoo_cards() {
-    for entry in catalogue() {
-        let text = toml::to_string(&card_for(entry)).unwrap();
-        let header = format!(
-            "# detbench model card for the built-in zoo entry `{}` (generated from the catalogue by\n# crates/models/tests/cards.rs::write_zoo_cards; edit the catalogue, then regenerate).\n",
-            entry.name
+    for path in &files {
+        let card = card::load(path).unwrap();
+        let stem = path.file_stem().unwrap().to_str().unwrap();
+        assert_eq!(card.name, stem, "{}", path.display());
+        assert_eq!(
+            builtin_card_text(stem),
+            Some(std::fs::read_to_string(path).unwrap().as_str()),
+            "{stem}: the embedded text is the file's"
         );
-        std::fs::write(
-            cards_dir().join(format!("{}.toml", entry.name)),
-            header + &text,
-        )
-        .unwrap();
     }
-}
-
-#[test]
-fn every_card_parses_and_names_are_unique() {
-    let cards = all_cards();
-    let names: BTreeSet<&str> = cards.iter().map(|c| c.name.as_str()).collect();
-    assert_eq!(names.len(), cards.len(), "duplicate card names");
+    let mut names: Vec<&str> = catalogue().iter().map(|e| e.name.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    assert_eq!(names.len(), catalogue().len(), "names are unique");
     for name in [
         "yolov8n_int8_640",
         "yolo11n_int8_320",
@@ -249,25 +64,110 @@ fn every_card_parses_and_names_are_unique() {
         "deimv2_hgnetv2_atto_coco",
         "deimv2_hgnetv2_femto_coco",
     ] {
-        assert!(names.contains(name), "no card for {name}");
+        let entry = catalogue().iter().find(|e| e.name == name).unwrap();
+        assert!(entry.shipped, "{name} ships");
     }
 }
 
 #[test]
-fn every_zoo_entry_has_a_card_that_agrees_with_it() {
-    let cards = all_cards();
-    for entry in catalogue() {
-        let card = cards
-            .iter()
-            .find(|c| c.name == entry.name)
-            .unwrap_or_else(|| panic!("no card for zoo entry {}", entry.name));
-        assert_eq!(
-            card,
-            &card_for(entry),
-            "card of {} differs from the catalogue",
-            entry.name
-        );
-    }
+fn built_in_entries_read_their_cards() {
+    let entry = detbench_models::entry("yolox_nano").unwrap();
+    assert_eq!(entry.family, Family::Yolox);
+    assert_eq!(entry.family.to_string(), "Yolox", "the name results record");
+    assert_eq!(entry.input_size, Some((416, 416)));
+    assert_eq!(entry.upstream_accuracy, vec![("box AP".to_owned(), 25.8)]);
+    let deim = detbench_models::entry("deimv2_hgnetv2_atto_coco").unwrap();
+    assert_eq!(deim.family.to_string(), "DETR");
+    assert_eq!(deim.input_label(), "320x320");
+    let d2go = detbench_models::entry("d2go_fasterrcnn_fbnetv3a_int8").unwrap();
+    assert_eq!(d2go.default_engine().name(), "libtorch");
+    assert!(
+        d2go.input_label()
+            .starts_with("list of one CHW float BGR image")
+    );
+}
+
+/// A user's folder: a new card joins, a card named as a built-in one replaces it, a broken one
+/// is reported with its file, line and field while the others still join, and a card's file is
+/// looked up beside it.
+#[test]
+fn user_cards_join_the_zoo() {
+    let dir = tempfile::tempdir().unwrap();
+    let yolox = builtin_card_text("yolox_nano").unwrap();
+    let mine = yolox
+        .replace("name = \"yolox_nano\"", "name = \"my_yolox\"")
+        .replace("score_threshold = 0.01", "score_threshold = 0.3");
+    std::fs::write(dir.path().join("my_yolox.toml"), &mine).unwrap();
+    let tighter = yolox.replace("nms_iou = 0.65", "nms_iou = 0.5");
+    std::fs::write(dir.path().join("override.toml"), &tighter).unwrap();
+    let broken = yolox.replace("size = [416, 416]", "size = \"416\"");
+    std::fs::write(dir.path().join("broken.toml"), broken).unwrap();
+    std::fs::write(dir.path().join("notes.txt"), "not a card").unwrap();
+
+    let (zoo, problems) = Zoo::with_user_cards(&[dir.path().to_path_buf()]);
+    assert_eq!(zoo.entries().len(), catalogue().len() + 1);
+    let mine = zoo.get("my_yolox").unwrap();
+    assert_eq!(mine.card.postprocess.score_threshold, Some(0.3));
+    assert!(matches!(&mine.origin, CardOrigin::File(p) if p.ends_with("my_yolox.toml")));
+    let replaced = zoo.get("yolox_nano").unwrap();
+    assert_eq!(replaced.card.postprocess.nms_iou, Some(0.5));
+    assert_eq!(problems.len(), 1);
+    let shown = problems[0].error.to_string();
+    assert!(problems[0].path.ends_with("broken.toml"), "{shown}");
+    assert_eq!(problems[0].error.field(), Some("input.size"), "{shown}");
+    assert!(shown.contains("line"), "{shown}");
+    // The file is looked for beside the card first, then in the model folder.
+    let models = detbench_assets::shared::models().unwrap();
+    assert_eq!(mine.file_path(&models), models.join("yolox_nano.onnx"));
+    std::fs::write(dir.path().join("yolox_nano.onnx"), b"").unwrap();
+    assert_eq!(mine.file_path(&models), dir.path().join("yolox_nano.onnx"));
+    let err = zoo.get("nope").unwrap_err().to_string();
+    assert!(
+        err.contains("my_yolox") && err.contains("yolox_nano"),
+        "{err}"
+    );
+}
+
+/// A model file without a card: its card comes from the file (Ultralytics metadata, DETR
+/// inputs/outputs), prints as TOML that parses back, and names the file's own classes.
+#[test]
+fn a_model_file_gets_a_card_from_what_it_says() {
+    let models = detbench_assets::shared::models().unwrap();
+    let config = BackendConfig::default();
+    let entry = model_file_entry(&models.join("yolov8n-seg_int8_320.onnx"), None, &config).unwrap();
+    assert_eq!(entry.name, "yolov8n-seg_int8_320");
+    assert_eq!(entry.family, Family::Ultralytics);
+    assert_eq!(entry.iou_types.len(), 2, "box and mask");
+    assert_eq!(entry.input_size, Some((320, 320)));
+    assert_eq!(entry.origin, CardOrigin::ModelFile);
+    let names = entry.card.classes.names.as_ref().unwrap();
+    assert_eq!((names.len(), names[0].as_str()), (80, "person"));
+    let text = toml::to_string(&entry.card).unwrap();
+    assert_eq!(card::parse(&text, "printed").unwrap(), entry.card, "{text}");
+
+    let deim = model_file_entry(
+        &models.join("deimv2_hgnetv2_femto_coco.onnx"),
+        None,
+        &config,
+    )
+    .unwrap();
+    assert_eq!(deim.family, Family::Detr);
+    assert_eq!(deim.input_size, Some((416, 416)));
+    // A file that describes nothing: YOLOX's raw output needs a card, and the error lists the
+    // inputs and outputs and the card fields to fill.
+    let err = model_file_entry(&models.join("yolox_nano.onnx"), None, &config)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("images [1, 3, 416, 416]") && err.contains("output [1, 3549, 85]"),
+        "{err}"
+    );
+    assert!(err.contains("[output] layout/task/classes"), "{err}");
+    // With a card, the card describes it.
+    let card = card::parse(builtin_card_text("yolox_nano").unwrap(), "yolox").unwrap();
+    let entry = model_file_entry(&models.join("yolox_nano.onnx"), Some(card), &config).unwrap();
+    assert_eq!(entry.family, Family::Yolox);
+    assert!(std::path::Path::new(&entry.file_name).is_absolute());
 }
 
 #[test]
@@ -280,7 +180,7 @@ fn a_card_round_trips_through_toml() {
 
 mod with_files {
     use detbench_backends::BackendConfig;
-    use detbench_models::autoconfig::{AutoConfig, autoconfigure};
+    use detbench_models::autoconfig::{AutoConfig, AutoConfigError, autoconfigure};
     use detbench_models::card::{self, CardError, DatasetCategory, pipelines};
     use detbench_models::families::ultralytics::{Geometry, MaskMode};
 
@@ -303,18 +203,21 @@ mod with_files {
         let card = card::load(&super::cards_dir().join(card_file)).unwrap();
         let path = detbench_assets::shared::models().unwrap().join(model_file);
         let backend = detbench_backends::open(&path, &BackendConfig::default()).unwrap();
-        let auto =
-            use_auto.then(|| autoconfigure(&path, backend.inputs(), backend.outputs()).unwrap());
-        let classes = card.output.classes.unwrap();
-        let map = card::class_map(
-            &card.name,
-            &card.classes,
-            classes,
-            &coco_categories(),
-            false,
+        let auto = if use_auto {
+            autoconfigure(&path, backend.inputs(), backend.outputs())
+        } else {
+            Err(AutoConfigError::NotOnnx {
+                path: "(left out)".to_owned(),
+            })
+        };
+        let categories = coco_categories();
+        pipelines::configure(
+            &card,
+            auto,
+            backend.inputs(),
+            backend.outputs(),
+            Some(&categories),
         )
-        .unwrap();
-        pipelines::configure(&card, auto, backend.inputs(), backend.outputs(), map)
     }
 
     #[test]

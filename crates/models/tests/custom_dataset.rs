@@ -14,8 +14,9 @@ use detbench_bench::{Detector, ImageInput, StageClock};
 use detbench_eval::labels::COCO80_NAMES;
 use detbench_eval::{EvalParams, Evaluator, GroundTruth, IouType};
 use detbench_models::autoconfig::{AutoConfig, autoconfigure};
-use detbench_models::card::{self, ClassMapKind, Classes, DatasetCategory};
-use detbench_models::families::ultralytics::UltralyticsDetector;
+use detbench_models::card::{self, ClassMapKind, Classes, DatasetCategory, Unmatched};
+use detbench_models::families::common::SingleModelDetector;
+use detbench_models::families::ultralytics::Ultralytics;
 use serde_json::{Value as Json, json};
 
 /// (COCO id, new id, name) of the kept categories.
@@ -69,7 +70,8 @@ fn per_class_ap(
     if let Some(map) = class_map {
         config.class_map = map;
     }
-    let mut detector = UltralyticsDetector::new("yolo11n", backend, config).unwrap();
+    let pipeline = Ultralytics::new(config).unwrap();
+    let mut detector = SingleModelDetector::new("yolo11n", backend, pipeline).unwrap();
     let data = Dataset::coco(
         &detbench_assets::shared::coco_images().unwrap(),
         annotations,
@@ -112,15 +114,16 @@ fn kept_categories_score_as_on_the_full_dataset() {
             name: name.to_string(),
         })
         .collect();
-    let by_name = Classes {
+    let mut by_name = Classes {
         map: Some(ClassMapKind::ByName),
         names: Some(COCO80_NAMES.iter().map(|s| s.to_string()).collect()),
         ..Default::default()
     };
     // Strict matching names the first class the dataset lacks.
-    let err = card::class_map("yolo11n", &by_name, 80, &categories, false).unwrap_err();
+    let err = card::class_map("yolo11n", &by_name, 80, None, Some(&categories)).unwrap_err();
     assert!(err.to_string().contains("class 1 (`bicycle`)"), "{err}");
-    let map = card::class_map("yolo11n", &by_name, 80, &categories, true).unwrap();
+    by_name.unmatched = Some(Unmatched::Drop);
+    let map = card::class_map("yolo11n", &by_name, 80, None, Some(&categories)).unwrap();
     assert_eq!(
         (map[0], map[2], map[16], map.iter().flatten().count()),
         (Some(1), Some(2), Some(3), 3)

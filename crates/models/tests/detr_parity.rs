@@ -12,7 +12,8 @@ use detbench_bench::{BatchSupport, Detector, ImageInput, StageClock};
 use detbench_eval::Detection;
 use detbench_imgproc::BgrImage;
 use detbench_models::autoconfig::{AutoConfig, autoconfigure};
-use detbench_models::families::detr::{DetrDetector, DetrOutputs};
+use detbench_models::families::common::SingleModelDetector;
+use detbench_models::families::detr::{Detr, DetrOutputs};
 use serde_json::Value as Json;
 
 fn fixture(name: &str) -> Json {
@@ -83,7 +84,7 @@ fn check(model: &str) {
     ));
     let size = doc["input_size"].as_array().unwrap();
     assert_eq!(config.input_size.0 as u64, size[0].as_u64().unwrap());
-    let mut detector = DetrDetector::new(model, backend, config).unwrap();
+    let mut detector = SingleModelDetector::new(model, backend, Detr::new(config)).unwrap();
     assert_eq!(
         detector.batch_support(),
         BatchSupport::Dynamic { max: None }

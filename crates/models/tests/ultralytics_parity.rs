@@ -22,12 +22,12 @@ use detbench_backends::BackendConfig;
 use detbench_bench::{Detector, ImageInput, StageClock};
 use detbench_eval::Detection;
 use detbench_models::autoconfig::{AutoConfig, autoconfigure};
+use detbench_models::families::common::SingleModelDetector;
 use detbench_models::families::ultralytics::layout::{Layout, OutputSpec, Task};
 use detbench_models::families::ultralytics::letterbox::Letterbox;
 use detbench_models::families::ultralytics::nms::{self, NmsSettings};
-use detbench_models::families::ultralytics::{
-    Ultralytics, UltralyticsConfig, UltralyticsDetector, UltralyticsMeta,
-};
+use detbench_models::families::ultralytics::{Ultralytics, UltralyticsConfig, UltralyticsMeta};
+use detbench_models::families::watch::{BelowThresholdWatch, DEFAULT_WINDOW};
 use serde_json::Value as Json;
 
 fn fixture(name: &str) -> Json {
@@ -205,7 +205,8 @@ fn check_shipped(model: &str) {
         pipeline.nms.max_det = settings["max_det"].as_u64().unwrap() as usize;
         let class_map = pipeline.class_map.clone();
         let backend = detbench_backends::open(&path, &config).unwrap();
-        let mut detector = UltralyticsDetector::new(model, backend, pipeline).unwrap();
+        let pipeline = Ultralytics::new(pipeline).unwrap();
+        let mut detector = SingleModelDetector::new(model, backend, pipeline).unwrap();
         let mut tally = Tally::default();
         for image in run["images"].as_array().unwrap() {
             let stem = image["image"].as_str().unwrap();
@@ -417,9 +418,15 @@ fn a_quantized_model_with_nothing_over_the_threshold_warns_once() {
     };
     // No score of this model reaches 0.999: every image is "below the threshold".
     config.nms.conf = 0.999;
-    let mut detector = UltralyticsDetector::new("yolo11n_int8_320", backend, config)
-        .unwrap()
-        .quantized(true);
+    let watch = BelowThresholdWatch::new("yolo11n_int8_320", 0.999, true, DEFAULT_WINDOW);
+    let mut detector = SingleModelDetector::new(
+        "yolo11n_int8_320",
+        backend,
+        Ultralytics::new(config).unwrap(),
+    )
+    .unwrap()
+    .with_watch(watch);
+    let mut warnings = Vec::new();
     let images = detbench_assets::shared::coco_images().unwrap();
     let mut files: Vec<PathBuf> = std::fs::read_dir(&images)
         .unwrap()
@@ -438,16 +445,10 @@ fn a_quantized_model_with_nothing_over_the_threshold_warns_once() {
             )
             .unwrap();
         assert!(found[0].is_empty());
-        let expected = usize::from(k + 1 >= detbench_models::families::watch::DEFAULT_WINDOW);
-        assert_eq!(detector.warnings().len(), expected, "after image {}", k + 1);
+        warnings.extend(detector.take_warnings());
+        let expected = usize::from(k + 1 >= DEFAULT_WINDOW);
+        assert_eq!(warnings.len(), expected, "after image {}", k + 1);
     }
-    assert!(
-        detector.warnings()[0].contains("0.999"),
-        "{}",
-        detector.warnings()[0]
-    );
-    assert_eq!(
-        detector.provenance()["warnings"][0],
-        detector.warnings()[0].as_str()
-    );
+    assert!(warnings[0].contains("0.999"), "{}", warnings[0]);
+    assert!(detector.take_warnings().is_empty(), "taken once");
 }

@@ -3,7 +3,7 @@
 //! `tests/fixtures/ultralytics/val/`, with its own mAP and pycocotools' stats on that JSON):
 //!
 //! - detbench's evaluator on the validator's saved JSON gives pycocotools' 12 stats exactly;
-//! - detbench's pipeline with the validator's geometry (`Geometry::Validator`: `load_image` with
+//! - detbench's pipeline, opened from the model's shipped card, with the validator's geometry (`Geometry::Validator`: `load_image` with
 //!   `ceil` sizes, then `LetterBox(scaleup=False)`), mask path (`MaskMode::Validator`) and NMS
 //!   settings (conf 0.001, iou 0.7, max_det 300, multi-label) scores within 0.2 AP points of
 //!   that JSON's AP (pycocotools on the validator's own predictions), box and mask;
@@ -20,10 +20,8 @@ use std::sync::Arc;
 
 use detbench_backends::BackendConfig;
 use detbench_bench::dataset::Dataset;
-use detbench_bench::{Detector, ImageInput, StageClock};
+use detbench_bench::{ImageInput, StageClock};
 use detbench_eval::{EvalParams, Evaluator, GroundTruth, IouType};
-use detbench_models::autoconfig::{AutoConfig, autoconfigure};
-use detbench_models::families::ultralytics::{Geometry, MaskMode, UltralyticsDetector};
 use serde_json::Value as Json;
 
 fn val_dir() -> PathBuf {
@@ -58,47 +56,31 @@ fn evaluate_saved_json(model: &str) -> Vec<f64> {
         .stats
 }
 
-/// detbench's pipeline on the whole subset at the validator's settings; bbox stats.
+/// detbench's pipeline on the whole subset, opened from the model's shipped card; bbox stats.
 fn run_subset(model: &str) -> Vec<f64> {
-    run_subset_geometry(
-        model,
-        &[IouType::Bbox],
-        MaskMode::Validator,
-        Geometry::Validator,
-    )
-    .remove(0)
+    run_subset_card(model, &[IouType::Bbox]).remove(0)
 }
 
-/// detbench's pipeline on the whole subset at the validator's settings (conf 0.001, iou 0.7,
-/// max_det 300, multi-label), with the given mask path and geometry; stats per IoU type.
-fn run_subset_geometry(
-    model: &str,
-    iou_types: &[IouType],
-    masks: MaskMode,
-    geometry: Geometry,
-) -> Vec<Vec<f64>> {
-    let path = detbench_assets::shared::models()
-        .unwrap()
-        .join(format!("{model}.onnx"));
+/// detbench's pipeline on the whole subset, opened from the model's shipped card (`protocol =
+/// "validator"`: conf 0.001, iou 0.7, max_det 300, multi-label, `Geometry::Validator`,
+/// `MaskMode::Validator`); stats per IoU type.
+fn run_subset_card(model: &str, iou_types: &[IouType]) -> Vec<Vec<f64>> {
     let engine = BackendConfig {
         threads: Some(2),
         ..Default::default()
     };
-    let backend = detbench_backends::open(&path, &engine).unwrap();
-    let AutoConfig::Ultralytics { mut config, .. } =
-        autoconfigure(&path, backend.inputs(), backend.outputs()).unwrap()
-    else {
-        panic!("{model}: an Ultralytics export")
-    };
-    (
-        config.nms.conf,
-        config.nms.iou,
-        config.nms.max_det,
-        config.nms.multi_label,
-    ) = (0.001, 0.7, 300, true);
-    config.masks = masks;
-    config.geometry = geometry;
-    let mut detector = UltralyticsDetector::new(model, backend, config).unwrap();
+    let mut detector = detbench_models::open_detector(model, None, &engine).unwrap();
+    let provenance = detector.provenance();
+    let config = &provenance["pipeline"]["config"];
+    assert_eq!(config["geometry"], "validator", "{model}: {config}");
+    assert_eq!(config["masks"], "validator", "{model}: {config}");
+    assert_eq!(config["nms"]["multi_label"], true, "{model}: {config}");
+    assert_eq!(config["nms"]["max_det"], 300, "{model}: {config}");
+    assert_eq!(
+        detector.iou_types(),
+        iou_types,
+        "{model}: the card's task gives its evaluations"
+    );
     let annotations = detbench_assets::shared::instances_subset().unwrap();
     let data = Dataset::coco(
         &detbench_assets::shared::coco_images().unwrap(),
@@ -183,12 +165,7 @@ fn yolo11n_int8_320_ap_agrees_with_ultralytics_val() {
 fn yolov8n_seg_int8_320_box_and_mask_ap_agree_with_ultralytics_val() {
     let model = "yolov8n-seg_int8_320";
     let s = summary(model);
-    let stats = run_subset_geometry(
-        model,
-        &[IouType::Bbox, IouType::Segm],
-        MaskMode::Validator,
-        Geometry::Validator,
-    );
+    let stats = run_subset_card(model, &[IouType::Bbox, IouType::Segm]);
     for (k, key) in ["pycocotools_bbox", "pycocotools_segm"].iter().enumerate() {
         let theirs = f64s(&s[key])[0];
         let diff = stats[k][0] - theirs;

@@ -34,6 +34,13 @@ pub enum CardError {
         field: String,
         reason: String,
     },
+    #[error(transparent)]
+    ClassMap(#[from] super::ClassMapError),
+    #[error("model `{model}`: cannot write its card as TOML: {reason}")]
+    Print { model: String, reason: String },
+    /// What the file alone says is not enough, and the card does not fill it in.
+    #[error(transparent)]
+    File(#[from] crate::autoconfig::AutoConfigError),
     #[error(
         "model `{model}`: output `{output}` has shape {file} in the model file, but the card says {card} \
          (fix `[output] shape` or the file)"

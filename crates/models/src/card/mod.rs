@@ -12,12 +12,15 @@
 //! [`check_output_shape`] compares a file's declared output with what the card says.
 
 mod class_map;
+pub mod configs;
 mod errors;
+mod from_file;
 pub mod pipelines;
 mod schema;
 
 pub use class_map::{ClassMapError, DatasetCategory, class_map};
 pub use errors::CardError;
+pub use from_file::card_from_file;
 pub use schema::*;
 
 use std::path::Path;
@@ -33,6 +36,14 @@ pub fn parse(text: &str, origin: &str) -> Result<Card, CardError> {
             reason,
         })?;
     Ok(card)
+}
+
+/// The card as TOML text (a card made from a model file, to start a card from).
+pub fn to_toml(card: &Card) -> Result<String, CardError> {
+    toml::to_string(card).map_err(|e| CardError::Print {
+        model: card.name.clone(),
+        reason: e.to_string(),
+    })
 }
 
 /// Reads and parses the card at `path`.

@@ -5,8 +5,8 @@
 use detbench_backends::IoSpec;
 
 use super::schema::{Align, Card, Colour, Family, OutputLayoutKind, Protocol, Task as CardTask};
-use super::{CardError, check_output_shape};
-use crate::autoconfig::AutoConfig;
+use super::{CardError, DatasetCategory, check_output_shape, class_map};
+use crate::autoconfig::{AutoConfig, AutoConfigError};
 use crate::families::detr::{self, DetrConfig, DetrOutputs};
 use crate::families::ultralytics::layout::{self, Layout, Task};
 use crate::families::ultralytics::metadata::UltralyticsMetadata;
@@ -21,14 +21,16 @@ fn invalid(card: &Card, field: &str, reason: String) -> CardError {
 }
 
 /// The pipeline configuration of a card of family `ultralytics` or `detr` for a file with
-/// `inputs` and `outputs`; `auto` is what the file alone gave (if anything) and `class_map` the
-/// card's map resolved against the dataset ([`super::class_map`]).
+/// `inputs` and `outputs`: `auto` is what the file alone gave ([`crate::autoconfig`]), the card's
+/// fields go on top, and the class map is resolved against the dataset's `categories`
+/// ([`super::class_map`]). Where the file says nothing the card must say it; the error then
+/// names the card field and repeats why the file alone was not enough.
 pub fn configure(
     card: &Card,
-    auto: Option<AutoConfig>,
+    auto: Result<AutoConfig, AutoConfigError>,
     inputs: &[IoSpec],
     outputs: &[IoSpec],
-    class_map: Vec<Option<u64>>,
+    categories: Option<&[DatasetCategory]>,
 ) -> Result<AutoConfig, CardError> {
     let main = outputs.first();
     check_output_shape(
@@ -36,35 +38,67 @@ pub fn configure(
         main.map_or("output", |o| o.name.as_str()),
         main.and_then(|o| o.shape.as_deref()),
     )?;
-    match card.family {
-        Family::Ultralytics => {
-            let mut config = match auto {
-                Some(AutoConfig::Ultralytics { config, .. }) => config,
-                _ => ultralytics_from_card(card, inputs, outputs)?,
-            };
-            apply_ultralytics(card, &mut config, class_map);
-            Ok(AutoConfig::Ultralytics {
-                config,
-                metadata: None,
-                names: card.classes.names.clone(),
-            })
+    match (card.family, auto) {
+        (Family::Ultralytics, Ok(AutoConfig::Ultralytics { config, names, .. })) => {
+            ultralytics(card, config, names, categories)
         }
-        Family::Detr => {
-            let mut config = match auto {
-                Some(AutoConfig::Detr(config)) => config,
-                _ => detr_from_card(card, inputs, outputs)?,
-            };
-            apply_detr(card, &mut config, class_map);
-            Ok(AutoConfig::Detr(config))
+        (Family::Ultralytics, Err(why)) => {
+            let config = ultralytics_from_card(card, inputs, outputs, &why)?;
+            ultralytics(card, config, None, categories)
         }
-        other => Err(invalid(
+        (Family::Detr, Ok(AutoConfig::Detr(config))) => detr(card, config, categories),
+        (Family::Detr, Err(why)) => {
+            let config = detr_from_card(card, inputs, outputs, &why)?;
+            detr(card, config, categories)
+        }
+        (family @ (Family::Ultralytics | Family::Detr), Ok(found)) => Err(invalid(
             card,
             "family",
             format!(
-                "{other:?} cards are opened through the built-in zoo's pipelines, not this builder"
+                "the file reads as a {} export, not `{family}`; set `family = \"{}\"` or remove it",
+                found.family(),
+                found.family().aliases()[0]
             ),
         )),
+        (other, _) => Err(invalid(
+            card,
+            "family",
+            format!("`{other}` cards are opened through that family's own pipeline"),
+        )),
     }
+}
+
+fn ultralytics(
+    card: &Card,
+    mut config: UltralyticsConfig,
+    file_names: Option<Vec<String>>,
+    categories: Option<&[DatasetCategory]>,
+) -> Result<AutoConfig, CardError> {
+    apply_ultralytics(card, &mut config);
+    config.class_map = class_map(
+        &card.name,
+        &card.classes,
+        config.output.classes,
+        file_names.as_deref(),
+        categories,
+    )?;
+    let names = card.classes.names.clone().or(file_names);
+    Ok(AutoConfig::Ultralytics {
+        config,
+        metadata: None,
+        names,
+    })
+}
+
+fn detr(
+    card: &Card,
+    mut config: DetrConfig,
+    categories: Option<&[DatasetCategory]>,
+) -> Result<AutoConfig, CardError> {
+    apply_detr(card, &mut config);
+    let classes = card.output.classes.unwrap_or(config.class_map.len());
+    config.class_map = class_map(&card.name, &card.classes, classes, None, categories)?;
+    Ok(AutoConfig::Detr(config))
 }
 
 /// The layout a card describes, read against the file's outputs.
@@ -72,6 +106,7 @@ fn ultralytics_from_card(
     card: &Card,
     inputs: &[IoSpec],
     outputs: &[IoSpec],
+    why: &AutoConfigError,
 ) -> Result<UltralyticsConfig, CardError> {
     let task = match card.output.task.unwrap_or(CardTask::Detect) {
         CardTask::Detect => "detect",
@@ -82,7 +117,7 @@ fn ultralytics_from_card(
         invalid(
             card,
             "output.classes",
-            "a card for a file without Ultralytics metadata gives the class count".into(),
+            format!("a card for a file without Ultralytics metadata gives the class count ({why})"),
         )
     })?;
     let metadata = UltralyticsMetadata {
@@ -102,7 +137,7 @@ fn ultralytics_from_card(
         yolov5: card.output.layout == Some(OutputLayoutKind::Objectness),
     };
     let spec = layout::recognise(inputs, outputs, Some(&metadata))
-        .map_err(|e| invalid(card, "output", e.to_string()))?;
+        .map_err(|e| invalid(card, "output.layout", e.to_string()))?;
     let expected = match card.output.layout {
         Some(OutputLayoutKind::ChannelsFirst) => Some(Layout::ChannelsFirst),
         Some(OutputLayoutKind::Objectness) => Some(Layout::Objectness),
@@ -114,8 +149,9 @@ fn ultralytics_from_card(
             card,
             "output.layout",
             format!(
-                "the file's outputs read as {:?}, not {layout:?}",
-                spec.layout
+                "the file's outputs read as `{}`, not `{}`",
+                spec.layout.as_str(),
+                layout.as_str()
             ),
         ));
     }
@@ -140,13 +176,15 @@ fn ultralytics_from_card(
             invalid(
                 card,
                 "input.size",
-                "a card for a file without Ultralytics metadata gives [width, height]".into(),
+                format!(
+                    "a card for a file without Ultralytics metadata gives [width, height] ({why})"
+                ),
             )
         })?;
     Ok(UltralyticsConfig::new(&input, size, spec, Vec::new()))
 }
 
-fn apply_ultralytics(card: &Card, config: &mut UltralyticsConfig, class_map: Vec<Option<u64>>) {
+fn apply_ultralytics(card: &Card, config: &mut UltralyticsConfig) {
     if let Some([w, h]) = card.input.size {
         config.input_size = (w as usize, h as usize);
     }
@@ -168,13 +206,13 @@ fn apply_ultralytics(card: &Card, config: &mut UltralyticsConfig, class_map: Vec
         config.geometry = Geometry::Validator;
         config.masks = MaskMode::Validator;
     }
-    config.class_map = class_map;
 }
 
 fn detr_from_card(
     card: &Card,
     inputs: &[IoSpec],
     outputs: &[IoSpec],
+    why: &AutoConfigError,
 ) -> Result<DetrConfig, CardError> {
     let (input_name, input_size, detr_outputs) = match detr::recognise(inputs, outputs) {
         Ok(found) => found,
@@ -200,7 +238,13 @@ fn detr_from_card(
                     boxes: b.clone(),
                     top_k: card.postprocess.max_detections.unwrap_or(300),
                 },
-                _ => return Err(invalid(card, "output.names", e.to_string())),
+                _ => {
+                    return Err(invalid(
+                        card,
+                        "output.names",
+                        format!("{e} (and the file alone: {why})"),
+                    ));
+                }
             };
             match (input, size) {
                 (Some(input), Some(size)) => (input, size, outputs),
@@ -219,13 +263,13 @@ fn detr_from_card(
         input_size,
         outputs: detr_outputs,
         score_threshold: 0.0,
-        class_map: Vec::new(),
+        class_map: vec![None; card.output.classes.unwrap_or(80)],
         rgb: true,
         divisor: 255.0,
     })
 }
 
-fn apply_detr(card: &Card, config: &mut DetrConfig, class_map: Vec<Option<u64>>) {
+fn apply_detr(card: &Card, config: &mut DetrConfig) {
     if let Some([w, h]) = card.input.size {
         config.input_size = (w as usize, h as usize);
     }
@@ -244,5 +288,4 @@ fn apply_detr(card: &Card, config: &mut DetrConfig, class_map: Vec<Option<u64>>)
     {
         *top_k = max;
     }
-    config.class_map = class_map;
 }

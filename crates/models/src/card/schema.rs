@@ -2,7 +2,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use detbench_backends::EngineKind;
 use detbench_eval::IouType;
+
+pub use crate::zoo::{Family, ModelFormat as Format};
 
 /// A model card.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -16,10 +19,14 @@ pub struct Card {
     /// The model file, relative to the card's folder or the model folder.
     pub file: String,
     pub format: Format,
-    /// The engine to run it with; default: ONNX Runtime for ONNX, libtorch for TorchScript.
+    /// The engine to run it with (`onnxruntime`, `libtorch`); default: ONNX Runtime for ONNX,
+    /// libtorch for TorchScript.
     #[serde(default)]
-    pub engine: Option<Engine>,
-    /// The family whose pre- and post-processing the model needs.
+    pub engine: Option<EngineKind>,
+    /// The family whose pre- and post-processing the model needs (`ultralytics`, `detr`,
+    /// `yolox`, `nanodet`, `fastestdet`, `simplepose-top-down`, `d2go`, `torchvision`, `tf2`,
+    /// `detectron2`).
+    #[serde(deserialize_with = "card_family")]
     pub family: Family,
     /// The evaluations its results support.
     pub tasks: Vec<IouType>,
@@ -58,39 +65,16 @@ pub struct Card {
     pub upstream: Vec<Claim>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Format {
-    Onnx,
-    Torchscript,
-    Tflite,
-    /// A TensorFlow SavedModel, run after conversion to ONNX (`how_to_get` says how).
-    Tf2Savedmodel,
-    /// A detectron2 checkpoint, exported to TorchScript first.
-    Detectron2Pkl,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Engine {
-    Onnxruntime,
-    Libtorch,
-}
-
-/// The pipeline families.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Family {
-    Ultralytics,
-    Detr,
-    Yolox,
-    Nanodet,
-    Fastestdet,
-    SimpleposeTopDown,
-    D2go,
-    Torchvision,
-    Tf2,
-    Detectron2,
+/// A family as cards spell it; an unknown one lists the card spellings.
+fn card_family<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Family, D::Error> {
+    let text = String::deserialize(d)?;
+    text.parse().map_err(|_| {
+        let known: Vec<&str> = Family::ALL.iter().map(|f| f.aliases()[0]).collect();
+        serde::de::Error::custom(format!(
+            "unknown family `{text}`: expected {}",
+            detbench_backends::names::one_of(known)
+        ))
+    })
 }
 
 /// The batch dimension: a fixed size or `"dynamic"`.
@@ -185,9 +169,16 @@ pub enum Scale {
     Fraction(String),
 }
 
+/// A `scale` that is neither a number nor `"1/N"`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("expected a number or \"1/N\", got \"{text}\"")]
+pub struct ScaleError {
+    pub text: String,
+}
+
 impl Scale {
-    /// The divisor of a `"1/N"` scale, or the multiplier of a number.
-    pub fn divisor(&self) -> Result<Option<f32>, String> {
+    /// The divisor of a `"1/N"` scale, or `None` for a multiplier.
+    pub fn divisor(&self) -> Result<Option<f32>, ScaleError> {
         match self {
             Scale::Multiply(_) => Ok(None),
             Scale::Fraction(text) => text
@@ -195,7 +186,7 @@ impl Scale {
                 .and_then(|n| n.trim().parse::<f32>().ok())
                 .filter(|n| *n > 0.0)
                 .map(Some)
-                .ok_or_else(|| format!("expected a number or \"1/N\", got \"{text}\"")),
+                .ok_or_else(|| ScaleError { text: text.clone() }),
         }
     }
 }
@@ -220,20 +211,20 @@ pub struct Preprocess {
     pub std: Option<[f32; 3]>,
 }
 
-/// The layouts of the outputs, for the families that read several.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OutputLayoutKind {
-    /// Ultralytics `[1, 4 + nc + extra, N]`.
-    ChannelsFirst,
-    /// YOLOv5 `[1, N, 5 + nc + extra]`.
-    Objectness,
-    /// `[1, K, 6 + extra]`, NMS inside.
-    EndToEnd,
-    /// DETR `labels`/`boxes`/`scores` with an `orig_target_sizes` input.
-    LabelsBoxesScores,
-    /// DETR `logits` and normalised cxcywh boxes.
-    LogitsBoxes,
+detbench_backends::named_enum! {
+    /// The layouts of the outputs, for the families that read several.
+    pub enum OutputLayoutKind as "output layout" {
+        /// Ultralytics `[1, 4 + nc + extra, N]`.
+        ChannelsFirst = "channels_first",
+        /// YOLOv5 `[1, N, 5 + nc + extra]`.
+        Objectness = "objectness",
+        /// `[1, K, 6 + extra]`, NMS inside.
+        EndToEnd = "end_to_end",
+        /// DETR `labels`/`boxes`/`scores` with an `orig_target_sizes` input.
+        LabelsBoxesScores = "labels_boxes_scores",
+        /// DETR `logits` and normalised cxcywh boxes.
+        LogitsBoxes = "logits_boxes",
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -402,7 +393,7 @@ impl Card {
         if let Some(scale) = self.preprocess.as_ref().and_then(|p| p.scale.as_ref())
             && let Err(reason) = scale.divisor()
         {
-            return err("preprocess.scale", reason);
+            return err("preprocess.scale", reason.to_string());
         }
         if let Some(layout) = self.output.layout {
             let yolo = matches!(
@@ -419,7 +410,11 @@ impl Card {
             if !fits {
                 return err(
                     "output.layout",
-                    format!("{layout:?} is not a layout of family {:?}", self.family),
+                    format!(
+                        "`{}` is not a layout of family `{}`",
+                        layout.as_str(),
+                        self.family
+                    ),
                 );
             }
         }

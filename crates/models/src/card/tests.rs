@@ -135,43 +135,90 @@ fn categories(pairs: &[(u64, &str)]) -> Vec<DatasetCategory> {
 
 #[test]
 fn class_names_match_the_dataset_categories_by_name() {
-    let spec = Classes {
+    let mut spec = Classes {
         map: Some(ClassMapKind::ByName),
         names: Some(vec!["cat".into(), "dog".into(), "person".into()]),
         ..Default::default()
     };
     let dataset = categories(&[(1, "person"), (2, "dog"), (3, "cat")]);
     assert_eq!(
-        class_map("m", &spec, 3, &dataset, false).unwrap(),
+        class_map("m", &spec, 3, None, Some(&dataset)).unwrap(),
         vec![Some(3), Some(2), Some(1)]
     );
     // The first class without a category is named.
     let dataset = categories(&[(1, "person"), (2, "dog")]);
-    let err = class_map("m", &spec, 3, &dataset, false).unwrap_err();
+    let err = class_map("m", &spec, 3, None, Some(&dataset)).unwrap_err();
     assert!(
         matches!(&err, ClassMapError::Unmatched { index: 0, name, .. } if name == "cat"),
         "{err}"
     );
     assert!(err.to_string().contains("`cat`"), "{err}");
     // Or dropped when asked.
+    spec.unmatched = Some(Unmatched::Drop);
     assert_eq!(
-        class_map("m", &spec, 3, &dataset, true).unwrap(),
+        class_map("m", &spec, 3, None, Some(&dataset)).unwrap(),
         vec![None, Some(2), Some(1)]
     );
 }
 
 #[test]
-fn coco_ids_must_exist_in_the_dataset() {
-    let spec = Classes::default();
+fn coco_ids_must_exist_in_the_dataset_with_their_names() {
+    let mut spec = Classes {
+        map: Some(ClassMapKind::Coco80),
+        ..Default::default()
+    };
     let dataset = categories(&[(1, "person"), (3, "car")]);
-    let err = class_map("m", &spec, 80, &dataset, false).unwrap_err();
+    let err = class_map("m", &spec, 80, None, Some(&dataset)).unwrap_err();
     assert!(
-        matches!(err, ClassMapError::Unmatched { index: 1, .. }),
+        matches!(&err, ClassMapError::Unmatched { index: 1, name, .. } if name == "bicycle"),
         "{err}"
     );
-    let kept = class_map("m", &spec, 80, &dataset, true).unwrap();
+    // A renumbered dataset: id 2 exists but is `car`, not COCO's `bicycle`.
+    let renumbered = categories(&[(1, "person"), (2, "car"), (3, "dog")]);
+    let err = class_map("m", &spec, 80, None, Some(&renumbered)).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("class 1 (`bicycle`) maps to category 2, which the dataset calls `car`"),
+        "{err}"
+    );
+    spec.unmatched = Some(Unmatched::Drop);
+    let kept = class_map("m", &spec, 80, None, Some(&dataset)).unwrap();
     assert_eq!(
         kept.iter().flatten().copied().collect::<Vec<_>>(),
         vec![1, 3]
     );
+}
+
+#[test]
+fn without_a_map_names_are_matched_by_name_and_without_a_dataset_ids_are_taken() {
+    let spec = Classes::default();
+    let coco: Vec<String> = detbench_eval::labels::COCO80_NAMES
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let renumbered = categories(&[(1, "person"), (2, "car"), (3, "dog")]);
+    let err = class_map("m", &spec, 80, Some(&coco), Some(&renumbered)).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("class 1 (`bicycle`) has no category of that name"),
+        "{err}"
+    );
+    let drop = Classes {
+        unmatched: Some(Unmatched::Drop),
+        ..Default::default()
+    };
+    let map = class_map("m", &drop, 80, Some(&coco), Some(&renumbered)).unwrap();
+    assert_eq!((map[0], map[2], map[16]), (Some(1), Some(2), Some(3)));
+    assert_eq!(map.iter().flatten().count(), 3);
+    // No dataset: COCO's ids for COCO's names, index + 1 for others, the index for 91.
+    assert_eq!(
+        class_map("m", &spec, 80, Some(&coco), None).unwrap()[79],
+        Some(90)
+    );
+    let custom = vec!["a".to_owned(), "b".to_owned()];
+    assert_eq!(
+        class_map("m", &spec, 2, Some(&custom), None).unwrap(),
+        vec![Some(1), Some(2)]
+    );
+    assert_eq!(class_map("m", &spec, 91, None, None).unwrap()[7], Some(7));
 }

@@ -22,12 +22,11 @@
 //! `Resize`, which antialiases when shrinking; the ONNX deploy path above is what the files ship
 //! with.) The batch dimension is dynamic in these exports, so a batch is one call.
 
-use detbench_backends::{Backend, DType, IoSpec, Tensor, TensorData, Value};
-use detbench_bench::{BatchSupport, Detector, DetectorError, ImageInput, Stage, StageClock};
-use detbench_eval::{Detection, IouType};
+use detbench_backends::{DType, IoSpec, Outputs, Tensor, TensorData, Value};
+use detbench_eval::Detection;
 use detbench_imgproc::BgrImage;
 
-use super::common::{FamilyError, KeptBox, batch_support_of};
+use super::common::{FamilyError, KeptBox, Pipeline};
 use super::nms::argsort_descending;
 use super::ultralytics::layout::describe_specs;
 
@@ -143,43 +142,23 @@ pub fn recognise(
     }
 }
 
-/// The DETR-style pipeline around one backend.
-pub struct DetrDetector {
-    name: String,
-    backend: Box<dyn Backend>,
-    config: DetrConfig,
-    batch: BatchSupport,
+/// The DETR-style pipeline (run by [`super::common::SingleModelDetector`], which batches images
+/// into one call: the batch dimension of these exports is dynamic).
+#[derive(Debug, Clone)]
+pub struct Detr {
+    pub config: DetrConfig,
 }
 
-impl DetrDetector {
-    pub fn new(
-        name: &str,
-        backend: Box<dyn Backend>,
-        config: DetrConfig,
-    ) -> Result<Self, FamilyError> {
-        let input = backend
-            .inputs()
-            .iter()
-            .find(|s| s.name == config.input_name)
-            .ok_or_else(|| FamilyError::Model {
-                model: name.to_owned(),
-                reason: format!(
-                    "no input `{}` (it has: {})",
-                    config.input_name,
-                    describe_specs(backend.inputs())
-                ),
-            })?;
-        let batch = batch_support_of(input);
-        Ok(DetrDetector {
-            name: name.to_owned(),
-            backend,
-            config,
-            batch,
-        })
-    }
+/// The original size of one image: `orig_target_sizes` and the scale of normalised boxes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DetrMeta {
+    pub width: usize,
+    pub height: usize,
+}
 
-    pub fn config(&self) -> &DetrConfig {
-        &self.config
+impl Detr {
+    pub fn new(config: DetrConfig) -> Self {
+        Detr { config }
     }
 
     /// `cvtColor(BGR2RGB)`, `cv2.resize` to the input size, `/ 255`, CHW, appended to `out`.
@@ -200,22 +179,24 @@ impl DetrDetector {
         } else {
             [0, 1, 2]
         };
+        let divisor = self.config.divisor;
+        let (first, rest) = out[start..].split_at_mut(plane);
+        let (second, third) = rest.split_at_mut(plane);
         for (at, px) in source.data.chunks_exact(3).enumerate() {
-            for (c, &from) in order.iter().enumerate() {
-                out[start + c * plane + at] = px[from] as f32 / self.config.divisor;
-            }
+            first[at] = px[order[0]] as f32 / divisor;
+            second[at] = px[order[1]] as f32 / divisor;
+            third[at] = px[order[2]] as f32 / divisor;
         }
     }
 
-    /// The detections of image `k` of a batch, from the batch's outputs.
-    pub fn postprocess(
+    /// The (label, score, xyxy box) results of image `k` of a batch's outputs.
+    fn results(
         &self,
-        outputs: &detbench_backends::Outputs,
+        outputs: &Outputs,
         k: usize,
         image: (usize, usize),
-        image_id: u64,
-    ) -> Result<Vec<Detection>, FamilyError> {
-        let kept = match &self.config.outputs {
+    ) -> Result<Vec<(i64, f32, [f32; 4])>, FamilyError> {
+        match &self.config.outputs {
             DetrOutputs::LabelsBoxesScores {
                 labels,
                 boxes,
@@ -223,33 +204,28 @@ impl DetrDetector {
                 ..
             } => {
                 let labels = outputs.tensor(labels)?;
+                let queries = *labels
+                    .shape
+                    .get(1)
+                    .ok_or_else(|| shape_error("labels", "[N, K]", &shape_text(&labels.shape)))?;
                 let label_values: Vec<i64> = match &labels.data {
-                    TensorData::I64(v) => v.clone(),
-                    TensorData::F32(v) => v.iter().map(|&x| x as i64).collect(),
+                    TensorData::I64(v) => v[k * queries..(k + 1) * queries].to_vec(),
+                    TensorData::F32(v) => v[k * queries..(k + 1) * queries]
+                        .iter()
+                        .map(|&x| x as i64)
+                        .collect(),
                     TensorData::U8(_) => {
                         return Err(shape_error("labels", "int64 or float labels", "u8"));
                     }
                 };
-                let queries = *labels.shape.get(1).ok_or_else(|| {
-                    shape_error("labels", "[N, K]", &format!("{:?}", labels.shape))
-                })?;
                 let boxes = per_image(outputs.tensor(boxes)?, k, queries * 4)?;
                 let scores = per_image(outputs.tensor(scores)?, k, queries)?;
-                let labels = &label_values[k * queries..(k + 1) * queries];
-                (0..queries)
+                Ok((0..queries)
                     .map(|q| {
-                        (
-                            labels[q],
-                            scores[q],
-                            [
-                                boxes[4 * q],
-                                boxes[4 * q + 1],
-                                boxes[4 * q + 2],
-                                boxes[4 * q + 3],
-                            ],
-                        )
+                        let b = &boxes[4 * q..4 * q + 4];
+                        (label_values[q], scores[q], [b[0], b[1], b[2], b[3]])
                     })
-                    .collect::<Vec<_>>()
+                    .collect())
             }
             DetrOutputs::Logits {
                 logits,
@@ -261,28 +237,40 @@ impl DetrDetector {
                     return Err(shape_error(
                         logits,
                         "[N, Q, C]",
-                        &format!("{:?}", logits_tensor.shape),
+                        &shape_text(&logits_tensor.shape),
                     ));
                 };
                 let logits = per_image(logits_tensor, k, queries * classes)?;
                 let boxes = per_image(outputs.tensor(boxes)?, k, queries * 4)?;
-                top_k_results(logits, boxes, classes, *top_k, image)
+                Ok(top_k_results(logits, boxes, classes, *top_k, image))
             }
-        };
-        let mut out = Vec::with_capacity(kept.len());
-        for (label, score, bbox) in kept {
+        }
+    }
+
+    /// The detections of image `k` of a batch, from the batch's outputs.
+    pub fn detections(
+        &self,
+        outputs: &Outputs,
+        k: usize,
+        image: (usize, usize),
+        image_id: u64,
+    ) -> Result<Vec<Detection>, FamilyError> {
+        let results = self.results(outputs, k, image)?;
+        let mut out = Vec::with_capacity(results.len());
+        for (label, score, bbox) in results {
             if score < self.config.score_threshold {
                 continue;
             }
             let mapped = usize::try_from(label)
                 .ok()
                 .and_then(|l| self.config.class_map.get(l))
-                .ok_or_else(|| FamilyError::Model {
-                    model: self.name.clone(),
-                    reason: format!(
-                        "label {label} is outside the class map ({} classes)",
+                .ok_or_else(|| FamilyError::OutputShape {
+                    name: "labels".to_owned(),
+                    expected: format!(
+                        "class indices below {} (the class map's size)",
                         self.config.class_map.len()
                     ),
+                    got: label.to_string(),
                 })?;
             let Some(category_id) = *mapped else { continue };
             out.push(
@@ -298,6 +286,73 @@ impl DetrDetector {
     }
 }
 
+/// `[1, 3, 320, 320]`: a shape as the error messages show it.
+fn shape_text(shape: &[usize]) -> String {
+    let dims: Vec<String> = shape.iter().map(usize::to_string).collect();
+    format!("[{}]", dims.join(", "))
+}
+
+impl Pipeline for Detr {
+    type Meta = DetrMeta;
+
+    fn preprocess(&self, image: &BgrImage) -> Result<(Tensor, DetrMeta), FamilyError> {
+        if image.width == 0 || image.height == 0 {
+            return Err(FamilyError::Image {
+                width: image.width,
+                height: image.height,
+                reason: "empty image".into(),
+            });
+        }
+        let (w, h) = self.config.input_size;
+        let mut pixels = Vec::with_capacity(3 * w * h);
+        self.preprocess_into(image, &mut pixels);
+        let meta = DetrMeta {
+            width: image.width,
+            height: image.height,
+        };
+        Ok((Tensor::f32(vec![1, 3, h, w], pixels), meta))
+    }
+
+    /// `orig_target_sizes` `[N, 2]` (int64, `(W, H)`), for the exports that take it.
+    fn extra_inputs(&self, metas: &[DetrMeta]) -> Vec<(String, Value)> {
+        let DetrOutputs::LabelsBoxesScores { sizes_input, .. } = &self.config.outputs else {
+            return Vec::new();
+        };
+        let sizes = metas
+            .iter()
+            .flat_map(|m| [m.width as i64, m.height as i64])
+            .collect();
+        let sizes = Tensor {
+            shape: vec![metas.len(), 2],
+            data: TensorData::I64(sizes),
+        };
+        vec![(sizes_input.clone(), Value::Tensor(sizes))]
+    }
+
+    fn postprocess(
+        &self,
+        outputs: &Outputs,
+        meta: &DetrMeta,
+        image_id: u64,
+    ) -> Result<Vec<Detection>, FamilyError> {
+        self.detections(outputs, 0, (meta.width, meta.height), image_id)
+    }
+
+    fn provenance(&self) -> serde_json::Value {
+        serde_json::json!({
+            "family": "DETR-style (RT-DETR / D-FINE / DEIM / RF-DETR exports)",
+            "config": self.config,
+            "preprocess": "cv2.cvtColor BGR2RGB, cv2.resize INTER_LINEAR to the input size (bit-exact), /255 in f32, no letterbox, no mean/std",
+            "postprocess": "labels/boxes/scores as exported (orig_target_sizes = (W, H)), or sigmoid + top-k over Q*C with cxcywh -> xyxy * (W, H); no NMS; boxes -> [x, y, x2 - x, y2 - y] in f32",
+            "upstream": "Kazuhito00/DEIMv2-ONNX-Sample@73feca3 sample_onnx.py (deploy preprocessing); Intellindust-AI-Lab/DEIMv2 tools/deployment/export_onnx.py (inputs/outputs); lyuwenyu/RT-DETR rtdetr_postprocessor.py (focal-loss top-k)",
+        })
+    }
+
+    fn input_name(&self) -> &str {
+        &self.config.input_name
+    }
+}
+
 fn shape_error(name: &str, expected: &str, got: &str) -> FamilyError {
     FamilyError::OutputShape {
         name: name.to_owned(),
@@ -310,12 +365,12 @@ fn shape_error(name: &str, expected: &str, got: &str) -> FamilyError {
 fn per_image(tensor: &Tensor, k: usize, per: usize) -> Result<&[f32], FamilyError> {
     let values = tensor
         .as_f32()
-        .ok_or_else(|| shape_error("output", "f32 elements", &format!("{:?}", tensor.dtype())))?;
+        .ok_or_else(|| shape_error("output", "f32 elements", &tensor.dtype().to_string()))?;
     values.get(k * per..(k + 1) * per).ok_or_else(|| {
         shape_error(
             "output",
             &format!("at least {} values", (k + 1) * per),
-            &format!("shape {:?}", tensor.shape),
+            &format!("shape {}", shape_text(&tensor.shape)),
         )
     })
 }
@@ -348,87 +403,6 @@ pub fn top_k_results(
             (label as i64, scores[flat], xyxy)
         })
         .collect()
-}
-
-impl Detector for DetrDetector {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn batch_support(&self) -> BatchSupport {
-        self.batch
-    }
-
-    fn iou_types(&self) -> Vec<IouType> {
-        vec![IouType::Bbox]
-    }
-
-    fn provenance(&self) -> serde_json::Value {
-        serde_json::json!({
-            "pipeline": {
-                "family": "DETR-style (RT-DETR / D-FINE / DEIM / RF-DETR exports)",
-                "config": self.config,
-                "preprocess": "cv2.cvtColor BGR2RGB, cv2.resize INTER_LINEAR to the input size (bit-exact), /255 in f32, no letterbox, no mean/std",
-                "postprocess": "labels/boxes/scores as exported (orig_target_sizes = (W, H)), or sigmoid + top-k over Q*C with cxcywh -> xyxy * (W, H); no NMS; boxes -> [x, y, x2 - x, y2 - y] in f32",
-                "upstream": "Kazuhito00/DEIMv2-ONNX-Sample@73feca3 sample_onnx.py (deploy preprocessing); Intellindust-AI-Lab/DEIMv2 tools/deployment/export_onnx.py (inputs/outputs); lyuwenyu/RT-DETR rtdetr_postprocessor.py (focal-loss top-k)",
-            },
-            "backend": self.backend.describe(),
-            "batch": format!("{:?}", self.batch),
-        })
-    }
-
-    fn detect(
-        &mut self,
-        batch: &[ImageInput<'_>],
-        clock: &mut StageClock,
-    ) -> Result<Vec<Vec<Detection>>, DetectorError> {
-        if !self.batch.accepts(batch.len()) {
-            return Err(format!(
-                "{} takes batches of {:?}; got {} images",
-                self.name,
-                self.batch,
-                batch.len()
-            )
-            .into());
-        }
-        let (w, h) = self.config.input_size;
-        let (pixels, sizes) = clock.time(Stage::Preprocess, || {
-            let mut pixels = Vec::with_capacity(batch.len() * 3 * w * h);
-            let mut sizes = Vec::with_capacity(batch.len() * 2);
-            for input in batch {
-                self.preprocess_into(input.image, &mut pixels);
-                sizes.extend([input.image.width as i64, input.image.height as i64]);
-            }
-            (pixels, sizes)
-        });
-        let mut inputs = vec![(
-            self.config.input_name.clone(),
-            Value::Tensor(Tensor::f32(vec![batch.len(), 3, h, w], pixels)),
-        )];
-        if let DetrOutputs::LabelsBoxesScores { sizes_input, .. } = &self.config.outputs {
-            let sizes = Tensor {
-                shape: vec![batch.len(), 2],
-                data: TensorData::I64(sizes),
-            };
-            inputs.push((sizes_input.clone(), Value::Tensor(sizes)));
-        }
-        let outputs = clock.time(Stage::Inference, || self.backend.run(inputs))?;
-        let detections = clock.time(Stage::Postprocess, || {
-            batch
-                .iter()
-                .enumerate()
-                .map(|(k, input)| {
-                    self.postprocess(
-                        &outputs,
-                        k,
-                        (input.image.width, input.image.height),
-                        input.image_id,
-                    )
-                })
-                .collect::<Result<Vec<_>, _>>()
-        })?;
-        Ok(detections)
-    }
 }
 
 #[cfg(test)]

@@ -32,6 +32,17 @@ pub enum Layout {
     EndToEnd,
 }
 
+impl Layout {
+    /// The card's spelling (`[output] layout`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Layout::ChannelsFirst => "channels_first",
+            Layout::Objectness => "objectness",
+            Layout::EndToEnd => "end_to_end",
+        }
+    }
+}
+
 /// A recognised output: layout, task, class count and the names of the outputs to read.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct OutputSpec {

@@ -18,13 +18,11 @@ pub mod masks;
 pub mod metadata;
 pub mod nms;
 
-use detbench_backends::{Backend, Outputs, Tensor};
-use detbench_bench::{BatchSupport, Detector, DetectorError, ImageInput, StageClock};
+use detbench_backends::{Outputs, Tensor};
 use detbench_eval::{Detection, IouType};
 use detbench_imgproc::BgrImage;
 
-use super::common::{FamilyError, KeptBox, Pipeline, SingleModelDetector, output_f32};
-use super::watch::{BelowThresholdWatch, DEFAULT_WINDOW};
+use super::common::{FamilyError, KeptBox, Pipeline, output_f32};
 use layout::{Layout, OutputSpec, Task};
 use letterbox::{Letterbox, Unletterbox};
 use masks::{MaskGeometry, Prototypes};
@@ -305,7 +303,7 @@ impl Pipeline for Ultralytics {
                     return Err(FamilyError::OutputShape {
                         name: name.clone(),
                         expected: format!("[1, {}, mh, mw]", spec.mask_coefficients),
-                        got: format!("{:?}", t.shape),
+                        got: format!("shape {:?}", t.shape),
                     });
                 };
                 let data = output_f32(outputs, name, &[1, spec.mask_coefficients, mh, mw])?;
@@ -334,82 +332,13 @@ impl Pipeline for Ultralytics {
     fn input_name(&self) -> &str {
         &self.config.input_name
     }
-}
 
-/// A [`SingleModelDetector`] that reports the evaluations its task supports (masks: segm,
-/// keypoints: keypoints), and warns when a quantized model detects nothing on the first images
-/// ([`BelowThresholdWatch`]).
-pub struct UltralyticsDetector {
-    inner: SingleModelDetector<Ultralytics>,
-    iou_types: Vec<IouType>,
-    watch: BelowThresholdWatch,
-    warnings: Vec<String>,
-}
-
-impl UltralyticsDetector {
-    /// Wraps `backend` with the pipeline of `config`.
-    pub fn new(
-        name: &str,
-        backend: Box<dyn Backend>,
-        config: UltralyticsConfig,
-    ) -> Result<Self, FamilyError> {
-        let iou_types = match config.output.task {
+    /// Boxes; masks too for a segmentation model; keypoints alone for a pose model.
+    fn iou_types(&self) -> Vec<IouType> {
+        match self.config.output.task {
             Task::Detect => vec![IouType::Bbox],
             Task::Segment => vec![IouType::Bbox, IouType::Segm],
             Task::Pose => vec![IouType::Keypoints],
-        };
-        let watch = BelowThresholdWatch::new(name, config.nms.conf, false, DEFAULT_WINDOW);
-        let inner = SingleModelDetector::new(name, backend, Ultralytics::new(config)?)?;
-        Ok(UltralyticsDetector {
-            inner,
-            iou_types,
-            watch,
-            warnings: Vec::new(),
-        })
-    }
-
-    /// Watches the first images for "no result over the threshold" when the model is quantized.
-    pub fn quantized(mut self, quantized: bool) -> Self {
-        let conf = self.inner.pipeline().config.nms.conf;
-        self.watch = BelowThresholdWatch::new(self.inner.name(), conf, quantized, DEFAULT_WINDOW);
-        self
-    }
-
-    /// Warnings raised so far (also in the provenance).
-    pub fn warnings(&self) -> &[String] {
-        &self.warnings
-    }
-
-    pub fn pipeline(&self) -> &Ultralytics {
-        self.inner.pipeline()
-    }
-}
-
-impl Detector for UltralyticsDetector {
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-    fn batch_support(&self) -> BatchSupport {
-        self.inner.batch_support()
-    }
-    fn iou_types(&self) -> Vec<IouType> {
-        self.iou_types.clone()
-    }
-    fn provenance(&self) -> serde_json::Value {
-        let mut p = self.inner.provenance();
-        p["warnings"] = serde_json::json!(self.warnings);
-        p
-    }
-    fn detect(
-        &mut self,
-        batch: &[ImageInput<'_>],
-        clock: &mut StageClock,
-    ) -> Result<Vec<Vec<Detection>>, DetectorError> {
-        let detections = self.inner.detect(batch, clock)?;
-        for image in &detections {
-            let best = image.iter().map(|d| d.score as f32).reduce(f32::max);
-            self.warnings.extend(self.watch.observe(best));
         }
-        Ok(detections)
     }
 }

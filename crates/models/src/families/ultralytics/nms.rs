@@ -16,13 +16,14 @@
 //! Then, for the first two: more than `max_nms` (30000) candidates keeps the best `max_nms`
 //! (torch's `argsort(descending=True)`, here stable); class-aware NMS by the coordinate offset
 //! `class * max_wh` (7680) added to the boxes in f32, which rounds the coordinates, so the IoU
-//! is computed on the offset boxes exactly as `torchvision.ops.nms` sees them (its CPU kernel:
-//! stable descending sort, f32 areas and IoU, `ovr > iou_threshold` compared in double); the
+//! is computed on the offset boxes exactly as `torchvision.ops.nms` sees them, by the one NMS of
+//! [`crate::families::nms`] (its CPU kernel: stable descending sort, f32 areas and IoU,
+//! `ovr > iou_threshold` compared in double); the
 //! first `max_det` kept. The time limit (`2.0 + 0.05 * batch` seconds, after which later images
 //! of a batch get no detections) depends on the machine's speed, so it is not reproduced: no image
 //! loses its detections here.
 
-use crate::families::nms::argsort_descending;
+use crate::families::nms::{argsort_descending, batched_nms, nms};
 
 /// One candidate: box in input pixels (xyxy), score, class index, and the output row it came
 /// from (where its extra values, mask coefficients or keypoints, are read).
@@ -188,8 +189,9 @@ pub fn end_to_end(data: &[f32], row_len: usize, conf: f32, max_det: usize) -> Ve
 }
 
 /// The NMS part of `non_max_suppression` on one image's candidates: the `max_nms` cap, the
-/// class offset, torchvision's greedy NMS, the `max_det` cap. Kept candidates in descending
-/// score order (ties: earlier candidate first).
+/// class offset, torchvision's greedy NMS ([`crate::families::nms`], the IoU compared in
+/// double), the `max_det` cap. Kept candidates in descending score order (ties: earlier
+/// candidate first).
 pub fn non_max_suppression(mut candidates: Vec<Candidate>, s: &NmsSettings) -> Vec<Candidate> {
     if candidates.len() > s.max_nms {
         let scores: Vec<f32> = candidates.iter().map(|c| c.score).collect();
@@ -208,11 +210,11 @@ pub fn non_max_suppression(mut candidates: Vec<Candidate>, s: &NmsSettings) -> V
         })
         .collect();
     let scores: Vec<f32> = candidates.iter().map(|c| c.score).collect();
-    let order = argsort_descending(&scores);
     let keep = if !s.agnostic && classes_cannot_overlap(&candidates, s.max_wh) {
-        per_class_greedy(&offset_boxes, &order, &candidates, s.iou)
+        let classes: Vec<usize> = candidates.iter().map(|c| c.class).collect();
+        batched_nms(&offset_boxes, &scores, &classes, s.iou)
     } else {
-        greedy(&offset_boxes, &order, s.iou)
+        nms(&offset_boxes, &scores, s.iou)
     };
     keep.into_iter()
         .take(s.max_det)
@@ -221,8 +223,9 @@ pub fn non_max_suppression(mut candidates: Vec<Candidate>, s: &NmsSettings) -> V
 }
 
 /// Whether boxes of different classes, once offset, can never intersect: then NMS per class
-/// gives exactly what one NMS over all offset boxes gives, much faster. True when every box's
-/// x-extent fits in one `max_wh` band (rounding is monotone, so offset boxes keep their order).
+/// (`batched_nms`) gives exactly what one NMS over all offset boxes gives, much faster. True
+/// when every box's x-extent fits in one `max_wh` band (rounding is monotone, so offset boxes
+/// keep their order).
 fn classes_cannot_overlap(candidates: &[Candidate], max_wh: f32) -> bool {
     let (lo, hi) = candidates
         .iter()
@@ -230,62 +233,6 @@ fn classes_cannot_overlap(candidates: &[Candidate], max_wh: f32) -> bool {
             (lo.min(c.bbox[0]), hi.max(c.bbox[2]))
         });
     candidates.is_empty() || (hi - lo <= max_wh && lo.is_finite() && hi.is_finite())
-}
-
-/// torchvision's NMS over `order` separately for each class, merged back in `order`'s order.
-fn per_class_greedy(
-    boxes: &[[f32; 4]],
-    order: &[usize],
-    candidates: &[Candidate],
-    iou: f64,
-) -> Vec<usize> {
-    let classes = candidates
-        .iter()
-        .map(|c| c.class)
-        .max()
-        .map_or(0, |m| m + 1);
-    let mut per_class: Vec<Vec<usize>> = vec![Vec::new(); classes];
-    for &i in order {
-        per_class[candidates[i].class].push(i);
-    }
-    let mut kept = vec![false; boxes.len()];
-    for class_order in &per_class {
-        for i in greedy(boxes, class_order, iou) {
-            kept[i] = true;
-        }
-    }
-    order.iter().copied().filter(|&i| kept[i]).collect()
-}
-
-/// `torchvision/csrc/ops/cpu/nms_kernel.cpp` over `order` (already sorted): f32 areas and
-/// intersections, `inter / (area_i + area_j - inter) > iou_threshold` with the IoU widened to
-/// double.
-fn greedy(boxes: &[[f32; 4]], order: &[usize], iou: f64) -> Vec<usize> {
-    let area = |b: &[f32; 4]| (b[2] - b[0]) * (b[3] - b[1]);
-    let areas: Vec<f32> = order.iter().map(|&i| area(&boxes[i])).collect();
-    let mut suppressed = vec![false; order.len()];
-    let mut keep = Vec::new();
-    for pos in 0..order.len() {
-        if suppressed[pos] {
-            continue;
-        }
-        let a = &boxes[order[pos]];
-        keep.push(order[pos]);
-        for later in pos + 1..order.len() {
-            if suppressed[later] {
-                continue;
-            }
-            let b = &boxes[order[later]];
-            let w = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
-            let h = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
-            let inter = w * h;
-            let ovr = inter / (areas[pos] + areas[later] - inter);
-            if ovr as f64 > iou {
-                suppressed[later] = true;
-            }
-        }
-    }
-    keep
 }
 
 #[cfg(test)]
