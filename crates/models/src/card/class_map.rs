@@ -40,6 +40,11 @@ pub enum ClassMapError {
         why: String,
         available: String,
     },
+    #[error(
+        "model `{model}`: `[classes] map = \"by-name\"` needs class names, and neither the card \
+         (`[classes] names`, one per class) nor the file gives them ({classes} classes)"
+    )]
+    NoNames { model: String, classes: usize },
     #[error("model `{model}`: `[classes] names` has {names} names for {classes} classes")]
     NameCount {
         model: String,
@@ -101,6 +106,12 @@ pub fn class_map(
     let known_names: Option<Vec<String>> = names.or_else(|| {
         (classes == 80 && coco_map).then(|| COCO80_NAMES.iter().map(|s| (*s).to_owned()).collect())
     });
+    if kind == ClassMapKind::ByName && known_names.is_none() && categories.is_some() {
+        return Err(ClassMapError::NoNames {
+            model: model.to_owned(),
+            classes,
+        });
+    }
     let Some(categories) = categories else {
         return Ok(proposed_ids(
             spec,

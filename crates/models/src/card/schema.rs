@@ -434,12 +434,6 @@ impl Card {
                 format!("{} ids for {classes} classes (output.classes)", ids.len()),
             );
         }
-        if self.classes.map == Some(ClassMapKind::ByName) && self.classes.names.is_none() {
-            return err(
-                "classes.names",
-                "map = \"by-name\" needs the class names".into(),
-            );
-        }
         if let Some(t) = self.postprocess.score_threshold
             && !(0.0..=1.0).contains(&t)
         {
