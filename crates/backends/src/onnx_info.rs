@@ -16,6 +16,31 @@ use std::path::Path;
 
 use crate::BackendError;
 
+/// Why the protobuf could not be read.
+#[derive(Debug, thiserror::Error)]
+enum ProtoError {
+    #[error("cannot open: {0}")]
+    Open(std::io::Error),
+    #[error("truncated at byte {at}: {source}")]
+    Truncated { at: u64, source: std::io::Error },
+    #[error("varint longer than 10 bytes at byte {at}")]
+    LongVarint { at: u64 },
+    #[error("a field of {size} bytes at byte {at} runs past the end ({len})")]
+    PastTheEnd { size: u64, at: u64, len: u64 },
+    #[error("cannot skip {size} bytes at byte {at}: {source}")]
+    Skip {
+        size: u64,
+        at: u64,
+        source: std::io::Error,
+    },
+    #[error("a string field is not UTF-8: {0}")]
+    NotUtf8(std::string::FromUtf8Error),
+    #[error("not an ONNX model: field {field} has wire type {wire} at byte {at}")]
+    WireType { field: u64, wire: u64, at: u64 },
+    #[error("metadata entry field {field} has wire type {wire}")]
+    EntryWireType { field: u64, wire: u64 },
+}
+
 /// The non-graph facts of an ONNX file.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct OnnxInfo {
@@ -27,45 +52,44 @@ pub struct OnnxInfo {
 
 /// Reads the producer and `metadata_props` of the ONNX file at `path`.
 pub fn read_onnx_info(path: &Path) -> Result<OnnxInfo, BackendError> {
-    let bad = |reason: String| BackendError::Load {
+    read_proto(path).map_err(|e| BackendError::Load {
         engine: crate::EngineKind::Ort,
         path: path.display().to_string(),
-        reason,
-    };
-    let file = std::fs::File::open(path).map_err(|e| bad(format!("cannot open: {e}")))?;
-    let len = file.metadata().map_err(|e| bad(e.to_string()))?.len();
+        reason: e.to_string(),
+    })
+}
+
+fn read_proto(path: &Path) -> Result<OnnxInfo, ProtoError> {
+    let file = std::fs::File::open(path).map_err(ProtoError::Open)?;
+    let len = file.metadata().map_err(ProtoError::Open)?.len();
     let mut reader = BufReader::new(file);
     let mut info = OnnxInfo::default();
     let mut at = 0u64;
     while at < len {
-        let (field, wire) = split_tag(read_varint(&mut reader, &mut at).map_err(&bad)?);
+        let (field, wire) = split_tag(read_varint(&mut reader, &mut at)?);
         match (field, wire) {
             (2 | 3 | 14, 2) => {
-                let size = read_varint(&mut reader, &mut at).map_err(&bad)?;
-                let bytes = read_bytes(&mut reader, &mut at, size, len).map_err(&bad)?;
+                let size = read_varint(&mut reader, &mut at)?;
+                let bytes = read_bytes(&mut reader, &mut at, size, len)?;
                 match field {
-                    2 => info.producer_name = Some(utf8(bytes).map_err(&bad)?),
-                    3 => info.producer_version = Some(utf8(bytes).map_err(&bad)?),
+                    2 => info.producer_name = Some(utf8(bytes)?),
+                    3 => info.producer_version = Some(utf8(bytes)?),
                     _ => {
-                        let (key, value) = string_pair(&bytes).map_err(&bad)?;
+                        let (key, value) = string_pair(&bytes)?;
                         info.metadata.insert(key, value);
                     }
                 }
             }
             (_, 0) => {
-                read_varint(&mut reader, &mut at).map_err(&bad)?;
+                read_varint(&mut reader, &mut at)?;
             }
-            (_, 1) => skip(&mut reader, &mut at, 8, len).map_err(&bad)?,
-            (_, 5) => skip(&mut reader, &mut at, 4, len).map_err(&bad)?,
+            (_, 1) => skip(&mut reader, &mut at, 8, len)?,
+            (_, 5) => skip(&mut reader, &mut at, 4, len)?,
             (_, 2) => {
-                let size = read_varint(&mut reader, &mut at).map_err(&bad)?;
-                skip(&mut reader, &mut at, size, len).map_err(&bad)?;
+                let size = read_varint(&mut reader, &mut at)?;
+                skip(&mut reader, &mut at, size, len)?;
             }
-            (field, wire) => {
-                return Err(bad(format!(
-                    "not an ONNX model: field {field} has wire type {wire} at byte {at}"
-                )));
-            }
+            (field, wire) => return Err(ProtoError::WireType { field, wire, at }),
         }
     }
     Ok(info)
@@ -75,20 +99,20 @@ fn split_tag(tag: u64) -> (u64, u64) {
     (tag >> 3, tag & 7)
 }
 
-fn read_varint(reader: &mut impl BufRead, at: &mut u64) -> Result<u64, String> {
+fn read_varint(reader: &mut impl BufRead, at: &mut u64) -> Result<u64, ProtoError> {
     let mut value = 0u64;
     for shift in (0..64).step_by(7) {
         let mut byte = [0u8];
         reader
             .read_exact(&mut byte)
-            .map_err(|e| format!("truncated at byte {at}: {e}"))?;
+            .map_err(|source| ProtoError::Truncated { at: *at, source })?;
         *at += 1;
         value |= u64::from(byte[0] & 0x7f) << shift;
         if byte[0] & 0x80 == 0 {
             return Ok(value);
         }
     }
-    Err(format!("varint longer than 10 bytes at byte {at}"))
+    Err(ProtoError::LongVarint { at: *at })
 }
 
 fn read_bytes(
@@ -96,16 +120,14 @@ fn read_bytes(
     at: &mut u64,
     size: u64,
     len: u64,
-) -> Result<Vec<u8>, String> {
+) -> Result<Vec<u8>, ProtoError> {
     if *at + size > len {
-        return Err(format!(
-            "a field of {size} bytes at byte {at} runs past the end ({len})"
-        ));
+        return Err(ProtoError::PastTheEnd { size, at: *at, len });
     }
     let mut bytes = vec![0u8; size as usize];
     reader
         .read_exact(&mut bytes)
-        .map_err(|e| format!("truncated at byte {at}: {e}"))?;
+        .map_err(|source| ProtoError::Truncated { at: *at, source })?;
     *at += size;
     Ok(bytes)
 }
@@ -115,32 +137,34 @@ fn skip<R: Read + Seek>(
     at: &mut u64,
     size: u64,
     len: u64,
-) -> Result<(), String> {
+) -> Result<(), ProtoError> {
     if *at + size > len {
-        return Err(format!(
-            "a field of {size} bytes at byte {at} runs past the end ({len})"
-        ));
+        return Err(ProtoError::PastTheEnd { size, at: *at, len });
     }
     reader
         .seek_relative(size as i64)
-        .map_err(|e| format!("cannot skip {size} bytes at byte {at}: {e}"))?;
+        .map_err(|source| ProtoError::Skip {
+            size,
+            at: *at,
+            source,
+        })?;
     *at += size;
     Ok(())
 }
 
-fn utf8(bytes: Vec<u8>) -> Result<String, String> {
-    String::from_utf8(bytes).map_err(|e| format!("a string field is not UTF-8: {e}"))
+fn utf8(bytes: Vec<u8>) -> Result<String, ProtoError> {
+    String::from_utf8(bytes).map_err(ProtoError::NotUtf8)
 }
 
 /// `StringStringEntryProto`: key (1) and value (2).
-fn string_pair(bytes: &[u8]) -> Result<(String, String), String> {
+fn string_pair(bytes: &[u8]) -> Result<(String, String), ProtoError> {
     let mut reader = BufReader::new(std::io::Cursor::new(bytes));
     let (mut at, len) = (0u64, bytes.len() as u64);
     let (mut key, mut value) = (String::new(), String::new());
     while at < len {
         let (field, wire) = split_tag(read_varint(&mut reader, &mut at)?);
         if wire != 2 {
-            return Err(format!("metadata entry field {field} has wire type {wire}"));
+            return Err(ProtoError::EntryWireType { field, wire });
         }
         let size = read_varint(&mut reader, &mut at)?;
         let text = utf8(read_bytes(&mut reader, &mut at, size, len)?)?;

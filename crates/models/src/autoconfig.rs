@@ -27,7 +27,7 @@ use crate::Family;
 use crate::families::detr::{self, DetrConfig};
 use crate::families::ultralytics::UltralyticsConfig;
 use crate::families::ultralytics::layout::{self, describe_specs};
-use crate::families::ultralytics::metadata::UltralyticsMetadata;
+use crate::families::ultralytics::metadata::{MetadataError, UltralyticsMetadata};
 
 /// A file's pipeline configuration, as recognised.
 #[derive(Debug, Clone, PartialEq)]
@@ -61,8 +61,8 @@ pub enum AutoConfigError {
         #[source]
         source: detbench_backends::BackendError,
     },
-    #[error("{path}: Ultralytics metadata: {reason}")]
-    BadMetadata { path: String, reason: String },
+    #[error("{path}: Ultralytics {source}")]
+    BadMetadata { path: String, source: MetadataError },
     #[error(
         "{path}: only ONNX files describe themselves (an Ultralytics export's metadata, a DETR-style \
          export's inputs and outputs); give this one a model card (`--card FILE`; `detbench zoo --card NAME` \
@@ -128,10 +128,10 @@ pub fn autoconfigure(
             path: shown.clone(),
             source,
         })?;
-        UltralyticsMetadata::from_map(&info.metadata).map_err(|reason| {
+        UltralyticsMetadata::from_map(&info.metadata).map_err(|source| {
             AutoConfigError::BadMetadata {
                 path: shown.clone(),
-                reason,
+                source,
             }
         })?
     } else {
@@ -150,7 +150,7 @@ pub fn autoconfigure(
                     names,
                 });
             }
-            Err(e) => e,
+            Err(NotYolo(why)) => why,
         },
         None => "no Ultralytics metadata (`task`, `names`) in the file".to_owned(),
     };
@@ -201,16 +201,22 @@ fn logits_classes(spec: Option<&IoSpec>) -> usize {
 }
 
 /// The Ultralytics configuration of a file, or why its outputs are no YOLO layout.
+/// Why a file with Ultralytics metadata gives no YOLO configuration.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct NotYolo(String);
+
 fn ultralytics_config(
     inputs: &[IoSpec],
     outputs: &[IoSpec],
     metadata: Option<&UltralyticsMetadata>,
-) -> Result<UltralyticsConfig, String> {
-    let spec = layout::recognise(inputs, outputs, metadata).map_err(|e| e.reason)?;
+) -> Result<UltralyticsConfig, NotYolo> {
+    let why = |text: &str| NotYolo(text.to_owned());
+    let spec = layout::recognise(inputs, outputs, metadata).map_err(|e| NotYolo(e.reason))?;
     let input = inputs
         .iter()
         .find(|s| matches!(s.shape.as_deref(), Some([_, Some(3), _, _])))
-        .ok_or("no [N, 3, H, W] image input")?;
+        .ok_or_else(|| why("no [N, 3, H, W] image input"))?;
     let graph_size = match input.shape.as_deref() {
         Some([_, _, Some(h), Some(w)]) => Some((*w, *h)),
         _ => None,
@@ -218,7 +224,9 @@ fn ultralytics_config(
     let size = metadata
         .and_then(|m| m.imgsz.map(|(h, w)| (w, h)))
         .or(graph_size)
-        .ok_or("the image input has a dynamic size and no `imgsz` metadata gives it")?;
+        .ok_or_else(|| {
+            why("the image input has a dynamic size and no `imgsz` metadata gives it")
+        })?;
     let names = metadata.map(|m| m.names.as_slice());
     let class_map = default_class_map(names, spec.classes)
         .into_iter()

@@ -23,8 +23,31 @@ pub enum PyValue {
     Dict(Vec<(PyValue, PyValue)>),
 }
 
-/// Parses one Python literal; `Err` names the byte offset and what was expected there.
-pub fn parse_literal(text: &str) -> Result<PyValue, String> {
+/// A Python literal that does not parse: what was wrong, at which byte.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{what} at byte {at}")]
+pub struct LiteralError {
+    pub what: String,
+    pub at: usize,
+}
+
+/// Ultralytics metadata whose value does not read, naming the key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MetadataError {
+    #[error("metadata `{key}`: {source}")]
+    Literal { key: String, source: LiteralError },
+    #[error("metadata `names` is not a dict of index -> name: {text}")]
+    Names { text: String },
+    #[error("metadata `{key}` = {value}: {reason}")]
+    Int {
+        key: String,
+        value: String,
+        reason: std::num::ParseIntError,
+    },
+}
+
+/// Parses one Python literal; `Err` names the byte offset and what was wrong there.
+pub fn parse_literal(text: &str) -> Result<PyValue, LiteralError> {
     let mut p = Parser {
         s: text.as_bytes(),
         at: 0,
@@ -32,7 +55,7 @@ pub fn parse_literal(text: &str) -> Result<PyValue, String> {
     let value = p.value()?;
     p.space();
     if p.at != p.s.len() {
-        return Err(format!("unexpected text at byte {}", p.at));
+        return Err(p.error("unexpected text"));
     }
     Ok(value)
 }
@@ -43,6 +66,13 @@ struct Parser<'a> {
 }
 
 impl Parser<'_> {
+    fn error(&self, what: impl Into<String>) -> LiteralError {
+        LiteralError {
+            what: what.into(),
+            at: self.at,
+        }
+    }
+
     fn space(&mut self) {
         while self.at < self.s.len() && self.s[self.at].is_ascii_whitespace() {
             self.at += 1;
@@ -54,7 +84,7 @@ impl Parser<'_> {
         self.s.get(self.at).copied()
     }
 
-    fn value(&mut self) -> Result<PyValue, String> {
+    fn value(&mut self) -> Result<PyValue, LiteralError> {
         match self.peek() {
             Some(b'{') => self.dict(),
             Some(b'[') => self.sequence(b']'),
@@ -62,11 +92,11 @@ impl Parser<'_> {
             Some(b'\'' | b'"') => self.string().map(PyValue::Str),
             Some(c) if c == b'-' || c == b'+' || c.is_ascii_digit() || c == b'.' => self.number(),
             Some(_) => self.word(),
-            None => Err("unexpected end of text".to_owned()),
+            None => Err(self.error("unexpected end of text")),
         }
     }
 
-    fn dict(&mut self) -> Result<PyValue, String> {
+    fn dict(&mut self) -> Result<PyValue, LiteralError> {
         self.at += 1;
         let mut items = Vec::new();
         loop {
@@ -76,7 +106,7 @@ impl Parser<'_> {
             }
             let key = self.value()?;
             if self.peek() != Some(b':') {
-                return Err(format!("expected ':' at byte {}", self.at));
+                return Err(self.error("expected ':'"));
             }
             self.at += 1;
             let value = self.value()?;
@@ -84,12 +114,12 @@ impl Parser<'_> {
             match self.peek() {
                 Some(b',') => self.at += 1,
                 Some(b'}') => {}
-                _ => return Err(format!("expected ',' or '}}' at byte {}", self.at)),
+                _ => return Err(self.error("expected ',' or '}'")),
             }
         }
     }
 
-    fn sequence(&mut self, close: u8) -> Result<PyValue, String> {
+    fn sequence(&mut self, close: u8) -> Result<PyValue, LiteralError> {
         self.at += 1;
         let mut items = Vec::new();
         loop {
@@ -101,17 +131,12 @@ impl Parser<'_> {
             match self.peek() {
                 Some(b',') => self.at += 1,
                 Some(c) if c == close => {}
-                _ => {
-                    return Err(format!(
-                        "expected ',' or '{}' at byte {}",
-                        close as char, self.at
-                    ));
-                }
+                _ => return Err(self.error(format!("expected ',' or '{}'", close as char))),
             }
         }
     }
 
-    fn string(&mut self) -> Result<String, String> {
+    fn string(&mut self) -> Result<String, LiteralError> {
         let quote = self.s[self.at];
         self.at += 1;
         let mut out = Vec::new();
@@ -119,7 +144,10 @@ impl Parser<'_> {
             self.at += 1;
             match c {
                 b'\\' => {
-                    let escaped = *self.s.get(self.at).ok_or("unterminated escape")?;
+                    let escaped = *self
+                        .s
+                        .get(self.at)
+                        .ok_or_else(|| self.error("unterminated escape"))?;
                     self.at += 1;
                     out.push(match escaped {
                         b'n' => b'\n',
@@ -128,15 +156,16 @@ impl Parser<'_> {
                     });
                 }
                 c if c == quote => {
-                    return String::from_utf8(out).map_err(|e| format!("string not UTF-8: {e}"));
+                    return String::from_utf8(out)
+                        .map_err(|e| self.error(format!("string not UTF-8 ({e})")));
                 }
                 c => out.push(c),
             }
         }
-        Err("unterminated string".to_owned())
+        Err(self.error("unterminated string"))
     }
 
-    fn number(&mut self) -> Result<PyValue, String> {
+    fn number(&mut self) -> Result<PyValue, LiteralError> {
         let start = self.at;
         while self.at < self.s.len()
             && matches!(
@@ -154,10 +183,13 @@ impl Parser<'_> {
         }
         text.parse::<f64>()
             .map(PyValue::Float)
-            .map_err(|_| format!("bad number `{text}` at byte {start}"))
+            .map_err(|_| LiteralError {
+                what: format!("bad number `{text}`"),
+                at: start,
+            })
     }
 
-    fn word(&mut self) -> Result<PyValue, String> {
+    fn word(&mut self) -> Result<PyValue, LiteralError> {
         let start = self.at;
         while self.at < self.s.len() && self.s[self.at].is_ascii_alphanumeric() {
             self.at += 1;
@@ -166,10 +198,10 @@ impl Parser<'_> {
             b"True" => Ok(PyValue::Bool(true)),
             b"False" => Ok(PyValue::Bool(false)),
             b"None" => Ok(PyValue::None),
-            other => Err(format!(
-                "unexpected `{}` at byte {start}",
-                String::from_utf8_lossy(other)
-            )),
+            other => Err(LiteralError {
+                what: format!("unexpected `{}`", String::from_utf8_lossy(other)),
+                at: start,
+            }),
         }
     }
 }
@@ -202,7 +234,7 @@ impl UltralyticsMetadata {
     /// Reads the metadata map of an ONNX file; `None` when it is not an Ultralytics export (no
     /// `task` and `names`) nor a YOLOv5 one (`stride` and `names`, `export.py::export_onnx`).
     /// `Err` names the key whose value does not parse.
-    pub fn from_map(map: &BTreeMap<String, String>) -> Result<Option<Self>, String> {
+    pub fn from_map(map: &BTreeMap<String, String>) -> Result<Option<Self>, MetadataError> {
         let Some(names) = map.get("names") else {
             return Ok(None);
         };
@@ -212,19 +244,31 @@ impl UltralyticsMetadata {
             None if yolov5 => "detect",
             None => return Ok(None),
         };
-        let literal = |key: &str| -> Result<Option<PyValue>, String> {
+        let literal = |key: &str| -> Result<Option<PyValue>, MetadataError> {
             map.get(key)
-                .map(|v| parse_literal(v).map_err(|e| format!("metadata `{key}`: {e}")))
+                .map(|v| {
+                    parse_literal(v).map_err(|source| MetadataError::Literal {
+                        key: key.to_owned(),
+                        source,
+                    })
+                })
                 .transpose()
         };
-        let names = names_in_order(&literal("names")?.expect("present"))
-            .ok_or_else(|| format!("metadata `names` is not a dict of index -> name: {names}"))?;
-        let int = |key: &str| -> Result<Option<usize>, String> {
+        let names = names_in_order(&literal("names")?.expect("present")).ok_or_else(|| {
+            MetadataError::Names {
+                text: names.clone(),
+            }
+        })?;
+        let int = |key: &str| -> Result<Option<usize>, MetadataError> {
             map.get(key)
                 .map(|v| {
                     v.trim()
                         .parse::<usize>()
-                        .map_err(|e| format!("metadata `{key}` = {v}: {e}"))
+                        .map_err(|reason| MetadataError::Int {
+                            key: key.to_owned(),
+                            value: v.clone(),
+                            reason,
+                        })
                 })
                 .transpose()
         };
@@ -377,13 +421,13 @@ mod tests {
             ("names", "{0: 'a', 2: 'b'}"),
         ]))
         .unwrap_err();
-        assert!(err.contains("names"), "{err}");
+        assert!(err.to_string().contains("names"), "{err}");
         let err = UltralyticsMetadata::from_map(&map(&[
             ("task", "detect"),
             ("names", "{0: 'a'}"),
             ("imgsz", "[640, "),
         ]))
         .unwrap_err();
-        assert!(err.contains("imgsz"), "{err}");
+        assert!(err.to_string().contains("imgsz"), "{err}");
     }
 }
