@@ -13,7 +13,7 @@ pub use affine::{PoseCrop, simple_pose_crop};
 pub use decode::{decode_bytes, decode_file};
 pub use error::ImageError;
 pub use image::BgrImage;
-pub use resize::{resize_linear, resize_linear_into};
+pub use resize::{resize_linear, resize_linear_into, resize_linear_rows};
 pub use warp::{
     warp_affine_inverse_linear_constant0, warp_affine_linear_constant0,
     warp_perspective_linear_constant0,

@@ -141,8 +141,12 @@ impl Letterbox {
     /// `cv2.copyMakeBorder` with `pad_value`; the predictor's `flip(1)` (BGR to RGB) when `rgb`,
     /// and `float().div_(255)` (f32 division, as torch divides a float tensor by a scalar).
     /// Returns CHW f32 planes of the canvas.
+    ///
+    /// Each resized row goes straight into the planes while it is in cache
+    /// ([`detbench_imgproc::resize_linear_rows`]), one plane at a time (a loop the compiler
+    /// vectorises), and only the padding is filled with the pad value.
     pub fn to_chw(&self, image: &BgrImage, pad_value: u8, rgb: bool, divisor: f32) -> Vec<f32> {
-        let (loaded, resized);
+        let loaded;
         let mut source = image;
         if let Some(l) = self.loaded
             && (l.width, l.height) != (image.width, image.height)
@@ -150,26 +154,72 @@ impl Letterbox {
             loaded = detbench_imgproc::resize_linear(image, l.width, l.height);
             source = &loaded;
         }
-        if (source.width, source.height) != (self.resized_w, self.resized_h) {
-            resized = detbench_imgproc::resize_linear(source, self.resized_w, self.resized_h);
-            source = &resized;
-        }
         let plane = self.canvas_w * self.canvas_h;
-        let pad = pad_value as f32 / divisor;
-        let mut data = vec![pad; 3 * plane];
-        let order: [usize; 3] = if rgb { [2, 1, 0] } else { [0, 1, 2] };
+        let mut data = vec![0.0f32; 3 * plane];
+        let (first, rest) = data.split_at_mut(plane);
+        let (second, third) = rest.split_at_mut(plane);
+        // Planes in the fed order: R, G, B from the BGR pixel when `rgb`.
+        let mut planes = if rgb {
+            [third, second, first]
+        } else {
+            [first, second, third]
+        };
         let rows = self.resized_h.min(self.canvas_h - self.top);
         let cols = self.resized_w.min(self.canvas_w - self.left);
-        for y in 0..rows {
-            let src_row = &source.data[y * self.resized_w * 3..][..cols * 3];
+        let mut put_row = |y: usize, pixels: &[u8]| {
+            if y >= rows {
+                return;
+            }
             let at = (self.top + y) * self.canvas_w + self.left;
-            for (x, px) in src_row.chunks_exact(3).enumerate() {
-                for (c, &from) in order.iter().enumerate() {
-                    data[c * plane + at + x] = px[from] as f32 / divisor;
+            let [b, g, r] = &mut planes;
+            let (b, g, r) = (
+                &mut b[at..at + cols],
+                &mut g[at..at + cols],
+                &mut r[at..at + cols],
+            );
+            for (c, plane) in [b, g, r].into_iter().enumerate() {
+                for (value, px) in plane.iter_mut().zip(pixels.chunks_exact(3)) {
+                    *value = px[c] as f32 / divisor;
                 }
             }
+        };
+        if (source.width, source.height) == (self.resized_w, self.resized_h) {
+            let stride = source.width * 3;
+            for (y, pixels) in source.data.chunks_exact(stride).enumerate() {
+                put_row(y, pixels);
+            }
+        } else {
+            detbench_imgproc::resize_linear_rows(source, self.resized_w, self.resized_h, put_row);
+        }
+        let pad = pad_value as f32 / divisor;
+        for plane_data in planes {
+            fill_outside(
+                plane_data,
+                self.canvas_w,
+                (self.left, self.top),
+                (cols, rows),
+                pad,
+            );
         }
         data
+    }
+}
+
+/// Sets every value of a `width`-wide plane outside the `size` rectangle at `origin` to `pad`.
+fn fill_outside(
+    plane: &mut [f32],
+    width: usize,
+    (left, top): (usize, usize),
+    (cols, rows): (usize, usize),
+    pad: f32,
+) {
+    for (y, row) in plane.chunks_exact_mut(width).enumerate() {
+        if y < top || y >= top + rows {
+            row.fill(pad);
+        } else {
+            row[..left].fill(pad);
+            row[left + cols..].fill(pad);
+        }
     }
 }
 

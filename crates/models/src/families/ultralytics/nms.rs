@@ -96,20 +96,25 @@ pub fn candidates_channels_first(
     debug_assert_eq!(data.len(), channels * anchors);
     let at = |c: usize, n: usize| data[c * anchors + n];
     // Pass over the class planes once, keeping each anchor's running best (cache-friendly:
-    // the planes are contiguous).
-    let mut best = vec![(0usize, f32::NEG_INFINITY); anchors];
+    // the planes are contiguous; scores and classes apart, so the loop vectorises).
+    let mut best_score = vec![f32::NEG_INFINITY; anchors];
+    let mut best_class = vec![0u32; anchors];
     for class in 0..nc {
         let plane = &data[(4 + class) * anchors..(5 + class) * anchors];
-        for (b, &v) in best.iter_mut().zip(plane) {
-            if v > b.1 {
-                *b = (class, v);
+        for ((score, best), &v) in best_score.iter_mut().zip(&mut best_class).zip(plane) {
+            if v > *score {
+                *score = v;
+                *best = class as u32;
             }
         }
     }
-    best.iter()
+    best_class
+        .iter()
+        .zip(&best_score)
+        .map(|(&class, &score)| (class as usize, score))
         .enumerate()
         .filter(|(_, (_, score))| *score > conf)
-        .map(|(n, &(class, score))| Candidate {
+        .map(|(n, (class, score))| Candidate {
             bbox: xywh2xyxy(at(0, n), at(1, n), at(2, n), at(3, n)),
             score,
             class,
