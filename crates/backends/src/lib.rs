@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod names;
+pub mod onnx_info;
 #[cfg(feature = "ort")]
 pub mod ort_backend;
 pub mod tensor;

@@ -31,7 +31,7 @@ pub(crate) struct BatchRun<'a> {
 impl BatchRun<'_> {
     /// Runs the pass at `batch` and builds its row; `Err` when the run was interrupted
     /// ([`crate::interrupt`]) before the pass finished.
-    pub fn run(self, batch: usize) -> Result<ModelOutcome, RunFailure> {
+    pub fn run(mut self, batch: usize) -> Result<ModelOutcome, RunFailure> {
         let run_options = RunOptions {
             warmup: self.options.warmup,
             batch_size: batch,
@@ -70,10 +70,15 @@ impl BatchRun<'_> {
             &mut |image_id, detections| scoring.add_image(image_id, detections),
         );
         self.observer.finish_pass();
+        let warnings = self.take_warnings(&label);
         let run = match run {
             Ok(run) => run,
             Err(interrupted @ RunFailure::Interrupted { .. }) => return Err(interrupted),
-            Err(failure) => return Ok(self.failed_pass(&label, &run_options, failure)),
+            Err(failure) => {
+                let mut outcome = self.failed_pass(&label, &run_options, failure);
+                record_warnings(&mut outcome.result, warnings);
+                return Ok(outcome);
+            }
         };
         let eval_start = Instant::now();
         let summaries = scoring.finish(&run.detections);
@@ -81,6 +86,7 @@ impl BatchRun<'_> {
         // the background thread to catch up and accumulate in overlap mode.
         let eval_time = eval_start.elapsed();
         let mut result = self.row(&run_options, &run, eval_time);
+        record_warnings(&mut result, warnings);
         match summaries {
             Ok(summaries) => set_accuracy(&mut result, &summaries),
             Err(e) => {
@@ -93,6 +99,17 @@ impl BatchRun<'_> {
             result,
             detections: run.detections,
         })
+    }
+
+    /// The detector's warnings of the pass (a quantized model that detects nothing), shown to
+    /// the user as they are taken.
+    fn take_warnings(&mut self, label: &str) -> Vec<String> {
+        let warnings = self.detector.take_warnings();
+        for warning in &warnings {
+            self.observer
+                .message(&format!("{label}: warning: {warning}"));
+        }
+        warnings
     }
 
     /// One evaluator per IoU type scored, on the run's images only (pycocotools'
@@ -165,6 +182,13 @@ impl BatchRun<'_> {
             ),
             scenario: None,
         }
+    }
+}
+
+/// Records a pass's warnings in its row's provenance (`"warnings"`, only when there are some).
+fn record_warnings(result: &mut ModelResult, warnings: Vec<String>) {
+    if !warnings.is_empty() {
+        result.provenance["warnings"] = serde_json::json!(warnings);
     }
 }
 

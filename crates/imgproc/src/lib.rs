@@ -17,7 +17,7 @@ pub use encode::encode_jpeg;
 pub use error::ImageError;
 pub use image::BgrImage;
 pub use orient::{apply_orientation, exif_orientation};
-pub use resize::{resize_linear, resize_linear_into};
+pub use resize::{resize_linear, resize_linear_into, resize_linear_rows};
 pub use warp::{
     warp_affine_inverse_linear_constant0, warp_affine_linear_constant0,
     warp_perspective_linear_constant0,

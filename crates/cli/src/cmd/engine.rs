@@ -171,10 +171,16 @@ impl EngineArgs {
 }
 
 impl EngineChoice {
-    /// The configuration for `entry`: `--backend` when given, else the engine of its format.
+    /// The configuration for `entry`: `--backend` when given, else the engine its card names
+    /// (by default the engine of its format).
     pub fn for_model(&self, entry: &ZooEntry) -> BackendConfig {
+        self.with_default(entry.default_engine())
+    }
+
+    /// The configuration with `--backend` when given, else `engine`.
+    pub fn with_default(&self, engine: EngineKind) -> BackendConfig {
         BackendConfig {
-            engine: self.engine.unwrap_or_else(|| entry.format.default_engine()),
+            engine: self.engine.unwrap_or(engine),
             ..self.base.clone()
         }
     }

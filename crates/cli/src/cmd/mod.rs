@@ -1,5 +1,6 @@
 //! One module per subcommand, each with its clap `Args` and a `main`.
 
+pub mod cards;
 pub mod engine;
 pub mod env;
 pub mod eval;

@@ -57,7 +57,7 @@ pub fn open(
         entry.iou_types.contains(&IouType::Segm),
         entry.iou_types.contains(&IouType::Keypoints),
     );
-    Ok(ListModelDetector::new(entry.name, backend, pipeline))
+    Ok(ListModelDetector::new(&entry.name, backend, pipeline))
 }
 
 /// Channel order of the float image a model takes.

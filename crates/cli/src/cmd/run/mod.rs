@@ -1,4 +1,4 @@
-//! `detbench run`: benchmark zoo models on a COCO dataset (default: YOLOX-Nano on the shipped
+//! `detbench run`: benchmark zoo models (or a model file, or a card) on a COCO dataset (default: YOLOX-Nano on the shipped
 //! val2017 subset, CPU) and print the results table; write results.md/.csv/.json, optionally the
 //! detections, and record the run in the results store.
 //!
@@ -32,10 +32,22 @@ pub struct Args {
 
 #[derive(clap::Args)]
 pub struct Options {
-    /// Zoo names (comma-separated or repeated), or `all` for every catalogued model whose file
-    /// is present. `detbench zoo` lists them.
-    #[arg(short, long, value_delimiter = ',', default_value = "yolox_nano")]
+    /// Zoo names (comma-separated or repeated), or `all` for every model of the zoo whose file
+    /// is present. `detbench zoo` lists them [default: yolox_nano, unless --model-file or
+    /// --card gives a model].
+    #[arg(short, long, value_delimiter = ',')]
     model: Vec<String>,
+
+    /// A model file to run. An Ultralytics ONNX export (its metadata) or a DETR-style ONNX
+    /// export (its inputs and outputs) describes itself; any other needs --card.
+    #[arg(long, value_name = "PATH")]
+    model_file: Option<PathBuf>,
+
+    /// A model card (TOML; docs/MODEL_CARDS.md) describing --model-file, or, alone, a model
+    /// whose file the card names (beside the card, else in --model-dir). `detbench zoo --card
+    /// NAME` prints one to start from.
+    #[arg(long, value_name = "FILE")]
+    card: Option<PathBuf>,
 
     /// Batch sizes to measure, e.g. `1,2,4,8` (models with a fixed batch skip the others).
     #[arg(long, value_delimiter = ',', default_value = "1")]
@@ -71,7 +83,8 @@ pub struct Options {
     #[command(flatten)]
     engine: EngineArgs,
 
-    /// Folder holding the model files [default: the shared models folder].
+    /// Folder holding the model files, and model cards (`*.toml`) that join the zoo [default:
+    /// the shared models folder].
     #[arg(long, value_name = "DIR")]
     model_dir: Option<PathBuf>,
 

@@ -1,6 +1,8 @@
 //! The options of a run, resolved once (ripgrep's low-level to high-level arguments): the
-//! dataset source after its defaults, the catalogue entries, the engine settings, the scenario,
-//! and where the results go. [`RunPlan::run`] then drives the harness model by model.
+//! dataset source after its defaults, the zoo entries (built-in and user cards, a model file,
+//! a card), the engine settings, the scenario, and where the results go. [`RunPlan::run`] then
+//! drives the harness model by model, each model's class map resolved against the dataset's
+//! categories.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -15,12 +17,15 @@ use detbench_bench::results::{RESULTS_SCHEMA_VERSION, RunResults, SkippedRun};
 use detbench_bench::scenario::{DatasetCache, ModelOutcome, Observer, ScenarioOptions, run_model};
 use detbench_bench::{Detector, DetectorError};
 use detbench_eval::Detection;
-use detbench_models::{ShaCheck, ZooEntry};
+use detbench_models::card::DatasetCategory;
+use detbench_models::zoo::CardOrigin;
+use detbench_models::{ModelFormat, OpenContext, ShaCheck, Zoo, ZooEntry};
 
 use super::Options;
 use super::outputs::{self, OutputPaths};
 use super::progress::Progress;
 use super::scenario::RunContext;
+use crate::cmd::cards::load_zoo;
 use crate::cmd::engine::{EngineChoice, check_thread_count};
 
 /// Everything a run needs, typed and with its defaults applied.
@@ -29,7 +34,9 @@ pub struct RunPlan {
     pub command_line: Vec<String>,
     source: DatasetSource,
     model_dir: PathBuf,
-    entries: Vec<&'static ZooEntry>,
+    /// Where companions (a top-down model's person detector) are found.
+    zoo: Zoo,
+    entries: Vec<ZooEntry>,
     engine: EngineChoice,
     scenario: ScenarioOptions,
     pub out_dir: PathBuf,
@@ -60,7 +67,17 @@ impl RunPlan {
         }
         .resolve()?;
         let model_dir = detbench_models::model_dir(args.model_dir.as_deref())?;
-        let entries = select_models(&args.model, &model_dir)?;
+        let zoo = load_zoo(args.model_dir.as_deref());
+        let engine = args.engine.resolve()?;
+        let mut entries = given_model(args.model_file.as_deref(), args.card.as_deref(), &engine)?;
+        let names = if args.model.is_empty() && entries.is_empty() {
+            vec!["yolox_nano".to_owned()]
+        } else {
+            args.model
+        };
+        entries.extend(select_models(&names, &model_dir, &zoo)?);
+        let mut seen = HashSet::new();
+        entries.retain(|e| seen.insert(e.name.clone()));
         let batch_sizes = if args.batch.is_empty() {
             vec![1]
         } else {
@@ -89,8 +106,9 @@ impl RunPlan {
             command_line: crate::cmd::command_line(),
             source,
             model_dir,
+            zoo,
             entries,
-            engine: args.engine.resolve()?,
+            engine,
             scenario: ScenarioOptions {
                 warmup: args.warmup,
                 batch_sizes,
@@ -114,7 +132,7 @@ impl RunPlan {
         let mut inputs: Vec<PathBuf> = self
             .entries
             .iter()
-            .map(|e| self.model_dir.join(e.file_name))
+            .map(|e| e.file_path(&self.model_dir))
             .collect();
         if let DatasetSource::Coco {
             instances,
@@ -131,7 +149,7 @@ impl RunPlan {
                 self.scenario
                     .batch_sizes
                     .iter()
-                    .filter_map(|&b| self.detections_file(e.name, b))
+                    .filter_map(|&b| self.detections_file(&e.name, b))
             })
             .collect();
         OutputPaths {
@@ -209,6 +227,7 @@ impl RunPlan {
     ) {
         let config = self.engine.for_model(entry);
         let checked = detbench_models::model_spec(entry, &self.model_dir, &config);
+        let categories = dataset_categories(datasets, entry);
         if let Some(ShaCheck::Mismatch { expected, actual }) = &checked.sha256 {
             progress.message(&format!(
                 "warning: {} has sha256 {actual}, the catalogue expects {expected}; results may \
@@ -217,11 +236,13 @@ impl RunPlan {
             ));
         }
         let open = || -> Result<Box<dyn Detector>, DetectorError> {
-            Ok(detbench_models::open_detector(
-                entry,
-                Some(&self.model_dir),
-                &config,
-            )?)
+            let ctx = OpenContext {
+                model_dir: &self.model_dir,
+                config: &config,
+                categories: categories.as_deref(),
+                zoo: &self.zoo,
+            };
+            Ok(detbench_models::open_entry(entry, &ctx)?)
         };
         let (outcomes, skipped) = match &self.loadgen {
             Some(loadgen) => {
@@ -313,20 +334,41 @@ impl RunPlan {
     }
 }
 
-/// The catalogue entries `--model` names; `all` is every entry whose file is in `model_dir`.
-fn select_models(names: &[String], model_dir: &Path) -> anyhow::Result<Vec<&'static ZooEntry>> {
-    let mut entries: Vec<&'static ZooEntry> = Vec::new();
+/// The model `--model-file` and/or `--card` give, if any: a file with its card (or described by
+/// itself), or a card alone (its file beside it, else in the model folder).
+fn given_model(
+    model_file: Option<&Path>,
+    card: Option<&Path>,
+    engine: &EngineChoice,
+) -> anyhow::Result<Vec<ZooEntry>> {
+    let card_of = |path: &Path| detbench_models::card::load(path);
+    Ok(match (model_file, card) {
+        (Some(file), card) => {
+            let card = card.map(card_of).transpose()?;
+            let format = ModelFormat::from_path(file).unwrap_or(ModelFormat::Onnx);
+            let config = engine.with_default(format.default_engine());
+            vec![detbench_models::model_file_entry(file, card, &config)?]
+        }
+        (None, Some(path)) => vec![ZooEntry::from_card(
+            card_of(path)?,
+            CardOrigin::File(path.to_path_buf()),
+        )],
+        (None, None) => Vec::new(),
+    })
+}
+
+/// The zoo entries `--model` names; `all` is every entry whose file is present.
+fn select_models(names: &[String], model_dir: &Path, zoo: &Zoo) -> anyhow::Result<Vec<ZooEntry>> {
+    let mut entries: Vec<ZooEntry> = Vec::new();
     for name in names {
         let name = name.trim();
         if name == "all" {
-            entries.extend(runnable_models(model_dir));
+            entries.extend(runnable_models(model_dir, zoo));
         } else {
-            entries.push(detbench_models::entry(name)?);
+            entries.push(zoo.get(name)?.clone());
         }
     }
-    let mut seen = HashSet::new();
-    entries.retain(|e| seen.insert(e.name));
-    if entries.is_empty() {
+    if entries.is_empty() && !names.is_empty() {
         bail!("no models to run (--model {})", names.join(","));
     }
     Ok(entries)
@@ -334,27 +376,32 @@ fn select_models(names: &[String], model_dir: &Path) -> anyhow::Result<Vec<&'sta
 
 /// `--model all`: every catalogued model whose file is in `model_dir` and whose engine this
 /// build has; the others are named on stderr with why.
-fn runnable_models(model_dir: &Path) -> Vec<&'static ZooEntry> {
-    let (present, absent): (Vec<_>, Vec<_>) = detbench_models::catalogue()
-        .into_iter()
-        .partition(|e| model_dir.join(e.file_name).is_file());
+fn runnable_models(model_dir: &Path, zoo: &Zoo) -> Vec<ZooEntry> {
+    let (present, absent): (Vec<&ZooEntry>, Vec<&ZooEntry>) = zoo
+        .entries()
+        .iter()
+        .partition(|e| e.file_path(model_dir).is_file());
     if !absent.is_empty() {
         eprintln!(
-            "--model all: {} catalogued models have no file in {} and are left out (see \
+            "--model all: {} models of the zoo have no file in {} and are left out (see \
              `detbench zoo`): {}",
             absent.len(),
             model_dir.display(),
-            absent.iter().map(|e| e.name).collect::<Vec<_>>().join(", ")
+            absent
+                .iter()
+                .map(|e| e.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         );
     }
     let (built, unbuilt): (Vec<_>, Vec<_>) = present
         .into_iter()
-        .partition(|e| e.format.default_engine().is_built());
+        .partition(|e| e.default_engine().is_built());
     for engine in detbench_backends::EngineKind::ALL {
         let names: Vec<&str> = unbuilt
             .iter()
-            .filter(|e| e.format.default_engine() == *engine)
-            .map(|e| e.name)
+            .filter(|e| e.default_engine() == *engine)
+            .map(|e| e.name.as_str())
             .collect();
         if !names.is_empty() {
             eprintln!(
@@ -368,7 +415,23 @@ fn runnable_models(model_dir: &Path) -> Vec<&'static ZooEntry> {
             );
         }
     }
-    built
+    built.into_iter().cloned().collect()
+}
+
+/// The categories of the dataset `entry` is scored on (`None` for a speed-only run), which its
+/// class map is matched against.
+fn dataset_categories(
+    datasets: &mut DatasetCache,
+    entry: &ZooEntry,
+) -> Option<Vec<DatasetCategory>> {
+    let ground_truth = datasets.ground_truth(entry.ground_truth()).ok().flatten()?;
+    Some(
+        ground_truth
+            .categories()
+            .into_iter()
+            .map(|(id, name)| DatasetCategory { id, name })
+            .collect(),
+    )
 }
 
 /// `runs/<UTC timestamp>` (colons replaced, so the name is valid everywhere).

@@ -262,7 +262,7 @@ fn only(scenario: Scenario, flag: &str, allowed: &[Scenario]) -> anyhow::Result<
 /// rather than a failed row.
 pub fn validate(
     options: &LoadgenOptions,
-    entries: &[&detbench_models::ZooEntry],
+    entries: &[detbench_models::ZooEntry],
     datasets: &mut detbench_bench::scenario::DatasetCache,
 ) -> anyhow::Result<()> {
     let mut kinds = Vec::new();
