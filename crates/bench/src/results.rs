@@ -4,6 +4,7 @@
 
 use detbench_backends::BackendDescription;
 use detbench_env::Environment;
+use detbench_train::TrainResults;
 use serde::{Deserialize, Serialize};
 
 use crate::sut::Stage;
@@ -34,6 +35,10 @@ pub struct RunResults {
     /// Model x batch-size combinations that were not run, with why (e.g. a fixed batch).
     #[serde(default)]
     pub skipped: Vec<SkippedRun>,
+    /// Training runs (`detbench train`), one per model x batch x precision, each with its
+    /// per-step records; a run that stopped early keeps its steps and says why (`stopped`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub training: Vec<TrainResults>,
 }
 
 /// A model x batch size the run did not measure.

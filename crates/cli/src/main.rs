@@ -33,6 +33,9 @@ enum Command {
     ImportMd(cmd::import_md::Args),
     /// Draw a model's detections (boxes, labels, scores, masks, keypoints) on an image.
     Show(cmd::show::Args),
+    /// Train torchvision detectors through libtorch and time them: images/s per model x batch x
+    /// precision (fp32, tf32, amp, bf16), step-time percentiles, loss curves (feature `torch`).
+    Train(cmd::train::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -45,5 +48,6 @@ fn main() -> anyhow::Result<()> {
         Command::Env(args) => cmd::env::main(args),
         Command::ImportMd(args) => cmd::import_md::main(args),
         Command::Show(args) => cmd::show::main(args),
+        Command::Train(args) => cmd::train::main(args),
     }
 }

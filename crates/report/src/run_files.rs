@@ -1,9 +1,10 @@
 //! What a run writes for people and programs: the results table in the published benchmarks'
 //! format, the mask, keypoint, per-stage latency and reference-agreement tables, failures and
 //! timing notes (`results.md`, and the same on the console), one row per model and batch size
-//! in `results.csv`, everything in `results.json`, and detections as COCO results files. The
-//! tables are [`Table`]s rendered by [`crate::tables`]; every file goes through
-//! [`write_atomic`].
+//! in `results.csv`, everything in `results.json`, and detections as COCO results files. A
+//! training run (`detbench train`) adds its tables ([`crate::tables::training`]) to results.md,
+//! one row per run in `training.csv` and one per step in `training_steps.csv`. The tables are
+//! [`Table`]s rendered by [`crate::tables`]; every file goes through [`write_atomic`].
 
 use std::path::{Path, PathBuf};
 
@@ -13,17 +14,27 @@ use detbench_bench::results::{
 };
 use detbench_eval::Detection;
 
+use crate::tables::training::{
+    TrainingEntry, training_csv_table, training_markdown, training_steps_csv_table, training_tables,
+};
 use crate::tables::{Alignment, Cell, Table, csv_grid, markdown_grid};
 use crate::{WriteError, write_atomic};
 
-/// Writes `results.md`, `results.csv` and `results.json` into `dir` (created if needed).
+/// Writes `results.md`, `results.csv` (inference rows) and `results.json` into `dir` (created
+/// if needed), and `training.csv` and `training_steps.csv` when the run trained.
 pub fn write_run_files(dir: &Path, results: &RunResults) -> Result<Vec<PathBuf>, WriteError> {
     let json = serde_json::to_vec_pretty(results).expect("run results serialise to JSON");
-    let files = [
-        ("results.md", markdown_report(results).into_bytes()),
-        ("results.csv", csv_report(results).into_bytes()),
-        ("results.json", json),
-    ];
+    let mut files = vec![("results.md", markdown_report(results).into_bytes())];
+    if has_inference(results) {
+        files.push(("results.csv", csv_report(results).into_bytes()));
+    }
+    if !results.training.is_empty() {
+        let runs = training_csv_table(&results.training);
+        let steps = training_steps_csv_table(&results.training);
+        files.push(("training.csv", csv_grid(&runs).into_bytes()));
+        files.push(("training_steps.csv", csv_grid(&steps).into_bytes()));
+    }
+    files.push(("results.json", json));
     let mut written = Vec::new();
     for (name, bytes) in files {
         let path = dir.join(name);
@@ -310,24 +321,42 @@ fn grid(table: &Table) -> String {
     markdown_grid(table, Alignment::Plain)
 }
 
-/// What `detbench run` prints: the tables of [`markdown_report`] with short captions, then the
-/// notes.
+/// Whether the run has inference rows to show (or nothing at all, which shows as the empty
+/// inference table): a `detbench train` run has only training runs.
+fn has_inference(results: &RunResults) -> bool {
+    !results.models.is_empty() || results.training.is_empty()
+}
+
+/// What `detbench run` and `detbench train` print: the tables of [`markdown_report`] with short
+/// captions, then the notes.
 pub fn console_summary(results: &RunResults) -> String {
-    let mut out = grid(&main_table(results));
+    let mut parts = Vec::new();
+    if has_inference(results) {
+        parts.push(grid(&main_table(results)));
+    }
     for (_, caption, table) in sections(results) {
-        out.push_str(&format!("\n\n{caption}\n{}", grid(&table)));
+        parts.push(format!("{caption}\n{}", grid(&table)));
+    }
+    for table in training_tables(&TrainingEntry::of_run(&results.training)) {
+        let notes = table.notes.join("\n");
+        parts.push(format!("{}:\n{}\n{notes}", table.title, grid(&table)));
     }
     let notes = notes(results);
     if !notes.is_empty() {
-        out.push_str(&format!("\n\n{}", notes.join("\n")));
+        parts.push(notes.join("\n"));
     }
-    out
+    parts.join("\n\n")
 }
 
 /// Everything above, as `results.md`.
 pub fn markdown_report(results: &RunResults) -> String {
+    let command = if has_inference(results) {
+        "run"
+    } else {
+        "train"
+    };
     let mut doc = format!(
-        "# detbench run\n\n- started: {}\n- detbench: {}\n- command: `{}`\n",
+        "# detbench {command}\n\n- started: {}\n- detbench: {}\n- command: `{}`\n",
         results.started_at,
         results.detbench_version,
         results.command_line.join(" ")
@@ -361,15 +390,19 @@ pub fn markdown_report(results: &RunResults) -> String {
             harness["decode"], harness["warmup_iterations"], harness["evaluation"]
         ));
     }
-    doc.push_str(
-        "\nAP/AR: COCO bbox stats in points (pycocotools definitions, hotcoco). Latency: end to \
-         end per call (per image at batch 1), ms; percentiles nearest-rank as MLPerf LoadGen.\n\n",
-    );
-    doc.push_str(&grid(&main_table(results)));
-    doc.push('\n');
+    if has_inference(results) {
+        doc.push_str(
+            "\nAP/AR: COCO bbox stats in points (pycocotools definitions, hotcoco). Latency: end \
+             to end per call (per image at batch 1), ms; percentiles nearest-rank as MLPerf \
+             LoadGen.\n\n",
+        );
+        doc.push_str(&grid(&main_table(results)));
+        doc.push('\n');
+    }
     for (heading, _, table) in sections(results) {
         doc.push_str(&format!("\n{heading}\n\n{}\n", grid(&table)));
     }
+    doc.push_str(&training_markdown(&results.training));
     let notes = notes(results);
     if !notes.is_empty() {
         doc.push_str("\n## Notes\n\n");

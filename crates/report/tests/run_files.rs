@@ -63,6 +63,7 @@ fn mixed_run() -> RunResults {
         environment: detbench_env::capture(),
         models: vec![masks, failed, pose],
         skipped: vec![],
+        training: vec![],
     }
 }
 

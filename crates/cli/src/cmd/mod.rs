@@ -7,4 +7,5 @@ pub mod import_md;
 pub mod report;
 pub mod run;
 pub mod show;
+pub mod train;
 pub mod zoo;

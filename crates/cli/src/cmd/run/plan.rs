@@ -98,6 +98,7 @@ impl RunPlan {
                 environment: detbench_env::capture(),
                 models: Vec::new(),
                 skipped: Vec::new(),
+                training: Vec::new(),
             },
             detections: Vec::new(),
         };
