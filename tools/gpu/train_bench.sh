@@ -111,17 +111,17 @@ pair() {  # pair NAME MODEL PRECISION BATCH WARMUP TIMED ORDER(0: rust first, 1:
   else python_run "${@:1:6}"; rust_run "${@:1:6}"; fi
 }
 
+# The table's rows as model:precision:batch, in the order they run ($ROWS overrides it, e.g. to put
+# the rows that matter most first when $DEADLINE_S may cut the run short).
+DEFAULT_ROWS="$(for p in fp32 tf32 amp; do for b in 2 4 8; do printf 'maskrcnn:%s:%s ' "$p" "$b"; done; done) fasterrcnn:amp:2 fasterrcnn:amp:8"
+ROWS="${ROWS:-$DEFAULT_ROWS}"
+
 mode_table() {
   export_models maskrcnn_resnet50_fpn,fasterrcnn_resnet50_fpn || exit 1
-  local order=0 precision batch
-  for precision in fp32 tf32 amp; do
-    for batch in 2 4 8; do
-      pair "maskrcnn_${precision}_b${batch}" maskrcnn_resnet50_fpn "$precision" "$batch" "$WARMUP" "$TIMED" $order
-      order=$(( 1 - order ))
-    done
-  done
-  for batch in 2 8; do
-    pair "fasterrcnn_amp_b${batch}" fasterrcnn_resnet50_fpn amp "$batch" "$WARMUP" "$TIMED" $order
+  local order=0 row short precision batch
+  for row in $ROWS; do
+    IFS=: read -r short precision batch <<< "$row"
+    pair "${short}_${precision}_b${batch}" "${short}_resnet50_fpn" "$precision" "$batch" "$WARMUP" "$TIMED" $order
     order=$(( 1 - order ))
   done
 }
