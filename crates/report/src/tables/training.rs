@@ -232,8 +232,8 @@ pub fn training_markdown(training: &[TrainResults]) -> String {
         return doc;
     };
     doc.push_str(&format!(
-        "\n## Training\n\n- data: {} images of {} in {} ({} removed as torchvision's reference \
-         removes images without usable annotations)\n",
+        "\n## Training\n\n- data: {} training images from {} in {} (the file's images without \
+         usable annotations, {} of them, removed as torchvision's reference removes them)\n",
         first.dataset_images,
         first.config.annotations.display(),
         first.config.images.display(),
