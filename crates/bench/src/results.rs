@@ -4,6 +4,7 @@
 
 use detbench_backends::BackendDescription;
 use detbench_env::Environment;
+use detbench_train::TrainResults;
 use serde::{Deserialize, Serialize};
 
 pub use crate::mlperf::record::{Headline, ScenarioRecord, SutDescription};
@@ -39,6 +40,10 @@ pub struct RunResults {
     /// rest are in `skipped`.
     #[serde(default)]
     pub interrupted: bool,
+    /// Training runs (`detbench train`), one per model x batch x precision, each with its
+    /// per-step records; a run that stopped early keeps its steps and says why (`stopped`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub training: Vec<TrainResults>,
 }
 
 /// A model x batch size the run did not measure.

@@ -35,6 +35,9 @@ enum Command {
     ImportMd(cmd::import_md::Args),
     /// Draw a model's detections (boxes, labels, scores, masks, keypoints) on an image.
     Show(cmd::show::Args),
+    /// Train torchvision detectors through libtorch and time them: images/s per model x batch x
+    /// precision (fp32, tf32, amp, bf16), step-time percentiles, loss curves (feature `torch`).
+    Train(cmd::train::Args),
 }
 
 /// Errors are expected input problems (a bad file, a missing model): the message and exit
@@ -65,5 +68,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Env(args) => cmd::env::main(args),
         Command::ImportMd(args) => cmd::import_md::main(args),
         Command::Show(args) => cmd::show::main(args),
+        Command::Train(args) => cmd::train::main(args),
     }
 }

@@ -1,9 +1,11 @@
 //! What a run writes for people and programs: the results table in the published benchmarks'
 //! format, the mask, keypoint, per-stage latency and reference-agreement tables, failures and
 //! timing notes (`results.md`, and the same on the console), one row per model and batch size
-//! in `results.csv`, everything in `results.json`, and detections as COCO results files. The
-//! tables are [`Table`]s rendered by [`crate::tables`]; every file goes through
-//! [`crate::write_atomic_set`] (atomic writes).
+//! in `results.csv`, everything in `results.json`, and detections as COCO results files. A
+//! training run (`detbench train`) adds its tables ([`crate::tables::training`]) to results.md,
+//! one row per run in `training.csv` and one per step in `training_steps.csv`. The tables are
+//! [`Table`]s rendered by [`crate::tables`]; the files are written as one set
+//! ([`crate::write_atomic_set`]).
 
 use std::path::{Path, PathBuf};
 
@@ -13,21 +15,32 @@ use detbench_bench::results::{
 };
 use detbench_eval::Detection;
 
+use crate::tables::training::{
+    TrainingEntry, training_csv_table, training_markdown, training_steps_csv_table, training_tables,
+};
 use crate::tables::{Alignment, Cell, Table, csv_grid, markdown_grid};
 use crate::{WriteError, write_atomic_set};
 
-/// Writes `results.md`, `results.csv` and `results.json` into `dir` (created if needed), as a
-/// set ([`write_atomic_set`]): all three are new, or none is.
+/// Writes `results.md`, `results.csv` (inference rows) and `results.json` into `dir` (created
+/// if needed), and `training.csv` and `training_steps.csv` when the run trained, as a set
+/// ([`write_atomic_set`]): all are new, or none is.
 pub fn write_run_files(dir: &Path, results: &RunResults) -> Result<Vec<PathBuf>, WriteError> {
     let json = serde_json::to_vec_pretty(results).expect("run results serialise to JSON");
-    let files = vec![
-        (
-            dir.join("results.md"),
-            markdown_report(results).into_bytes(),
-        ),
-        (dir.join("results.csv"), csv_report(results).into_bytes()),
-        (dir.join("results.json"), json),
-    ];
+    let mut files = vec![("results.md", markdown_report(results).into_bytes())];
+    if has_inference(results) {
+        files.push(("results.csv", csv_report(results).into_bytes()));
+    }
+    if !results.training.is_empty() {
+        let runs = training_csv_table(&results.training);
+        let steps = training_steps_csv_table(&results.training);
+        files.push(("training.csv", csv_grid(&runs).into_bytes()));
+        files.push(("training_steps.csv", csv_grid(&steps).into_bytes()));
+    }
+    files.push(("results.json", json));
+    let files: Vec<(PathBuf, Vec<u8>)> = files
+        .into_iter()
+        .map(|(name, bytes)| (dir.join(name), bytes))
+        .collect();
     write_atomic_set(&files)?;
     Ok(files.into_iter().map(|(path, _)| path).collect())
 }
@@ -326,32 +339,43 @@ fn grid(table: &Table) -> String {
     markdown_grid(table, Alignment::Plain)
 }
 
-/// What `detbench run` prints: the tables of [`markdown_report`] with short captions, then the
-/// notes.
+/// Whether the run has inference rows to show (or nothing at all, which shows as the empty
+/// inference table): a `detbench train` run has only training runs.
+fn has_inference(results: &RunResults) -> bool {
+    !results.models.is_empty() || results.training.is_empty()
+}
+
+/// What `detbench run` and `detbench train` print: the tables of [`markdown_report`] with short
+/// captions, then the notes.
 pub fn console_summary(results: &RunResults) -> String {
+    let mut parts = Vec::new();
     let main = main_table(results);
-    let mut out = if main.rows.is_empty() {
-        String::new()
-    } else {
-        grid(&main)
-    };
+    if has_inference(results) && !main.rows.is_empty() {
+        parts.push(grid(&main));
+    }
     for (_, caption, table) in sections(results) {
-        if !out.is_empty() {
-            out.push_str("\n\n");
-        }
-        out.push_str(&format!("{caption}\n{}", grid(&table)));
+        parts.push(format!("{caption}\n{}", grid(&table)));
+    }
+    for table in training_tables(&TrainingEntry::of_run(&results.training)) {
+        let notes = table.notes.join("\n");
+        parts.push(format!("{}:\n{}\n{notes}", table.title, grid(&table)));
     }
     let notes = notes(results);
     if !notes.is_empty() {
-        out.push_str(&format!("\n\n{}", notes.join("\n")));
+        parts.push(notes.join("\n"));
     }
-    out
+    parts.join("\n\n")
 }
 
 /// Everything above, as `results.md`.
 pub fn markdown_report(results: &RunResults) -> String {
+    let command = if has_inference(results) {
+        "run"
+    } else {
+        "train"
+    };
     let mut doc = format!(
-        "# detbench run\n\n- started: {}\n- detbench: {}\n- command: `{}`\n",
+        "# detbench {command}\n\n- started: {}\n- detbench: {}\n- command: `{}`\n",
         results.started_at,
         results.detbench_version,
         results.command_line.join(" ")
@@ -385,18 +409,22 @@ pub fn markdown_report(results: &RunResults) -> String {
             harness["decode"], harness["warmup_iterations"], harness["evaluation"]
         ));
     }
-    doc.push_str(
-        "\nAP/AR: COCO bbox stats in points (pycocotools definitions, hotcoco). Latency: end to \
-         end per call (per image at batch 1), ms; percentiles nearest-rank as MLPerf LoadGen.\n\n",
-    );
+    if has_inference(results) {
+        doc.push_str(
+            "\nAP/AR: COCO bbox stats in points (pycocotools definitions, hotcoco). Latency: end \
+             to end per call (per image at batch 1), ms; percentiles nearest-rank as MLPerf \
+             LoadGen.\n\n",
+        );
+    }
     let main = main_table(results);
-    if !main.rows.is_empty() {
+    if has_inference(results) && !main.rows.is_empty() {
         doc.push_str(&grid(&main));
         doc.push('\n');
     }
     for (heading, _, table) in sections(results) {
         doc.push_str(&format!("\n{heading}\n\n{}\n", grid(&table)));
     }
+    doc.push_str(&training_markdown(&results.training));
     let notes = notes(results);
     if !notes.is_empty() {
         doc.push_str("\n## Notes\n\n");

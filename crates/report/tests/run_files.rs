@@ -65,6 +65,7 @@ fn mixed_run() -> RunResults {
         models: vec![masks, failed, pose],
         skipped: vec![],
         interrupted: false,
+        training: vec![],
     }
 }
 

@@ -77,6 +77,13 @@ struct TorchArgs {
     #[arg(long, value_enum, help_heading = TORCH)]
     torch_grad_mode: Option<GradMode>,
 
+    #[command(flatten)]
+    libraries: TorchLibraryArgs,
+}
+
+/// Where libtorch's run-time pieces come from (`detbench run`, `show` and `train`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct TorchLibraryArgs {
     /// torchvision's ops library, `.../torchvision/_C.so` [default: $DETBENCH_TORCHVISION_OPS,
     /// else .deps/torchvision/torchvision/_C.so].
     #[arg(long, value_name = "FILE", help_heading = TORCH)]
@@ -88,10 +95,24 @@ struct TorchArgs {
     libtorch_cuda: Option<PathBuf>,
 }
 
+impl TorchLibraryArgs {
+    /// The environment's settings (or the defaults) with the options given applied.
+    pub fn settings(&self) -> anyhow::Result<TorchSettings> {
+        let mut settings = TorchSettings::from_env()?;
+        if let Some(path) = &self.torchvision_ops {
+            settings.torchvision_ops = Some(path.clone());
+        }
+        if let Some(path) = &self.libtorch_cuda {
+            settings.libtorch_cuda = Some(path.clone());
+        }
+        Ok(settings)
+    }
+}
+
 impl TorchArgs {
     /// The environment's settings (or the defaults), overridden by the options given.
     fn settings(&self) -> anyhow::Result<TorchSettings> {
-        let mut settings = TorchSettings::from_env()?;
+        let mut settings = self.libraries.settings()?;
         if let Some(engine) = self.torch_qengine {
             settings.quantized_engine = engine;
         }
@@ -103,12 +124,6 @@ impl TorchArgs {
         }
         if let Some(mode) = self.torch_grad_mode {
             settings.grad_mode = mode;
-        }
-        if let Some(path) = &self.torchvision_ops {
-            settings.torchvision_ops = Some(path.clone());
-        }
-        if let Some(path) = &self.libtorch_cuda {
-            settings.libtorch_cuda = Some(path.clone());
         }
         Ok(settings)
     }

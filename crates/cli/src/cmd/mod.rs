@@ -8,6 +8,7 @@ pub mod import_md;
 pub mod report;
 pub mod run;
 pub mod show;
+pub mod train;
 pub mod zoo;
 
 /// An error that ends the command with its own exit status (e.g. 130 after Ctrl-C) instead of

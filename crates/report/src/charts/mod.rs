@@ -5,7 +5,9 @@
 //! - `frontier.{png,svg}`: box AP against mean latency, points labelled, with the
 //!   speed/accuracy (Pareto) frontier of the measured points; published points drawn apart;
 //! - `stages.{png,svg}`: mean time per stage (decode, preprocess, inference, postprocess),
-//!   stacked.
+//!   stacked;
+//! - `loss_curves.{png,svg}`: training runs' losses per step, one panel per loss component
+//!   ([`loss`]).
 //!
 //! Text goes through FreeType with the system's sans-serif font (fontconfig); Debian's
 //! `fonts-dejavu-core` is enough.
@@ -21,8 +23,10 @@ use detbench_eval::IouType;
 use image::ImageEncoder;
 
 mod draw;
+pub mod loss;
 
 use draw::{FrontierPoint, LatencyBar, StageStack, draw_frontier, draw_latency, draw_stages};
+pub use loss::write_loss_curves;
 
 /// A plotters drawing error, as text (its type depends on the backend drawn on).
 #[derive(Debug, thiserror::Error)]

@@ -195,6 +195,7 @@ impl RunPlan {
                 models: Vec::new(),
                 skipped: Vec::new(),
                 interrupted: false,
+                training: Vec::new(),
             },
             detections: Vec::new(),
         };
