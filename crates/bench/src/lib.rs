@@ -8,10 +8,12 @@ mod batch_run;
 pub mod cache;
 pub mod contention;
 pub mod dataset;
+pub mod merge;
 pub mod prefetch;
 pub mod results;
 pub mod runner;
 pub mod scenario;
+pub mod shard;
 pub mod sut;
 pub mod timing;
 

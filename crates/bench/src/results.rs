@@ -6,6 +6,7 @@ use detbench_backends::BackendDescription;
 use detbench_env::Environment;
 use serde::{Deserialize, Serialize};
 
+use crate::shard::{ModelSharding, RunSharding};
 use crate::sut::Stage;
 
 /// Version of the results layout below; bump it when a field changes meaning.
@@ -34,6 +35,10 @@ pub struct RunResults {
     /// Model x batch-size combinations that were not run, with why (e.g. a fixed batch).
     #[serde(default)]
     pub skipped: Vec<SkippedRun>,
+    /// Set for a run merged from shards (`detbench merge`, `detbench run --devices`): how it was
+    /// split, which shards were merged, and where each ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sharding: Option<RunSharding>,
 }
 
 /// A model x batch size the run did not measure.
@@ -78,6 +83,10 @@ pub struct ModelResult {
     pub reference_agreement: Option<ReferenceAgreement>,
     /// Pipeline settings (preprocessing, thresholds, engine options) as the pipeline reports them.
     pub provenance: serde_json::Value,
+    /// Set for a row merged from shards: each shard's own latency, and the scaling over
+    /// devices of a `--devices` row.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sharding: Option<ModelSharding>,
 }
 
 impl ModelResult {
@@ -85,13 +94,21 @@ impl ModelResult {
         self.status.is_ok()
     }
 
-    /// The table label of a row: the zoo name, with the batch size when it is not 1.
+    /// The table label of a row: the zoo name, with the batch size when it is not 1 and the
+    /// device count of a row measured on several devices at once.
     pub fn label(&self) -> String {
-        if self.batch_size == 1 {
-            self.name.clone()
-        } else {
-            format!("{} (batch {})", self.name, self.batch_size)
+        let mut label = self.name.clone();
+        let mut extra = Vec::new();
+        if self.batch_size != 1 {
+            extra.push(format!("batch {}", self.batch_size));
         }
+        if let Some(devices) = self.sharding.as_ref().and_then(|s| s.devices) {
+            extra.push(format!("{devices} devices"));
+        }
+        if !extra.is_empty() {
+            label.push_str(&format!(" ({})", extra.join(", ")));
+        }
+        label
     }
 }
 

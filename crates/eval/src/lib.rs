@@ -29,4 +29,4 @@ pub use files::{check_results, evaluate_results_file, load_results};
 pub use ground_truth::GroundTruth;
 pub use params::{AreaRange, DetectionArea, EvalParams, parse_area_ranges, parse_max_dets};
 pub use summary::{ClassAp, EvalSummary, PrCurve, SummaryRow};
-pub use types::{Detection, IouType, Rle};
+pub use types::{CocoResult, CompressedRle, Detection, IouType, Rle};

@@ -1,5 +1,5 @@
-//! Everything a run leaves behind for people: its results files, the SQLite results store with
-//! its provenance, comparison tables rendered from it, charts, annotated images, and published
+//! Everything a run leaves behind for people: its results files, the results store (SQLite or
+//! PostgreSQL) with its provenance, comparison tables rendered from it, charts, annotated images, and published
 //! tables read into the store for comparison.
 //!
 //! One home per output concern: [`tables`] is the one table layout (Markdown, CSV, JSON),
@@ -18,4 +18,5 @@ pub mod tables;
 pub use files::write_atomic;
 pub use store::{
     Filter, OpenOptions, PublishedImport, PublishedRow, ResultRecord, RunId, Store, StoreError,
+    StoreLocation,
 };

@@ -11,7 +11,7 @@ use detbench_bench::Stage;
 use detbench_bench::results::{
     Accuracy, DETECTION_STAT_NAMES, KEYPOINT_STAT_NAMES, ModelResult, RunResults, Summary,
 };
-use detbench_eval::Detection;
+use detbench_eval::{CocoResult, Detection};
 
 use crate::files::{WriteError, write_atomic};
 use crate::tables::{Alignment, Cell, Table, csv_grid, markdown_grid};
@@ -37,34 +37,8 @@ pub fn write_run_files(dir: &Path, results: &RunResults) -> Result<Vec<PathBuf>,
 /// `score`, plus `segmentation` as compressed RLE and `keypoints` when present), the format
 /// `pycocotools.COCO.loadRes` and `detbench eval` read.
 pub fn coco_results_json(detections: &[Detection]) -> serde_json::Value {
-    serde_json::Value::Array(
-        detections
-            .iter()
-            .map(|d| {
-                let mut entry = serde_json::json!({
-                    "image_id": d.image_id,
-                    "category_id": d.category_id,
-                    "bbox": d.bbox,
-                    "score": d.score,
-                });
-                if let Some(mask) = &d.mask {
-                    let rle = hotcoco::types::Rle {
-                        h: mask.height,
-                        w: mask.width,
-                        counts: mask.counts.clone(),
-                    };
-                    entry["segmentation"] = serde_json::json!({
-                        "size": [mask.height, mask.width],
-                        "counts": hotcoco::mask::rle_to_string(&rle),
-                    });
-                }
-                if let Some(keypoints) = &d.keypoints {
-                    entry["keypoints"] = serde_json::json!(keypoints);
-                }
-                entry
-            })
-            .collect(),
-    )
+    let results: Vec<CocoResult> = detections.iter().map(CocoResult::from).collect();
+    serde_json::to_value(results).expect("COCO results serialise to JSON")
 }
 
 /// A stat in AP points (x100), one decimal, as published tables show them; `-1` (no ground

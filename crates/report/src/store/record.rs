@@ -34,6 +34,10 @@ pub struct RunSummary {
     pub results: i64,
     /// Set for a `detbench import-md` import.
     pub published_source: Option<String>,
+    /// Shards a merged run was split into (`detbench merge`).
+    pub shard_count: Option<i64>,
+    /// A merge with shards missing (`--allow-partial`).
+    pub partial: bool,
 }
 
 /// A published source a record came from.
@@ -84,6 +88,10 @@ pub struct ResultRecord {
     pub published: Option<PublishedSource>,
     pub published_latency_ms: Option<f64>,
     pub failed_images: i64,
+    /// Devices measured at once (`detbench run --devices`); `None`: one.
+    pub devices: Option<i64>,
+    /// From a merge with shards missing: the accuracy covers part of the dataset.
+    pub partial: bool,
     /// IoU type → (stat name, value) in pycocotools order.
     pub accuracy: BTreeMap<IouType, Vec<(String, f64)>>,
     pub latency: Option<LatencySummary>,

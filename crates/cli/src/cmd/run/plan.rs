@@ -50,6 +50,7 @@ impl RunPlan {
             keypoint_annotations: args.keypoint_annotations,
             images_only: args.images,
             limit: args.limit,
+            shard: None,
         }
         .resolve()?;
         let model_dir = detbench_models::model_dir(args.model_dir.as_deref())?;
@@ -73,6 +74,7 @@ impl RunPlan {
                 batch_sizes,
                 decode: DecodeMode::new(args.decode, args.decode_threads, args.decode_chunk),
                 evaluation: args.eval,
+                defer_scoring: false,
             },
             out_dir: args.out.unwrap_or_else(|| default_out_dir(&started_at)),
             started_at,
@@ -98,6 +100,7 @@ impl RunPlan {
                 environment: detbench_env::capture(),
                 models: Vec::new(),
                 skipped: Vec::new(),
+                sharding: None,
             },
             detections: Vec::new(),
         };
@@ -143,6 +146,7 @@ impl RunPlan {
         for ModelOutcome {
             mut result,
             detections,
+            ..
         } in outcomes
         {
             if result.is_ok()
