@@ -55,7 +55,10 @@ pub enum ShardError {
     )]
     Ambiguous,
     #[error("--shard auto: {variable}=`{value}` is not a whole number")]
-    NotANumber { variable: &'static str, value: String },
+    NotANumber {
+        variable: &'static str,
+        value: String,
+    },
     #[error(
         "--shard auto: Slurm array task {id} has no task count (SLURM_ARRAY_TASK_COUNT, or \
          SLURM_ARRAY_TASK_MIN and SLURM_ARRAY_TASK_MAX)"
@@ -141,16 +144,14 @@ pub fn from_scheduler(
     let number = |name: &'static str| -> Result<Option<usize>, ShardError> {
         match var(name).filter(|v| !v.trim().is_empty()) {
             None => Ok(None),
-            Some(value) => {
-                value
-                    .trim()
-                    .parse()
-                    .map(Some)
-                    .map_err(|_| ShardError::NotANumber {
-                        variable: name,
-                        value,
-                    })
-            }
+            Some(value) => value
+                .trim()
+                .parse()
+                .map(Some)
+                .map_err(|_| ShardError::NotANumber {
+                    variable: name,
+                    value,
+                }),
         }
     };
     let slurm = number("SLURM_ARRAY_TASK_ID")?;
@@ -431,7 +432,10 @@ mod tests {
             Err(ShardError::NotANumber { .. })
         ));
         assert!(matches!(
-            shard(&[("SLURM_ARRAY_TASK_ID", "4"), ("SLURM_ARRAY_TASK_COUNT", "4")]),
+            shard(&[
+                ("SLURM_ARRAY_TASK_ID", "4"),
+                ("SLURM_ARRAY_TASK_COUNT", "4")
+            ]),
             Err(ShardError::OutOfRange { .. })
         ));
     }

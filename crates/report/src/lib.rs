@@ -12,6 +12,7 @@ pub mod palette;
 pub mod published;
 pub mod run_files;
 pub mod schema;
+pub mod shard_tables;
 pub mod store;
 pub mod tables;
 

@@ -14,6 +14,7 @@ use detbench_bench::results::{
 use detbench_eval::{CocoResult, Detection};
 
 use crate::files::{WriteError, write_atomic};
+use crate::shard_tables;
 use crate::tables::{Alignment, Cell, Table, csv_grid, markdown_grid};
 
 /// Writes `results.md`, `results.csv` and `results.json` into `dir` (created if needed).
@@ -252,6 +253,13 @@ pub fn notes(results: &RunResults) -> Vec<String> {
     for s in &results.skipped {
         out.push(format!("- {}: {}", s.name, s.reason));
     }
+    if let Some(sharding) = results.sharding.as_ref().filter(|s| s.partial) {
+        out.push(format!(
+            "- PARTIAL: shards {:?} of {} are missing; the accuracy covers only the images of the \
+             shards merged",
+            sharding.missing, sharding.count
+        ));
+    }
     out
 }
 
@@ -273,6 +281,16 @@ fn sections(results: &RunResults) -> Vec<(&'static str, &'static str, Table)> {
             "## Agreement with the reference detections",
             "Agreement with the reference detections:",
             agreement_table(results),
+        ),
+        (
+            "## Scaling over devices (images/s, against the first device alone)",
+            "Scaling over devices:",
+            shard_tables::scaling_table(results),
+        ),
+        (
+            "## Each shard's own latency (end to end, ms per call)",
+            "Each shard's own latency (end to end, ms per call):",
+            shard_tables::shard_table(results),
         ),
     ]
     .into_iter()
@@ -324,6 +342,10 @@ pub fn markdown_report(results: &RunResults) -> String {
     }
     for line in dataset_lines {
         doc.push_str(&line);
+    }
+    for line in shard_tables::shard_lines(results) {
+        doc.push_str(&line);
+        doc.push('\n');
     }
     if let Some(harness) = results
         .models

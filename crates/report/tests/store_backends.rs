@@ -67,8 +67,8 @@ macro_rules! suite {
             fn a_run_round_trips() {
                 if let Some(db) = db() {
                     {
-                    store_suite::a_run_round_trips_with_stats_latency_samples_and_failures(&db)
-                };
+                        store_suite::a_run_round_trips_with_stats_latency_samples_and_failures(&db)
+                    };
                 }
             }
             #[test]
@@ -90,11 +90,11 @@ macro_rules! suite {
                 }
                 if let Some(db) = db() {
                     {
-                    super::concurrent_processes_lose_nothing(
-                        &db,
-                        concat!(stringify!($backend), "::concurrent_processes_lose_nothing"),
-                    )
-                };
+                        super::concurrent_processes_lose_nothing(
+                            &db,
+                            concat!(stringify!($backend), "::concurrent_processes_lose_nothing"),
+                        )
+                    };
                 }
             }
             #[test]
@@ -140,7 +140,9 @@ fn an_unreachable_postgres_server_is_named_without_its_password() {
         "{err:?}"
     );
     assert!(
-        message.contains("cannot reach the PostgreSQL results store postgresql://bench:***@127.0.0.1:1/detbench"),
+        message.contains(
+            "cannot reach the PostgreSQL results store postgresql://bench:***@127.0.0.1:1/detbench"
+        ),
         "{message}"
     );
     assert!(!message.contains("s3cret"), "{message}");

@@ -4,7 +4,7 @@
 
 use anyhow::{Context, bail};
 use detbench_report::published::parse_published_markdown;
-use detbench_report::store::{PublishedImport, Store, resolve_path};
+use detbench_report::store::{PublishedImport, Store, StoreLocation};
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
@@ -25,9 +25,10 @@ pub struct Args {
     #[arg(long, value_name = "PUBLISHED=ZOO")]
     rename: Vec<String>,
 
-    /// Results store [default: $DETBENCH_DB, else runs/detbench.db].
-    #[arg(long, value_name = "PATH")]
-    db: Option<PathBuf>,
+    /// Results store: an SQLite file or a postgres:// URL [default: $DETBENCH_DB, else
+    /// runs/detbench.db].
+    #[arg(long, value_name = "PATH|URL")]
+    db: Option<StoreLocation>,
 }
 
 pub fn main(args: Args) -> anyhow::Result<()> {
@@ -69,13 +70,12 @@ pub fn main(args: Args) -> anyhow::Result<()> {
         command_line: std::env::args().collect(),
         rows,
     };
-    let db = resolve_path(args.db.as_deref());
-    let mut store = Store::open(&db)?;
+    let db = super::store::resolve(args.db.as_ref())?;
+    let mut store = Store::connect(&db)?;
     let run = store.record_published(&import)?;
     println!(
-        "imported {} published rows from {shown} as \"published: {source}\" (run {run}) into {}",
+        "imported {} published rows from {shown} as \"published: {source}\" (run {run}) into {db}",
         import.rows.len(),
-        db.display()
     );
     Ok(())
 }

@@ -32,7 +32,9 @@ impl PartialEq for PostgresUrl {
 
 impl fmt::Debug for PostgresUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("PostgresUrl").field(&redact(&self.url)).finish()
+        f.debug_tuple("PostgresUrl")
+            .field(&redact(&self.url))
+            .finish()
     }
 }
 
@@ -53,7 +55,9 @@ impl PostgresUrl {
 /// A `--db` / `$DETBENCH_DB` value that is not a store location.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LocationError {
-    #[error("`{shown}` is not a valid PostgreSQL URL: {reason} (expected postgresql://user@host:port/dbname)")]
+    #[error(
+        "`{shown}` is not a valid PostgreSQL URL: {reason} (expected postgresql://user@host:port/dbname)"
+    )]
     BadUrl { shown: String, reason: String },
     #[error("the store location is empty")]
     Empty,
@@ -193,7 +197,10 @@ mod tests {
         let err = "postgres://host:notaport/db"
             .parse::<StoreLocation>()
             .unwrap_err();
-        assert!(err.to_string().contains("not a valid PostgreSQL URL"), "{err}");
+        assert!(
+            err.to_string().contains("not a valid PostgreSQL URL"),
+            "{err}"
+        );
         assert_eq!("".parse::<StoreLocation>(), Err(LocationError::Empty));
     }
 }

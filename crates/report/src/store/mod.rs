@@ -187,10 +187,7 @@ impl Store {
     }
 
     pub fn open_with(path: impl AsRef<Path>, options: &OpenOptions) -> Result<Store, StoreError> {
-        Store::connect_with(
-            &StoreLocation::Sqlite(path.as_ref().to_path_buf()),
-            options,
-        )
+        Store::connect_with(&StoreLocation::Sqlite(path.as_ref().to_path_buf()), options)
     }
 
     /// Opens (creating the file, or the tables in the PostgreSQL schema, if needed) and

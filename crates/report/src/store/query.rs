@@ -157,13 +157,11 @@ impl Store {
             timed_images: timed as usize,
             includes_decode,
             valid,
-            validity_notes: serde_json::from_str(&notes).map_err(|source| {
-                StoreError::BadJson {
-                    path: self.path().display().to_string(),
-                    result: record.result_id,
-                    what: "validity_notes",
-                    source,
-                }
+            validity_notes: serde_json::from_str(&notes).map_err(|source| StoreError::BadJson {
+                path: self.path().display().to_string(),
+                result: record.result_id,
+                what: "validity_notes",
+                source,
             })?,
             percentile_definition: definition,
         });

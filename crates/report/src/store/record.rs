@@ -134,6 +134,27 @@ impl ResultRecord {
         self.published.is_some()
     }
 
+    /// The device as tables show it: `cpu`, `cuda:0`, or `2x cuda` for a result measured on
+    /// several devices at once (`detbench run --devices`).
+    pub fn device_label(&self) -> String {
+        let device = self.device.map(|d| d.to_string()).unwrap_or_default();
+        match self.devices.filter(|n| *n > 1) {
+            Some(n) => {
+                let kind = device.split(':').next().unwrap_or_default();
+                format!("{n}x {kind}")
+            }
+            None => device,
+        }
+    }
+
+    /// The model as tables show it, marked when it comes from a partial merge.
+    pub fn model_label(&self) -> String {
+        match self.partial {
+            true => format!("{} (partial)", self.model),
+            false => self.model.clone(),
+        }
+    }
+
     /// "onnxruntime 1.31.1": the engine and its version, or what is known of them.
     pub fn backend_label(&self) -> String {
         self.engine.map_or_else(String::new, |engine| {

@@ -53,7 +53,9 @@ impl TestDb {
                 std::env::var(REQUIRE_ENV).as_deref() != Ok("1"),
                 "${REQUIRE_ENV}=1 but ${POSTGRES_ENV} names no PostgreSQL server"
             );
-            eprintln!("skipped: no PostgreSQL server (${POSTGRES_ENV}); scripts/test.sh starts one");
+            eprintln!(
+                "skipped: no PostgreSQL server (${POSTGRES_ENV}); scripts/test.sh starts one"
+            );
             return None;
         };
         static NEXT: AtomicUsize = AtomicUsize::new(0);

@@ -139,13 +139,25 @@ pub fn a_run_round_trips_with_stats_latency_samples_and_failures(db: &TestDb) {
     // Filters.
     let filtered = |filter: Filter| store.results(&filter).unwrap().len();
     let precisions = vec![Precision::Fp16];
-    assert_eq!(filtered(Filter { precisions, ..all() }), 1);
+    assert_eq!(
+        filtered(Filter {
+            precisions,
+            ..all()
+        }),
+        1
+    );
     let engines = vec![EngineKind::Torch];
     assert_eq!(filtered(Filter { engines, ..all() }), 0);
     let engines = vec![EngineKind::Ort];
     assert_eq!(filtered(Filter { engines, ..all() }), 2);
     let batch_sizes = vec![1, 4];
-    assert_eq!(filtered(Filter { batch_sizes, ..all() }), 2);
+    assert_eq!(
+        filtered(Filter {
+            batch_sizes,
+            ..all()
+        }),
+        2
+    );
     assert_eq!(store.find_run(&input).unwrap(), Some(run_id));
     let mut other = input.clone();
     other.started_at = "2025-01-02T00:00:00Z".into();
@@ -195,7 +207,10 @@ pub fn migrates_a_version_1_store_with_data(db: &TestDb) {
                  INSERT INTO latency VALUES (700, 'nearest-rank', 10, 1, 100, 1.0, 100.0, 1, 1, '[]');",
             )
             .unwrap();
-        let samples: Vec<u8> = [9.0f64, 11.0].iter().flat_map(|v| v.to_le_bytes()).collect();
+        let samples: Vec<u8> = [9.0f64, 11.0]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
         store
             .execute(
                 "INSERT INTO latency_stages VALUES (700, 'end_to_end', 0, 2, 10.0, 10.0, 9.0,
@@ -261,7 +276,11 @@ pub fn migrates_a_version_1_store_with_data(db: &TestDb) {
     );
     assert!((published.stat(IouType::Bbox, "AP").unwrap() - 0.206).abs() < 1e-12);
     assert_eq!(published.latency_mean_ms(), Some(8.0));
-    assert!(records.iter().any(|r| r.model == "yolox_nano" && r.latency.is_some()));
+    assert!(
+        records
+            .iter()
+            .any(|r| r.model == "yolox_nano" && r.latency.is_some())
+    );
 }
 
 pub fn concurrent_threads_all_land(db: &TestDb) {
@@ -403,7 +422,10 @@ pub fn child_records_runs(db: &detbench_report::StoreLocation, child: usize) {
 /// After 8 children recorded 50 runs each: every one landed exactly once, complete.
 pub fn check_children(db: &TestDb, children: usize) {
     let store = Store::connect(&db.location).unwrap();
-    assert_eq!(count(&store, "SELECT count(*) FROM runs"), 50 * children as i64);
+    assert_eq!(
+        count(&store, "SELECT count(*) FROM runs"),
+        50 * children as i64
+    );
     assert_eq!(
         count(&store, "SELECT count(*) FROM results"),
         50 * children as i64

@@ -4,15 +4,40 @@
 use std::path::Path;
 
 use anyhow::Context;
+use detbench_bench::results::RunResults;
 use detbench_eval::Detection;
 use detbench_report::run_files;
+use detbench_report::store::StoreLocation;
 
 use super::plan::{Run, RunPlan};
 
 pub fn export(plan: &RunPlan, run: &Run) -> anyhow::Result<()> {
-    println!("{}", run_files::console_summary(&run.results));
-    let written = run_files::write_run_files(&plan.out_dir, &run.results)
-        .with_context(|| format!("writing results to {}", plan.out_dir.display()))?;
+    if let Some(shard) = plan.shard {
+        super::shard::write(plan, run, shard)?;
+        return Ok(());
+    }
+    write_results(
+        &plan.out_dir,
+        &run.results,
+        plan.save_detections.as_deref(),
+        &run.detections,
+        plan.store.as_ref(),
+    )
+}
+
+/// What a run (or a merge) leaves: the tables on stdout, results.md/.csv/.json in `out_dir`,
+/// the detections when asked, and the record in the store. The files come first, so that a
+/// store that cannot be reached loses nothing.
+pub fn write_results(
+    out_dir: &Path,
+    results: &RunResults,
+    save: Option<&Path>,
+    detections: &[(String, usize, Vec<Detection>)],
+    store: Option<&StoreLocation>,
+) -> anyhow::Result<()> {
+    println!("{}", run_files::console_summary(results));
+    let written = run_files::write_run_files(out_dir, results)
+        .with_context(|| format!("writing results to {}", out_dir.display()))?;
     eprintln!(
         "wrote {}",
         written
@@ -21,23 +46,21 @@ pub fn export(plan: &RunPlan, run: &Run) -> anyhow::Result<()> {
             .collect::<Vec<_>>()
             .join(", ")
     );
-    if let Some(path) = &plan.save_detections {
-        save_detections(path, &run.detections)?;
+    if let Some(path) = save {
+        save_detections(path, detections)?;
     }
-    if let Some(db) = &plan.store {
-        let mut store = detbench_report::Store::open(db)
-            .with_context(|| format!("opening the results store {}", db.display()))?;
-        store
-            .record_run(&run.results)
-            .with_context(|| format!("recording the run in {}", db.display()))?;
-        eprintln!("recorded in {}", db.display());
+    if let Some(location) = store {
+        crate::cmd::store::record(location, results, &out_dir.join("results.json"))?;
     }
     Ok(())
 }
 
 /// Writes each row's detections as a COCO results file: `path` itself for a single row, else
 /// `<stem>.<model>[.b<batch>].<ext>` beside it.
-fn save_detections(path: &Path, rows: &[(String, usize, Vec<Detection>)]) -> anyhow::Result<()> {
+pub fn save_detections(
+    path: &Path,
+    rows: &[(String, usize, Vec<Detection>)],
+) -> anyhow::Result<()> {
     if rows.is_empty() {
         eprintln!("--save-detections: no successful rows, nothing written");
         return Ok(());

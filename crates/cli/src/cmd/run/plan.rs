@@ -11,11 +11,13 @@ use detbench_bench::dataset::{DatasetOptions, DatasetSource, GroundTruthKind};
 use detbench_bench::prefetch::{DecodeFn, DecodeMode, image_decoder};
 use detbench_bench::results::{RESULTS_SCHEMA_VERSION, RunResults};
 use detbench_bench::scenario::{DatasetCache, ModelOutcome, Observer, ScenarioOptions, run_model};
+use detbench_bench::shard::{Shard, ShardRow};
 use detbench_eval::Detection;
 use detbench_models::{ShaCheck, ZooEntry};
+use detbench_report::store::StoreLocation;
 
-use super::Options;
 use super::progress::Progress;
+use super::{Options, ShardArg};
 use crate::cmd::engine::EngineChoice;
 
 /// Everything a run needs, typed and with its defaults applied.
@@ -29,8 +31,10 @@ pub struct RunPlan {
     scenario: ScenarioOptions,
     pub out_dir: PathBuf,
     pub save_detections: Option<PathBuf>,
-    /// The results store, unless `--no-store`.
-    pub store: Option<PathBuf>,
+    /// The results store, unless `--no-store` (or a shard: the merge records the run).
+    pub store: Option<StoreLocation>,
+    /// This process's shard of the run (`--shard`).
+    pub shard: Option<Shard>,
     quiet: bool,
 }
 
@@ -39,18 +43,38 @@ pub struct Run {
     pub results: RunResults,
     /// (model, batch size, detections) of each successful row, when `--save-detections` asks.
     pub detections: Vec<(String, usize, Vec<Detection>)>,
+    /// A shard's part of each row (images, detections) for `detbench merge`, in row order.
+    pub shard_rows: Vec<ShardRow>,
 }
 
 impl RunPlan {
     pub fn new(args: Options) -> anyhow::Result<RunPlan> {
         let started_at = detbench_env::now_rfc3339();
+        let shard = match args.shard {
+            None => None,
+            Some(ShardArg::Given(shard)) => Some(shard),
+            Some(ShardArg::Auto) => {
+                let (shard, source) = detbench_bench::shard::from_scheduler(
+                    |name| std::env::var(name).ok(),
+                    args.shard_count,
+                )?;
+                eprintln!("--shard auto: shard {shard} (from {source})");
+                Some(shard)
+            }
+        };
+        if shard.is_some() && args.save_detections.is_some() {
+            bail!(
+                "--save-detections with --shard: a shard's detections are in its shard.json; \
+                 `detbench merge --save-detections FILE` writes the whole run's"
+            );
+        }
         let source = DatasetOptions {
             images_dir: args.images_dir,
             annotations: args.annotations,
             keypoint_annotations: args.keypoint_annotations,
             images_only: args.images,
             limit: args.limit,
-            shard: None,
+            shard,
         }
         .resolve()?;
         let model_dir = detbench_models::model_dir(args.model_dir.as_deref())?;
@@ -74,13 +98,18 @@ impl RunPlan {
                 batch_sizes,
                 decode: DecodeMode::new(args.decode, args.decode_threads, args.decode_chunk),
                 evaluation: args.eval,
-                defer_scoring: false,
+                defer_scoring: shard.is_some(),
             },
-            out_dir: args.out.unwrap_or_else(|| default_out_dir(&started_at)),
+            out_dir: args
+                .out
+                .unwrap_or_else(|| default_out_dir(&started_at, shard)),
             started_at,
             save_detections: args.save_detections,
-            store: (!args.no_store)
-                .then(|| detbench_report::store::resolve_path(args.db.as_deref())),
+            store: match args.no_store || shard.is_some() {
+                true => None,
+                false => Some(crate::cmd::store::resolve(args.db.as_ref())?),
+            },
+            shard,
             quiet: args.quiet,
         })
     }
@@ -103,6 +132,7 @@ impl RunPlan {
                 sharding: None,
             },
             detections: Vec::new(),
+            shard_rows: Vec::new(),
         };
         for entry in &self.entries {
             self.run_model(entry, &mut datasets, &decoder, &progress, &mut run);
@@ -146,9 +176,20 @@ impl RunPlan {
         for ModelOutcome {
             mut result,
             detections,
-            ..
+            iou_types,
         } in outcomes
         {
+            if self.shard.is_some() {
+                // Scoring and the agreement with the reference wait for the merge.
+                run.shard_rows.push(super::shard::shard_row(
+                    datasets.dataset(entry.ground_truth()).ok().as_deref(),
+                    &result,
+                    &detections,
+                    iou_types,
+                ));
+                run.results.models.push(result);
+                continue;
+            }
             if result.is_ok()
                 && let Ok(dataset) = datasets.dataset(entry.ground_truth())
             {
@@ -242,11 +283,23 @@ fn select_models(names: &[String], model_dir: &Path) -> anyhow::Result<Vec<&'sta
     Ok(entries)
 }
 
-/// `runs/<UTC timestamp>` (colons replaced, so the name is valid everywhere).
-fn default_out_dir(started_at: &str) -> PathBuf {
+/// `runs/<UTC timestamp>` (colons replaced, so the name is valid everywhere); for a shard
+/// `runs/slurm-<array job id>/shard-<I>` in a Slurm job array, else
+/// `runs/<UTC timestamp>-shard-<I>-of-<N>`.
+fn default_out_dir(started_at: &str, shard: Option<Shard>) -> PathBuf {
     let stamp: String = started_at
         .chars()
         .map(|c| if c == ':' { '-' } else { c })
         .collect();
-    PathBuf::from("runs").join(stamp)
+    let Some(shard) = shard else {
+        return PathBuf::from("runs").join(stamp);
+    };
+    match std::env::var("SLURM_ARRAY_JOB_ID") {
+        Ok(job) if !job.is_empty() => PathBuf::from("runs")
+            .join(format!("slurm-{job}"))
+            .join(format!("shard-{}", shard.index)),
+        _ => {
+            PathBuf::from("runs").join(format!("{stamp}-shard-{}-of-{}", shard.index, shard.count))
+        }
+    }
 }
