@@ -102,7 +102,11 @@ fn a_merge_of_three_shards_equals_the_unsharded_run_bit_for_bit() {
             .output()
             .unwrap(),
     );
-    assert!(stderr(&merge).contains("recorded as run 1"), "{}", stderr(&merge));
+    assert!(
+        stderr(&merge).contains("recorded as run 1"),
+        "{}",
+        stderr(&merge)
+    );
 
     let a = json(&full.join("results.json"));
     let b = json(&merged.join("results.json"));
@@ -235,7 +239,11 @@ fn missing_shards_are_named_and_a_partial_merge_says_so() {
     assert!(!root.join("merged").exists());
 
     let partial = check(merge(root, &["runs/slurm-4242"], &["--allow-partial"]));
-    assert!(stderr(&partial).contains("partial merge"), "{}", stderr(&partial));
+    assert!(
+        stderr(&partial).contains("partial merge"),
+        "{}",
+        stderr(&partial)
+    );
     let results = json(&root.join("merged/results.json"));
     assert_eq!(results["sharding"]["partial"], true);
     assert_eq!(results["sharding"]["missing"], serde_json::json!([1]));
@@ -331,7 +339,11 @@ fn shards_of_different_runs_are_refused_naming_them() {
     // Another image list (--limit): not the partition.
     let limit = root.join("limit");
     std::fs::create_dir(&limit).unwrap();
-    check(slurm_task(&limit, 1, 2, &["--limit", "20"]).output().unwrap());
+    check(
+        slurm_task(&limit, 1, 2, &["--limit", "20"])
+            .output()
+            .unwrap(),
+    );
     let mixed = merge(
         root,
         &["runs/slurm-4242/shard-0", "limit/runs/slurm-4242/shard-1"],
@@ -347,7 +359,10 @@ fn shards_of_different_runs_are_refused_naming_them() {
     // A shard twice, and shards whose images overlap.
     let twice = merge(
         root,
-        &["runs/slurm-4242/shard-0", "runs/slurm-4242/shard-0/shard.json"],
+        &[
+            "runs/slurm-4242/shard-0",
+            "runs/slurm-4242/shard-0/shard.json",
+        ],
         &[],
     );
     assert!(
@@ -357,9 +372,8 @@ fn shards_of_different_runs_are_refused_naming_them() {
     );
     let path = shard_dir(root, 1).join("shard.json");
     let mut shard: Value = json(&path);
-    shard["rows"][0]["image_ids"][0] = json(&shard_dir(root, 0).join("shard.json"))["rows"][0]
-        ["image_ids"][0]
-        .clone();
+    shard["rows"][0]["image_ids"][0] =
+        json(&shard_dir(root, 0).join("shard.json"))["rows"][0]["image_ids"][0].clone();
     std::fs::write(&path, serde_json::to_vec(&shard).unwrap()).unwrap();
     let overlap = merge(root, &["runs/slurm-4242"], &[]);
     assert!(
@@ -376,10 +390,17 @@ fn two_cpu_workers_add_a_row_with_the_scaling_efficiency() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out");
     let output = check(
-        run(&["--limit", "24", "--devices", "cpu,cpu", "--no-store", "--out"])
-            .arg(&out)
-            .output()
-            .unwrap(),
+        run(&[
+            "--limit",
+            "24",
+            "--devices",
+            "cpu,cpu",
+            "--no-store",
+            "--out",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap(),
     );
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("| yolox_nano (2 devices) |"), "{stdout}");
@@ -394,14 +415,21 @@ fn two_cpu_workers_add_a_row_with_the_scaling_efficiency() {
     assert_eq!(two["sharding"]["devices"], 2);
     let single = one["latency"]["images_per_second"].as_f64().unwrap();
     let both = two["latency"]["images_per_second"].as_f64().unwrap();
-    assert_eq!(scaling["single_device_images_per_second"].as_f64().unwrap(), single);
+    assert_eq!(
+        scaling["single_device_images_per_second"].as_f64().unwrap(),
+        single
+    );
     assert_eq!(scaling["images_per_second"].as_f64().unwrap(), both);
     let efficiency = scaling["efficiency"].as_f64().unwrap();
     assert!((efficiency - both / (2.0 * single)).abs() < 1e-12);
     assert_eq!(two["latency"]["timed_images"], 24);
     let devices = two["sharding"]["shards"].as_array().unwrap();
     assert_eq!(devices.len(), 2);
-    assert!(devices.iter().all(|d| d["device"] == "cpu" && d["images"] == 12));
+    assert!(
+        devices
+            .iter()
+            .all(|d| d["device"] == "cpu" && d["images"] == 12)
+    );
     // Each worker left its files and log.
     for worker in ["single", "shard-0", "shard-1"] {
         assert!(out.join("devices").join(format!("{worker}.log")).is_file());

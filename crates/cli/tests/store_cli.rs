@@ -22,7 +22,16 @@ fn text(output: &Output) -> String {
 fn small_run(out: &Path) -> Command {
     let mut command = detbench();
     command
-        .args(["run", "--model", "yolox_nano", "--limit", "3", "--warmup", "1", "-q"])
+        .args([
+            "run",
+            "--model",
+            "yolox_nano",
+            "--limit",
+            "3",
+            "--warmup",
+            "1",
+            "-q",
+        ])
         .arg("--out")
         .arg(out);
     command
@@ -67,7 +76,11 @@ fn an_unreachable_store_loses_nothing_and_import_records_the_run_later() {
         .output()
         .unwrap();
     assert!(again.status.success(), "{}", text(&again));
-    assert!(text(&again).contains("not recorded again"), "{}", text(&again));
+    assert!(
+        text(&again).contains("not recorded again"),
+        "{}",
+        text(&again)
+    );
     let report = detbench()
         .args(["report", "--format", "csv", "--db"])
         .arg(&db)
@@ -75,12 +88,18 @@ fn an_unreachable_store_loses_nothing_and_import_records_the_run_later() {
         .unwrap();
     assert!(report.status.success(), "{}", text(&report));
     let csv = String::from_utf8_lossy(&report.stdout);
-    assert_eq!(csv.lines().filter(|l| l.starts_with("yolox_nano,")).count(), 1, "{csv}");
+    assert_eq!(
+        csv.lines().filter(|l| l.starts_with("yolox_nano,")).count(),
+        1,
+        "{csv}"
+    );
 }
 
 /// A new schema on the test server, as a store URL; `None` when there is no server.
 fn postgres_store() -> Option<String> {
-    let Some(admin) = std::env::var("DETBENCH_TEST_POSTGRES").ok().filter(|v| !v.is_empty())
+    let Some(admin) = std::env::var("DETBENCH_TEST_POSTGRES")
+        .ok()
+        .filter(|v| !v.is_empty())
     else {
         assert!(
             std::env::var("DETBENCH_TEST_REQUIRE_POSTGRES").as_deref() != Ok("1"),
@@ -92,10 +111,14 @@ fn postgres_store() -> Option<String> {
     let schema = format!("cli{}", std::process::id());
     postgres::Client::connect(&admin, postgres::NoTls)
         .unwrap()
-        .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"))
+        .batch_execute(&format!(
+            "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
+        ))
         .unwrap();
     let separator = if admin.contains('?') { '&' } else { '?' };
-    Some(format!("{admin}{separator}options=-c%20search_path%3D{schema}"))
+    Some(format!(
+        "{admin}{separator}options=-c%20search_path%3D{schema}"
+    ))
 }
 
 #[test]

@@ -13,10 +13,32 @@ use std::process::{Command, Stdio};
 
 use common::db::{Backend, TestDb};
 
-/// Set in a child process: the store location and the child's number.
+/// Set in a child process: the store location and the child's number (or `kill`).
 const CHILD_DB_ENV: &str = "DETBENCH_STORE_SUITE_CHILD_DB";
 const CHILD_INDEX_ENV: &str = "DETBENCH_STORE_SUITE_CHILD_INDEX";
 const WRITERS: usize = 8;
+
+/// A writer SIGKILLed inside its transaction leaves nothing of that run, on either backend.
+fn a_writer_killed_mid_run_leaves_nothing(db: &TestDb, test_name: &str) {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", test_name, "--nocapture"])
+        .env(CHILD_DB_ENV, db.location.as_argument())
+        .env(CHILD_INDEX_ENV, "kill")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let inside = std::io::BufRead::lines(stdout)
+        .map_while(Result::ok)
+        .any(|line| line.contains("INSIDE-TRANSACTION"));
+    assert!(
+        inside,
+        "the child never reported being inside its transaction"
+    );
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    store_suite::check_killed_writer(db);
+}
 
 fn concurrent_processes_lose_nothing(db: &TestDb, test_name: &str) {
     // Create the schema first, as a team's store would be; the children then race on writes.
@@ -43,8 +65,11 @@ fn child() -> bool {
     let Ok(location) = std::env::var(CHILD_DB_ENV) else {
         return false;
     };
-    let index: usize = std::env::var(CHILD_INDEX_ENV).unwrap().parse().unwrap();
-    store_suite::child_records_runs(&location.parse().unwrap(), index);
+    let location = location.parse().unwrap();
+    match std::env::var(CHILD_INDEX_ENV).unwrap().as_str() {
+        "kill" => store_suite::child_killed_in_transaction(&location),
+        index => store_suite::child_records_runs(&location, index.parse().unwrap()),
+    }
     true
 }
 
@@ -95,6 +120,21 @@ macro_rules! suite {
                             concat!(stringify!($backend), "::concurrent_processes_lose_nothing"),
                         )
                     };
+                }
+            }
+            #[test]
+            fn a_writer_killed_mid_run_leaves_nothing() {
+                if child() {
+                    return;
+                }
+                if let Some(db) = db() {
+                    super::a_writer_killed_mid_run_leaves_nothing(
+                        &db,
+                        concat!(
+                            stringify!($backend),
+                            "::a_writer_killed_mid_run_leaves_nothing"
+                        ),
+                    );
                 }
             }
             #[test]

@@ -106,7 +106,10 @@ pub fn shard_files(inputs: &[PathBuf]) -> anyhow::Result<(Vec<PathBuf>, Vec<Path
                 if dir.join(SHARD_FILE).is_file() {
                     files.push(dir.join(SHARD_FILE));
                     found = true;
-                } else {
+                } else if dir
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("shard-"))
+                {
                     empty.push(dir);
                 }
             }

@@ -419,6 +419,43 @@ pub fn child_records_runs(db: &detbench_report::StoreLocation, child: usize) {
     }
 }
 
+/// Child entry point: commits one run, then writes a second one and waits inside its
+/// transaction to be killed.
+pub fn child_killed_in_transaction(db: &detbench_report::StoreLocation) {
+    let mut store = Store::connect(db).unwrap();
+    store
+        .record_run(&run(&[Synth::new("committed_model", 0.3, 10.0)]))
+        .unwrap();
+    let mut big = Synth::new("killed_model", 0.2, 20.0);
+    big.samples = 22_000;
+    store
+        .record_run_observed(&run(&[big.clone(), big]), &mut |i| {
+            if i == 0 {
+                println!("INSIDE-TRANSACTION");
+                std::thread::sleep(std::time::Duration::from_secs(600));
+            }
+        })
+        .unwrap();
+}
+
+/// After the writer was killed: the committed run whole, nothing of the other.
+pub fn check_killed_writer(db: &TestDb) {
+    let store = Store::connect(&db.location).unwrap();
+    let records = store.results(&all()).unwrap();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].model, "committed_model");
+    assert_eq!(count(&store, "SELECT count(*) FROM runs"), 1);
+    assert_eq!(count(&store, "SELECT count(*) FROM results"), 1);
+    assert_eq!(count(&store, "SELECT count(*) FROM latency_stages"), 5);
+    assert_eq!(count(&store, "SELECT count(*) FROM stats"), 12);
+    // The store takes the next run as usual.
+    let mut store = store;
+    store
+        .record_run(&run(&[Synth::new("after", 0.3, 10.0)]))
+        .unwrap();
+    assert_eq!(count(&store, "SELECT count(*) FROM runs"), 2);
+}
+
 /// After 8 children recorded 50 runs each: every one landed exactly once, complete.
 pub fn check_children(db: &TestDb, children: usize) {
     let store = Store::connect(&db.location).unwrap();
