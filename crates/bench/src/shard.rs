@@ -204,8 +204,8 @@ fn slurm_position(
     let count = declared.unwrap_or((max.saturating_sub(min)) / step + 1);
     let regular = max >= min
         && id >= min
-        && (id - min) % step == 0
-        && (max - min) % step == 0
+        && (id - min).is_multiple_of(step)
+        && (max - min).is_multiple_of(step)
         && (max - min) / step + 1 == count;
     if !regular {
         return Err(ShardError::SlurmNotARange {

@@ -56,6 +56,9 @@ pub struct Args {
     no_store: bool,
 }
 
+/// (model, batch size, detections) of a row, as `--save-detections` writes them.
+pub type RowDetections = (String, usize, Vec<Detection>);
+
 /// Ground-truth files given on the command line, by kind.
 #[derive(Debug, Clone, Default)]
 pub struct GroundTruthFiles {
@@ -134,7 +137,7 @@ pub fn merge_files(
     empty_folders: &[PathBuf],
     allow_partial: bool,
     ground_truth: &GroundTruthFiles,
-) -> anyhow::Result<(RunResults, Vec<(String, usize, Vec<Detection>)>)> {
+) -> anyhow::Result<(RunResults, Vec<RowDetections>)> {
     let shards = files
         .iter()
         .map(|path| {
@@ -181,7 +184,7 @@ pub fn merge_files(
 fn score(
     merged: MergedRun,
     files: &GroundTruthFiles,
-) -> anyhow::Result<(RunResults, Vec<(String, usize, Vec<Detection>)>)> {
+) -> anyhow::Result<(RunResults, Vec<RowDetections>)> {
     let MergedRun { mut results, rows } = merged;
     let mut loaded: HashMap<PathBuf, Arc<GroundTruth>> = HashMap::new();
     let mut detections = Vec::new();

@@ -21,7 +21,7 @@ pub enum StoreLocation {
 #[derive(Clone)]
 pub struct PostgresUrl {
     url: String,
-    pub(crate) config: postgres::Config,
+    pub(crate) config: Box<postgres::Config>,
 }
 
 impl PartialEq for PostgresUrl {
@@ -80,7 +80,7 @@ impl FromStr for StoreLocation {
         })?;
         Ok(StoreLocation::Postgres(PostgresUrl {
             url: s.to_owned(),
-            config,
+            config: Box::new(config),
         }))
     }
 }

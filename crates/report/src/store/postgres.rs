@@ -89,7 +89,7 @@ fn column(row: &postgres::Row, index: usize) -> Result<Value, DbError> {
 impl PostgresDb {
     /// Connects; a server that cannot be reached is [`StoreError::Unreachable`].
     pub fn connect(url: &PostgresUrl) -> Result<PostgresDb, StoreError> {
-        let mut config = url.config.clone();
+        let mut config = (*url.config).clone();
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(DEFAULT_CONNECT_TIMEOUT);
         }
