@@ -1,11 +1,24 @@
 #!/usr/bin/env bash
-# Runs every test: installs what is needed (idempotent), then the whole workspace's tests.
+# Runs every test: installs what is needed (idempotent), starts the services the store and
+# cluster tests use (PostgreSQL, Slurm: throwaway instances in temporary folders, stopped after),
+# then the whole workspace's tests and the cluster test.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-scripts/setup.sh
+scripts/setup.sh --services
+# A throwaway PostgreSQL (temporary folder, free port, Unix socket in that folder) for the store
+# tests, which run the same suite against SQLite and against it; stopped on exit, pass or fail.
+source scripts/lib/postgres.sh
+trap pg_stop EXIT
+pg_start
 echo "[test] cargo test --release --workspace" >&2
 cargo test --release --workspace
+
+# Slurm job array over the shipped subset (a one-node cluster it starts and stops), merged
+# and compared with the unsharded run; the Kubernetes Indexed Job script likewise.
+echo "[test] scripts/cluster-test.sh (Slurm sbatch --array=0-3, Kubernetes Indexed Job, merge into PostgreSQL)" >&2
+scripts/cluster-test.sh
+pg_stop
 
 # The libtorch engine (cargo feature `torch`) on the CPU: the torch backend's tests and the D2Go
 # subset AP test. One extra build of the crates the feature changes (third-party crates are

@@ -16,6 +16,9 @@ use crate::runner::{DetectorRun, RunFailure, RunOptions, run_detector};
 use crate::scenario::{EvalTiming, ModelOutcome, ModelSpec, Observer, ScenarioOptions, failed_row};
 use crate::sut::Detector;
 
+/// `provenance.harness.evaluation` of a shard's row: nothing is scored until the merge.
+pub const DEFERRED_SCORING: &str = "deferred to detbench merge";
+
 /// Everything one batch size of one model needs.
 pub(crate) struct BatchRun<'a> {
     pub spec: &'a ModelSpec,
@@ -87,6 +90,11 @@ impl BatchRun<'_> {
         let eval_time = eval_start.elapsed();
         let mut result = self.row(&run_options, &run, eval_time);
         record_warnings(&mut result, warnings);
+        if self.options.defer_scoring
+            && let Some(harness) = result.provenance.get_mut("harness")
+        {
+            harness["evaluation"] = DEFERRED_SCORING.into();
+        }
         match summaries {
             Ok(summaries) => set_accuracy(&mut result, &summaries),
             Err(e) => {
@@ -98,6 +106,7 @@ impl BatchRun<'_> {
         Ok(ModelOutcome {
             result,
             detections: run.detections,
+            iou_types: scored_iou_types(&*self.detector, self.spec.ground_truth),
         })
     }
 
@@ -119,14 +128,12 @@ impl BatchRun<'_> {
         let Some(gt) = &self.ground_truth else {
             return Ok(Vec::new());
         };
-        scored_iou_types(&*self.detector, self.spec.ground_truth)
-            .into_iter()
-            .map(|iou_type| {
-                let mut params = EvalParams::new(iou_type);
-                params.image_ids = Some(self.dataset.images.iter().map(|i| i.id).collect());
-                Evaluator::new(gt.clone(), params)
-            })
-            .collect()
+        let image_ids: Vec<u64> = self.dataset.images.iter().map(|i| i.id).collect();
+        evaluators(
+            gt,
+            &scored_iou_types(&*self.detector, self.spec.ground_truth),
+            &image_ids,
+        )
     }
 
     /// The row of a pass that produced nothing, with what is known of the engine.
@@ -149,6 +156,7 @@ impl BatchRun<'_> {
         ModelOutcome {
             result: row,
             detections: Vec::new(),
+            iou_types: Vec::new(),
         }
     }
 
@@ -181,6 +189,7 @@ impl BatchRun<'_> {
                 Some((run, eval_time)),
             ),
             scenario: None,
+            sharding: None,
         }
     }
 }
@@ -190,6 +199,39 @@ fn record_warnings(result: &mut ModelResult, warnings: Vec<String>) {
     if !warnings.is_empty() {
         result.provenance["warnings"] = serde_json::json!(warnings);
     }
+}
+
+/// One evaluator per IoU type, restricted to `image_ids` (pycocotools' `params.imgIds`, in the
+/// run's order).
+pub(crate) fn evaluators(
+    gt: &Arc<GroundTruth>,
+    iou_types: &[IouType],
+    image_ids: &[u64],
+) -> Result<Vec<Evaluator>, EvalError> {
+    iou_types
+        .iter()
+        .map(|&iou_type| {
+            let mut params = EvalParams::new(iou_type);
+            params.image_ids = Some(image_ids.to_vec());
+            Evaluator::new(gt.clone(), params)
+        })
+        .collect()
+}
+
+/// Scores `all` (a run's detections, in image order) with every core: what a run does after
+/// its timed pass, and what `detbench merge` does over the union of its shards.
+pub(crate) fn score_after_run(
+    mut evaluators: Vec<Evaluator>,
+    all: &[Detection],
+) -> Result<Vec<EvalSummary>, EvalError> {
+    let images: Vec<(u64, &[Detection])> = all
+        .chunk_by(|a, b| a.image_id == b.image_id)
+        .map(|image| (image[0].image_id, image))
+        .collect();
+    for evaluator in &mut evaluators {
+        evaluator.add_images_parallel(&images)?;
+    }
+    evaluators.into_iter().map(Evaluator::finish).collect()
 }
 
 /// The IoU types a detector's results are scored with on a ground truth: what the detector
@@ -267,17 +309,8 @@ impl Scoring {
         match std::mem::replace(self, Scoring::None) {
             Scoring::None => Ok(Vec::new()),
             Scoring::Overlap { background, .. } => background.finish(),
-            Scoring::AfterRun(mut evaluators) => {
-                // The pass is over and nothing else runs: every core scores.
-                let images: Vec<(u64, &[Detection])> = all
-                    .chunk_by(|a, b| a.image_id == b.image_id)
-                    .map(|image| (image[0].image_id, image))
-                    .collect();
-                for evaluator in &mut evaluators {
-                    evaluator.add_images_parallel(&images)?;
-                }
-                evaluators.into_iter().map(Evaluator::finish).collect()
-            }
+            // The pass is over and nothing else runs: every core scores.
+            Scoring::AfterRun(evaluators) => score_after_run(evaluators, all),
         }
     }
 }
@@ -300,6 +333,8 @@ fn provenance(
         harness["other_processes_cpu_share"] = run.other_cpu_share.into();
         harness["warmup_failures"] = run.warmup_failures.into();
         harness["evaluation_seconds_after_pass"] = eval_time.as_secs_f64().into();
+        harness["timed_pass_started_unix_s"] = run.started_unix_s.into();
+        harness["timed_pass_ended_unix_s"] = run.ended_unix_s.into();
     }
     serde_json::json!({
         "pipeline": detector.provenance(),

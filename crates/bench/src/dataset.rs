@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::results::DatasetIdentity;
+use crate::shard::Shard;
 
 /// Overrides the default image folder (the shipped `coco/val2017` subset).
 pub const DATASET_DIR_ENV: &str = "DETBENCH_DATASET_DIR";
@@ -79,6 +80,10 @@ pub struct Dataset {
     pub annotation_sha256: Option<String>,
     /// Images listed before `--limit` cut the list.
     pub listed_images: usize,
+    /// Images of the run before sharding (after `--limit`); `images.len()` unless `shard`.
+    pub run_images: usize,
+    /// The shard of the run these images are (`--shard`).
+    pub shard: Option<Shard>,
     pub images: Vec<DatasetImage>,
     /// How image ids were assigned, for a plain folder whose file names are not all numeric.
     pub notes: Vec<String>,
@@ -122,6 +127,8 @@ impl Dataset {
         let listed_images = images.len();
         images.truncate(limit.unwrap_or(usize::MAX));
         Ok(Dataset {
+            run_images: images.len(),
+            shard: None,
             image_dir: image_dir.to_path_buf(),
             annotation_file: Some(annotation_file.to_path_buf()),
             annotation_sha256: Some(sha256),
@@ -223,6 +230,8 @@ impl Dataset {
         let listed_images = images.len();
         images.truncate(limit.unwrap_or(usize::MAX));
         Ok(Dataset {
+            run_images: images.len(),
+            shard: None,
             image_dir: dir.to_path_buf(),
             annotation_file: None,
             annotation_sha256: None,
@@ -230,6 +239,14 @@ impl Dataset {
             images,
             notes,
         })
+    }
+
+    /// This dataset's share of a sharded run: its images taken round-robin in ascending id
+    /// ([`Shard::take`]; `crate::shard` says why).
+    pub fn into_shard(mut self, shard: Shard) -> Dataset {
+        self.images = shard.take(&self.images);
+        self.shard = Some(shard);
+        self
     }
 
     /// Images whose file does not exist (they will be counted as failed when the run reaches
@@ -310,6 +327,8 @@ pub struct DatasetOptions {
     pub images_only: Option<PathBuf>,
     /// `--limit`: the first N images (by id).
     pub limit: Option<usize>,
+    /// `--shard`: this process's share of the run's images.
+    pub shard: Option<Shard>,
 }
 
 /// Which ground truth a model is scored against.
@@ -330,10 +349,12 @@ pub enum DatasetSource {
         instances: PathBuf,
         keypoints: PathBuf,
         limit: Option<usize>,
+        shard: Option<Shard>,
     },
     Folder {
         dir: PathBuf,
         limit: Option<usize>,
+        shard: Option<Shard>,
     },
 }
 
@@ -347,6 +368,7 @@ impl DatasetOptions {
             return Ok(DatasetSource::Folder {
                 dir: dir.clone(),
                 limit: self.limit,
+                shard: self.shard,
             });
         }
         let pick = |given: &Option<PathBuf>,
@@ -378,6 +400,7 @@ impl DatasetOptions {
                 detbench_assets::shared::keypoints_subset,
             )?,
             limit: self.limit,
+            shard: self.shard,
         })
     }
 }
@@ -387,21 +410,26 @@ impl DatasetSource {
     /// against (a keypoint file may list fewer images than the instance file, and COCO
     /// evaluation only accepts results for images its ground truth lists).
     pub fn load(&self, kind: GroundTruthKind) -> Result<Dataset, DatasetError> {
-        match self {
-            DatasetSource::Folder { dir, limit } => Dataset::folder(dir, *limit),
+        let (dataset, shard) = match self {
+            DatasetSource::Folder { dir, limit, shard } => (Dataset::folder(dir, *limit)?, shard),
             DatasetSource::Coco {
                 images_dir,
                 instances,
                 keypoints,
                 limit,
+                shard,
             } => {
                 let annotations = match kind {
                     GroundTruthKind::Instances => instances,
                     GroundTruthKind::Keypoints => keypoints,
                 };
-                Dataset::coco(images_dir, annotations, *limit)
+                (Dataset::coco(images_dir, annotations, *limit)?, shard)
             }
-        }
+        };
+        Ok(match shard {
+            Some(shard) => dataset.into_shard(*shard),
+            None => dataset,
+        })
     }
 
     /// Whether results will be scored (false for a plain folder of images).

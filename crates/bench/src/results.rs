@@ -8,6 +8,7 @@ use detbench_train::TrainResults;
 use serde::{Deserialize, Serialize};
 
 pub use crate::mlperf::record::{Headline, ScenarioRecord, SutDescription};
+use crate::shard::{ModelSharding, RunSharding};
 use crate::sut::Stage;
 
 /// Version of the results layout below; bump it when a field changes meaning.
@@ -44,6 +45,10 @@ pub struct RunResults {
     /// per-step records; a run that stopped early keeps its steps and says why (`stopped`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub training: Vec<TrainResults>,
+    /// Set for a run merged from shards (`detbench merge`, `detbench run --devices`): how it was
+    /// split, which shards were merged, and where each ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sharding: Option<RunSharding>,
 }
 
 /// A model x batch size the run did not measure.
@@ -92,6 +97,10 @@ pub struct ModelResult {
     /// statistics and settings. Such a row has no `latency` (its latencies are LoadGen's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scenario: Option<ScenarioRecord>,
+    /// Set for a row merged from shards: each shard's own latency, and the scaling over
+    /// devices of a `--devices` row.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sharding: Option<ModelSharding>,
 }
 
 impl ModelResult {
@@ -99,16 +108,24 @@ impl ModelResult {
         self.status.is_ok()
     }
 
-    /// The table label of a row: the zoo name, with the batch size when it is not 1 (and the
-    /// LoadGen scenario of a scenario row).
+    /// The table label of a row: the zoo name, with the LoadGen scenario of a scenario row, else
+    /// the batch size when it is not 1, and the device count of a row measured on several devices
+    /// at once.
     pub fn label(&self) -> String {
+        let mut label = self.name.clone();
+        let mut extra = Vec::new();
         if let Some(scenario) = &self.scenario {
-            format!("{} ({})", self.name, scenario.label())
-        } else if self.batch_size == 1 {
-            self.name.clone()
-        } else {
-            format!("{} (batch {})", self.name, self.batch_size)
+            extra.push(scenario.label());
+        } else if self.batch_size != 1 {
+            extra.push(format!("batch {}", self.batch_size));
         }
+        if let Some(devices) = self.sharding.as_ref().and_then(|s| s.devices) {
+            extra.push(format!("{devices} devices"));
+        }
+        if !extra.is_empty() {
+            label.push_str(&format!(" ({})", extra.join(", ")));
+        }
+        label
     }
 }
 

@@ -44,6 +44,10 @@ pub struct DetectorRun {
     pub decode_wait: Duration,
     /// Share of the machine's CPU other processes used during the timed pass, where measurable.
     pub other_cpu_share: Option<f64>,
+    /// Wall clock (Unix seconds) when the timed pass started and ended, so that passes of
+    /// several processes can be set side by side (a merged run's wall time).
+    pub started_unix_s: f64,
+    pub ended_unix_s: f64,
 }
 
 /// Why a detector produced no result at all.
@@ -116,6 +120,7 @@ pub fn run_detector(
 
     let mut pass = TimedPass::new(batch_size, detector.batch_support());
     let cpu_before = CpuSnapshot::now();
+    let started_unix_s = unix_seconds();
     let start = Instant::now();
     let mut head = head.into_iter();
     let mut done = 0;
@@ -165,6 +170,7 @@ pub fn run_detector(
     }
     // In chunked mode the model waits for each chunk to be decoded on purpose (so that no
     // decoding competes with it); those pauses are not part of the timed pass.
+    let ended_unix_s = started_unix_s + start.elapsed().as_secs_f64();
     let total = if options.decode.pauses_for_decode() {
         start.elapsed().saturating_sub(pass.decode_wait)
     } else {
@@ -174,7 +180,17 @@ pub fn run_detector(
     let other_cpu_share = cpu_before
         .zip(CpuSnapshot::now())
         .and_then(|(before, after)| before.other_share_since(&after));
-    pass.finish(options, warm, total, other_cpu_share, images.len())
+    let mut run = pass.finish(options, warm, total, other_cpu_share, images.len())?;
+    run.started_unix_s = started_unix_s;
+    run.ended_unix_s = ended_unix_s;
+    Ok(run)
+}
+
+/// Seconds since the Unix epoch on the wall clock.
+fn unix_seconds() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// A decoded image waiting for its call.
@@ -407,6 +423,8 @@ impl TimedPass {
             warmup_failures: warm.failures,
             decode_wait: self.decode_wait,
             other_cpu_share,
+            started_unix_s: 0.0,
+            ended_unix_s: 0.0,
         })
     }
 }

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use detbench_backends::BackendDescription;
-use detbench_eval::Detection;
+use detbench_eval::{Detection, IouType};
 
 use crate::batch_run::BatchRun;
 pub use crate::cache::DatasetCache;
@@ -56,6 +56,10 @@ pub struct ScenarioOptions {
     pub batch_sizes: Vec<usize>,
     pub decode: DecodeMode,
     pub evaluation: EvalTiming,
+    /// Leave scoring to `detbench merge` (a shard of a run): the ground truth is not loaded and
+    /// rows carry no accuracy; their detections and [`ModelOutcome::iou_types`] are what the
+    /// merge scores.
+    pub defer_scoring: bool,
 }
 
 /// Hooks for a progress display; every method has a silent default.
@@ -79,6 +83,8 @@ pub struct ModelOutcome {
     pub result: ModelResult,
     /// The timed pass's detections (empty for a failed row).
     pub detections: Vec<Detection>,
+    /// The IoU types the detections are scored with (empty for a failed row).
+    pub iou_types: Vec<IouType>,
 }
 
 impl ModelOutcome {
@@ -91,6 +97,7 @@ impl ModelOutcome {
         ModelOutcome {
             result: failed_row(spec, batch, dataset, reason),
             detections: Vec::new(),
+            iou_types: Vec::new(),
         }
     }
 }
@@ -120,7 +127,11 @@ pub fn run_model(
         Ok(dataset) => dataset,
         Err(e) => return (fail_all(None, &format!("dataset: {e}")), Vec::new()),
     };
-    let ground_truth = datasets.ground_truth(spec.ground_truth);
+    let ground_truth = if options.defer_scoring {
+        Ok(None)
+    } else {
+        datasets.ground_truth(spec.ground_truth)
+    };
     if let Ok(Some(gt)) = &ground_truth
         && spec.ground_truth == GroundTruthKind::Keypoints
         && !gt.has_keypoints()
@@ -238,5 +249,6 @@ pub fn failed_row(
         reference_agreement: None,
         provenance: serde_json::Value::Null,
         scenario: None,
+        sharding: None,
     }
 }

@@ -152,15 +152,8 @@ impl LatencyRecorder {
             .collect();
         let timed_images: usize = self.calls.iter().map(|c| c.images).sum();
         let mut validity_notes = self.notes;
-        if self.calls.len() < MIN_TIMED_CALLS {
-            validity_notes.insert(
-                0,
-                format!(
-                    "only {} timed calls: percentiles need at least {MIN_TIMED_CALLS} \
-                     (p99 of fewer is the maximum)",
-                    self.calls.len()
-                ),
-            );
+        if let Some(note) = too_few_calls_note(self.calls.len()) {
+            validity_notes.insert(0, note);
         }
         if let Some(note) = unsteady_note(&end_to_end_samples_ms) {
             validity_notes.push(note);
@@ -191,6 +184,16 @@ impl LatencyRecorder {
             validity_notes,
         })
     }
+}
+
+/// The validity note of a measurement with fewer than [`MIN_TIMED_CALLS`] timed calls.
+pub fn too_few_calls_note(calls: usize) -> Option<String> {
+    (calls < MIN_TIMED_CALLS).then(|| {
+        format!(
+            "only {calls} timed calls: percentiles need at least {MIN_TIMED_CALLS} (p99 of fewer \
+             is the maximum)"
+        )
+    })
 }
 
 /// A validity note when the speed of the run changed while it was timed, else `None`.

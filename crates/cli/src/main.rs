@@ -33,6 +33,12 @@ enum Command {
     Env(cmd::env::Args),
     /// Import a published Markdown results table into the store as "published" records.
     ImportMd(cmd::import_md::Args),
+    /// Merge the shards of a run (`detbench run --shard I/N`, e.g. a Slurm job array) into its
+    /// results files and the store, scoring all detections at once.
+    Merge(cmd::merge::Args),
+    /// Record results.json files in the store (runs whose store was unreachable, or copies
+    /// into a team's PostgreSQL store).
+    Import(cmd::import::Args),
     /// Draw a model's detections (boxes, labels, scores, masks, keypoints) on an image.
     Show(cmd::show::Args),
     /// Train torchvision detectors through libtorch and time them: images/s per model x batch x
@@ -67,6 +73,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Report(args) => cmd::report::main(args),
         Command::Env(args) => cmd::env::main(args),
         Command::ImportMd(args) => cmd::import_md::main(args),
+        Command::Merge(args) => cmd::merge::main(args),
+        Command::Import(args) => cmd::import::main(args),
         Command::Show(args) => cmd::show::main(args),
         Command::Train(args) => cmd::train::main(args),
     }

@@ -92,7 +92,8 @@ fn single_stream_writes_loadgens_summary_results_and_a_store_row() {
 
     let store = detbench_report::Store::open(&db).unwrap();
     let (scenario, validity, count, blob): (String, String, i64, Vec<u8>) = store
-        .connection()
+        .sqlite_connection()
+        .unwrap()
         .query_row(
             "SELECT scenario, validity, sample_count, sample_latencies_ns FROM scenario_results",
             [],

@@ -36,4 +36,4 @@ pub use params::{
     parse_max_dets,
 };
 pub use summary::{ClassAp, EvalSummary, PrCurve, SummaryRow};
-pub use types::{Detection, IouType, Rle};
+pub use types::{CocoResult, CompressedRle, Detection, IouType, Rle};

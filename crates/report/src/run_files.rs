@@ -13,8 +13,9 @@ use detbench_bench::Stage;
 use detbench_bench::results::{
     Accuracy, DETECTION_STAT_NAMES, KEYPOINT_STAT_NAMES, ModelResult, RunResults, Summary,
 };
-use detbench_eval::Detection;
+use detbench_eval::{CocoResult, Detection};
 
+use crate::shard_tables;
 use crate::tables::training::{
     TrainingEntry, training_csv_table, training_markdown, training_steps_csv_table, training_tables,
 };
@@ -49,34 +50,8 @@ pub fn write_run_files(dir: &Path, results: &RunResults) -> Result<Vec<PathBuf>,
 /// `score`, plus `segmentation` as compressed RLE and `keypoints` when present), the format
 /// `pycocotools.COCO.loadRes` and `detbench eval` read.
 pub fn coco_results_json(detections: &[Detection]) -> serde_json::Value {
-    serde_json::Value::Array(
-        detections
-            .iter()
-            .map(|d| {
-                let mut entry = serde_json::json!({
-                    "image_id": d.image_id,
-                    "category_id": d.category_id,
-                    "bbox": d.bbox,
-                    "score": d.score,
-                });
-                if let Some(mask) = &d.mask {
-                    let rle = hotcoco::types::Rle {
-                        h: mask.height,
-                        w: mask.width,
-                        counts: mask.counts.clone(),
-                    };
-                    entry["segmentation"] = serde_json::json!({
-                        "size": [mask.height, mask.width],
-                        "counts": hotcoco::mask::rle_to_string(&rle),
-                    });
-                }
-                if let Some(keypoints) = &d.keypoints {
-                    entry["keypoints"] = serde_json::json!(keypoints);
-                }
-                entry
-            })
-            .collect(),
-    )
+    let results: Vec<CocoResult> = detections.iter().map(CocoResult::from).collect();
+    serde_json::to_value(results).expect("COCO results serialise to JSON")
 }
 
 /// A stat in AP points (x100), one decimal, as published tables show them; `-1` (no ground
@@ -302,6 +277,13 @@ pub fn notes(results: &RunResults) -> Vec<String> {
     for s in &results.skipped {
         out.push(format!("- {}: {}", s.name, s.reason));
     }
+    if let Some(sharding) = results.sharding.as_ref().filter(|s| s.partial) {
+        out.push(format!(
+            "- PARTIAL: shards {:?} of {} are missing; the accuracy covers only the images of the \
+             shards merged",
+            sharding.missing, sharding.count
+        ));
+    }
     out
 }
 
@@ -328,6 +310,16 @@ fn sections(results: &RunResults) -> Vec<(&'static str, &'static str, Table)> {
             "## Agreement with the reference detections",
             "Agreement with the reference detections:",
             agreement_table(results),
+        ),
+        (
+            "## Scaling over devices (images/s, against the first device alone)",
+            "Scaling over devices:",
+            shard_tables::scaling_table(results),
+        ),
+        (
+            "## Each shard's own latency (end to end, ms per call)",
+            "Each shard's own latency (end to end, ms per call):",
+            shard_tables::shard_table(results),
         ),
     ]
     .into_iter()
@@ -398,6 +390,10 @@ pub fn markdown_report(results: &RunResults) -> String {
     }
     for line in dataset_lines {
         doc.push_str(&line);
+    }
+    for line in shard_tables::shard_lines(results) {
+        doc.push_str(&line);
+        doc.push('\n');
     }
     if let Some(harness) = results
         .models

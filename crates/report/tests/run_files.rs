@@ -38,6 +38,7 @@ fn mixed_run() -> RunResults {
         reference_agreement: None,
         provenance: serde_json::Value::Null,
         scenario: None,
+        sharding: None,
     };
     let stats = |base: f64, n: usize| Accuracy {
         stats: (0..n).map(|k| base + k as f64 / 1000.0).collect(),
@@ -66,6 +67,7 @@ fn mixed_run() -> RunResults {
         skipped: vec![],
         interrupted: false,
         training: vec![],
+        sharding: None,
     }
 }
 

@@ -97,7 +97,7 @@ fn a_scenario_row_round_trips_with_its_raw_latencies() {
         .unwrap();
     assert_eq!(back, record);
 
-    let conn = store.connection();
+    let conn = store.sqlite_connection().unwrap();
     let (scenario, validity, metric, value, p99, target_latency, count, settings): (
         String,
         String,

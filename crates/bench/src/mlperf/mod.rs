@@ -339,7 +339,13 @@ impl Test<'_> {
         self.observer
             .message(&verdict(&self.spec.name, &record, &result));
         result.scenario = Some(record);
-        ModelOutcome { result, detections }
+        ModelOutcome {
+            result,
+            detections,
+            // A scenario run is scored here, never sharded (`--scenario` with `--shard` is
+            // refused), so no merge needs them.
+            iou_types: Vec::new(),
+        }
     }
 
     /// Scores the accuracy test's detections over every image of the dataset, as `detbench

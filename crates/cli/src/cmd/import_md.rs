@@ -4,7 +4,7 @@
 
 use anyhow::{Context, bail};
 use detbench_report::published::parse_published_markdown;
-use detbench_report::store::{PublishedImport, Store, resolve_path};
+use detbench_report::store::{PublishedImport, Store, StoreLocation};
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
@@ -25,9 +25,10 @@ pub struct Args {
     #[arg(long, value_name = "PUBLISHED=ZOO")]
     rename: Vec<String>,
 
-    /// Results store [default: $DETBENCH_DB, else detbench.db in the platform data folder].
-    #[arg(long, value_name = "PATH")]
-    db: Option<PathBuf>,
+    /// Results store: an SQLite file or a postgres:// URL [default: $DETBENCH_DB, else
+    /// detbench.db in the platform data folder].
+    #[arg(long, value_name = "PATH|URL")]
+    db: Option<StoreLocation>,
     /// Import the file even when the same content was imported before as the same source and
     /// device (its rows would then be listed twice).
     #[arg(long)]
@@ -73,8 +74,8 @@ pub fn main(args: Args) -> anyhow::Result<()> {
         command_line: crate::cmd::command_line(),
         rows,
     };
-    let db = resolve_path(args.db.as_deref());
-    let mut store = Store::open(&db)?;
+    let db = super::store::resolve(args.db.as_ref())?;
+    let mut store = Store::connect(&db)?;
     if !args.again
         && let Some((run, when)) = store.earlier_import(
             &import.file_sha256,
@@ -95,9 +96,8 @@ pub fn main(args: Args) -> anyhow::Result<()> {
     }
     let run = store.record_published(&import)?;
     println!(
-        "imported {} published rows from {shown} as \"published: {source}\" (run {run}) into {}",
+        "imported {} published rows from {shown} as \"published: {source}\" (run {run}) into {db}",
         import.rows.len(),
-        db.display()
     );
     Ok(())
 }

@@ -4,10 +4,13 @@ pub mod cards;
 pub mod engine;
 pub mod env;
 pub mod eval;
+pub mod import;
 pub mod import_md;
+pub mod merge;
 pub mod report;
 pub mod run;
 pub mod show;
+pub mod store;
 pub mod train;
 pub mod zoo;
 

@@ -3,11 +3,12 @@
 //! JSON and the raw latencies as BLOBs. Kept apart from the other tables so that it moves as one
 //! piece.
 
+use super::backend::Db;
+use super::sql::DbError;
+use super::{Store, StoreError};
+use crate::sql_params;
 use detbench_bench::results::ScenarioRecord;
 use detbench_loadgen::Validity;
-use rusqlite::{OptionalExtension, params};
-
-use super::{Store, StoreError};
 
 /// Latencies as little-endian i64, 8 bytes each.
 pub fn latencies_to_blob(ns: &[i64]) -> Vec<u8> {
@@ -23,10 +24,10 @@ pub fn latencies_from_blob(blob: &[u8]) -> Vec<i64> {
 
 /// The `scenario_results` row of result `result_id`.
 pub(super) fn insert_scenario(
-    tx: &rusqlite::Transaction<'_>,
+    db: &mut Db,
     result_id: i64,
     record: &ScenarioRecord,
-) -> rusqlite::Result<()> {
+) -> Result<(), DbError> {
     let r = record.performance.as_ref();
     let es = r.and_then(|r| r.early_stopping.as_ref());
     let rate = r.and_then(|r| {
@@ -34,7 +35,7 @@ pub(super) fn insert_scenario(
             .or(r.completed_samples_per_second)
             .or(r.qps_with_loadgen_overhead)
     });
-    tx.execute(
+    db.execute(
         "INSERT INTO scenario_results (result_id, scenario, mode, validity, metric, metric_value,
              peak_qps, target_qps, target_latency_ns, target_latency_percentile,
              target_percentile_latency_ns, early_stopping_estimate_ns, p50_ns, p90_ns, p99_ns,
@@ -42,7 +43,7 @@ pub(super) fn insert_scenario(
              record, sample_latencies_ns, query_latencies_ns)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
                  ?19, ?20, ?21, ?22, ?23, ?24)",
-        params![
+        &sql_params![
             result_id,
             record.scenario.as_str(),
             record.mode.as_str(),
@@ -83,22 +84,21 @@ impl Store {
     /// The scenario record of result `result_id` with its raw latencies, or `None` when that
     /// result did not run under a LoadGen scenario.
     pub fn scenario_record(&self, result_id: i64) -> Result<Option<ScenarioRecord>, StoreError> {
-        let row: Option<(String, Vec<u8>, Vec<u8>)> = self
-            .conn
-            .query_row(
-                "SELECT record, sample_latencies_ns, query_latencies_ns FROM scenario_results
-                 WHERE result_id = ?1",
-                [result_id],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
-            .optional()
-            .map_err(self.err("reading a scenario result"))?;
-        let Some((text, samples, queries)) = row else {
+        let rows = self.query(
+            "SELECT record, sample_latencies_ns, query_latencies_ns FROM scenario_results
+             WHERE result_id = ?1",
+            &sql_params![result_id],
+        )?;
+        let Some(row) = rows.first() else {
             return Ok(None);
         };
+        let read = self.err("reading a scenario result");
+        let text = row.text(0).map_err(&read)?;
+        let samples = row.opt_blob(1).map_err(&read)?.unwrap_or_default();
+        let queries = row.opt_blob(2).map_err(&read)?.unwrap_or_default();
         let mut record: ScenarioRecord =
             serde_json::from_str(&text).map_err(|source| StoreError::BadJson {
-                path: self.path.display().to_string(),
+                path: self.location().to_string(),
                 result: result_id,
                 what: "scenario record",
                 source,

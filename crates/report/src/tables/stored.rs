@@ -53,7 +53,7 @@ pub fn results_table(records: &[ResultRecord]) -> Table {
     let rows = records
         .iter()
         .map(|r| {
-            let mut row = vec![Cell::text(&r.model)];
+            let mut row = vec![Cell::text(r.model_label())];
             match r.published_label() {
                 Some(label) => {
                     row.push(Cell::text(label));
@@ -69,7 +69,7 @@ pub fn results_table(records: &[ResultRecord]) -> Table {
                 }
                 None => {
                     row.push(Cell::text(r.backend_label()));
-                    row.push(Cell::text(option_text(r.device)));
+                    row.push(Cell::text(r.device_label()));
                     row.push(Cell::text(option_text(r.precision)));
                     row.push(Cell::number(r.batch_size.map(|b| b as f64), 0));
                     row.push(Cell::number(r.threads.map(|t| t as f64), 0));

@@ -1,27 +1,37 @@
 //! `detbench run`: benchmark zoo models (or a model file, or a card) on a COCO dataset (default: YOLOX-Nano on the shipped
 //! val2017 subset, CPU) and print the results table; write results.md/.csv/.json, optionally the
-//! detections, and record the run in the results store.
+//! detections, and record the run in the results store. With `--shard I/N` it runs one shard
+//! of the images and writes shard.json for `detbench merge` ([`shard`]); with `--devices` it runs
+//! one worker process per device and merges them ([`devices`]).
 //!
 //! The walk is straight: clap parses the options into their types ([`Options`]), [`plan`]
 //! resolves them once into what the run needs, [`plan::RunPlan::run`] drives the harness, and
 //! [`export`] writes the results out.
 
+mod devices;
 mod export;
 mod outputs;
 mod plan;
 mod progress;
 mod scenario;
 mod scenario_settings;
+mod shard;
 
 use std::path::PathBuf;
 
 use anyhow::bail;
 use detbench_bench::interrupt;
 use detbench_bench::prefetch::DecodeKind;
+use detbench_bench::results::RunResults;
 use detbench_bench::scenario::EvalTiming;
+
+use detbench_report::store::StoreLocation;
 
 use crate::cmd::ExitStatus;
 use crate::cmd::engine::EngineArgs;
+pub use devices::DeviceList;
+pub(crate) use export::{detections_targets, write_results};
+pub use shard::ShardArg;
 
 /// The options, boxed: they are large, and clap's subcommand enum holds them by value.
 #[derive(clap::Args)]
@@ -125,10 +135,11 @@ pub struct Options {
     #[arg(long, value_name = "FILE")]
     save_detections: Option<PathBuf>,
 
-    /// Results store [default: $DETBENCH_DB, else detbench.db in the platform data folder,
-    /// e.g. ~/.local/share/detbench; `detbench env` says which].
-    #[arg(long, value_name = "PATH")]
-    db: Option<PathBuf>,
+    /// Results store: an SQLite file, or a PostgreSQL database as a postgres:// URL [default:
+    /// $DETBENCH_DB, else detbench.db in the platform data folder, e.g. ~/.local/share/detbench;
+    /// `detbench env` says which].
+    #[arg(long, value_name = "PATH|URL")]
+    db: Option<StoreLocation>,
 
     /// Do not record the run in the results store.
     #[arg(long)]
@@ -140,10 +151,38 @@ pub struct Options {
 
     #[command(flatten)]
     scenario: scenario::ScenarioArgs,
+
+    /// Run one shard of the images: `I/N` (shard I of N, from 0), or `auto` from the
+    /// scheduler (a Slurm job array's SLURM_ARRAY_TASK_*, a Kubernetes Indexed Job's
+    /// JOB_COMPLETION_INDEX). Writes shard.json (detections, raw samples, settings) for
+    /// `detbench merge`, which scores all shards at once; nothing is recorded in the store.
+    #[arg(long, value_name = "I/N|auto", help_heading = CLUSTER)]
+    shard: Option<ShardArg>,
+
+    /// The number of shards for `--shard auto` in a Kubernetes Indexed Job (its
+    /// spec.completions) [default: $DETBENCH_SHARD_COUNT].
+    #[arg(long, value_name = "N", help_heading = CLUSTER)]
+    shard_count: Option<usize>,
+
+    /// Run on several devices at once: one worker process per device, each on its shard of the
+    /// images, merged at the end into a row "N devices", beside a row of the first device
+    /// alone with the scaling efficiency. `cuda:0,cuda:1`, `cuda:all`, or `cpu,cpu` (CPU
+    /// workers).
+    #[arg(long, value_name = "LIST", help_heading = CLUSTER, conflicts_with_all = ["shard", "device"])]
+    devices: Option<DeviceList>,
 }
 
+/// The help heading of the options for clusters and several devices.
+const CLUSTER: &str = "Sharding and several devices";
+
 pub fn main(args: Args) -> anyhow::Result<()> {
+    if let Some(devices) = args.options.devices.clone() {
+        return devices::main(*args.options, devices);
+    }
     let plan = plan::RunPlan::new(*args.options)?;
+    if let Some(store) = &plan.store {
+        crate::cmd::store::check_reachable(store);
+    }
     handle_ctrl_c();
     let run = plan.run()?;
     export::export(&plan, &run)?;
@@ -175,18 +214,22 @@ pub fn main(args: Args) -> anyhow::Result<()> {
                 .join("\n  ")
         );
     }
-    let failed: Vec<String> = run
-        .results
+    fail_on_failed_rows(results)
+}
+
+/// Exit status 1, listing them, when rows failed (their files are written already).
+pub fn fail_on_failed_rows(results: &RunResults) -> anyhow::Result<()> {
+    let failed: Vec<String> = results
         .models
         .iter()
         .filter(|m| !m.is_ok())
-        .map(|m| format!("{}: {}", m.name, m.status))
+        .map(|m| format!("{}: {}", m.label(), m.status))
         .collect();
     if !failed.is_empty() {
         bail!(
             "{} of {} rows failed:\n  {}",
             failed.len(),
-            run.results.models.len(),
+            results.models.len(),
             failed.join("\n  ")
         );
     }

@@ -21,12 +21,14 @@ use detbench_models::card::DatasetCategory;
 use detbench_models::zoo::CardOrigin;
 use detbench_models::{ModelFormat, OpenContext, ShaCheck, Zoo, ZooEntry};
 
-use super::Options;
 use super::outputs::{self, OutputPaths};
 use super::progress::Progress;
 use super::scenario::RunContext;
+use super::{Options, ShardArg};
 use crate::cmd::cards::load_zoo;
 use crate::cmd::engine::{EngineChoice, check_thread_count};
+use detbench_bench::shard::{Shard, ShardRow};
+use detbench_report::store::StoreLocation;
 
 /// Everything a run needs, typed and with its defaults applied.
 pub struct RunPlan {
@@ -40,9 +42,11 @@ pub struct RunPlan {
     engine: EngineChoice,
     scenario: ScenarioOptions,
     pub out_dir: PathBuf,
-    save_detections: Option<PathBuf>,
-    /// The results store, unless `--no-store`.
-    pub store: Option<PathBuf>,
+    pub save_detections: Option<PathBuf>,
+    /// The results store, unless `--no-store` (or a shard: the merge records the run).
+    pub store: Option<StoreLocation>,
+    /// This process's shard of the run (`--shard`).
+    pub shard: Option<Shard>,
     quiet: bool,
     /// `--scenario`: each model runs under MLPerf LoadGen instead of the plain timed pass.
     loadgen: Option<LoadgenOptions>,
@@ -53,17 +57,44 @@ pub struct Run {
     pub results: RunResults,
     /// (model, batch size, detections) of each successful row, when `--save-detections` asks.
     pub detections: Vec<(String, usize, Vec<Detection>)>,
+    /// A shard's part of each row (images, detections) for `detbench merge`, in row order.
+    pub shard_rows: Vec<ShardRow>,
 }
 
 impl RunPlan {
     pub fn new(args: Options) -> anyhow::Result<RunPlan> {
         let started_at = detbench_env::now_rfc3339();
+        let shard = match args.shard {
+            None => None,
+            Some(ShardArg::Given(shard)) => Some(shard),
+            Some(ShardArg::Auto) => {
+                let (shard, source) = detbench_bench::shard::from_scheduler(
+                    |name| std::env::var(name).ok(),
+                    args.shard_count,
+                )?;
+                eprintln!("--shard auto: shard {shard} (from {source})");
+                Some(shard)
+            }
+        };
+        if shard.is_some() && args.scenario.scenario.is_some() {
+            bail!(
+                "--scenario with --shard: a LoadGen scenario times one process's queries; run it \
+                 unsharded (or on one device each)"
+            );
+        }
+        if shard.is_some() && args.save_detections.is_some() {
+            bail!(
+                "--save-detections with --shard: a shard's detections are in its shard.json; \
+                 `detbench merge --save-detections FILE` writes the whole run's"
+            );
+        }
         let source = DatasetOptions {
             images_dir: args.images_dir,
             annotations: args.annotations,
             keypoint_annotations: args.keypoint_annotations,
             images_only: args.images,
             limit: args.limit,
+            shard,
         }
         .resolve()?;
         let model_dir = detbench_models::model_dir(args.model_dir.as_deref())?;
@@ -95,7 +126,9 @@ impl RunPlan {
             }
             check_thread_count("--decode-threads", threads)?;
         }
-        let out_dir = args.out.unwrap_or_else(|| default_out_dir(&started_at));
+        let out_dir = args
+            .out
+            .unwrap_or_else(|| default_out_dir(&started_at, shard));
         let loadgen = args.scenario.resolve(&RunContext {
             batch_sizes: &batch_sizes,
             warmup: args.warmup,
@@ -114,12 +147,16 @@ impl RunPlan {
                 batch_sizes,
                 decode: DecodeMode::new(args.decode, args.decode_threads, args.decode_chunk),
                 evaluation: args.eval,
+                defer_scoring: shard.is_some(),
             },
             out_dir,
             started_at,
             save_detections: args.save_detections,
-            store: (!args.no_store)
-                .then(|| detbench_report::store::resolve_path(args.db.as_deref())),
+            store: match args.no_store || shard.is_some() {
+                true => None,
+                false => Some(crate::cmd::store::resolve(args.db.as_ref())?),
+            },
+            shard,
             quiet: args.quiet,
             loadgen,
         };
@@ -156,7 +193,10 @@ impl RunPlan {
             out_dir: &self.out_dir,
             overwrite,
             detection_files,
-            store: self.store.as_deref(),
+            // An SQLite store that cannot be opened refuses the run; a PostgreSQL server that
+            // cannot be reached now only warns (`check_reachable`): `detbench import` records
+            // the results files later.
+            store: self.store.as_ref().and_then(StoreLocation::path),
             inputs,
         }
         .check()
@@ -196,8 +236,10 @@ impl RunPlan {
                 skipped: Vec::new(),
                 interrupted: false,
                 training: Vec::new(),
+                sharding: None,
             },
             detections: Vec::new(),
+            shard_rows: Vec::new(),
         };
         for entry in &self.entries {
             if interrupt::requested() {
@@ -261,8 +303,20 @@ impl RunPlan {
         for ModelOutcome {
             mut result,
             detections,
+            iou_types,
         } in outcomes
         {
+            if self.shard.is_some() {
+                // Scoring and the agreement with the reference wait for the merge.
+                run.shard_rows.push(super::shard::shard_row(
+                    datasets.dataset(entry.ground_truth()).ok().as_deref(),
+                    &result,
+                    &detections,
+                    iou_types,
+                ));
+                run.results.models.push(result);
+                continue;
+            }
             // A LoadGen row has the detections of every image only in accuracy mode.
             let has_all = result.scenario.as_ref().is_none_or(|s| s.scores_accuracy());
             if result.is_ok()
@@ -435,11 +489,23 @@ fn dataset_categories(
     )
 }
 
-/// `runs/<UTC timestamp>` (colons replaced, so the name is valid everywhere).
-fn default_out_dir(started_at: &str) -> PathBuf {
+/// `runs/<UTC timestamp>` (colons replaced, so the name is valid everywhere); for a shard
+/// `runs/slurm-<array job id>/shard-<I>` in a Slurm job array, else
+/// `runs/<UTC timestamp>-shard-<I>-of-<N>`.
+fn default_out_dir(started_at: &str, shard: Option<Shard>) -> PathBuf {
     let stamp: String = started_at
         .chars()
         .map(|c| if c == ':' { '-' } else { c })
         .collect();
-    PathBuf::from("runs").join(stamp)
+    let Some(shard) = shard else {
+        return PathBuf::from("runs").join(stamp);
+    };
+    match std::env::var("SLURM_ARRAY_JOB_ID") {
+        Ok(job) if !job.is_empty() => PathBuf::from("runs")
+            .join(format!("slurm-{job}"))
+            .join(format!("shard-{}", shard.index)),
+        _ => {
+            PathBuf::from("runs").join(format!("{stamp}-shard-{}-of-{}", shard.index, shard.count))
+        }
+    }
 }

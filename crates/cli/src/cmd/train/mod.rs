@@ -140,9 +140,10 @@ pub struct Options {
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
 
-    /// Results store [default: $DETBENCH_DB, else runs/detbench.db].
-    #[arg(long, value_name = "PATH")]
-    db: Option<PathBuf>,
+    /// Results store: an SQLite file or a postgres:// URL [default: $DETBENCH_DB, else
+    /// detbench.db in the platform data folder].
+    #[arg(long, value_name = "PATH|URL")]
+    db: Option<detbench_report::store::StoreLocation>,
 
     /// Do not record the runs in the results store.
     #[arg(long)]

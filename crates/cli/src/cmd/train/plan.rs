@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use detbench_bench::results::{RESULTS_SCHEMA_VERSION, RunResults};
 use detbench_report::run_files;
+use detbench_report::store::StoreLocation;
 use detbench_report::tables::TrainingEntry;
 use detbench_train::coco::TrainSet;
 use detbench_train::{
@@ -27,7 +28,7 @@ pub struct TrainPlan {
     runs: Vec<(TrainConfig, TrainSet)>,
     out_dir: PathBuf,
     /// The results store, unless `--no-store` (and only on rank 0 of a data-parallel run).
-    store: Option<PathBuf>,
+    store: Option<StoreLocation>,
     quiet: bool,
 }
 
@@ -87,8 +88,10 @@ impl TrainPlan {
             started_at,
             runs,
             out_dir,
-            store: (!args.no_store && rank0)
-                .then(|| detbench_report::store::resolve_path(args.db.as_deref())),
+            store: match !args.no_store && rank0 {
+                true => Some(crate::cmd::store::resolve(args.db.as_ref())?),
+                false => None,
+            },
             quiet: args.quiet,
         })
     }
@@ -130,7 +133,7 @@ impl TrainPlan {
             skipped: Vec::new(),
             training,
         };
-        export(&results, &self.out_dir, self.store.as_deref())?;
+        export(&results, &self.out_dir, self.store.as_ref())?;
         if !failures.is_empty() {
             bail!(
                 "{} of {total} training runs failed:\n  {}",
@@ -144,7 +147,11 @@ impl TrainPlan {
 
 /// The tables on stdout; results.md/.json, training.csv, training_steps.csv and the loss curves
 /// in `out_dir`; the runs in the store.
-fn export(results: &RunResults, out_dir: &Path, store: Option<&Path>) -> anyhow::Result<()> {
+fn export(
+    results: &RunResults,
+    out_dir: &Path,
+    store: Option<&StoreLocation>,
+) -> anyhow::Result<()> {
     if results.training.is_empty() {
         return Ok(());
     }
@@ -158,13 +165,8 @@ fn export(results: &RunResults, out_dir: &Path, store: Option<&Path>) -> anyhow:
     );
     let names: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
     eprintln!("wrote {}", names.join(", "));
-    if let Some(db) = store {
-        let mut store = detbench_report::Store::open(db)
-            .with_context(|| format!("opening the results store {}", db.display()))?;
-        store
-            .record_run(results)
-            .with_context(|| format!("recording the runs in {}", db.display()))?;
-        eprintln!("recorded in {}", db.display());
+    if let Some(location) = store {
+        crate::cmd::store::record(location, results, &out_dir.join("results.json"))?;
     }
     Ok(())
 }
