@@ -6,20 +6,26 @@
 #   scripts/setup.sh --train    --torch, plus what detbench-train's tests need: Python torch +
 #                               torchvision importable from .deps (their pure-Python dependencies
 #                               and pycocotools/opencv/pillow in .deps/venv)
+#   scripts/setup.sh --services the services scripts/test.sh starts for the store and cluster
+#                               tests: Debian's postgresql (server binaries; its own cluster is
+#                               not started), slurm-wlm and munge (their daemons are not enabled)
 # Everything project-local goes under .deps/ (ignored by git).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 deps="${DETBENCH_DEPS:-$root/.deps}"
 ORT_VERSION=1.31.1
 TORCH_VERSION=2.11.0
+LOADGEN_VERSION=6.0.17
 want_torch=0
 want_peers=0
 want_train=0
+want_services=0
 for arg in "$@"; do
   case "$arg" in
     --torch) want_torch=1 ;;
     --peers) want_peers=1 ;;
     --train) want_torch=1; want_train=1 ;;
+    --services) want_services=1 ;;
     *) echo "setup: unknown option $arg" >&2; exit 2 ;;
   esac
 done
@@ -143,9 +149,12 @@ if [ $want_peers -eq 1 ]; then
     say "creating Python venv $venv"
     python3 -m venv "$venv"
   fi
-  say "installing Python peers into $venv (pycocotools, faster-coco-eval, hotcoco, onnxruntime, opencv, numpy)"
+  say "installing Python peers into $venv (pycocotools, faster-coco-eval, hotcoco, onnxruntime, opencv, numpy, mlcommons-loadgen)"
+  # mlcommons-loadgen: MLPerf LoadGen itself (its cp311 manylinux_2_28 wheel), for the side-by-side
+  # scripts in tools/loadgen/ (python_sut.py drives the reference pipeline with it).
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
-    numpy pycocotools==2.0.11 faster-coco-eval hotcoco "onnxruntime==$ORT_VERSION" opencv-python-headless psutil
+    numpy pycocotools==2.0.11 faster-coco-eval hotcoco "onnxruntime==$ORT_VERSION" opencv-python-headless psutil \
+    "mlcommons-loadgen==$LOADGEN_VERSION"
 fi
 # 5. detbench-train's parity tests run torch + torchvision from .deps/torch and .deps/torchvision
 #    (PYTHONPATH); those wheels were installed without dependencies, so their pure-Python ones
@@ -164,6 +173,29 @@ if [ $want_train -eq 1 ]; then
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
       filelock "typing-extensions>=4.10.0" "sympy>=1.13.3" "networkx>=2.5.1" jinja2 "fsspec>=0.8.5" \
       "setuptools<82" numpy pillow pycocotools==2.0.11 opencv-python-headless
+  fi
+fi
+# 6. Services for the store and cluster tests (scripts/test.sh starts and stops its own
+#    throwaway instances in temporary folders; nothing here is started or enabled).
+if [ $want_services -eq 1 ]; then
+  missing=()
+  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+  command -v slurmctld >/dev/null && command -v slurmd >/dev/null && command -v sbatch >/dev/null || missing+=(slurm-wlm)
+  command -v munged >/dev/null || missing+=(munge)
+  if [ ${#missing[@]} -eq 0 ]; then
+    say "PostgreSQL server, Slurm and munge present"
+  else
+    say "installing Debian packages: ${missing[*]} (PostgreSQL store tests, Slurm job-array test)"
+    sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+    $sudo_cmd apt-get update -qq >/dev/null
+    # policy-rc.d keeps the packages from starting their system-wide daemons on install.
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+      printf '#!/bin/sh\nexit 101\n' | $sudo_cmd tee /usr/sbin/policy-rc.d >/dev/null
+      $sudo_cmd chmod +x /usr/sbin/policy-rc.d
+      remove_policy=1
+    fi
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    [ "${remove_policy:-0}" = 1 ] && $sudo_cmd rm -f /usr/sbin/policy-rc.d
   fi
 fi
 say "done"

@@ -1,27 +1,30 @@
 #!/usr/bin/env bash
 # The training benchmark of issue 14 on a CUDA machine with Python torch 2.11 + torchvision 0.26
-# (the `device` machine's python3), detbench-train (Rust, libtorch) against torchvision's training
+# (the `device` machine's python3), `detbench train` (Rust, libtorch) against torchvision's training
 # step in Python (tools/train/python_train_bench.py), interleaved in one run. From the repo root:
 #
 #   tools/gpu/train_bench.sh table|curves|all
 #
 #   table   Mask R-CNN R50-FPN batch 2, 4, 8 x fp32, tf32, amp and Faster R-CNN R50-FPN batch 2, 8
-#           x amp; per row detbench-train and PyTorch eager, the side that goes first alternating;
+#           x amp; per row `detbench train` and PyTorch eager, the side that goes first alternating;
 #           $WARMUP steps skipped, $TIMED timed (defaults 10 and 50)
 #   curves  $CURVE_STEPS (200) steps of Mask R-CNN batch 2 amp on both sides (loss curves), then
 #           the long run: $LONG_EPOCHS (20) epochs of Mask R-CNN batch 8 amp on the 206-image subset
-#           by detbench-train, saved with --save
+#           by `detbench train`, saved with --save
 #           (weights kept in $TRAINED_DIR on this machine), then the inference table (infer)
 #   infer   `detbench run` on the trained weights at fp32 and fp16, batch 1: latency, bbox/segm AP
 #           and detections per image ("trained N steps on the 206-image subset")
 #   all     table then curves (longer than one 10-minute device call: prefer two calls)
 #
 # It expects, made on the build machine by tools/gpu/prepare_train_carry.sh:
-#   .carry/bin/detbench-train  built with --features torch (CUDA opened at run time)
-#   .carry/bin/detbench        (curves: evaluation of the trained model; tools/gpu/prepare_carry.sh)
+#   .carry/bin/detbench        built with --features torch (CUDA opened at run time): `detbench
+#                              train`, and `detbench run` for the trained model's evaluation
 #   .carry/shared/             the COCO subset (README.md, coco/val2017, coco/annotations)
 # and writes raw per-step results under $OUT (default ./gpu-out): work_train_<mode>.tgz with one
-# JSON per run, logs, environment.txt, and table_train.md (tools/train/train_table.py).
+# results folder per Rust run (results.json with its `training` section, results.md,
+# training.csv, training_steps.csv, loss_curves.png) and one JSON per Python run, logs,
+# environment.txt, table_train.md (tools/train/train_table.py), and train.db, the results store
+# holding every Rust run (`detbench report --db gpu-out/train.db` renders the training tables).
 #
 # Every mode honours $DEADLINE_S: no run starts once that many seconds have passed, and the table
 # and archive are still made from the runs that finished, e.g.
@@ -41,7 +44,6 @@ exec > >(tee -a "$OUT/log_train_${mode}.txt") 2>&1
 
 say() { echo "[train_bench $(date -u +%H:%M:%S)] $*"; }
 root="$PWD"
-bin="$root/.carry/bin/detbench-train"
 detbench="$root/.carry/bin/detbench"
 shared="$root/.carry/shared"
 py=python3
@@ -68,7 +70,7 @@ images="$shared/coco/val2017"
   say "environment"
   nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv
   $py -c 'import torch, torchvision, platform; print("torch", torch.__version__, "torchvision", torchvision.__version__, "CUDA", torch.version.cuda, "cuDNN", torch.backends.cudnn.version(), "python", platform.python_version(), torch.cuda.get_device_name(0))'
-  "${bin_env[@]}" "$bin" --version
+  "${bin_env[@]}" "$detbench" --version
   nproc; uname -r
 } > "$OUT/environment_train.txt" 2>&1
 cat "$OUT/environment_train.txt"
@@ -95,12 +97,12 @@ export_models() {  # random weights, seed $SEED, torchvision's default sizes (80
 
 rust_run() {  # rust_run NAME MODEL PRECISION BATCH WARMUP TIMED [extra...]
   local name="$1" model="$2" precision="$3" batch="$4" warmup="$5" timed="$6"; shift 6
-  past_deadline "detbench-train $name" && return 0
-  say "detbench-train $name: $model $precision batch $batch ($warmup + $timed steps)"
-  "${bin_env[@]}" "$bin" --model "$model" --model-file "$MODELS_DIR/$model.pt" --device cuda \
+  past_deadline "detbench train $name" && return 0
+  say "detbench train $name: $model $precision batch $batch ($warmup + $timed steps)"
+  "${bin_env[@]}" "$detbench" train --model "$model" --model-file "$MODELS_DIR/$model.pt" --device cuda \
     --precision "$precision" --batch "$batch" --warmup-steps "$warmup" --steps "$timed" --seed "$SEED" \
-    --annotations "$instances" --images "$images" --quiet --out "$OUT/work/rust_$name.json" "$@" \
-    || say "detbench-train $name exited with $?"
+    --annotations "$instances" --images "$images" --quiet --db "$OUT/train.db" --out "$OUT/work/rust_$name" "$@" \
+    || say "detbench train $name exited with $?"
 }
 
 python_run() {  # python_run NAME MODEL PRECISION BATCH WARMUP TIMED

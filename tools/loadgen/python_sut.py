@@ -125,6 +125,7 @@ def build_settings(lg, args):
                                              else args.expected_latency_ms * 1e6),
         "multi_stream_samples_per_query": args.samples_per_query,
         "performance_sample_count_override": args.performance_sample_count,
+        "server_find_peak_qps_decimals_of_precision": args.peak_decimals,
     }
     for key, value in flags.items():
         if value is not None:
@@ -176,6 +177,8 @@ def main():
     ap.add_argument("--target-latency-ms", type=float, help="Server latency bound")
     ap.add_argument("--expected-latency-ms", type=float, help="SingleStream/MultiStream schedule hint")
     ap.add_argument("--samples-per-query", type=int, help="MultiStream samples per query")
+    ap.add_argument("--peak-decimals", type=int,
+                    help="find-peak: decimal places of the found QPS (LoadGen's default 1)")
     ap.add_argument("--performance-sample-count", type=int,
                     help="images held in memory for performance runs (default: all 206)")
     args = ap.parse_args()

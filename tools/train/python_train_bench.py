@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """The PyTorch side of detbench's training benchmark: torchvision's training step
 (references/detection/engine.py `train_one_epoch`, train.py's optimiser and schedules) with the
-settings and data pipeline of detbench-train, timed the same way.
+settings and data pipeline as `detbench train`, timed the same way.
 
 * Model: the torchvision builder in eager mode (what users train), with the initial weights of the
-  TorchScript file detbench-train loads (its state_dict); ``--scripted`` runs the file itself.
+  TorchScript file `detbench train` loads (its state_dict); ``--scripted`` runs the file itself.
 * Data: tools/train/train_data.py (the same batches and flips as crates/train's sampler;
   CocoDetection + ConvertCocoPolysToMask + RandomHorizontalFlip + ToDtype), through a
   ``torch.utils.data.DataLoader(num_workers=4, collate_fn=tuple(zip(*batch)))``.
@@ -12,11 +12,11 @@ settings and data pipeline of detbench-train, timed the same way.
   ``losses = sum(...)``; ``.item()`` (stop on a non-finite loss); ``zero_grad``;
   ``scaler.scale(losses).backward(); scaler.step(optimizer); scaler.update()`` (amp) or
   ``losses.backward(); optimizer.step()``; warm-up LinearLR step; MultiStepLR per epoch;
-  ``torch.cuda.synchronize()`` before the step's clock stops (as detbench-train).
+  ``torch.cuda.synchronize()`` before the step's clock stops (as `detbench train`).
 * Precision: fp32 (TF32 off for matmul and cuDNN), tf32 (on), amp (fp16 autocast + GradScaler),
   bf16 (bf16 autocast).
 
-Writes JSON with per-step records and the same throughput summary as detbench-train's results.
+Writes JSON with per-step records and the same throughput summary as `detbench train` (its results.json `training` entries).
 """
 import argparse
 import json
@@ -74,7 +74,7 @@ def build_model(args, device):
 
 
 def loader_batches(dataset, args, world=1, rank=0):
-    """The batch index lists of every epoch, as detbench-train's loader walks them."""
+    """The batch index lists of every epoch, as detbench's training loader walks them."""
     groups = (train_data.aspect_ratio_groups(dataset.aspect_ratios(), args.aspect_ratio_group_factor)
               if args.aspect_ratio_group_factor >= 0 else None)
     epoch = 0

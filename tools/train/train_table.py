@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Tables of tools/gpu/train_bench.sh from its per-run JSON files (rust_<row>.json from
-detbench-train, python_<row>.json from python_train_bench.py):
+"""Tables of tools/gpu/train_bench.sh from its per-run results (rust_<row>/results.json from
+`detbench train`, its `training` section; python_<row>.json from python_train_bench.py):
 
 * throughput: per row images/s of each side over the timed steps, the ratio detbench / PyTorch,
   step p50/p90/p99, data wait, peak memory, and NVIDIA's PyTorch convention (all steps);
@@ -18,12 +18,16 @@ import sys
 
 def load(folder):
     runs = {}
-    for path in glob.glob(os.path.join(folder, "*.json")):
-        side, _, row = os.path.basename(path)[:-5].partition("_")
-        if side not in ("rust", "python"):
-            continue
+    for path in glob.glob(os.path.join(folder, "python_*.json")):
+        row = os.path.basename(path)[len("python_"):-len(".json")]
         with open(path) as f:
-            runs.setdefault(row, {})[side] = json.load(f)
+            runs.setdefault(row, {})["python"] = json.load(f)
+    for path in glob.glob(os.path.join(folder, "rust_*", "results.json")):
+        row = os.path.basename(os.path.dirname(path))[len("rust_"):]
+        with open(path) as f:
+            training = json.load(f).get("training") or []
+        if training:  # one run per `detbench train` call here
+            runs.setdefault(row, {})["rust"] = training[0]
     return runs
 
 
@@ -127,7 +131,7 @@ def main():
     folder = sys.argv[1] if len(sys.argv) > 1 else "gpu-out/work"
     runs = load(folder)
     if not runs:
-        sys.exit(f"train_table: no rust_*.json / python_*.json in {folder}")
+        sys.exit(f"train_table: no rust_*/results.json / python_*.json in {folder}")
     throughput_table(runs)
     speedup_table(runs)
     curves(runs, folder)

@@ -7,7 +7,7 @@
 //! the `0600` of a temporary file.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 #[error("cannot write {path}: {source}")]
@@ -19,26 +19,64 @@ pub struct WriteError {
 /// Writes `bytes` to `path` atomically, creating the parent folder if needed.
 pub fn write_atomic(path: impl AsRef<Path>, bytes: &[u8]) -> Result<(), WriteError> {
     let path = path.as_ref();
+    let staged = stage(path, bytes)?;
+    commit(path, staged)
+}
+
+/// Writes several files as a set: every file's content is written to its temporary file
+/// first, and only when all of them are on disk are they renamed into place. A full disk or
+/// any other failure while writing leaves every destination as it was (no set of new and old
+/// files mixed), and names the file that failed.
+pub fn write_atomic_set(files: &[(PathBuf, Vec<u8>)]) -> Result<(), WriteError> {
+    let mut staged = Vec::with_capacity(files.len());
+    for (path, bytes) in files {
+        if path.is_dir() {
+            return Err(WriteError {
+                path: path.display().to_string(),
+                source: std::io::Error::other("a folder is in the way"),
+            });
+        }
+        staged.push((path, stage(path, bytes)?));
+    }
+    for (path, temp) in staged {
+        commit(path, temp)?;
+    }
+    Ok(())
+}
+
+/// The content of `path` in a temporary file beside it, flushed to disk.
+fn stage(path: &Path, bytes: &[u8]) -> Result<tempfile::NamedTempFile, WriteError> {
     let error = |source| WriteError {
         path: path.display().to_string(),
         source,
     };
-    let dir = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
-    std::fs::create_dir_all(dir).map_err(error)?;
+    std::fs::create_dir_all(folder_of(path)).map_err(error)?;
     let mut temp = tempfile::Builder::new()
         .prefix(".detbench-")
         .suffix(".tmp")
         .permissions(new_file_permissions())
-        .tempfile_in(dir)
+        .tempfile_in(folder_of(path))
         .map_err(error)?;
     temp.write_all(bytes).map_err(error)?;
     temp.as_file().sync_all().map_err(error)?;
-    temp.persist(path).map_err(|e| error(e.error))?;
-    sync_dir(dir);
+    Ok(temp)
+}
+
+/// Renames a staged file over `path` and makes the rename durable.
+fn commit(path: &Path, temp: tempfile::NamedTempFile) -> Result<(), WriteError> {
+    temp.persist(path).map_err(|e| WriteError {
+        path: path.display().to_string(),
+        source: e.error,
+    })?;
+    sync_dir(folder_of(path));
     Ok(())
+}
+
+fn folder_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    }
 }
 
 /// What `File::create` asks for: `0666`, which the kernel reduces by the process's umask.
@@ -75,6 +113,30 @@ mod tests {
         assert_eq!(std::fs::read(&path).unwrap(), b"second, longer");
         let entries: Vec<_> = std::fs::read_dir(dir.path().join("sub")).unwrap().collect();
         assert_eq!(entries.len(), 1);
+    }
+
+    /// A set is written whole or not at all: a destination that cannot take its file leaves
+    /// the others as they were.
+    #[test]
+    fn a_set_is_written_whole_or_not_at_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let md = dir.path().join("results.md");
+        let json = dir.path().join("results.json");
+        std::fs::write(&md, b"old").unwrap();
+        std::fs::create_dir(&json).unwrap();
+        let files = vec![
+            (md.clone(), b"new".to_vec()),
+            (json.clone(), b"{}".to_vec()),
+        ];
+        let err = super::write_atomic_set(&files).unwrap_err();
+        assert!(err.to_string().contains("results.json"), "{err}");
+        assert_eq!(std::fs::read(&md).unwrap(), b"old");
+        std::fs::remove_dir(&json).unwrap();
+        super::write_atomic_set(&files).unwrap();
+        assert_eq!(std::fs::read(&md).unwrap(), b"new");
+        assert_eq!(std::fs::read(&json).unwrap(), b"{}");
+        let leftovers = std::fs::read_dir(dir.path()).unwrap().count();
+        assert_eq!(leftovers, 2);
     }
 
     #[test]

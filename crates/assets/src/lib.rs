@@ -6,15 +6,18 @@
 //!
 //! It is the bottom of the workspace, so it also holds the two helpers every layer needs once:
 //! how a file is identified ([`sha256_file`], [`sha256_hex`]), how a file is written
-//! ([`write_atomic`]) and the text of a caught panic ([`panic_message`]).
+//! ([`write_atomic`]), how a percentile is taken ([`percentile`]) and the text of a caught panic
+//! ([`panic_message`]).
 
 mod digest;
 mod files;
 mod panic;
+mod percentile;
 
 pub use digest::{sha256_file, sha256_hex};
-pub use files::{WriteError, write_atomic};
+pub use files::{WriteError, write_atomic, write_atomic_set};
 pub use panic::panic_message;
+pub use percentile::{PERCENTILE_DEFINITION, percentile};
 
 use std::path::{Path, PathBuf};
 

@@ -74,6 +74,13 @@ macro_rules! engines {
         impl EngineKind {
             /// Every engine, in table order.
             pub const ALL: &'static [EngineKind] = &[$(EngineKind::$variant),+];
+
+            /// Whether this build has the engine (its cargo feature was on).
+            pub fn is_built(self) -> bool {
+                match self {
+                    $( EngineKind::$variant => cfg!(feature = $feature), )+
+                }
+            }
         }
     };
 }

@@ -5,6 +5,7 @@
 pub mod config;
 pub mod names;
 mod native_settings;
+pub mod onnx_info;
 #[cfg(feature = "ort")]
 pub mod ort_backend;
 pub mod tensor;

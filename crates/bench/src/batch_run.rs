@@ -16,6 +16,9 @@ use crate::runner::{DetectorRun, RunFailure, RunOptions, run_detector};
 use crate::scenario::{EvalTiming, ModelOutcome, ModelSpec, Observer, ScenarioOptions, failed_row};
 use crate::sut::Detector;
 
+/// `provenance.harness.evaluation` of a shard's row: nothing is scored until the merge.
+pub const DEFERRED_SCORING: &str = "deferred to detbench merge";
+
 /// Everything one batch size of one model needs.
 pub(crate) struct BatchRun<'a> {
     pub spec: &'a ModelSpec,
@@ -29,8 +32,9 @@ pub(crate) struct BatchRun<'a> {
 }
 
 impl BatchRun<'_> {
-    /// Runs the pass at `batch` and builds its row.
-    pub fn run(self, batch: usize) -> ModelOutcome {
+    /// Runs the pass at `batch` and builds its row; `Err` when the run was interrupted
+    /// ([`crate::interrupt`]) before the pass finished.
+    pub fn run(mut self, batch: usize) -> Result<ModelOutcome, RunFailure> {
         let run_options = RunOptions {
             warmup: self.options.warmup,
             batch_size: batch,
@@ -40,7 +44,12 @@ impl BatchRun<'_> {
             Ok(evaluators) => evaluators,
             Err(e) => {
                 let reason = format!("evaluation: {e}");
-                return ModelOutcome::failed(self.spec, batch, Some(self.dataset), &reason);
+                return Ok(ModelOutcome::failed(
+                    self.spec,
+                    batch,
+                    Some(self.dataset),
+                    &reason,
+                ));
             }
         };
         let mut scoring = Scoring::start(evaluators, self.options.evaluation);
@@ -64,9 +73,15 @@ impl BatchRun<'_> {
             &mut |image_id, detections| scoring.add_image(image_id, detections),
         );
         self.observer.finish_pass();
+        let warnings = self.take_warnings(&label);
         let run = match run {
             Ok(run) => run,
-            Err(failure) => return self.failed_pass(&label, &run_options, failure),
+            Err(interrupted @ RunFailure::Interrupted { .. }) => return Err(interrupted),
+            Err(failure) => {
+                let mut outcome = self.failed_pass(&label, &run_options, failure);
+                record_warnings(&mut outcome.result, warnings);
+                return Ok(outcome);
+            }
         };
         let eval_start = Instant::now();
         let summaries = scoring.finish(&run.detections);
@@ -74,6 +89,12 @@ impl BatchRun<'_> {
         // the background thread to catch up and accumulate in overlap mode.
         let eval_time = eval_start.elapsed();
         let mut result = self.row(&run_options, &run, eval_time);
+        record_warnings(&mut result, warnings);
+        if self.options.defer_scoring
+            && let Some(harness) = result.provenance.get_mut("harness")
+        {
+            harness["evaluation"] = DEFERRED_SCORING.into();
+        }
         match summaries {
             Ok(summaries) => set_accuracy(&mut result, &summaries),
             Err(e) => {
@@ -82,10 +103,22 @@ impl BatchRun<'_> {
                     .message(&format!("{label}: {}", result.status));
             }
         }
-        ModelOutcome {
+        Ok(ModelOutcome {
             result,
             detections: run.detections,
+            iou_types: scored_iou_types(&*self.detector, self.spec.ground_truth),
+        })
+    }
+
+    /// The detector's warnings of the pass (a quantized model that detects nothing), shown to
+    /// the user as they are taken.
+    fn take_warnings(&mut self, label: &str) -> Vec<String> {
+        let warnings = self.detector.take_warnings();
+        for warning in &warnings {
+            self.observer
+                .message(&format!("{label}: warning: {warning}"));
         }
+        warnings
     }
 
     /// One evaluator per IoU type scored, on the run's images only (pycocotools'
@@ -95,14 +128,12 @@ impl BatchRun<'_> {
         let Some(gt) = &self.ground_truth else {
             return Ok(Vec::new());
         };
-        scored_iou_types(&*self.detector, self.spec.ground_truth)
-            .into_iter()
-            .map(|iou_type| {
-                let mut params = EvalParams::new(iou_type);
-                params.image_ids = Some(self.dataset.images.iter().map(|i| i.id).collect());
-                Evaluator::new(gt.clone(), params)
-            })
-            .collect()
+        let image_ids: Vec<u64> = self.dataset.images.iter().map(|i| i.id).collect();
+        evaluators(
+            gt,
+            &scored_iou_types(&*self.detector, self.spec.ground_truth),
+            &image_ids,
+        )
     }
 
     /// The row of a pass that produced nothing, with what is known of the engine.
@@ -125,6 +156,7 @@ impl BatchRun<'_> {
         ModelOutcome {
             result: row,
             detections: Vec::new(),
+            iou_types: Vec::new(),
         }
     }
 
@@ -156,13 +188,55 @@ impl BatchRun<'_> {
                 self.options.evaluation,
                 Some((run, eval_time)),
             ),
+            scenario: None,
+            sharding: None,
         }
     }
 }
 
+/// Records a pass's warnings in its row's provenance (`"warnings"`, only when there are some).
+fn record_warnings(result: &mut ModelResult, warnings: Vec<String>) {
+    if !warnings.is_empty() {
+        result.provenance["warnings"] = serde_json::json!(warnings);
+    }
+}
+
+/// One evaluator per IoU type, restricted to `image_ids` (pycocotools' `params.imgIds`, in the
+/// run's order).
+pub(crate) fn evaluators(
+    gt: &Arc<GroundTruth>,
+    iou_types: &[IouType],
+    image_ids: &[u64],
+) -> Result<Vec<Evaluator>, EvalError> {
+    iou_types
+        .iter()
+        .map(|&iou_type| {
+            let mut params = EvalParams::new(iou_type);
+            params.image_ids = Some(image_ids.to_vec());
+            Evaluator::new(gt.clone(), params)
+        })
+        .collect()
+}
+
+/// Scores `all` (a run's detections, in image order) with every core: what a run does after
+/// its timed pass, and what `detbench merge` does over the union of its shards.
+pub(crate) fn score_after_run(
+    mut evaluators: Vec<Evaluator>,
+    all: &[Detection],
+) -> Result<Vec<EvalSummary>, EvalError> {
+    let images: Vec<(u64, &[Detection])> = all
+        .chunk_by(|a, b| a.image_id == b.image_id)
+        .map(|image| (image[0].image_id, image))
+        .collect();
+    for evaluator in &mut evaluators {
+        evaluator.add_images_parallel(&images)?;
+    }
+    evaluators.into_iter().map(Evaluator::finish).collect()
+}
+
 /// The IoU types a detector's results are scored with on a ground truth: what the detector
 /// produces, less keypoints when the ground truth is not a keypoint file.
-fn scored_iou_types(detector: &dyn Detector, kind: GroundTruthKind) -> Vec<IouType> {
+pub(crate) fn scored_iou_types(detector: &dyn Detector, kind: GroundTruthKind) -> Vec<IouType> {
     let mut types = detector.iou_types();
     types.sort();
     types.dedup();
@@ -170,7 +244,7 @@ fn scored_iou_types(detector: &dyn Detector, kind: GroundTruthKind) -> Vec<IouTy
     types
 }
 
-fn set_accuracy(result: &mut ModelResult, summaries: &[EvalSummary]) {
+pub(crate) fn set_accuracy(result: &mut ModelResult, summaries: &[EvalSummary]) {
     for summary in summaries {
         let accuracy = Accuracy {
             stats: summary.stats.clone(),
@@ -235,17 +309,8 @@ impl Scoring {
         match std::mem::replace(self, Scoring::None) {
             Scoring::None => Ok(Vec::new()),
             Scoring::Overlap { background, .. } => background.finish(),
-            Scoring::AfterRun(mut evaluators) => {
-                // The pass is over and nothing else runs: every core scores.
-                let images: Vec<(u64, &[Detection])> = all
-                    .chunk_by(|a, b| a.image_id == b.image_id)
-                    .map(|image| (image[0].image_id, image))
-                    .collect();
-                for evaluator in &mut evaluators {
-                    evaluator.add_images_parallel(&images)?;
-                }
-                evaluators.into_iter().map(Evaluator::finish).collect()
-            }
+            // The pass is over and nothing else runs: every core scores.
+            Scoring::AfterRun(evaluators) => score_after_run(evaluators, all),
         }
     }
 }
@@ -268,6 +333,8 @@ fn provenance(
         harness["other_processes_cpu_share"] = run.other_cpu_share.into();
         harness["warmup_failures"] = run.warmup_failures.into();
         harness["evaluation_seconds_after_pass"] = eval_time.as_secs_f64().into();
+        harness["timed_pass_started_unix_s"] = run.started_unix_s.into();
+        harness["timed_pass_ended_unix_s"] = run.ended_unix_s.into();
     }
     serde_json::json!({
         "pipeline": detector.provenance(),

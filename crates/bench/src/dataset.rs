@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::results::DatasetIdentity;
+use crate::shard::Shard;
 
 /// Overrides the default image folder (the shipped `coco/val2017` subset).
 pub const DATASET_DIR_ENV: &str = "DETBENCH_DATASET_DIR";
@@ -37,13 +38,6 @@ pub enum DatasetError {
          with an `images` list of {{\"id\": <integer>, \"file_name\": <string>}})"
     )]
     BadAnnotations { path: PathBuf, reason: String },
-    #[error("annotation file {path}: image id {id} is listed twice ({first} and {second})")]
-    DuplicateImageId {
-        path: PathBuf,
-        id: u64,
-        first: String,
-        second: String,
-    },
     #[error("image folder {path} does not exist or is not a folder")]
     NoImageDir { path: PathBuf },
     #[error("cannot list image folder {path}: {source}")]
@@ -86,6 +80,10 @@ pub struct Dataset {
     pub annotation_sha256: Option<String>,
     /// Images listed before `--limit` cut the list.
     pub listed_images: usize,
+    /// Images of the run before sharding (after `--limit`); `images.len()` unless `shard`.
+    pub run_images: usize,
+    /// The shard of the run these images are (`--shard`).
+    pub shard: Option<Shard>,
     pub images: Vec<DatasetImage>,
     /// How image ids were assigned, for a plain folder whose file names are not all numeric.
     pub notes: Vec<String>,
@@ -125,23 +123,18 @@ impl Dataset {
             })
             .collect();
         images.sort_by_key(|image| image.id);
-        if let Some(pair) = images.windows(2).find(|pair| pair[0].id == pair[1].id) {
-            return Err(DatasetError::DuplicateImageId {
-                path: annotation_file.to_path_buf(),
-                id: pair[0].id,
-                first: pair[0].file_name.clone(),
-                second: pair[1].file_name.clone(),
-            });
-        }
+        let notes = keep_last_of_each_id(&mut images, annotation_file);
         let listed_images = images.len();
         images.truncate(limit.unwrap_or(usize::MAX));
         Ok(Dataset {
+            run_images: images.len(),
+            shard: None,
             image_dir: image_dir.to_path_buf(),
             annotation_file: Some(annotation_file.to_path_buf()),
             annotation_sha256: Some(sha256),
             listed_images,
             images,
-            notes: Vec::new(),
+            notes,
         })
     }
 
@@ -165,7 +158,10 @@ impl Dataset {
                 .extension()
                 .and_then(|e| e.to_str())
                 .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()));
-            if is_image && path.is_file() {
+            // Anything named like an image is an image of the run: a folder named `x.jpg` or a
+            // broken link then fails to read and is listed among the failed images, not
+            // skipped without a word.
+            if is_image {
                 files.push(path);
             }
         }
@@ -234,6 +230,8 @@ impl Dataset {
         let listed_images = images.len();
         images.truncate(limit.unwrap_or(usize::MAX));
         Ok(Dataset {
+            run_images: images.len(),
+            shard: None,
             image_dir: dir.to_path_buf(),
             annotation_file: None,
             annotation_sha256: None,
@@ -241,6 +239,14 @@ impl Dataset {
             images,
             notes,
         })
+    }
+
+    /// This dataset's share of a sharded run: its images taken round-robin in ascending id
+    /// ([`Shard::take`]; `crate::shard` says why).
+    pub fn into_shard(mut self, shard: Shard) -> Dataset {
+        self.images = shard.take(&self.images);
+        self.shard = Some(shard);
+        self
     }
 
     /// Images whose file does not exist (they will be counted as failed when the run reaches
@@ -261,6 +267,38 @@ impl Dataset {
             images: self.images.len(),
         }
     }
+}
+
+/// An image id listed more than once keeps its last record, as pycocotools' index does
+/// (`imgs[img['id']] = img` in `COCO.createIndex`), and as `detbench eval` scores such a file;
+/// the note says so. `images` is sorted by id (stably, so equal ids are in file order).
+fn keep_last_of_each_id(images: &mut Vec<DatasetImage>, annotation_file: &Path) -> Vec<String> {
+    let listed = images.len();
+    let first_repeat = images
+        .windows(2)
+        .find(|pair| pair[0].id == pair[1].id)
+        .map(|pair| {
+            (
+                pair[0].id,
+                pair[0].file_name.clone(),
+                pair[1].file_name.clone(),
+            )
+        });
+    images.reverse();
+    images.dedup_by_key(|image| image.id);
+    images.reverse();
+    first_repeat
+        .map(|(id, first, last)| {
+            format!(
+                "warning: annotation file {}: {} image record(s) repeat an image id (first: image \
+                 id {id}, {first} and {last}); as in pycocotools, the last record of an id is \
+                 used and the image runs once",
+                annotation_file.display(),
+                listed - images.len()
+            )
+        })
+        .into_iter()
+        .collect()
 }
 
 /// The part of a COCO annotation file the harness needs; serde skips everything else
@@ -289,6 +327,8 @@ pub struct DatasetOptions {
     pub images_only: Option<PathBuf>,
     /// `--limit`: the first N images (by id).
     pub limit: Option<usize>,
+    /// `--shard`: this process's share of the run's images.
+    pub shard: Option<Shard>,
 }
 
 /// Which ground truth a model is scored against.
@@ -309,10 +349,12 @@ pub enum DatasetSource {
         instances: PathBuf,
         keypoints: PathBuf,
         limit: Option<usize>,
+        shard: Option<Shard>,
     },
     Folder {
         dir: PathBuf,
         limit: Option<usize>,
+        shard: Option<Shard>,
     },
 }
 
@@ -326,6 +368,7 @@ impl DatasetOptions {
             return Ok(DatasetSource::Folder {
                 dir: dir.clone(),
                 limit: self.limit,
+                shard: self.shard,
             });
         }
         let pick = |given: &Option<PathBuf>,
@@ -357,6 +400,7 @@ impl DatasetOptions {
                 detbench_assets::shared::keypoints_subset,
             )?,
             limit: self.limit,
+            shard: self.shard,
         })
     }
 }
@@ -366,21 +410,26 @@ impl DatasetSource {
     /// against (a keypoint file may list fewer images than the instance file, and COCO
     /// evaluation only accepts results for images its ground truth lists).
     pub fn load(&self, kind: GroundTruthKind) -> Result<Dataset, DatasetError> {
-        match self {
-            DatasetSource::Folder { dir, limit } => Dataset::folder(dir, *limit),
+        let (dataset, shard) = match self {
+            DatasetSource::Folder { dir, limit, shard } => (Dataset::folder(dir, *limit)?, shard),
             DatasetSource::Coco {
                 images_dir,
                 instances,
                 keypoints,
                 limit,
+                shard,
             } => {
                 let annotations = match kind {
                     GroundTruthKind::Instances => instances,
                     GroundTruthKind::Keypoints => keypoints,
                 };
-                Dataset::coco(images_dir, annotations, *limit)
+                (Dataset::coco(images_dir, annotations, *limit)?, shard)
             }
-        }
+        };
+        Ok(match shard {
+            Some(shard) => dataset.into_shard(*shard),
+            None => dataset,
+        })
     }
 
     /// Whether results will be scored (false for a plain folder of images).
@@ -436,10 +485,15 @@ mod tests {
             r#"{"images": [{"id": 3, "file_name": "a.jpg"}, {"id": 3, "file_name": "b.jpg"}]}"#,
         )
         .unwrap();
-        let err = Dataset::coco(tmp.path(), &path, None)
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("image id 3 is listed twice"), "{err}");
+        // As pycocotools (and `detbench eval`): the last record of an id counts, once.
+        let ds = Dataset::coco(tmp.path(), &path, None).unwrap();
+        assert_eq!(ds.images.len(), 1);
+        assert_eq!(ds.images[0].file_name, "b.jpg");
+        assert!(
+            ds.notes[0].contains("1 image record(s) repeat an image id (first: image id 3"),
+            "{:?}",
+            ds.notes
+        );
 
         let err = Dataset::coco(tmp.path(), &tmp.path().join("none.json"), None)
             .unwrap_err()
@@ -472,6 +526,7 @@ mod tests {
         let ds = Dataset::folder(tmp.path(), None).unwrap();
         let ids: Vec<u64> = ds.images.iter().map(|i| i.id).collect();
         assert_eq!(ids, vec![139, 785]);
+        assert!(ds.missing_files().is_empty());
         assert!(ds.notes.is_empty());
         assert!(ds.identity().annotation_file.is_none());
 
@@ -494,6 +549,20 @@ mod tests {
         std::fs::write(dup.path().join("007.jpg"), b"x").unwrap();
         let err = Dataset::folder(dup.path(), None).unwrap_err().to_string();
         assert!(err.contains("image id 7"), "{err}");
+
+        // A folder named like an image and a broken link are images that will fail, listed
+        // up front.
+        let odd = tempfile::tempdir().unwrap();
+        std::fs::create_dir(odd.path().join("x.jpg")).unwrap();
+        std::os::unix::fs::symlink(odd.path().join("gone.jpg"), odd.path().join("link.jpg"))
+            .unwrap();
+        let ds = Dataset::folder(odd.path(), None).unwrap();
+        let missing: Vec<&str> = ds
+            .missing_files()
+            .iter()
+            .map(|i| i.file_name.as_str())
+            .collect();
+        assert_eq!(missing, ["link.jpg", "x.jpg"]);
 
         let empty = tempfile::tempdir().unwrap();
         assert!(matches!(

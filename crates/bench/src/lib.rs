@@ -8,10 +8,14 @@ mod batch_run;
 pub mod cache;
 pub mod contention;
 pub mod dataset;
+pub mod interrupt;
+pub mod merge;
+pub mod mlperf;
 pub mod prefetch;
 pub mod results;
 pub mod runner;
 pub mod scenario;
+pub mod shard;
 pub mod sut;
 pub mod timing;
 

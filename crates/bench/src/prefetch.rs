@@ -180,7 +180,7 @@ pub struct DecodedImage {
     pub image: Result<BgrImage, DecodeError>,
 }
 
-fn decode_one(index: usize, entry: &DatasetImage, decode: &DecodeFn) -> DecodedImage {
+pub(crate) fn decode_one(index: usize, entry: &DatasetImage, decode: &DecodeFn) -> DecodedImage {
     let start = Instant::now();
     // A panicking decoder must not take the run down or leave a hole in the image order.
     let image = match std::panic::catch_unwind(AssertUnwindSafe(|| decode(&entry.path))) {

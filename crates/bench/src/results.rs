@@ -4,8 +4,11 @@
 
 use detbench_backends::BackendDescription;
 use detbench_env::Environment;
+use detbench_train::TrainResults;
 use serde::{Deserialize, Serialize};
 
+pub use crate::mlperf::record::{Headline, ScenarioRecord, SutDescription};
+use crate::shard::{ModelSharding, RunSharding};
 use crate::sut::Stage;
 
 /// Version of the results layout below; bump it when a field changes meaning.
@@ -34,6 +37,18 @@ pub struct RunResults {
     /// Model x batch-size combinations that were not run, with why (e.g. a fixed batch).
     #[serde(default)]
     pub skipped: Vec<SkippedRun>,
+    /// The run was stopped early (Ctrl-C): `models` holds the rows finished before, and the
+    /// rest are in `skipped`.
+    #[serde(default)]
+    pub interrupted: bool,
+    /// Training runs (`detbench train`), one per model x batch x precision, each with its
+    /// per-step records; a run that stopped early keeps its steps and says why (`stopped`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub training: Vec<TrainResults>,
+    /// Set for a run merged from shards (`detbench merge`, `detbench run --devices`): how it was
+    /// split, which shards were merged, and where each ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sharding: Option<RunSharding>,
 }
 
 /// A model x batch size the run did not measure.
@@ -78,6 +93,14 @@ pub struct ModelResult {
     pub reference_agreement: Option<ReferenceAgreement>,
     /// Pipeline settings (preprocessing, thresholds, engine options) as the pipeline reports them.
     pub provenance: serde_json::Value,
+    /// A row run under an MLPerf LoadGen scenario (`detbench run --scenario`): LoadGen's verdict,
+    /// statistics and settings. Such a row has no `latency` (its latencies are LoadGen's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scenario: Option<ScenarioRecord>,
+    /// Set for a row merged from shards: each shard's own latency, and the scaling over
+    /// devices of a `--devices` row.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sharding: Option<ModelSharding>,
 }
 
 impl ModelResult {
@@ -85,13 +108,24 @@ impl ModelResult {
         self.status.is_ok()
     }
 
-    /// The table label of a row: the zoo name, with the batch size when it is not 1.
+    /// The table label of a row: the zoo name, with the LoadGen scenario of a scenario row, else
+    /// the batch size when it is not 1, and the device count of a row measured on several devices
+    /// at once.
     pub fn label(&self) -> String {
-        if self.batch_size == 1 {
-            self.name.clone()
-        } else {
-            format!("{} (batch {})", self.name, self.batch_size)
+        let mut label = self.name.clone();
+        let mut extra = Vec::new();
+        if let Some(scenario) = &self.scenario {
+            extra.push(scenario.label());
+        } else if self.batch_size != 1 {
+            extra.push(format!("batch {}", self.batch_size));
         }
+        if let Some(devices) = self.sharding.as_ref().and_then(|s| s.devices) {
+            extra.push(format!("{devices} devices"));
+        }
+        if !extra.is_empty() {
+            label.push_str(&format!(" ({})", extra.join(", ")));
+        }
+        label
     }
 }
 

@@ -44,6 +44,10 @@ pub struct DetectorRun {
     pub decode_wait: Duration,
     /// Share of the machine's CPU other processes used during the timed pass, where measurable.
     pub other_cpu_share: Option<f64>,
+    /// Wall clock (Unix seconds) when the timed pass started and ended, so that passes of
+    /// several processes can be set side by side (a merged run's wall time).
+    pub started_unix_s: f64,
+    pub ended_unix_s: f64,
 }
 
 /// Why a detector produced no result at all.
@@ -61,6 +65,8 @@ pub enum RunFailure {
     BatchFixed { batch: usize, fixed: usize },
     #[error("batch size {batch} is over the model's maximum of {max}")]
     BatchTooLarge { batch: usize, max: usize },
+    #[error("{} after {done} of {total} images", crate::interrupt::NOT_MEASURED)]
+    Interrupted { done: usize, total: usize },
 }
 
 /// Checks that `detector` takes batches of `batch`, with a message fit for the user.
@@ -104,13 +110,28 @@ pub fn run_detector(
             None => break,
         }
     }
-    let warm = warm_up(detector, &head, options.warmup, batch_size)?;
+    let warm = warm_up(detector, &head, options.warmup, batch_size).map_err(|e| match e {
+        RunFailure::Interrupted { done, .. } => RunFailure::Interrupted {
+            done,
+            total: images.len(),
+        },
+        other => other,
+    })?;
 
     let mut pass = TimedPass::new(batch_size, detector.batch_support());
     let cpu_before = CpuSnapshot::now();
+    let started_unix_s = unix_seconds();
     let start = Instant::now();
     let mut head = head.into_iter();
+    let mut done = 0;
     loop {
+        if crate::interrupt::requested() {
+            return Err(RunFailure::Interrupted {
+                done,
+                total: images.len(),
+            });
+        }
+        done += 1;
         let item = match head.next() {
             Some(item) => item,
             None => {
@@ -149,6 +170,7 @@ pub fn run_detector(
     }
     // In chunked mode the model waits for each chunk to be decoded on purpose (so that no
     // decoding competes with it); those pauses are not part of the timed pass.
+    let ended_unix_s = started_unix_s + start.elapsed().as_secs_f64();
     let total = if options.decode.pauses_for_decode() {
         start.elapsed().saturating_sub(pass.decode_wait)
     } else {
@@ -158,7 +180,17 @@ pub fn run_detector(
     let other_cpu_share = cpu_before
         .zip(CpuSnapshot::now())
         .and_then(|(before, after)| before.other_share_since(&after));
-    pass.finish(options, warm, total, other_cpu_share, images.len())
+    let mut run = pass.finish(options, warm, total, other_cpu_share, images.len())?;
+    run.started_unix_s = started_unix_s;
+    run.ended_unix_s = ended_unix_s;
+    Ok(run)
+}
+
+/// Seconds since the Unix epoch on the wall clock.
+fn unix_seconds() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// A decoded image waiting for its call.
@@ -171,7 +203,7 @@ struct Ready {
 
 /// Why one call produced no detections.
 #[derive(Debug, thiserror::Error)]
-enum CallError {
+pub(crate) enum CallError {
     #[error("{0}")]
     Detector(DetectorError),
     #[error("the pipeline panicked: {0}")]
@@ -185,7 +217,7 @@ enum CallError {
 /// Calls `detect`; a panic becomes that call's error, like an error the pipeline returns: the
 /// call's images are recorded as failed and the run goes on with the next ones (a detector
 /// that panics on every image ends as "all calls failed").
-fn guarded_detect(
+pub(crate) fn guarded_detect(
     detector: &mut dyn Detector,
     inputs: &[ImageInput<'_>],
     clock: &mut StageClock,
@@ -200,14 +232,14 @@ fn guarded_detect(
 
 /// What the warm-up did: untimed calls made and how many of them failed.
 #[derive(Debug, Clone, Copy)]
-struct WarmUp {
-    calls: usize,
-    failures: usize,
+pub(crate) struct WarmUp {
+    pub calls: usize,
+    pub failures: usize,
 }
 
 /// `warmup` untimed calls of `batch_size` images cycling over the decoded head images (none
 /// when no head image decoded). Fails only if every call did.
-fn warm_up(
+pub(crate) fn warm_up(
     detector: &mut dyn Detector,
     head: &[DecodedImage],
     warmup: usize,
@@ -232,6 +264,12 @@ fn warm_up(
     let mut failures = 0;
     let mut last_error = String::new();
     for call in 0..warmup {
+        if crate::interrupt::requested() {
+            return Err(RunFailure::Interrupted {
+                done: 0,
+                total: head.len(),
+            });
+        }
         let inputs: Vec<ImageInput<'_>> = (0..batch_size)
             .map(|k| decoded[(call * batch_size + k) % decoded.len()])
             .collect();
@@ -302,7 +340,8 @@ impl TimedPass {
         let started = Instant::now();
         let result = guarded_detect(detector, &inputs, &mut clock);
         let detect = started.elapsed();
-        let checked = result.and_then(|lists| check_outputs(lists, &batch));
+        let ids: Vec<u64> = batch.iter().map(|r| r.image_id).collect();
+        let checked = result.and_then(|lists| check_outputs(lists, &ids));
         match checked {
             Ok(lists) => {
                 self.recorder.record(CallTiming {
@@ -384,28 +423,30 @@ impl TimedPass {
             warmup_failures: warm.failures,
             decode_wait: self.decode_wait,
             other_cpu_share,
+            started_unix_s: 0.0,
+            ended_unix_s: 0.0,
         })
     }
 }
 
-/// Keeps the lists of the real (unpadded) images and checks that each detection belongs to the
-/// image in its slot.
-fn check_outputs(
+/// Keeps the lists of the real (unpadded) images, `image_ids` in call order, and checks that
+/// each detection belongs to the image in its slot.
+pub(crate) fn check_outputs(
     mut lists: Vec<Vec<Detection>>,
-    batch: &[Ready],
+    image_ids: &[u64],
 ) -> Result<Vec<Vec<Detection>>, CallError> {
-    if lists.len() < batch.len() {
+    if lists.len() < image_ids.len() {
         return Err(CallError::TooFewLists {
             lists: lists.len(),
-            images: batch.len(),
+            images: image_ids.len(),
         });
     }
-    lists.truncate(batch.len());
-    for (list, ready) in lists.iter().zip(batch) {
-        if let Some(stray) = list.iter().find(|d| d.image_id != ready.image_id) {
+    lists.truncate(image_ids.len());
+    for (list, &slot) in lists.iter().zip(image_ids) {
+        if let Some(stray) = list.iter().find(|d| d.image_id != slot) {
             return Err(CallError::StrayDetection {
                 stray: stray.image_id,
-                slot: ready.image_id,
+                slot,
             });
         }
     }

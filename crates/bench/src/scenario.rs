@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use detbench_backends::BackendDescription;
-use detbench_eval::Detection;
+use detbench_eval::{Detection, IouType};
 
 use crate::batch_run::BatchRun;
 pub use crate::cache::DatasetCache;
@@ -56,6 +56,10 @@ pub struct ScenarioOptions {
     pub batch_sizes: Vec<usize>,
     pub decode: DecodeMode,
     pub evaluation: EvalTiming,
+    /// Leave scoring to `detbench merge` (a shard of a run): the ground truth is not loaded and
+    /// rows carry no accuracy; their detections and [`ModelOutcome::iou_types`] are what the
+    /// merge scores.
+    pub defer_scoring: bool,
 }
 
 /// Hooks for a progress display; every method has a silent default.
@@ -79,6 +83,8 @@ pub struct ModelOutcome {
     pub result: ModelResult,
     /// The timed pass's detections (empty for a failed row).
     pub detections: Vec<Detection>,
+    /// The IoU types the detections are scored with (empty for a failed row).
+    pub iou_types: Vec<IouType>,
 }
 
 impl ModelOutcome {
@@ -91,6 +97,7 @@ impl ModelOutcome {
         ModelOutcome {
             result: failed_row(spec, batch, dataset, reason),
             detections: Vec::new(),
+            iou_types: Vec::new(),
         }
     }
 }
@@ -120,7 +127,25 @@ pub fn run_model(
         Ok(dataset) => dataset,
         Err(e) => return (fail_all(None, &format!("dataset: {e}")), Vec::new()),
     };
-    let ground_truth = datasets.ground_truth(spec.ground_truth);
+    let ground_truth = if options.defer_scoring {
+        Ok(None)
+    } else {
+        datasets.ground_truth(spec.ground_truth)
+    };
+    if let Ok(Some(gt)) = &ground_truth
+        && spec.ground_truth == GroundTruthKind::Keypoints
+        && !gt.has_keypoints()
+    {
+        // Scored there, every keypoint stat would be -1 on a row marked ok.
+        let reason = format!(
+            "{} has no annotation with keypoints (an instances file?); a keypoint model is \
+             scored on a person-keypoint file: pass --keypoint-annotations \
+             person_keypoints_*.json",
+            gt.path().display()
+        );
+        observer.message(&format!("error: {}: {reason}", spec.name));
+        return (fail_all(Some(&dataset), &reason), Vec::new());
+    }
     let mut detector = match open() {
         Ok(detector) => detector,
         Err(e) => {
@@ -132,6 +157,14 @@ pub fn run_model(
     let mut rows = Vec::new();
     let mut skipped = Vec::new();
     for &batch in &batch_sizes {
+        if crate::interrupt::requested() {
+            skipped.push(SkippedRun {
+                name: spec.name.clone(),
+                batch_size: batch,
+                reason: crate::interrupt::NOT_MEASURED.to_owned(),
+            });
+            continue;
+        }
         if let Err(why) = check_batch(detector.batch_support(), batch) {
             let reason = match why {
                 RunFailure::BatchFixed { fixed, .. } => {
@@ -155,7 +188,7 @@ pub fn run_model(
                 continue;
             }
         };
-        let mut outcome = BatchRun {
+        let run = BatchRun {
             spec,
             detector: detector.as_mut(),
             dataset: &dataset,
@@ -165,6 +198,17 @@ pub fn run_model(
             observer,
         }
         .run(batch);
+        let mut outcome = match run {
+            Ok(outcome) => outcome,
+            Err(interrupted) => {
+                skipped.push(SkippedRun {
+                    name: spec.name.clone(),
+                    batch_size: batch,
+                    reason: interrupted.to_string(),
+                });
+                continue;
+            }
+        };
         if let Some(load) = datasets.ground_truth_load_time(spec.ground_truth)
             && let Some(harness) = outcome.result.provenance.get_mut("harness")
         {
@@ -204,5 +248,7 @@ pub fn failed_row(
         failed_images: Vec::new(),
         reference_agreement: None,
         provenance: serde_json::Value::Null,
+        scenario: None,
+        sharding: None,
     }
 }

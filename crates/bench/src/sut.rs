@@ -109,6 +109,11 @@ pub trait Detector: Send {
     fn backend(&self) -> Option<BackendDescription> {
         None
     }
+    /// Warnings raised since the last call (a quantized model that detects nothing on the
+    /// first images), for the harness to show and record; the channel is empty by default.
+    fn take_warnings(&mut self) -> Vec<String> {
+        Vec::new()
+    }
     /// Detects objects in a batch of images, one list of detections per image in input order,
     /// each detection already in original-image pixels with its COCO category id. Time spent is
     /// charged to `clock` by stage.

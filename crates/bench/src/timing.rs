@@ -4,12 +4,12 @@
 
 use std::time::Duration;
 
+// The percentile is LoadGen's, in detbench-assets so that every crate (the trainer too) uses
+// the one definition.
+pub use detbench_assets::{PERCENTILE_DEFINITION, percentile};
+
 use crate::results::{LatencyReport, StageLatency, Summary};
 use crate::sut::{Stage, StageClock};
-
-/// How [`percentile`] picks a sample, as recorded in `results.json`.
-pub const PERCENTILE_DEFINITION: &str = "nearest-rank as MLPerf LoadGen: the sample at 0-based \
-     index floor(n*p) of the ascending sort (loadgen/results.cc, PerformanceSummary::ProcessLatencies)";
 
 /// Fewer timed calls than this and p99 is no better than the maximum (with LoadGen's
 /// definition, p99 of n < 100 samples is the largest one), so the measurement is flagged.
@@ -21,27 +21,6 @@ pub const STEADINESS_BLOCKS: usize = 10;
 /// ...and the run is flagged when the slowest block's median exceeds the fastest block's by more
 /// than this factor.
 pub const STEADINESS_RATIO: f64 = 1.25;
-
-/// The `p`-quantile (0 <= p < 1) of `sorted` (ascending), as MLPerf LoadGen computes its latency
-/// percentiles.
-///
-/// LoadGen (mlcommons/inference, `loadgen/results.cc`, `PerformanceSummary::ProcessLatencies`)
-/// sorts the sample latencies and takes `pr.sample_latencies[sample_count * lp.percentile]`,
-/// i.e. the element at index `floor(n * p)`, computing `n * p` in double precision and
-/// truncating it (it asserts `p < 1.0`, so the index is always in range). It is a nearest-rank
-/// percentile: always an observed sample, never an interpolation. It differs from the textbook
-/// nearest-rank definition (index `ceil(n * p) - 1`) only when `n * p` is a whole number, where
-/// LoadGen takes the next sample up: for 100 samples its p99 is the largest one, the 100th.
-///
-/// We clamp the index to `n - 1` so that `p = 1.0` gives the maximum instead of panicking.
-/// Returns `None` for an empty sample.
-pub fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let index = (sorted.len() as f64 * p) as usize;
-    Some(sorted[index.min(sorted.len() - 1)])
-}
 
 /// The conventional median: the middle sample, or the mean of the two middle samples for an
 /// even count (as `numpy.median`, which the Python reference pipelines report).
@@ -173,15 +152,8 @@ impl LatencyRecorder {
             .collect();
         let timed_images: usize = self.calls.iter().map(|c| c.images).sum();
         let mut validity_notes = self.notes;
-        if self.calls.len() < MIN_TIMED_CALLS {
-            validity_notes.insert(
-                0,
-                format!(
-                    "only {} timed calls: percentiles need at least {MIN_TIMED_CALLS} \
-                     (p99 of fewer is the maximum)",
-                    self.calls.len()
-                ),
-            );
+        if let Some(note) = too_few_calls_note(self.calls.len()) {
+            validity_notes.insert(0, note);
         }
         if let Some(note) = unsteady_note(&end_to_end_samples_ms) {
             validity_notes.push(note);
@@ -212,6 +184,16 @@ impl LatencyRecorder {
             validity_notes,
         })
     }
+}
+
+/// The validity note of a measurement with fewer than [`MIN_TIMED_CALLS`] timed calls.
+pub fn too_few_calls_note(calls: usize) -> Option<String> {
+    (calls < MIN_TIMED_CALLS).then(|| {
+        format!(
+            "only {calls} timed calls: percentiles need at least {MIN_TIMED_CALLS} (p99 of fewer \
+             is the maximum)"
+        )
+    })
 }
 
 /// A validity note when the speed of the run changed while it was timed, else `None`.

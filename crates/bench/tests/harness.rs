@@ -131,6 +131,7 @@ fn options(batch_sizes: Vec<usize>) -> ScenarioOptions {
         batch_sizes,
         decode: DecodeMode::Prefetch { threads: 1 },
         evaluation: EvalTiming::AfterRun,
+        defer_scoring: false,
     }
 }
 

@@ -244,32 +244,44 @@ fn max_dets_and_area_ranges_are_configurable() {
     // Other values: pycocotools 2.0.11's stats for the same settings (PYCOCOTOOLS_CUSTOM).
     let dir = tempfile::tempdir().unwrap();
     let json_path = dir.path().join("custom.json");
-    let output = detbench(&eval_args(
-        &pair,
-        &[
+    let custom = |extra: &[&str]| {
+        let mut args = vec![
             "--max-dets",
             "20,1,5",
             "--area-ranges",
             "all=0:1e10,small=0:4096,medium=4096:9216,large=9216:1e10",
             "--json",
             json_path.to_str().unwrap(),
-        ],
-    ));
-    assert!(output.status.success(), "{}", text(&output.stderr));
-    let stdout = text(&output.stdout);
+        ];
+        args.extend(extra);
+        let output = detbench(&eval_args(&pair, &args));
+        assert!(output.status.success(), "{}", text(&output.stderr));
+        let written: Value =
+            serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
+        (text(&output.stdout), floats(&written["stats"]))
+    };
+    let bits = |a: &[f64], b: &[f64]| {
+        a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
+    };
+    // As pycocotools: the first AP is read at 100 detections, which is not in the list: -1.
+    let (stdout, stats) = custom(&[]);
     let lines: Vec<&str> = stdout.lines().collect();
-    assert!(lines[0].contains("maxDets= 20 ]"), "{}", lines[0]);
+    assert!(lines[0].ends_with("maxDets=100 ] = -1.000"), "{}", lines[0]);
     assert!(lines[6].contains("maxDets=  1 ]"), "{}", lines[6]);
     assert!(lines[7].contains("maxDets=  5 ]"), "{}", lines[7]);
-    let written: Value =
-        serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
-    let stats = floats(&written["stats"]);
-    let same = stats
-        .iter()
-        .zip(PYCOCOTOOLS_CUSTOM)
-        .all(|(a, b)| a.to_bits() == b.to_bits());
+    assert_eq!(stats[0], -1.0);
     assert!(
-        same && stats.len() == 12,
+        bits(&stats[1..], &PYCOCOTOOLS_CUSTOM[1..]),
+        "got {stats:?}\nwant {PYCOCOTOOLS_CUSTOM:?}"
+    );
+    // The other reading: at the largest value, 20.
+    let (stdout, stats) = custom(&["--stats-at-largest-max-dets"]);
+    assert!(
+        stdout.lines().next().unwrap().contains("maxDets= 20 ]"),
+        "{stdout}"
+    );
+    assert!(
+        bits(&stats, &PYCOCOTOOLS_CUSTOM),
         "got {stats:?}\nwant {PYCOCOTOOLS_CUSTOM:?}"
     );
 
@@ -350,8 +362,8 @@ fn bad_input_exits_with_an_error_naming_the_file() {
 /// and `params.areaRng = [[0, 1e10], [0, 4096], [4096, 9216], [9216, 1e10]]` (`ev.stats` after
 /// evaluate/accumulate/summarize), except the first value: pycocotools' `summarize()` reads
 /// AP@[.50:.95] at `_summarize`'s default `maxDets=100`, which is not among these maxDets, and
-/// prints -1; detbench (hotcoco) reads it at the largest maxDets, as every other row does. The
-/// value here is pycocotools' own `_summarize(1, maxDets=20)`, i.e.
+/// gives -1 (detbench's default too); `--stats-at-largest-max-dets` reads it at the largest
+/// maxDets instead. The value here is pycocotools' own `_summarize(1, maxDets=20)`, i.e.
 /// `np.mean(p[p > -1])` of `ev.eval['precision'][:, :, :, 0, -1]`.
 const PYCOCOTOOLS_CUSTOM: [f64; 12] = [
     0.29807197977290567,

@@ -23,7 +23,7 @@ pub(crate) fn load_error(path: &Path, kind: FileKind, error: hotcoco::Error) -> 
     match error {
         hotcoco::Error::Io(source) => EvalError::Io {
             path: path.to_path_buf(),
-            source,
+            source: without_path_context(source, path),
         },
         hotcoco::Error::Json(json) => EvalError::Json {
             path: path.to_path_buf(),
@@ -40,6 +40,16 @@ pub(crate) fn load_error(path: &Path, kind: FileKind, error: hotcoco::Error) -> 
     }
 }
 
+/// hotcoco's I/O errors carry `cannot read PATH: ` in front of the system's message, which
+/// [`EvalError::Io`] says itself.
+fn without_path_context(source: std::io::Error, path: &Path) -> std::io::Error {
+    let text = source.to_string();
+    match text.strip_prefix(&format!("cannot read {}: ", path.display())) {
+        Some(rest) => std::io::Error::new(source.kind(), rest.to_owned()),
+        None => source,
+    }
+}
+
 /// hotcoco's NaN-score message starts `load_res(): PATH has ...`; the path is in our prefix.
 fn strip_hotcoco_prefix(message: &str, path: &Path) -> String {
     let prefix = format!("load_res(): {} ", path.display());
@@ -50,9 +60,20 @@ fn strip_hotcoco_prefix(message: &str, path: &Path) -> String {
 }
 
 fn describe_json_error(path: &Path, kind: FileKind, error: &serde_json::Error) -> String {
+    if starts_with_bom(path) {
+        return "starts with a UTF-8 byte-order mark (BOM), which JSON does not allow (Python's \
+                json.load refuses it too: \"Unexpected UTF-8 BOM\"); save the file as UTF-8 \
+                without a BOM"
+            .to_owned();
+    }
+    if kind == FileKind::GroundTruth && first_byte(path) == Some(b'[') && error.is_data() {
+        return "is a JSON list; a COCO ground-truth file is a JSON object with `images`, \
+                `annotations` and `categories` (a list of detections is a results file)"
+            .to_owned();
+    }
     let mut message = format!(
         "{} at line {}, column {}",
-        error_text_without_position(error),
+        plain_words(&error_text_without_position(error), kind),
         error.line(),
         error.column()
     );
@@ -71,6 +92,45 @@ fn describe_json_error(path: &Path, kind: FileKind, error: &serde_json::Error) -
         message.insert_str(0, "unexpected value: ");
     }
     message
+}
+
+fn first_byte(path: &Path) -> Option<u8> {
+    let bytes = std::fs::read(path).ok()?;
+    bytes.iter().find(|b| !b.is_ascii_whitespace()).copied()
+}
+
+fn starts_with_bom(path: &Path) -> bool {
+    let mut head = [0u8; 3];
+    std::fs::File::open(path)
+        .and_then(|mut file| std::io::Read::read_exact(&mut file, &mut head))
+        .is_ok()
+        && head == [0xEF, 0xBB, 0xBF]
+}
+
+/// serde's type names (`struct Dataset`, `struct Annotation`) in words a user of COCO files
+/// knows.
+fn plain_words(text: &str, kind: FileKind) -> String {
+    let results = match kind {
+        FileKind::GroundTruth => "a COCO annotation object",
+        FileKind::Results => {
+            "a COCO result {\"image_id\", \"category_id\", \"bbox\", \"score\", ...}"
+        }
+    };
+    text.replace(
+        "expected struct Dataset",
+        "expected a COCO dataset: a JSON object with `images`, `annotations` and `categories`",
+    )
+    .replace("expected struct Annotation", &format!("expected {results}"))
+    .replace(
+        "expected struct Image",
+        "expected an image object {\"id\", \"file_name\", \"height\", \"width\", ...}",
+    )
+    .replace(
+        "expected struct Category",
+        "expected a category object {\"id\", \"name\", ...}",
+    )
+    .replace("expected struct Info", "expected an object")
+    .replace("expected struct License", "expected an object")
 }
 
 /// serde_json's `Display` appends " at line L column C"; we print the position our own way.
@@ -103,9 +163,13 @@ fn field_of_error(path: &Path, kind: FileKind) -> Option<FieldOfError> {
         }
         _ => serde_path_to_error::deserialize::<_, hotcoco::Dataset>(&mut deserializer).err()?,
     };
-    let field = error.path().to_string();
+    let mut field = error.path().to_string();
     if field.is_empty() || field == "." {
         return None;
+    }
+    // A results list's entries are named as detbench's other messages name them.
+    if kind == FileKind::Results && field.starts_with('[') {
+        field.insert_str(0, "results");
     }
     let inner = error.inner();
     let offset = byte_offset(&bytes, inner.line(), inner.column());

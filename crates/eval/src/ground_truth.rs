@@ -9,8 +9,8 @@ use std::sync::Arc;
 use hotcoco::COCO;
 use hotcoco::types::{Annotation, Segmentation};
 
-use crate::diagnose::{self, FileKind};
 use crate::error::{EvalError, Result};
+use crate::lenient;
 use crate::types::IouType;
 
 /// A loaded COCO ground-truth file (instances or person keypoints).
@@ -29,6 +29,10 @@ pub struct GroundTruth {
     /// Evaluated annotations whose `keypoints` are missing or not 17 triples: (how many, id of
     /// the first, its length).
     bad_keypoints: Option<(usize, u64, usize)>,
+    /// Evaluated annotations without a `segmentation`: (how many, id of the first).
+    missing_masks: Option<(usize, u64)>,
+    /// Whether any evaluated annotation has a labelled keypoint (a person-keypoint file).
+    has_keypoints: bool,
     warnings: Vec<String>,
 }
 
@@ -47,12 +51,15 @@ impl GroundTruth {
     /// Loads and indexes a COCO ground-truth JSON file.
     ///
     /// Errors name the file: unreadable, malformed JSON (line, column and field), no images or
-    /// no categories. Oddities that pycocotools accepts become [`warnings`](Self::warnings).
+    /// no categories, an annotation without an `id`. Metadata that pycocotools never reads is
+    /// read leniently ([`crate::lenient`]). Oddities that pycocotools accepts become
+    /// [`warnings`](Self::warnings).
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let coco =
-            COCO::new(path).map_err(|e| diagnose::load_error(path, FileKind::GroundTruth, e))?;
-        Self::from_coco(coco, path)
+        let loaded = lenient::load(path)?;
+        let mut gt = Self::from_coco(loaded.coco, path)?;
+        gt.warnings.splice(0..0, loaded.warnings);
+        Ok(gt)
     }
 
     /// Wraps an already loaded hotcoco dataset; `path` is only used to name it in messages.
@@ -77,20 +84,37 @@ impl GroundTruth {
             ));
         }
 
-        let image_positions: HashMap<u64, usize> = dataset
-            .images
-            .iter()
-            .enumerate()
-            .map(|(position, image)| (image.id, position))
-            .collect();
+        // As pycocotools' `createIndex` (`imgs[img['id']] = img`): an id listed twice keeps its
+        // last record, and the image is evaluated once.
+        let mut image_positions: HashMap<u64, usize> = HashMap::new();
+        let mut duplicate_images: Option<(usize, u64, usize, usize)> = None;
+        for (position, image) in dataset.images.iter().enumerate() {
+            if let Some(earlier) = image_positions.insert(image.id, position) {
+                duplicate_images
+                    .get_or_insert((0, image.id, earlier, position))
+                    .0 += 1;
+            }
+        }
         let mut annotations_by_image: HashMap<u64, Vec<usize>> = HashMap::new();
-        let mut warnings = Vec::new();
+        let mut warnings: Vec<String> = duplicate_images
+            .map(|(count, id, first, second)| {
+                format!(
+                    "{}: {count} image record(s) repeat an image id listed before (first: image id \
+                     {id} at images[{first}] and images[{second}]); as in pycocotools, the last \
+                     record of an id counts and the image is evaluated once",
+                    path.display()
+                )
+            })
+            .into_iter()
+            .collect();
         let mut unknown_image = None;
         let mut unknown_category = None;
         let mut zero_ids = 0usize;
         let mut degenerate_polygons: Option<(usize, u64)> = None;
         let mut missing_boxes: Option<(usize, u64)> = None;
         let mut bad_keypoints: Option<(usize, u64, usize)> = None;
+        let mut missing_masks: Option<(usize, u64)> = None;
+        let mut has_keypoints = false;
         for (position, ann) in dataset.annotations.iter().enumerate() {
             if ann.id == 0 {
                 zero_ids += 1;
@@ -112,6 +136,10 @@ impl GroundTruth {
             if ann.bbox.is_none() {
                 missing_boxes.get_or_insert((0, ann.id)).0 += 1;
             }
+            if ann.segmentation.is_none() {
+                missing_masks.get_or_insert((0, ann.id)).0 += 1;
+            }
+            has_keypoints |= ann.num_visible_keypoints() > 0;
             let keypoint_values = ann.keypoints.as_ref().map_or(0, Vec::len);
             if keypoint_values != 3 * COCO_KEYPOINTS {
                 bad_keypoints.get_or_insert((0, ann.id, keypoint_values)).0 += 1;
@@ -135,6 +163,8 @@ impl GroundTruth {
             degenerate_polygons,
             missing_boxes,
             bad_keypoints,
+            missing_masks,
+            has_keypoints,
             warnings,
         })
     }
@@ -235,7 +265,23 @@ impl GroundTruth {
                 })
                 .into_iter()
                 .collect(),
-            IouType::Segm => self.degenerate_polygon_warning().into_iter().collect(),
+            IouType::Segm => self
+                .degenerate_polygon_warning()
+                .into_iter()
+                .chain(self.missing_masks.map(|(count, ann_id)| {
+                    format!(
+                        "{path}: {count} ground-truth annotation(s) have no `segmentation` (first: \
+                         annotation id {ann_id}); no mask can match them, so they count as missed \
+                         and segm AP is lower than the detections deserve (pycocotools stops with \
+                         a KeyError on such a file)"
+                    )
+                }))
+                .collect(),
+            IouType::Keypoints if !self.has_keypoints => vec![format!(
+                "{path}: no ground-truth annotation has a labelled keypoint, so every keypoint AP \
+                 and AR is -1 (as in pycocotools); is this an instances file rather than a \
+                 person-keypoint file (person_keypoints_*.json)?"
+            )],
             IouType::Keypoints => self
                 .bad_keypoints
                 .map(|(count, ann_id, len)| {
@@ -249,6 +295,12 @@ impl GroundTruth {
                 .into_iter()
                 .collect(),
         }
+    }
+
+    /// Whether any evaluated annotation has a labelled keypoint: false for an instances file,
+    /// on which every keypoint stat is -1.
+    pub fn has_keypoints(&self) -> bool {
+        self.has_keypoints
     }
 
     /// The warning segm evaluation adds when ground-truth polygons have fewer than 3 points.

@@ -11,12 +11,14 @@
 //! types of [`types`].
 
 pub mod background;
+mod capture;
 mod diagnose;
 pub mod error;
 pub mod evaluator;
 pub mod files;
 pub mod ground_truth;
 pub mod labels;
+mod lenient;
 pub mod params;
 pub mod summary;
 pub mod types;
@@ -25,8 +27,13 @@ pub mod validate;
 pub use background::BackgroundEvaluator;
 pub use error::EvalError;
 pub use evaluator::{Evaluator, IMAGES_PER_UPDATE, iou_types_of};
-pub use files::{check_results, evaluate_results_file, load_results};
+pub use files::{
+    ImageScope, check_results, evaluate_results_file, evaluate_results_file_in, load_results,
+};
 pub use ground_truth::GroundTruth;
-pub use params::{AreaRange, DetectionArea, EvalParams, parse_area_ranges, parse_max_dets};
+pub use params::{
+    AreaRange, DetectionArea, EvalParams, SummaryMaxDets, parse_area_ranges, parse_image_ids,
+    parse_max_dets,
+};
 pub use summary::{ClassAp, EvalSummary, PrCurve, SummaryRow};
-pub use types::{Detection, IouType, Rle};
+pub use types::{CocoResult, CompressedRle, Detection, IouType, Rle};

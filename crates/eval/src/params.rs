@@ -47,6 +47,19 @@ pub enum DetectionArea {
     Keypoints,
 }
 
+/// Which detection cap each summary stat is read at when `max_dets` is not the default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SummaryMaxDets {
+    /// As pycocotools' `summarize()`: the first AP at 100 detections whatever the list is (-1
+    /// when 100 is not in it), AR1/AR10 at the first two values, the rest at the third; every
+    /// keypoint stat at 20.
+    #[default]
+    Pycocotools,
+    /// Every stat pycocotools reads at a fixed 100 (or 20 for keypoints) at the largest value
+    /// of the list instead (hotcoco's reading).
+    Largest,
+}
+
 /// The settings of one COCO evaluation. [`EvalParams::new`] gives pycocotools' defaults.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EvalParams {
@@ -63,6 +76,8 @@ pub struct EvalParams {
     pub image_ids: Option<Vec<u64>>,
     /// How in-memory detections get their area; see [`DetectionArea`].
     pub detection_area: DetectionArea,
+    /// Which cap the summary reads each stat at; see [`SummaryMaxDets`].
+    pub summary_max_dets: SummaryMaxDets,
 }
 
 impl EvalParams {
@@ -79,6 +94,7 @@ impl EvalParams {
                 .collect(),
             image_ids: None,
             detection_area: DetectionArea::Box,
+            summary_max_dets: SummaryMaxDets::Pycocotools,
         }
     }
 
@@ -162,6 +178,25 @@ pub fn parse_max_dets(text: &str) -> Result<Vec<usize>> {
             usize::from_str(item.trim()).map_err(|_| {
                 EvalError::InvalidParams(format!(
                     "max-dets `{text}`: `{item}` is not a whole number (expected e.g. 1,10,100)"
+                ))
+            })
+        })
+        .collect()
+}
+
+/// Parses image ids given as a comma-separated list (`139,285`) or as the text of a file: a
+/// JSON list of ids, or ids separated by commas, spaces or new lines.
+pub fn parse_image_ids(text: &str) -> Result<Vec<u64>> {
+    if let Ok(ids) = serde_json::from_str::<Vec<u64>>(text) {
+        return Ok(ids);
+    }
+    text.split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|item| !item.is_empty())
+        .map(|item| {
+            u64::from_str(item).map_err(|_| {
+                EvalError::InvalidParams(format!(
+                    "image id `{item}` is not a whole number (expected ids such as 139,285, a \
+                     JSON list of ids, or one id per line)"
                 ))
             })
         })

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::ground_truth::GroundTruth;
-use crate::params::{AreaRange, EvalParams};
+use crate::params::{AreaRange, EvalParams, SummaryMaxDets};
 use crate::types::IouType;
 
 /// AP of one category: AP@[.50:.95], area `all`, at the largest max-detections value.
@@ -144,8 +144,8 @@ pub(crate) fn from_accumulated(
     // `summarize_lines` computes the stats (hotcoco's summarize without printing); its own
     // lines differ from pycocotools' in spacing, so ours are made by `summary_lines`.
     let _ = ev.summarize_lines();
-    let stats = ev.stats().map(<[f64]>::to_vec).unwrap_or_default();
-    let rows = ev
+    let mut stats = ev.stats().map(<[f64]>::to_vec).unwrap_or_default();
+    let mut rows: Vec<SummaryRow> = ev
         .metric_defs()
         .into_iter()
         .map(|def| SummaryRow {
@@ -156,6 +156,9 @@ pub(crate) fn from_accumulated(
             max_dets: def.max_det,
         })
         .collect();
+    if params.summary_max_dets == SummaryMaxDets::Pycocotools {
+        read_as_pycocotools(ev, params.iou_type, &mut rows, &mut stats);
+    }
     let hotcoco_params = &ev.params;
     let iou_thresholds = hotcoco_params.iou_thrs.clone();
     let recall_thresholds = hotcoco_params.rec_thrs.clone();
@@ -224,6 +227,75 @@ pub(crate) fn from_accumulated(
         images,
         detections,
         warnings,
+    }
+}
+
+/// The detection cap pycocotools' `summarize()` reads stat `position` at
+/// (`pycocotools/cocoeval.py`, `COCOeval.summarize`): in `_summarizeDets`, `stats[0] =
+/// _summarize(1)` takes `_summarize`'s default `maxDets=100` whatever `params.maxDets` is,
+/// AR1/AR10 take `maxDets[0]`/`maxDets[1]` and the rest `maxDets[2]`; `_summarizeKps` reads
+/// every stat at `maxDets=20`. hotcoco reads the first AP (and every keypoint stat) at the
+/// largest value instead, which is the same for the default settings.
+fn pycocotools_max_dets(iou_type: IouType, max_dets: &[usize], position: usize) -> usize {
+    match (iou_type, position) {
+        (IouType::Keypoints, _) => 20,
+        (_, 0) => 100,
+        (_, 6) => max_dets[0],
+        (_, 7) => max_dets[1],
+        _ => max_dets[2],
+    }
+}
+
+/// Re-reads the stats whose cap differs from pycocotools' (see [`pycocotools_max_dets`]): -1
+/// when that cap is not among the evaluated ones (`mind` is empty in `_summarize`), else the
+/// mean of the valid entries of the accumulated precision (AP) or recall (AR) at it.
+fn read_as_pycocotools(
+    ev: &hotcoco::COCOeval,
+    iou_type: IouType,
+    rows: &mut [SummaryRow],
+    stats: &mut [f64],
+) {
+    let p = &ev.params;
+    let Some(acc) = ev.accumulated() else {
+        return;
+    };
+    for (position, (row, stat)) in rows.iter_mut().zip(stats.iter_mut()).enumerate() {
+        let wanted = pycocotools_max_dets(iou_type, &p.max_dets, position);
+        if wanted == row.max_dets {
+            continue;
+        }
+        row.max_dets = wanted;
+        let (Some(m), Some(a)) = (
+            p.max_dets.iter().position(|&d| d == wanted),
+            p.area_range_idx(&row.area),
+        ) else {
+            *stat = -1.0;
+            continue;
+        };
+        let thresholds = match row.iou_threshold {
+            Some(threshold) => p.iou_thr_idx(threshold).map_or(0..0, |t| t..t + 1),
+            None => 0..acc.shape.t,
+        };
+        // `s[s > -1]` of the [T, R, K] precision or [T, K] recall slice, in C order.
+        let mut valid = Vec::new();
+        for t in thresholds {
+            if row.precision {
+                for r in 0..acc.shape.r {
+                    valid.extend(
+                        (0..acc.shape.k).map(|k| acc.precision[acc.precision_idx(t, r, k, a, m)]),
+                    );
+                }
+            } else {
+                valid
+                    .extend((0..acc.shape.k).map(|k| acc.recall[acc.shape.recall_idx(t, k, a, m)]));
+            }
+        }
+        valid.retain(|&v| v > -1.0);
+        *stat = if valid.is_empty() {
+            -1.0
+        } else {
+            numpy_pairwise_sum(&valid) / valid.len() as f64
+        };
     }
 }
 

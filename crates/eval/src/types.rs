@@ -73,3 +73,79 @@ pub struct Detection {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keypoints: Option<Vec<f64>>,
 }
+
+/// One detection as a COCO results file holds it (`pycocotools.COCO.loadRes`): the mask as
+/// compressed RLE (`{"size": [h, w], "counts": "..."}`). Lossless both ways: boxes, scores and
+/// keypoints are written as the shortest text that reads back to the same `f64`, and compressed
+/// RLE encodes the counts exactly.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CocoResult {
+    pub image_id: u64,
+    pub category_id: u64,
+    pub bbox: [f64; 4],
+    pub score: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segmentation: Option<CompressedRle>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keypoints: Option<Vec<f64>>,
+}
+
+/// A mask in COCO's compressed RLE form.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompressedRle {
+    /// `[height, width]`.
+    pub size: [u32; 2],
+    pub counts: String,
+}
+
+impl From<&Detection> for CocoResult {
+    fn from(d: &Detection) -> Self {
+        CocoResult {
+            image_id: d.image_id,
+            category_id: d.category_id,
+            bbox: d.bbox,
+            score: d.score,
+            segmentation: d.mask.as_ref().map(|mask| CompressedRle {
+                size: [mask.height, mask.width],
+                counts: hotcoco::mask::rle_to_string(&hotcoco::types::Rle {
+                    h: mask.height,
+                    w: mask.width,
+                    counts: mask.counts.clone(),
+                }),
+            }),
+            keypoints: d.keypoints.clone(),
+        }
+    }
+}
+
+impl TryFrom<&CocoResult> for Detection {
+    type Error = crate::EvalError;
+    /// Fails on a compressed RLE string that does not decode to a `size`d mask.
+    fn try_from(r: &CocoResult) -> Result<Self, Self::Error> {
+        let mask = match &r.segmentation {
+            None => None,
+            Some(rle) => {
+                let [height, width] = rle.size;
+                let decoded = hotcoco::mask::rle_from_string(&rle.counts, height, width).map_err(
+                    |source| crate::EvalError::Hotcoco {
+                        context: format!("image {}: decoding a compressed RLE mask", r.image_id),
+                        source,
+                    },
+                )?;
+                Some(Rle {
+                    height,
+                    width,
+                    counts: decoded.counts,
+                })
+            }
+        };
+        Ok(Detection {
+            image_id: r.image_id,
+            category_id: r.category_id,
+            bbox: r.bbox,
+            score: r.score,
+            mask,
+            keypoints: r.keypoints.clone(),
+        })
+    }
+}

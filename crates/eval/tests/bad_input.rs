@@ -83,7 +83,7 @@ fn wrong_types_name_the_field() {
         &[
             "invalid type: string \"x\", expected f64",
             "line 1, column",
-            "`[0].bbox[2]`",
+            "`results[0].bbox[2]`",
         ],
     );
     let error = files.error(
@@ -91,7 +91,7 @@ fn wrong_types_name_the_field() {
             {"image_id": "7", "category_id": 1, "bbox": [1, 1, 4, 4], "score": 0.5}]"#,
         IouType::Bbox,
     );
-    assert_contains(&error, &["string \"7\"", "`[1].image_id`", "line 2"]);
+    assert_contains(&error, &["string \"7\"", "`results[1].image_id`", "line 2"]);
 }
 
 #[test]
@@ -165,7 +165,10 @@ fn nan_and_negative_boxes_are_errors() {
     );
     assert_contains(
         &error,
-        &["`[0].bbox[0]`", "NaN and Infinity are not JSON numbers"],
+        &[
+            "`results[0].bbox[0]`",
+            "NaN and Infinity are not JSON numbers",
+        ],
     );
     let error = files.error(
         r#"[{"image_id": 1, "category_id": 1, "bbox": [1, 1, 4, 4], "score": NaN}]"#,

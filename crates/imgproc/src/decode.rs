@@ -53,9 +53,26 @@ pub fn decode_file(path: impl AsRef<Path>) -> Result<BgrImage, ImageError> {
     let path = path.as_ref();
     let bytes = std::fs::read(path).map_err(|source| ImageError::Io {
         path: path.to_path_buf(),
-        source,
+        source: with_kind_of_entry(source, path),
     })?;
     decode_bytes(&bytes, &path.display().to_string())
+}
+
+/// Says what the entry is when a name that looks like an image is not a readable file: a
+/// folder, or a symbolic link whose target is gone.
+fn with_kind_of_entry(source: std::io::Error, path: &Path) -> std::io::Error {
+    let what = if path.is_dir() {
+        "a folder, not an image file"
+    } else if source.kind() == std::io::ErrorKind::NotFound
+        && path
+            .symlink_metadata()
+            .is_ok_and(|m| m.file_type().is_symlink())
+    {
+        "a symbolic link whose target does not exist"
+    } else {
+        return source;
+    };
+    std::io::Error::new(source.kind(), format!("{what} ({source})"))
 }
 
 /// Decodes an in-memory JPEG, PNG or BMP file (`cv2.imdecode(buf, cv2.IMREAD_COLOR)` without EXIF

@@ -4,16 +4,20 @@
 
 pub mod affine;
 pub mod decode;
+pub mod encode;
 pub mod error;
 pub mod image;
+pub mod orient;
 pub mod resize;
 pub mod warp;
 
 pub use affine::{PoseCrop, simple_pose_crop};
 pub use decode::{decode_bytes, decode_file};
+pub use encode::encode_jpeg;
 pub use error::ImageError;
 pub use image::BgrImage;
-pub use resize::{resize_linear, resize_linear_into};
+pub use orient::{apply_orientation, exif_orientation};
+pub use resize::{resize_linear, resize_linear_into, resize_linear_rows};
 pub use warp::{
     warp_affine_inverse_linear_constant0, warp_affine_linear_constant0,
     warp_perspective_linear_constant0,

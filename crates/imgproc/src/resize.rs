@@ -43,6 +43,64 @@ pub fn resize_linear(src: &BgrImage, dst_w: usize, dst_h: usize) -> BgrImage {
 /// size), so a caller can reuse the buffer across images.
 pub fn resize_linear_into(src: &BgrImage, dst: &mut BgrImage) {
     let (dst_w, dst_h) = (dst.width, dst.height);
+    resize(src, dst_w, dst_h, &mut ImageSink(dst));
+}
+
+/// Like [`resize_linear`] but hands each destination row (`dst_w` BGR pixels) to `row` with its
+/// index, top to bottom, instead of building the image: a pipeline that converts the resized
+/// image (to float planes, say) does it row by row while the row is in cache.
+pub fn resize_linear_rows(
+    src: &BgrImage,
+    dst_w: usize,
+    dst_h: usize,
+    row: impl FnMut(usize, &[u8]),
+) {
+    let mut sink = RowCallback {
+        buffer: vec![0u8; dst_w * 3],
+        row,
+    };
+    resize(src, dst_w, dst_h, &mut sink);
+}
+
+/// Where the vertical pass writes each destination row.
+trait RowSink {
+    /// The buffer of destination row `dy` (`dst_w * 3` bytes).
+    fn row(&mut self, dy: usize) -> &mut [u8];
+    /// Row `dy` is written.
+    fn done(&mut self, dy: usize);
+}
+
+/// Rows straight into an image.
+struct ImageSink<'a>(&'a mut BgrImage);
+
+impl RowSink for ImageSink<'_> {
+    #[inline(always)]
+    fn row(&mut self, dy: usize) -> &mut [u8] {
+        let len = self.0.width * 3;
+        &mut self.0.data[dy * len..(dy + 1) * len]
+    }
+    #[inline(always)]
+    fn done(&mut self, _dy: usize) {}
+}
+
+/// Rows into one buffer, handed to a callback.
+struct RowCallback<F> {
+    buffer: Vec<u8>,
+    row: F,
+}
+
+impl<F: FnMut(usize, &[u8])> RowSink for RowCallback<F> {
+    #[inline(always)]
+    fn row(&mut self, _dy: usize) -> &mut [u8] {
+        &mut self.buffer
+    }
+    #[inline(always)]
+    fn done(&mut self, dy: usize) {
+        (self.row)(dy, &self.buffer);
+    }
+}
+
+fn resize(src: &BgrImage, dst_w: usize, dst_h: usize, sink: &mut impl RowSink) {
     if dst_w == 0 || dst_h == 0 {
         return;
     }
@@ -52,12 +110,12 @@ pub fn resize_linear_into(src: &BgrImage, dst: &mut BgrImage) {
     );
     let x_taps = axis_taps(src.width, dst_w, true);
     let y_taps = axis_taps(src.height, dst_h, false);
-
     let mut pass = Passes {
         src,
         x_taps: &x_taps,
         y_taps: &y_taps,
-        dst,
+        row_len: dst_w * 3,
+        sink,
     };
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
@@ -70,25 +128,34 @@ pub fn resize_linear_into(src: &BgrImage, dst: &mut BgrImage) {
 
 /// The two passes over one image; `run_avx2` is the same code compiled for AVX2 (integer
 /// arithmetic, so the results are identical), which lets the compiler vectorise the vertical
-/// pass with 32-bit multiplies.
-struct Passes<'a> {
+/// pass with 32-bit multiplies, with the SSSE3 horizontal pass.
+struct Passes<'a, S> {
     src: &'a BgrImage,
     x_taps: &'a [Taps],
     y_taps: &'a [Taps],
-    dst: &'a mut BgrImage,
+    row_len: usize,
+    sink: &'a mut S,
 }
 
-impl Passes<'_> {
+impl<S: RowSink> Passes<'_, S> {
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
     unsafe fn run_avx2(&mut self) {
-        self.run()
+        let weights = pair_weights(self.x_taps);
+        self.run_with(|src_row, x_taps, out| {
+            // SAFETY: AVX2 implies SSSE3, which this function is compiled for.
+            unsafe { horizontal_pass_ssse3(src_row, x_taps, &weights, out) }
+        })
     }
 
     #[inline(always)]
     fn run(&mut self) {
-        let (src, x_taps, dst) = (self.src, self.x_taps, &mut *self.dst);
-        let row_len = dst.width * 3;
+        self.run_with(horizontal_pass)
+    }
+
+    #[inline(always)]
+    fn run_with(&mut self, horizontal_pass: impl Fn(&[u8], &[Taps], &mut [i32])) {
+        let (src, x_taps, row_len) = (self.src, self.x_taps, self.row_len);
         let src_stride = src.width * 3;
         // Horizontally filtered source rows (x2048, per channel), two slots reused as the
         // vertical window slides down: each needed source row is filtered once (OpenCV's ring
@@ -108,14 +175,14 @@ impl Passes<'_> {
                     held[slot] = Some(row);
                 }
             }
-            let out = &mut dst.data[dy * row_len..(dy + 1) * row_len];
             vertical_pass(
                 &rows[0],
                 &rows[1],
                 taps.weight_first,
                 taps.weight_second,
-                out,
+                self.sink.row(dy),
             );
+            self.sink.done(dy);
         }
     }
 }
@@ -167,6 +234,64 @@ fn horizontal_pass(src_row: &[u8], x_taps: &[Taps], out: &mut [i32]) {
     }
 }
 
+/// Each destination pixel's two weights as the `pmaddwd` operand of
+/// [`horizontal_pass_ssse3`]: `(w0, w1)` for each of the three channels, then zeros.
+#[cfg(target_arch = "x86_64")]
+fn pair_weights(x_taps: &[Taps]) -> Vec<[i16; 8]> {
+    x_taps
+        .iter()
+        .map(|t| {
+            // The weights are at most 2048 (`COEF_SCALE`): they fit in 16 bits.
+            let (w0, w1) = (t.weight_first as i16, t.weight_second as i16);
+            [w0, w1, w0, w1, w0, w1, 0, 0]
+        })
+        .collect()
+}
+
+/// [`horizontal_pass`] with one SSSE3 `pmaddwd` per destination pixel, the arithmetic of
+/// OpenCV's SIMD `HResizeLinearVec_8u32s` (`v_dotprod` of the two taps' values, widened to 16
+/// bits, with the two weights): the 6 bytes of the two source pixels are loaded at once, arranged
+/// as (a_c, b_c) pairs by `pshufb`, and `a_c * w0 + b_c * w1` comes out in 32 bits, exactly the
+/// scalar sum. Pixels whose second tap is not the next pixel (clamped edges) or whose 16-byte
+/// load would pass the end of the row go through the scalar code. `weights` are
+/// [`pair_weights`] of `x_taps`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "ssse3")]
+unsafe fn horizontal_pass_ssse3(
+    src_row: &[u8],
+    x_taps: &[Taps],
+    weights: &[[i16; 8]],
+    out: &mut [i32],
+) {
+    use std::arch::x86_64::{
+        __m128i, _mm_loadu_si128, _mm_madd_epi16, _mm_set_epi8, _mm_shuffle_epi8, _mm_storeu_si128,
+    };
+    assert_eq!(weights.len(), x_taps.len(), "one weight pair per pixel");
+    assert!(out.len() >= 3 * x_taps.len(), "three values per pixel");
+    // Bytes a0 b0 a1 b1 a2 b2 (a at 0..3, b at 3..6), each zero-extended to 16 bits.
+    let pairs = _mm_set_epi8(-1, -1, -1, -1, -1, 5, -1, 2, -1, 4, -1, 1, -1, 3, -1, 0);
+    let width = x_taps.len();
+    for (px, (t, w)) in x_taps.iter().zip(weights).enumerate() {
+        let start = t.first * 3;
+        // The 4-lane store writes one value past this pixel: the next pixel's slot, or, for the
+        // last pixel, past the row; that pixel goes through the scalar code.
+        if t.second == t.first + 1 && start + 16 <= src_row.len() && px + 1 < width {
+            // SAFETY: `start + 16 <= src_row.len()` bounds the load; the store covers
+            // `out[3 px .. 3 px + 4]`, inside `out` (at least 3 * width values) as
+            // `px + 1 < width`; `w` is 16 bytes.
+            unsafe {
+                let bytes = _mm_loadu_si128(src_row.as_ptr().add(start) as *const __m128i);
+                let values = _mm_shuffle_epi8(bytes, pairs);
+                let weights = _mm_loadu_si128(w.as_ptr() as *const __m128i);
+                let sums = _mm_madd_epi16(values, weights);
+                _mm_storeu_si128(out.as_mut_ptr().add(3 * px) as *mut __m128i, sums);
+            }
+        } else {
+            horizontal_pass(src_row, &x_taps[px..px + 1], &mut out[3 * px..3 * px + 3]);
+        }
+    }
+}
+
 /// `VResizeLinearVec_32s8u` (the SIMD vertical pass OpenCV runs for uint8):
 /// `v = ((h0 >> 4) * b0 >> 16) + ((h1 >> 4) * b1 >> 16)`, `out = sat_u8((v + 2) >> 2)`.
 #[inline(always)]
@@ -191,6 +316,34 @@ mod tests {
         let flat = BgrImage::filled(13, 7, 200);
         for (w, h) in [(1, 1), (5, 3), (40, 29)] {
             assert!(resize_linear(&flat, w, h).data.iter().all(|&v| v == 200));
+        }
+    }
+
+    /// The SSSE3 horizontal pass equals the scalar one (which is OpenCV's, see the module
+    /// documentation) on random images, for shrinking, enlarging and odd sizes.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn the_simd_horizontal_pass_equals_the_scalar_one() {
+        if !std::arch::is_x86_feature_detected!("ssse3") {
+            return;
+        }
+        let mut seed = 12345u64;
+        let mut next = || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) as usize
+        };
+        for _ in 0..200 {
+            let (src_w, dst_w) = (1 + next() % 700, 1 + next() % 700);
+            let row: Vec<u8> = (0..src_w * 3).map(|_| next() as u8).collect();
+            let taps = axis_taps(src_w, dst_w, true);
+            let mut scalar = vec![0i32; dst_w * 3];
+            let mut simd = vec![0i32; dst_w * 3];
+            horizontal_pass(&row, &taps, &mut scalar);
+            // SAFETY: SSSE3 is present (checked above).
+            unsafe { horizontal_pass_ssse3(&row, &taps, &pair_weights(&taps), &mut simd) };
+            assert_eq!(simd, scalar, "{src_w} -> {dst_w}");
         }
     }
 

@@ -217,7 +217,9 @@ fn run() -> Result<(), String> {
         start_test(&sut, &qsl, &settings, &a.options)
     }
     .map_err(|e| e.to_string())?;
-    outcome.write_logs(&a.outdir).map_err(|e| e.to_string())?;
+    outcome
+        .write_logs(&a.outdir, &mut |p, b| std::fs::write(p, b))
+        .map_err(|e| e.to_string())?;
     let json = serde_json::to_string_pretty(&outcome).map_err(|e| e.to_string())?;
     std::fs::write(a.outdir.join("outcome.json"), json).map_err(|e| e.to_string())?;
     if let Some(raw) = &outcome.performance_raw {

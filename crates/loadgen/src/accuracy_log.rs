@@ -44,15 +44,25 @@ struct RawEntry {
     data: String,
 }
 
+/// An accuracy log that cannot be read back.
+#[derive(Debug, thiserror::Error)]
+pub enum AccuracyLogError {
+    #[error("not an MLPerf accuracy log: {0}")]
+    NotALog(#[from] serde_json::Error),
+    #[error("seq_id {0}: odd-length hex data")]
+    OddLength(u64),
+    #[error("seq_id {0}: data is not hex")]
+    NotHex(u64),
+}
+
 /// Reads an accuracy log back (LoadGen's or ours).
-pub fn parse_accuracy_log(text: &str) -> Result<Vec<AccuracyEntry>, String> {
-    let raw: Vec<RawEntry> =
-        serde_json::from_str(text).map_err(|e| format!("not an MLPerf accuracy log: {e}"))?;
+pub fn parse_accuracy_log(text: &str) -> Result<Vec<AccuracyEntry>, AccuracyLogError> {
+    let raw: Vec<RawEntry> = serde_json::from_str(text)?;
     raw.into_iter()
         .map(|r| {
             let bytes = r.data.as_bytes();
             if bytes.len() % 2 != 0 {
-                return Err(format!("seq_id {}: odd-length hex data", r.seq_id));
+                return Err(AccuracyLogError::OddLength(r.seq_id));
             }
             let data = bytes
                 .chunks(2)
@@ -60,9 +70,9 @@ pub fn parse_accuracy_log(text: &str) -> Result<Vec<AccuracyEntry>, String> {
                     std::str::from_utf8(pair)
                         .ok()
                         .and_then(|s| u8::from_str_radix(s, 16).ok())
-                        .ok_or_else(|| format!("seq_id {}: data is not hex", r.seq_id))
+                        .ok_or(AccuracyLogError::NotHex(r.seq_id))
                 })
-                .collect::<Result<Vec<u8>, String>>()?;
+                .collect::<Result<Vec<u8>, AccuracyLogError>>()?;
             Ok(AccuracyEntry {
                 seq_id: r.seq_id,
                 qsl_idx: r.qsl_idx,

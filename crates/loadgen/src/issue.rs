@@ -182,12 +182,7 @@ fn run_issuing_threads(
             .into_iter()
             .map(|h| {
                 h.join().map_err(|e| {
-                    let msg = e
-                        .downcast_ref::<String>()
-                        .cloned()
-                        .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
-                        .unwrap_or_else(|| "unknown panic".into());
-                    LoadgenError::IssuePanicked(msg)
+                    LoadgenError::IssuePanicked(detbench_assets::panic_message(e.as_ref()))
                 })
             })
             .collect()

@@ -48,7 +48,7 @@ pub mod settings;
 pub mod summary;
 pub mod sut;
 
-pub use accuracy_log::{accuracy_log_json, parse_accuracy_log};
+pub use accuracy_log::{AccuracyLogError, accuracy_log_json, parse_accuracy_log};
 pub use conf::{ConfFile, ConfKind, ConfWarning};
 pub use effective::EffectiveSettings;
 pub use error::{ConfError, LoadgenError, QslError, SettingsError};
@@ -56,7 +56,7 @@ pub use issue::HarnessOptions;
 pub use peak::PeakStep;
 pub use qsl::{InMemoryQsl, LoadableSampleSet, QuerySampleIndex, QuerySampleLibrary};
 pub use results::{EarlyStoppingResult, LatencyStats, PerformanceResult, ScenarioResult, Validity};
-pub use run::{DetailEntry, TestOutcome, check_log_dir, start_test};
+pub use run::{DetailEntry, TestOutcome, WriteFile, check_log_dir, start_test};
 pub use settings::{Scenario, TestMode, TestSettings};
 pub use sut::{
     AccuracyEntry, Completer, QuerySample, QuerySampleResponse, ResponseId, SystemUnderTest,

@@ -75,7 +75,7 @@ impl LatencyStats {
     }
 
     /// The latency at `p` of [`REPORTED_PERCENTILES`], if reported.
-    pub fn percentile(&self, p: f64) -> Option<i64> {
+    pub fn reported(&self, p: f64) -> Option<i64> {
         self.percentiles
             .iter()
             .find(|x| x.percentile == p)
@@ -410,9 +410,9 @@ mod tests {
         assert_eq!(stats.min_ns, 1);
         assert_eq!(stats.max_ns, 10);
         assert_eq!(stats.mean_ns, 5); // 55 / 10, integer division
-        assert_eq!(stats.percentile(0.50), Some(6)); // v[5]
-        assert_eq!(stats.percentile(0.90), Some(10)); // v[9]
-        assert_eq!(stats.percentile(0.999), Some(10));
+        assert_eq!(stats.reported(0.50), Some(6)); // v[5]
+        assert_eq!(stats.reported(0.90), Some(10)); // v[9]
+        assert_eq!(stats.reported(0.999), Some(10));
     }
 
     #[test]

@@ -88,26 +88,47 @@ impl TestOutcome {
         out
     }
 
-    /// Writes `mlperf_log_summary.txt`, `mlperf_log_detail.txt` and `mlperf_log_accuracy.json`
-    /// into `dir`, each atomically. Returns their paths.
-    pub fn write_logs(&self, dir: &Path) -> Result<Vec<PathBuf>, LoadgenError> {
-        let files = [
+    /// The logs a test leaves: (`mlperf_log_summary.txt`, its text), then the detail log and
+    /// the accuracy log.
+    pub fn log_files(&self) -> [(&'static str, String); 3] {
+        [
             ("mlperf_log_summary.txt", self.summary_text()),
             ("mlperf_log_detail.txt", self.detail_text()),
             (
                 "mlperf_log_accuracy.json",
                 accuracy_log_json(&self.accuracy_log),
             ),
-        ];
-        files
+        ]
+    }
+
+    /// Writes [`TestOutcome::log_files`] into `dir` through `write` (the caller's file writer:
+    /// detbench passes its one atomic writer, `detbench_assets::write_atomic`; a plain program may
+    /// pass `std::fs::write`). Returns their paths.
+    pub fn write_logs(
+        &self,
+        dir: &Path,
+        write: &mut WriteFile<'_>,
+    ) -> Result<Vec<PathBuf>, LoadgenError> {
+        self.log_files()
             .iter()
-            .map(|(name, text)| write_atomic(&dir.join(name), text.as_bytes()))
+            .map(|(name, text)| {
+                let path = dir.join(name);
+                write(&path, text.as_bytes()).map_err(|source| LoadgenError::Write {
+                    path: path.clone(),
+                    source,
+                })?;
+                Ok(path)
+            })
             .collect()
     }
 }
 
+/// A file writer [`TestOutcome::write_logs`] writes through.
+pub type WriteFile<'a> = dyn FnMut(&Path, &[u8]) -> std::io::Result<()> + 'a;
+
 /// Checks that the logs can be written to `dir` (it exists and takes a file) before a test is
-/// run, so a bad path fails before the timed work rather than after.
+/// run, so a bad path fails before the timed work rather than after. The probe is an anonymous
+/// temporary file, gone when closed.
 pub fn check_log_dir(dir: &Path) -> Result<(), LoadgenError> {
     let err = |source| LoadgenError::Write {
         path: dir.to_path_buf(),
@@ -119,26 +140,7 @@ pub fn check_log_dir(dir: &Path) -> Result<(), LoadgenError> {
             "not an existing directory",
         )));
     }
-    tempfile::NamedTempFile::new_in(dir).map(drop).map_err(err)
-}
-
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<PathBuf, LoadgenError> {
-    use std::io::Write;
-    let err = |source| LoadgenError::Write {
-        path: path.to_path_buf(),
-        source,
-    };
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(err)?;
-    tmp.write_all(bytes).map_err(err)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let perms = std::fs::Permissions::from_mode(0o644);
-        tmp.as_file().set_permissions(perms).map_err(err)?;
-    }
-    tmp.persist(path).map_err(|e| err(e.error))?;
-    Ok(path.to_path_buf())
+    tempfile::tempfile_in(dir).map(drop).map_err(err)
 }
 
 /// Mutable state of one test: numbering and the detail log.

@@ -318,7 +318,7 @@ impl TestSettings {
                     "single_stream_expected_latency_ns",
                     self.single_stream_expected_latency_ns,
                 )?;
-                percentile(
+                check_percentile(
                     "single_stream_target_latency_percentile",
                     self.single_stream_target_latency_percentile,
                 )
@@ -328,7 +328,7 @@ impl TestSettings {
                     "multi_stream_expected_latency_ns",
                     self.multi_stream_expected_latency_ns,
                 )?;
-                percentile(
+                check_percentile(
                     "multi_stream_target_latency_percentile",
                     self.multi_stream_target_latency_percentile,
                 )?;
@@ -370,7 +370,7 @@ impl TestSettings {
 
     fn validate_server(&self) -> Result<(), SettingsError> {
         positive("server_target_qps", self.server_target_qps)?;
-        percentile(
+        check_percentile(
             "server_target_latency_percentile",
             self.server_target_latency_percentile,
         )?;
@@ -456,7 +456,7 @@ fn positive(key: &'static str, v: f64) -> Result<(), SettingsError> {
     }
 }
 
-fn percentile(key: &'static str, v: f64) -> Result<(), SettingsError> {
+fn check_percentile(key: &'static str, v: f64) -> Result<(), SettingsError> {
     if v.is_finite() && v > 0.0 && v < 1.0 {
         Ok(())
     } else {

@@ -262,7 +262,7 @@ fn server_keeps_issuing_on_schedule_while_the_sut_falls_behind() {
     // The backlog reaches ~750 ms (1.5 s of arrivals at twice the service rate); the issue
     // delays stay far below it (a loose bound: CI machines are busy).
     let delay = r.issue_delay.unwrap();
-    assert!(delay.percentile(0.99).unwrap() < 20_000_000, "{delay:?}");
+    assert!(delay.reported(0.99).unwrap() < 20_000_000, "{delay:?}");
     assert_eq!(r.validity, Validity::Invalid);
     assert_eq!(r.perf_constraints_met, Some(false));
     assert!(
@@ -346,7 +346,8 @@ fn accuracy_mode_issues_every_sample_and_logs_every_response() {
         }
         assert!(out.accuracy_samples_issued.unwrap() >= 45);
         let dir = tempfile::tempdir().unwrap();
-        out.write_logs(dir.path()).unwrap();
+        out.write_logs(dir.path(), &mut |p, b| std::fs::write(p, b))
+            .unwrap();
         let text = std::fs::read_to_string(dir.path().join("mlperf_log_accuracy.json")).unwrap();
         assert_eq!(parse_accuracy_log(&text).unwrap(), out.accuracy_log);
         let summary = std::fs::read_to_string(dir.path().join("mlperf_log_summary.txt")).unwrap();

@@ -2,13 +2,20 @@
 //! per-family pipelines that turn images into COCO detections exactly as the upstream projects'
 //! evaluation code does.
 //!
-//! For the harness: [`open_detector`] (zoo name or entry, model folder, engine settings) gives a
-//! `Detector`; [`model_spec`] describes a catalogued model to the harness before it is opened
-//! (its file checked against the catalogue checksum, [`verify_sha256`]); [`reference_check`]
-//! matches detections against reference detections and [`reference_agreement`] turns that into
-//! a run's `ReferenceAgreement`.
+//! Every model is described by a card ([`card`]); the built-in zoo is cards embedded in the
+//! binary, a user's cards join them ([`zoo::Zoo`]), and a bare model file gets a card from what
+//! it says about itself ([`model_file_entry`], [`autoconfig`]).
+//!
+//! For the harness: [`open_entry`] (zoo entry, model folder, engine settings, the dataset's
+//! categories) gives a `Detector` ([`open_detector`]: the same by built-in name); [`model_spec`]
+//! describes a model to the harness before it is opened (its file checked against the card's
+//! checksum, [`verify_sha256`]); [`reference_check`] matches detections against reference
+//! detections and [`reference_agreement`] turns that into a run's `ReferenceAgreement`.
 
+pub mod autoconfig;
+pub mod card;
 pub mod families;
+mod model_file;
 pub mod reference_agreement;
 pub mod reference_check;
 mod spec;
@@ -19,8 +26,10 @@ use std::path::{Path, PathBuf};
 use detbench_backends::{BackendConfig, EngineKind};
 use detbench_bench::Detector;
 
+pub use families::OpenContext;
+pub use model_file::model_file_entry;
 pub use spec::{ModelSpecCheck, model_spec};
-pub use zoo::{Family, ModelFormat, Sha256, ZooEntry, catalogue, find};
+pub use zoo::{Family, ModelFormat, Sha256, Zoo, ZooEntry, catalogue, find};
 
 /// Errors of opening a model pipeline.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +58,15 @@ pub enum ModelError {
     Pipeline {
         name: String,
         source: families::common::FamilyError,
+    },
+    /// A model file without a card that does not describe itself.
+    #[error(transparent)]
+    AutoConfig(#[from] autoconfig::AutoConfigError),
+    /// The card does not fit the file or the dataset (or lacks what the file does not say).
+    #[error("{name}: {source}")]
+    Card {
+        name: String,
+        source: Box<card::CardError>,
     },
     #[error(
         "{name}: catalogue input size {size:?} is not square; this family needs a square input"
@@ -84,13 +102,13 @@ impl<'a> From<&'a ZooEntry> for ModelRef<'a> {
     }
 }
 
-/// The catalogue entry of a zoo name.
+/// The built-in entry of a zoo name.
 pub fn entry(name: &str) -> Result<&'static ZooEntry, ModelError> {
     find(name).ok_or_else(|| ModelError::UnknownModel {
         name: name.to_owned(),
         known: catalogue()
             .iter()
-            .map(|e| e.name)
+            .map(|e| e.name.as_str())
             .collect::<Vec<_>>()
             .join(", "),
     })
@@ -104,23 +122,23 @@ pub fn model_dir(model_dir: Option<&Path>) -> Result<PathBuf, ModelError> {
     }
 }
 
-/// The path of `entry`'s file in `dir`, which must exist.
+/// The path of `entry`'s file (beside its card, else in `dir`), which must exist.
 pub fn model_file(entry: &ZooEntry, dir: &Path) -> Result<PathBuf, ModelError> {
-    let path = dir.join(entry.file_name);
+    let path = entry.file_path(dir);
     if path.is_file() {
         Ok(path)
     } else {
         Err(ModelError::FileMissing {
-            name: entry.name.to_owned(),
+            name: entry.name.clone(),
             path: path.display().to_string(),
-            how_to_get: entry.how_to_get.to_owned(),
+            how_to_get: entry.how_to_get.clone(),
         })
     }
 }
 
-/// Opens the pipeline of a catalogued model: resolves its file in `model_dir` (default: the
+/// Opens the pipeline of a built-in model: resolves its file in `model_dir` (default: the
 /// shared models folder), checks it exists, and builds the family's `Detector` on the engine
-/// `config` names.
+/// `config` names, with the card's class map as it stands (no dataset to match it against).
 pub fn open_detector<'a>(
     model: impl Into<ModelRef<'a>>,
     model_dir: Option<&Path>,
@@ -130,7 +148,26 @@ pub fn open_detector<'a>(
         ModelRef::Name(name) => entry(name)?,
         ModelRef::Entry(entry) => entry,
     };
-    if config.engine == EngineKind::Native {
+    let dir = self::model_dir(model_dir)?;
+    let zoo = Zoo::builtin();
+    open_entry(
+        entry,
+        &OpenContext {
+            model_dir: &dir,
+            config,
+            categories: None,
+            zoo: &zoo,
+        },
+    )
+}
+
+/// Opens the pipeline of `entry` (its file beside its card or in `ctx.model_dir`), configured
+/// from its card, with the class map resolved against `ctx.categories`.
+pub fn open_entry(
+    entry: &ZooEntry,
+    ctx: &OpenContext<'_>,
+) -> Result<Box<dyn Detector>, ModelError> {
+    if ctx.config.engine == EngineKind::Native {
         // detbench-native depends on this crate, so its detectors are opened by its caller.
         return Err(ModelError::Unsupported {
             name: entry.name.to_owned(),
@@ -143,9 +180,8 @@ pub fn open_detector<'a>(
             ),
         });
     }
-    let dir = self::model_dir(model_dir)?;
-    let path = model_file(entry, &dir)?;
-    families::open_family(entry, &path, &dir, config)
+    let path = model_file(entry, ctx.model_dir)?;
+    families::open_family(entry, &path, ctx)
 }
 
 /// The outcome of checking a model file's sha256 against the catalogue.
@@ -176,7 +212,7 @@ impl ShaCheck {
     }
 }
 
-/// Checks the file at `path` against `entry`'s catalogued sha256.
+/// Checks the file at `path` against the sha256 `entry`'s card gives.
 pub fn verify_sha256(entry: &ZooEntry, path: &Path) -> Result<ShaCheck, ModelError> {
     let actual = detbench_assets::sha256_file(path).map_err(|source| ModelError::Io {
         path: path.display().to_string(),
@@ -187,10 +223,10 @@ pub fn verify_sha256(entry: &ZooEntry, path: &Path) -> Result<ShaCheck, ModelErr
 
 /// How the file checksum `actual` compares with `entry`'s catalogued one.
 pub fn sha_check(entry: &ZooEntry, actual: String) -> ShaCheck {
-    match entry.sha256 {
+    match &entry.sha256 {
         Sha256::Full(expected) if expected.eq_ignore_ascii_case(&actual) => ShaCheck::Match,
         Sha256::Full(expected) => ShaCheck::Mismatch {
-            expected: expected.to_owned(),
+            expected: expected.clone(),
             actual,
         },
         Sha256::Prefix(prefix) if actual.starts_with(&prefix.to_ascii_lowercase()) => {

@@ -92,7 +92,7 @@ fn reference_files(entry: &ZooEntry, kind: GroundTruthKind) -> Option<(PathBuf, 
             stats[key]
                 .as_str()
                 .and_then(|f| Path::new(f).file_name())
-                .is_some_and(|f| f == entry.file_name)
+                .is_some_and(|f| Some(f) == Path::new(&entry.file_name).file_name())
         });
         if !names_file {
             continue;

@@ -1,4 +1,4 @@
-//! What the harness needs to know of a catalogued model before opening it (`ModelSpec`): its
+//! What the harness needs to know of a model before opening it (`ModelSpec`): its
 //! name, family, input, file with checksum, the ground truth that scores it, and the engine as
 //! requested (recorded on its rows if it fails before the engine can describe itself).
 
@@ -18,9 +18,9 @@ pub struct ModelSpecCheck {
     pub sha256: Option<ShaCheck>,
 }
 
-/// The spec of `entry` with its file in `model_dir`, run with `config`.
+/// The spec of `entry` with its file beside its card or in `model_dir`, run with `config`.
 pub fn model_spec(entry: &ZooEntry, model_dir: &Path, config: &BackendConfig) -> ModelSpecCheck {
-    let path = model_dir.join(entry.file_name);
+    let path = entry.file_path(model_dir);
     let actual = path
         .is_file()
         .then(|| detbench_assets::sha256_file(&path).ok())
@@ -28,7 +28,7 @@ pub fn model_spec(entry: &ZooEntry, model_dir: &Path, config: &BackendConfig) ->
     let check = actual.clone().map(|actual| sha_check(entry, actual));
     ModelSpecCheck {
         spec: ModelSpec {
-            name: entry.name.to_owned(),
+            name: entry.name.clone(),
             family: entry.family.to_string(),
             input: entry.input_label(),
             file: ModelFile {

@@ -212,7 +212,14 @@ fn simplepose_on_ground_truth_boxes_matches_the_reference() {
     let entry = detbench_models::entry("simplepose_yolox").unwrap();
     let dir = detbench_models::model_dir(None).unwrap();
     let path = detbench_models::model_file(entry, &dir).unwrap();
-    let mut top_down = families::open_top_down(entry, &path, &dir, &config()).unwrap();
+    let zoo = detbench_models::Zoo::builtin();
+    let ctx = families::OpenContext {
+        model_dir: &dir,
+        config: &config(),
+        categories: None,
+        zoo: &zoo,
+    };
+    let mut top_down = families::open_top_down(entry, &path, &ctx).unwrap();
     let data = dataset(&annotations);
     let mut clock = StageClock::new();
     let mut per_image: Vec<(u64, Vec<Detection>)> = Vec::new();

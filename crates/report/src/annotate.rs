@@ -50,7 +50,9 @@ pub enum AnnotateError {
     },
     #[error("drawing: {0}")]
     Draw(String),
-    #[error("cannot encode {path} as PNG: {reason}")]
+    #[error("cannot write {path}: the format is taken from the extension: .png, .jpg or .jpeg")]
+    Format { path: String },
+    #[error("cannot encode {path}: {reason}")]
     Encode { path: String, reason: String },
     #[error(transparent)]
     Write(#[from] crate::WriteError),
@@ -251,6 +253,30 @@ fn draw_label<DB: DrawingBackend>(
     ))?;
     area.draw(&Text::new(text.to_owned(), (left + 4, top + 3), style))?;
     Ok(())
+}
+
+/// Writes the image atomically in the format its file name's extension names: `.png`, or
+/// `.jpg`/`.jpeg` (quality 92); any other extension is an error naming the ones written.
+pub fn save_image(image: &RgbImage, path: &Path) -> Result<(), AnnotateError> {
+    let extension = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    match extension.as_deref() {
+        Some("png") => save_png(image, path),
+        Some("jpg" | "jpeg") => {
+            let jpeg = detbench_imgproc::encode_jpeg(&image.data, image.width, image.height, 92)
+                .map_err(|e| AnnotateError::Encode {
+                    path: path.display().to_string(),
+                    reason: e.to_string(),
+                })?;
+            crate::write_atomic(path, &jpeg)?;
+            Ok(())
+        }
+        _ => Err(AnnotateError::Format {
+            path: path.display().to_string(),
+        }),
+    }
 }
 
 /// Writes the image as PNG, atomically.

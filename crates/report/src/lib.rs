@@ -1,5 +1,5 @@
-//! Everything a run leaves behind for people: its results files, the SQLite results store with
-//! its provenance, comparison tables rendered from it, charts, annotated images, and published
+//! Everything a run leaves behind for people: its results files, the results store (SQLite or
+//! PostgreSQL) with its provenance, comparison tables rendered from it, charts, annotated images, and published
 //! tables read into the store for comparison.
 //!
 //! One home per output concern: [`tables`] is the one table layout (Markdown, CSV, JSON),
@@ -11,11 +11,14 @@ pub mod charts;
 pub mod palette;
 pub mod published;
 pub mod run_files;
+pub mod scenario_table;
 pub mod schema;
+pub mod shard_tables;
 pub mod store;
 pub mod tables;
 
-pub use detbench_assets::{WriteError, write_atomic};
+pub use detbench_assets::{WriteError, write_atomic, write_atomic_set};
 pub use store::{
     Filter, OpenOptions, PublishedImport, PublishedRow, ResultRecord, RunId, Store, StoreError,
+    StoreLocation,
 };

@@ -239,9 +239,14 @@ fn leading_number(text: &str) -> Option<f64> {
     let t = text.trim();
     let end = t
         .char_indices()
-        .find(|(_, c)| !(c.is_ascii_digit() || *c == '.' || *c == '-' || *c == '+'))
+        .find(|(_, c)| !(c.is_ascii_digit() || matches!(c, '.' | '-' | '+' | 'e' | 'E')))
         .map_or(t.len(), |(i, _)| i);
-    t[..end].parse().ok().filter(|v: &f64| v.is_finite())
+    // The longest prefix that is a number (`40.0e` of "40.0eval" is not); `1e999` is
+    // infinite, and so no number.
+    (1..=end)
+        .rev()
+        .find_map(|n| t[..n].parse::<f64>().ok())
+        .filter(|v| v.is_finite())
 }
 
 /// Reads every results table of a Markdown document. `file` names it in errors.
@@ -360,10 +365,10 @@ fn read_row(
         match *role {
             Role::Model => {}
             Role::BoxAp => reader.read_box_ap(i, outputs, &mut row)?,
-            Role::MaskAp => row.mask_ap = reader.number(i, "an AP in percent")?,
-            Role::KeypointAp => row.keypoint_ap = reader.number(i, "an AP in percent")?,
+            Role::MaskAp => row.mask_ap = reader.ap(i)?,
+            Role::KeypointAp => row.keypoint_ap = reader.ap(i)?,
             Role::Latency { scale } => {
-                let value = reader.number(i, "a time")?.map(|v| v * scale);
+                let value = reader.time(i)?.map(|v| v * scale);
                 if batch_of_label(&model.text) > 1 {
                     // detbench's results.md gives per-call times, and this row's calls held
                     // several images: not a per-image latency; kept verbatim with the others.
@@ -386,6 +391,11 @@ fn read_row(
     Ok(Some(row))
 }
 
+/// What an AP cell holds.
+const AP: &str = "an AP in percent (0 to 100)";
+/// What a latency cell holds.
+const TIME: &str = "a time (a finite number, 0 or more)";
+
 /// The cells of one table row, with what an error about one of them must name.
 struct RowReader<'a> {
     header: &'a [String],
@@ -406,6 +416,29 @@ impl RowReader<'_> {
             column: self.header[i].clone(),
             text: text.to_owned(),
             expected,
+        }
+    }
+
+    /// An AP in percent: a number from 0 to 100.
+    fn ap(&self, i: usize) -> Result<Option<f64>, ImportError> {
+        self.in_range(i, self.number(i, AP)?, 0.0..=100.0, AP)
+    }
+
+    /// A time: a number of 0 or more.
+    fn time(&self, i: usize) -> Result<Option<f64>, ImportError> {
+        self.in_range(i, self.number(i, TIME)?, 0.0..=f64::MAX, TIME)
+    }
+
+    fn in_range(
+        &self,
+        i: usize,
+        value: Option<f64>,
+        range: std::ops::RangeInclusive<f64>,
+        expected: &'static str,
+    ) -> Result<Option<f64>, ImportError> {
+        match value {
+            Some(v) if !range.contains(&v) => Err(self.bad(i, &self.cell(i).text, expected)),
+            other => Ok(other),
         }
     }
 
@@ -435,7 +468,7 @@ impl RowReader<'_> {
         }
         let parts: Vec<&str> = text.split('/').map(str::trim).collect();
         if parts.len() == 1 {
-            row.box_ap = self.number(i, "an AP in percent")?;
+            row.box_ap = self.ap(i)?;
             return Ok(());
         }
         let outputs_index = outputs.ok_or_else(|| {
@@ -466,7 +499,8 @@ impl RowReader<'_> {
             let value = if is_missing(part) {
                 None
             } else {
-                Some(leading_number(part).ok_or_else(|| self.bad(i, part, "an AP in percent"))?)
+                let ap = leading_number(part).filter(|v| (0.0..=100.0).contains(v));
+                Some(ap.ok_or_else(|| self.bad(i, part, AP))?)
             };
             match name.as_str() {
                 n if n.starts_with("box") => row.box_ap = value,
@@ -509,8 +543,28 @@ mod tests {
         let err = parse_published_markdown(md, "t.md").unwrap_err();
         assert_eq!(
             err.to_string(),
-            "t.md:4: column `Box MAP`: cannot read `twenty` as an AP in percent"
+            "t.md:4: column `Box MAP`: cannot read `twenty` as an AP in percent (0 to 100)"
         );
+        for (cell, column) in [
+            ("| m | 250 | 5 |", "Box MAP"),
+            ("| m | -3 | 5 |", "Box MAP"),
+            ("| m | 1e999 | 5 |", "Box MAP"),
+            ("| m | 30 | -5 |", "Speed (ms)"),
+            ("| m | 30 | 1e999 |", "Speed (ms)"),
+        ] {
+            let md = format!(
+                "| Weight | Box MAP | Speed (ms) |\n|---|---|---|\n| ok | 21.3 | 4 |\n{cell}\n"
+            );
+            let err = parse_published_markdown(&md, "r.md")
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.starts_with(&format!("r.md:4: column `{column}`: cannot read")),
+                "{cell}: {err}"
+            );
+        }
+        assert_eq!(leading_number("40.0 (est)"), Some(40.0));
+        assert_eq!(leading_number("2e1"), Some(20.0));
         let none = parse_published_markdown("no tables here\n", "n.md").unwrap_err();
         assert!(matches!(none, ImportError::NoTable { .. }));
     }

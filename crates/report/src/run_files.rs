@@ -1,9 +1,11 @@
 //! What a run writes for people and programs: the results table in the published benchmarks'
 //! format, the mask, keypoint, per-stage latency and reference-agreement tables, failures and
 //! timing notes (`results.md`, and the same on the console), one row per model and batch size
-//! in `results.csv`, everything in `results.json`, and detections as COCO results files. The
-//! tables are [`Table`]s rendered by [`crate::tables`]; every file goes through
-//! [`write_atomic`].
+//! in `results.csv`, everything in `results.json`, and detections as COCO results files. A
+//! training run (`detbench train`) adds its tables ([`crate::tables::training`]) to results.md,
+//! one row per run in `training.csv` and one per step in `training_steps.csv`. The tables are
+//! [`Table`]s rendered by [`crate::tables`]; the files are written as one set
+//! ([`crate::write_atomic_set`]).
 
 use std::path::{Path, PathBuf};
 
@@ -11,60 +13,45 @@ use detbench_bench::Stage;
 use detbench_bench::results::{
     Accuracy, DETECTION_STAT_NAMES, KEYPOINT_STAT_NAMES, ModelResult, RunResults, Summary,
 };
-use detbench_eval::Detection;
+use detbench_eval::{CocoResult, Detection};
 
+use crate::shard_tables;
+use crate::tables::training::{
+    TrainingEntry, training_csv_table, training_markdown, training_steps_csv_table, training_tables,
+};
 use crate::tables::{Alignment, Cell, Table, csv_grid, markdown_grid};
-use crate::{WriteError, write_atomic};
+use crate::{WriteError, write_atomic_set};
 
-/// Writes `results.md`, `results.csv` and `results.json` into `dir` (created if needed).
+/// Writes `results.md`, `results.csv` (inference rows) and `results.json` into `dir` (created
+/// if needed), and `training.csv` and `training_steps.csv` when the run trained, as a set
+/// ([`write_atomic_set`]): all are new, or none is.
 pub fn write_run_files(dir: &Path, results: &RunResults) -> Result<Vec<PathBuf>, WriteError> {
     let json = serde_json::to_vec_pretty(results).expect("run results serialise to JSON");
-    let files = [
-        ("results.md", markdown_report(results).into_bytes()),
-        ("results.csv", csv_report(results).into_bytes()),
-        ("results.json", json),
-    ];
-    let mut written = Vec::new();
-    for (name, bytes) in files {
-        let path = dir.join(name);
-        write_atomic(&path, &bytes)?;
-        written.push(path);
+    let mut files = vec![("results.md", markdown_report(results).into_bytes())];
+    if has_inference(results) {
+        files.push(("results.csv", csv_report(results).into_bytes()));
     }
-    Ok(written)
+    if !results.training.is_empty() {
+        let runs = training_csv_table(&results.training);
+        let steps = training_steps_csv_table(&results.training);
+        files.push(("training.csv", csv_grid(&runs).into_bytes()));
+        files.push(("training_steps.csv", csv_grid(&steps).into_bytes()));
+    }
+    files.push(("results.json", json));
+    let files: Vec<(PathBuf, Vec<u8>)> = files
+        .into_iter()
+        .map(|(name, bytes)| (dir.join(name), bytes))
+        .collect();
+    write_atomic_set(&files)?;
+    Ok(files.into_iter().map(|(path, _)| path).collect())
 }
 
 /// The detections as a COCO results file (a JSON array of `image_id`, `category_id`, `bbox`,
 /// `score`, plus `segmentation` as compressed RLE and `keypoints` when present), the format
 /// `pycocotools.COCO.loadRes` and `detbench eval` read.
 pub fn coco_results_json(detections: &[Detection]) -> serde_json::Value {
-    serde_json::Value::Array(
-        detections
-            .iter()
-            .map(|d| {
-                let mut entry = serde_json::json!({
-                    "image_id": d.image_id,
-                    "category_id": d.category_id,
-                    "bbox": d.bbox,
-                    "score": d.score,
-                });
-                if let Some(mask) = &d.mask {
-                    let rle = hotcoco::types::Rle {
-                        h: mask.height,
-                        w: mask.width,
-                        counts: mask.counts.clone(),
-                    };
-                    entry["segmentation"] = serde_json::json!({
-                        "size": [mask.height, mask.width],
-                        "counts": hotcoco::mask::rle_to_string(&rle),
-                    });
-                }
-                if let Some(keypoints) = &d.keypoints {
-                    entry["keypoints"] = serde_json::json!(keypoints);
-                }
-                entry
-            })
-            .collect(),
-    )
+    let results: Vec<CocoResult> = detections.iter().map(CocoResult::from).collect();
+    serde_json::to_value(results).expect("COCO results serialise to JSON")
 }
 
 /// A stat in AP points (x100), one decimal, as published tables show them; `-1` (no ground
@@ -85,10 +72,18 @@ fn backend_cell(m: &ModelResult) -> Cell {
 
 /// The main table: `Model | Input | Backend/precision | AP AP50 AP75 APs APm APl AR1 AR10 AR100
 /// ARs ARm ARl | images/s | p99 ms | total s | mean ms | median ms | min ms`. Stats are bbox, in
-/// points; latencies are per call (per image at batch 1), end to end.
+/// points; latencies are per call (per image at batch 1), end to end. A speed-only run (no
+/// ground truth for any row) has no stat columns. A LoadGen scenario row is here only when it
+/// scored accuracy (its timing is in the scenario table).
 pub fn main_table(results: &RunResults) -> Table {
+    let with_stats = results
+        .models
+        .iter()
+        .any(|m| m.dataset.annotation_file.is_some());
     let mut columns = vec!["Model", "Input", "Backend/precision"];
-    columns.extend(DETECTION_STAT_NAMES);
+    if with_stats {
+        columns.extend(DETECTION_STAT_NAMES);
+    }
     columns.extend([
         "images/s",
         "p99 ms",
@@ -101,6 +96,7 @@ pub fn main_table(results: &RunResults) -> Table {
     let rows = results
         .models
         .iter()
+        .filter(|m| m.scenario.is_none() || (m.is_ok() && m.bbox.is_some()))
         .map(|m| {
             let mut cells = vec![Cell::text(m.label()), Cell::text(&m.input), backend_cell(m)];
             if !m.is_ok() {
@@ -108,9 +104,11 @@ pub fn main_table(results: &RunResults) -> Table {
                 cells.resize(width, Cell::Empty);
                 return cells;
             }
-            match &m.bbox {
-                Some(acc) => cells.extend(acc.stats.iter().map(|&v| points(v))),
-                None => cells.extend(std::iter::repeat_n(Cell::text("n/a"), 12)),
+            if with_stats {
+                match &m.bbox {
+                    Some(acc) => cells.extend(acc.stats.iter().map(|&v| points(v))),
+                    None => cells.extend(std::iter::repeat_n(Cell::text("n/a"), 12)),
+                }
             }
             match &m.latency {
                 Some(l) => cells.extend([
@@ -274,9 +272,17 @@ pub fn notes(results: &RunResults) -> Vec<String> {
                 out.push(format!("- {label}: timing flagged: {note}"));
             }
         }
+        out.extend(crate::scenario_table::scenario_notes(m));
     }
     for s in &results.skipped {
         out.push(format!("- {}: {}", s.name, s.reason));
+    }
+    if let Some(sharding) = results.sharding.as_ref().filter(|s| s.partial) {
+        out.push(format!(
+            "- PARTIAL: shards {:?} of {} are missing; the accuracy covers only the images of the \
+             shards merged",
+            sharding.missing, sharding.count
+        ));
     }
     out
 }
@@ -284,6 +290,11 @@ pub fn notes(results: &RunResults) -> Vec<String> {
 /// The tables after the main one, each with its heading for `results.md` and for the console.
 fn sections(results: &RunResults) -> Vec<(&'static str, &'static str, Table)> {
     [
+        (
+            "## MLPerf LoadGen scenarios (latencies from the scheduled time to completion, ms)",
+            "MLPerf LoadGen scenarios (latency from the scheduled time to completion, ms):",
+            crate::scenario_table::scenario_table(results),
+        ),
         ("## Masks", "Masks (points):", mask_table(results)),
         (
             "## Keypoints",
@@ -300,6 +311,16 @@ fn sections(results: &RunResults) -> Vec<(&'static str, &'static str, Table)> {
             "Agreement with the reference detections:",
             agreement_table(results),
         ),
+        (
+            "## Scaling over devices (images/s, against the first device alone)",
+            "Scaling over devices:",
+            shard_tables::scaling_table(results),
+        ),
+        (
+            "## Each shard's own latency (end to end, ms per call)",
+            "Each shard's own latency (end to end, ms per call):",
+            shard_tables::shard_table(results),
+        ),
     ]
     .into_iter()
     .filter_map(|(heading, caption, table)| Some((heading, caption, table?)))
@@ -310,24 +331,43 @@ fn grid(table: &Table) -> String {
     markdown_grid(table, Alignment::Plain)
 }
 
-/// What `detbench run` prints: the tables of [`markdown_report`] with short captions, then the
-/// notes.
+/// Whether the run has inference rows to show (or nothing at all, which shows as the empty
+/// inference table): a `detbench train` run has only training runs.
+fn has_inference(results: &RunResults) -> bool {
+    !results.models.is_empty() || results.training.is_empty()
+}
+
+/// What `detbench run` and `detbench train` print: the tables of [`markdown_report`] with short
+/// captions, then the notes.
 pub fn console_summary(results: &RunResults) -> String {
-    let mut out = grid(&main_table(results));
+    let mut parts = Vec::new();
+    let main = main_table(results);
+    if has_inference(results) && !main.rows.is_empty() {
+        parts.push(grid(&main));
+    }
     for (_, caption, table) in sections(results) {
-        out.push_str(&format!("\n\n{caption}\n{}", grid(&table)));
+        parts.push(format!("{caption}\n{}", grid(&table)));
+    }
+    for table in training_tables(&TrainingEntry::of_run(&results.training)) {
+        let notes = table.notes.join("\n");
+        parts.push(format!("{}:\n{}\n{notes}", table.title, grid(&table)));
     }
     let notes = notes(results);
     if !notes.is_empty() {
-        out.push_str(&format!("\n\n{}", notes.join("\n")));
+        parts.push(notes.join("\n"));
     }
-    out
+    parts.join("\n\n")
 }
 
 /// Everything above, as `results.md`.
 pub fn markdown_report(results: &RunResults) -> String {
+    let command = if has_inference(results) {
+        "run"
+    } else {
+        "train"
+    };
     let mut doc = format!(
-        "# detbench run\n\n- started: {}\n- detbench: {}\n- command: `{}`\n",
+        "# detbench {command}\n\n- started: {}\n- detbench: {}\n- command: `{}`\n",
         results.started_at,
         results.detbench_version,
         results.command_line.join(" ")
@@ -351,6 +391,10 @@ pub fn markdown_report(results: &RunResults) -> String {
     for line in dataset_lines {
         doc.push_str(&line);
     }
+    for line in shard_tables::shard_lines(results) {
+        doc.push_str(&line);
+        doc.push('\n');
+    }
     if let Some(harness) = results
         .models
         .iter()
@@ -361,15 +405,22 @@ pub fn markdown_report(results: &RunResults) -> String {
             harness["decode"], harness["warmup_iterations"], harness["evaluation"]
         ));
     }
-    doc.push_str(
-        "\nAP/AR: COCO bbox stats in points (pycocotools definitions, hotcoco). Latency: end to \
-         end per call (per image at batch 1), ms; percentiles nearest-rank as MLPerf LoadGen.\n\n",
-    );
-    doc.push_str(&grid(&main_table(results)));
-    doc.push('\n');
+    if has_inference(results) {
+        doc.push_str(
+            "\nAP/AR: COCO bbox stats in points (pycocotools definitions, hotcoco). Latency: end \
+             to end per call (per image at batch 1), ms; percentiles nearest-rank as MLPerf \
+             LoadGen.\n\n",
+        );
+    }
+    let main = main_table(results);
+    if has_inference(results) && !main.rows.is_empty() {
+        doc.push_str(&grid(&main));
+        doc.push('\n');
+    }
     for (heading, _, table) in sections(results) {
         doc.push_str(&format!("\n{heading}\n\n{}\n", grid(&table)));
     }
+    doc.push_str(&training_markdown(&results.training));
     let notes = notes(results);
     if !notes.is_empty() {
         doc.push_str("\n## Notes\n\n");

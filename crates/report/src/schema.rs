@@ -1,130 +1,145 @@
-//! The store's SQL schema as an ordered list of migrations. `PRAGMA user_version` holds the
-//! number of migrations applied; a database is upgraded by applying the missing ones in one
-//! transaction. docs/STORE.md describes every table.
+//! The store's SQL schema as an ordered list of migrations, written once for both backends.
+//! A store's version is the number of migrations applied (SQLite: `PRAGMA user_version`;
+//! PostgreSQL: `detbench_store.schema_version`); a store is upgraded by applying the missing
+//! ones in one transaction. docs/STORE.md describes every table.
 //!
-//! Never edit a migration that has shipped: add a new one.
+//! Each migration is a template in the SQL both databases share, with the column types they
+//! spell differently as tokens ([`Dialect::ddl`]): `{id}` (an auto-numbered 64-bit primary
+//! key), `{int}`, `{real}` (a double), `{text}`, `{blob}`, `{without_rowid}`. Identifiers that
+//! are keywords in either dialect are quoted (`"column"`).
+//!
+//! Never edit a migration that has shipped: add a new one (docs/STORE.md, "Adding a table").
 
-/// `PRAGMA application_id` of a detbench store ("DETB"), so that another program's SQLite
-/// file is recognised and left alone.
+use crate::store::Dialect;
+
+/// The application id of a detbench store ("DETB"): SQLite's `PRAGMA application_id`, and
+/// `detbench_store.application_id` in PostgreSQL, so that another program's database is
+/// recognised and left alone.
 pub const APPLICATION_ID: i32 = 0x4445_5442;
 
-/// Migration `i` (1-based) takes a database from version `i - 1` to version `i`.
-pub const MIGRATIONS: &[&str] = &[MIGRATION_1, MIGRATION_2];
+/// Migration `i` (1-based) takes a store from version `i - 1` to version `i`.
+pub const MIGRATIONS: &[&str] = &[MIGRATION_1, MIGRATION_2, MIGRATION_3, MIGRATION_4];
 
 /// The schema version this build writes and understands.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 
+/// Migration `index` (0-based: the one that takes a store from version `index` to
+/// `index + 1`) in `dialect`.
+pub fn migration(dialect: Dialect, index: usize) -> String {
+    dialect.ddl(MIGRATIONS[index])
+}
+
 /// Version 1: measured runs.
 const MIGRATION_1: &str = r#"
 CREATE TABLE runs (
-    id                     INTEGER PRIMARY KEY,
-    started_at             TEXT    NOT NULL,  -- RFC 3339 UTC, from RunResults
-    recorded_at            TEXT    NOT NULL,  -- RFC 3339 UTC, when the store received it
-    detbench_version       TEXT    NOT NULL,
-    results_schema_version INTEGER NOT NULL,
-    command_line           TEXT    NOT NULL,  -- JSON array of strings
-    environment            TEXT    NOT NULL,  -- JSON (environment::Environment)
-    hostname               TEXT               -- copied out of the environment for filtering
+    id                     {id},
+    started_at             {text}    NOT NULL,  -- RFC 3339 UTC, from RunResults
+    recorded_at            {text}    NOT NULL,  -- RFC 3339 UTC, when the store received it
+    detbench_version       {text}    NOT NULL,
+    results_schema_version {int} NOT NULL,
+    command_line           {text}    NOT NULL,  -- JSON array of strings
+    environment            {text}    NOT NULL,  -- JSON (environment::Environment)
+    hostname               {text}               -- copied out of the environment for filtering
 );
 
 CREATE TABLE results (
-    id                        INTEGER PRIMARY KEY,
-    run_id                    INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
-    position                  INTEGER NOT NULL,  -- order within the run
-    model                     TEXT    NOT NULL,
-    status                    TEXT    NOT NULL,  -- "ok" or "failed: <reason>"
-    family                    TEXT    NOT NULL,
-    input                     TEXT,              -- network input as the zoo describes it
-    model_file                TEXT    NOT NULL,
-    model_sha256              TEXT,
-    engine                    TEXT,              -- onnxruntime | libtorch
-    engine_version            TEXT,
-    device                    TEXT,              -- cpu | cuda:0 | ...
-    precision                 TEXT,              -- fp32 | fp16 | int8
-    threads                   INTEGER,
-    backend_options           TEXT,              -- JSON object of the engine options
-    batch_size                INTEGER,
-    dataset_image_dir         TEXT,
-    dataset_annotation_file   TEXT,
-    dataset_annotation_sha256 TEXT,
-    dataset_images            INTEGER,
-    provenance                TEXT    NOT NULL,  -- JSON, as the pipeline reports it
-    detections_per_image      TEXT,              -- JSON Summary
-    reference_agreement       TEXT,              -- JSON, agreement with reference detections
+    id                        {id},
+    run_id                    {int} NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    position                  {int} NOT NULL,  -- order within the run
+    model                     {text}    NOT NULL,
+    status                    {text}    NOT NULL,  -- "ok" or "failed: <reason>"
+    family                    {text}    NOT NULL,
+    input                     {text},              -- network input as the zoo describes it
+    model_file                {text}    NOT NULL,
+    model_sha256              {text},
+    engine                    {text},              -- onnxruntime | libtorch
+    engine_version            {text},
+    device                    {text},              -- cpu | cuda:0 | ...
+    precision                 {text},              -- fp32 | fp16 | int8
+    threads                   {int},
+    backend_options           {text},              -- JSON object of the engine options
+    batch_size                {int},
+    dataset_image_dir         {text},
+    dataset_annotation_file   {text},
+    dataset_annotation_sha256 {text},
+    dataset_images            {int},
+    provenance                {text}    NOT NULL,  -- JSON, as the pipeline reports it
+    detections_per_image      {text},              -- JSON Summary
+    reference_agreement       {text},              -- JSON, agreement with reference detections
     -- The whole ModelResult as the harness produced it, raw latency samples removed (they are
     -- in latency_stages): nothing the harness reports is lost, even fields without a column.
-    result_json               TEXT    NOT NULL,
+    result_json               {text}    NOT NULL,
     UNIQUE (run_id, position)
 );
 CREATE INDEX results_by_model ON results(model);
 
 -- pycocotools COCOeval.stats, one row per stat: WHERE iou_type = 'bbox' AND stat = 'AP'.
 CREATE TABLE stats (
-    result_id INTEGER NOT NULL REFERENCES results(id) ON DELETE CASCADE,
-    iou_type  TEXT    NOT NULL,  -- bbox | segm | keypoints
-    stat      TEXT    NOT NULL,  -- AP, AP50, ..., in DETECTION_STAT_NAMES / KEYPOINT_STAT_NAMES
-    position  INTEGER NOT NULL,  -- index in COCOeval.stats
-    value     REAL    NOT NULL,  -- as pycocotools computes it (a fraction; -1 = no ground truth)
+    result_id {int} NOT NULL REFERENCES results(id) ON DELETE CASCADE,
+    iou_type  {text}    NOT NULL,  -- bbox | segm | keypoints
+    stat      {text}    NOT NULL,  -- AP, AP50, ..., in DETECTION_STAT_NAMES / KEYPOINT_STAT_NAMES
+    position  {int} NOT NULL,  -- index in COCOeval.stats
+    value     {real}    NOT NULL,  -- as pycocotools computes it (a fraction; -1 = no ground truth)
     PRIMARY KEY (result_id, iou_type, stat)
-) WITHOUT ROWID;
+) {without_rowid};
 
 CREATE TABLE class_ap (
-    result_id   INTEGER NOT NULL REFERENCES results(id) ON DELETE CASCADE,
-    iou_type    TEXT    NOT NULL,
-    category_id INTEGER NOT NULL,
-    name        TEXT    NOT NULL,
-    ap          REAL,              -- NULL where the class has no ground truth
+    result_id   {int} NOT NULL REFERENCES results(id) ON DELETE CASCADE,
+    iou_type    {text}    NOT NULL,
+    category_id {int} NOT NULL,
+    name        {text}    NOT NULL,
+    ap          {real},              -- NULL where the class has no ground truth
     PRIMARY KEY (result_id, iou_type, category_id)
-) WITHOUT ROWID;
+) {without_rowid};
 
 CREATE TABLE latency (
-    result_id             INTEGER PRIMARY KEY REFERENCES results(id) ON DELETE CASCADE,
-    percentile_definition TEXT    NOT NULL,
-    warmup_iterations     INTEGER NOT NULL,
-    batch_size            INTEGER NOT NULL,
-    timed_images          INTEGER NOT NULL,
-    total_seconds         REAL    NOT NULL,
-    images_per_second     REAL    NOT NULL,
-    includes_decode       INTEGER NOT NULL,  -- 0 | 1
-    valid                 INTEGER NOT NULL,  -- 0 | 1
-    validity_notes        TEXT    NOT NULL   -- JSON array of strings
+    result_id             {int} PRIMARY KEY REFERENCES results(id) ON DELETE CASCADE,
+    percentile_definition {text}    NOT NULL,
+    warmup_iterations     {int} NOT NULL,
+    batch_size            {int} NOT NULL,
+    timed_images          {int} NOT NULL,
+    total_seconds         {real}    NOT NULL,
+    images_per_second     {real}    NOT NULL,
+    includes_decode       {int} NOT NULL,  -- 0 | 1
+    valid                 {int} NOT NULL,  -- 0 | 1
+    validity_notes        {text}    NOT NULL   -- JSON array of strings
 );
 
 -- Summaries in milliseconds, per call (one batch of batch_size images); stage 'end_to_end' is the whole call.
 CREATE TABLE latency_stages (
-    result_id  INTEGER NOT NULL REFERENCES results(id) ON DELETE CASCADE,
-    stage      TEXT    NOT NULL,  -- end_to_end | decode | preprocess | inference | postprocess
-    position   INTEGER NOT NULL,
-    count      INTEGER NOT NULL,
-    mean       REAL    NOT NULL,
-    median     REAL    NOT NULL,
-    min        REAL    NOT NULL,
-    max        REAL    NOT NULL,
-    std        REAL    NOT NULL,
-    p90        REAL    NOT NULL,
-    p95        REAL    NOT NULL,
-    p99        REAL    NOT NULL,
-    samples_ms BLOB    NOT NULL,  -- the raw samples, little-endian f64, in run order
+    result_id  {int} NOT NULL REFERENCES results(id) ON DELETE CASCADE,
+    stage      {text}    NOT NULL,  -- end_to_end | decode | preprocess | inference | postprocess
+    position   {int} NOT NULL,
+    count      {int} NOT NULL,
+    mean       {real}    NOT NULL,
+    median     {real}    NOT NULL,
+    min        {real}    NOT NULL,
+    max        {real}    NOT NULL,
+    std        {real}    NOT NULL,
+    p90        {real}    NOT NULL,
+    p95        {real}    NOT NULL,
+    p99        {real}    NOT NULL,
+    samples_ms {blob}    NOT NULL,  -- the raw samples, little-endian f64, in run order
     PRIMARY KEY (result_id, stage)
-) WITHOUT ROWID;
+) {without_rowid};
 
 -- Model x batch-size combinations a run did not measure, with why.
 CREATE TABLE skipped (
-    run_id     INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
-    position   INTEGER NOT NULL,
-    model      TEXT    NOT NULL,
-    batch_size INTEGER NOT NULL,
-    reason     TEXT    NOT NULL,
+    run_id     {int} NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    position   {int} NOT NULL,
+    model      {text}    NOT NULL,
+    batch_size {int} NOT NULL,
+    reason     {text}    NOT NULL,
     PRIMARY KEY (run_id, position)
-) WITHOUT ROWID;
+) {without_rowid};
 
 CREATE TABLE failed_images (
-    result_id INTEGER NOT NULL REFERENCES results(id) ON DELETE CASCADE,
-    position  INTEGER NOT NULL,
-    file      TEXT    NOT NULL,
-    reason    TEXT    NOT NULL,
+    result_id {int} NOT NULL REFERENCES results(id) ON DELETE CASCADE,
+    position  {int} NOT NULL,
+    file      {text}    NOT NULL,
+    reason    {text}    NOT NULL,
     PRIMARY KEY (result_id, position)
-) WITHOUT ROWID;
+) {without_rowid};
 "#;
 
 /// Version 2: published records (`detbench import-md`), so that published numbers can sit
@@ -133,20 +148,99 @@ CREATE TABLE failed_images (
 /// published "Speed (ms)" is a single number of unknown definition, not a sample summary.
 const MIGRATION_2: &str = r#"
 CREATE TABLE sources (
-    id           INTEGER PRIMARY KEY,
-    name         TEXT NOT NULL,  -- e.g. "TF2 Detection Model Zoo"
-    file         TEXT NOT NULL,  -- the Markdown file imported
-    file_sha256  TEXT NOT NULL,
-    device_label TEXT,           -- the hardware the source names, e.g. "Nvidia V100"
-    imported_at  TEXT NOT NULL
+    id           {id},
+    name         {text} NOT NULL,  -- e.g. "TF2 Detection Model Zoo"
+    file         {text} NOT NULL,  -- the Markdown file imported
+    file_sha256  {text} NOT NULL,
+    device_label {text},           -- the hardware the source names, e.g. "Nvidia V100"
+    imported_at  {text} NOT NULL
 );
 
-ALTER TABLE results ADD COLUMN source_id INTEGER REFERENCES sources(id);
+ALTER TABLE results ADD COLUMN source_id {int} REFERENCES sources(id);
 CREATE INDEX results_by_source ON results(source_id);
 
 CREATE TABLE published_latency (
-    result_id  INTEGER PRIMARY KEY REFERENCES results(id) ON DELETE CASCADE,
-    latency_ms REAL NOT NULL,
-    column     TEXT NOT NULL     -- the header it was read from, e.g. "Speed (ms)"
+    result_id  {int} PRIMARY KEY REFERENCES results(id) ON DELETE CASCADE,
+    latency_ms {real} NOT NULL,
+    "column"   {text} NOT NULL     -- the header it was read from, e.g. "Speed (ms)"
 );
+"#;
+
+/// Version 3: runs split into shards and merged (`detbench merge`), and runs over several
+/// devices at once (`detbench run --devices`). A merged result's pooled latency is in
+/// `latency` / `latency_stages` as for any run; each shard's own summary is in `result_shards`,
+/// and where each shard ran in `run_shards`.
+const MIGRATION_3: &str = r#"
+ALTER TABLE runs ADD COLUMN shard_count {int};                -- NULL: not sharded
+ALTER TABLE runs ADD COLUMN partial {int} NOT NULL DEFAULT 0; -- 1: merged with shards missing
+ALTER TABLE results ADD COLUMN devices {int};                 -- devices measured at once; NULL: one
+
+CREATE TABLE run_shards (
+    run_id       {int}  NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    shard        {int}  NOT NULL,  -- 0-based index
+    present      {int}  NOT NULL,  -- 0: missing from a partial merge (the columns below NULL)
+    hostname     {text},
+    started_at   {text},           -- RFC 3339 UTC
+    images       {int},            -- images of the shard (of its first dataset)
+    command_line {text},           -- JSON array of strings
+    environment  {text},           -- JSON, as runs.environment
+    PRIMARY KEY (run_id, shard)
+) {without_rowid};
+
+CREATE TABLE result_shards (
+    result_id         {int}  NOT NULL REFERENCES results(id) ON DELETE CASCADE,
+    shard             {int}  NOT NULL,
+    device            {text},
+    hostname          {text},
+    timed_images      {int}  NOT NULL,
+    total_seconds     {real} NOT NULL,
+    images_per_second {real} NOT NULL,
+    started_unix_s    {real},         -- wall clock of the shard's timed pass
+    ended_unix_s      {real},
+    count             {int}  NOT NULL,  -- end-to-end summary of the shard's own samples (ms)
+    mean              {real} NOT NULL,
+    median            {real} NOT NULL,
+    min               {real} NOT NULL,
+    max               {real} NOT NULL,
+    std               {real} NOT NULL,
+    p90               {real} NOT NULL,
+    p95               {real} NOT NULL,
+    p99               {real} NOT NULL,
+    valid             {int}  NOT NULL,
+    PRIMARY KEY (result_id, shard)
+) {without_rowid};
+"#;
+
+/// Version 4: MLPerf LoadGen scenario results (`detbench run --scenario`). One row per result
+/// that ran under a scenario; the headline columns are for queries, `record` holds everything
+/// (`ScenarioRecord` without its raw latencies, which are the BLOBs). Self-contained: nothing
+/// else changed, so a store without scenario runs reads as before.
+const MIGRATION_4: &str = r#"
+CREATE TABLE scenario_results (
+    result_id                    {int}  PRIMARY KEY REFERENCES results(id) ON DELETE CASCADE,
+    scenario                     {text} NOT NULL,  -- SingleStream | MultiStream | Server | Offline
+    mode                         {text} NOT NULL,  -- PerformanceOnly | AccuracyOnly | SubmissionRun | FindPeakPerformance
+    validity                     {text},  -- VALID | INVALID; NULL for an accuracy-only test
+    metric                       {text},  -- the summary's result line, e.g. "90.0th percentile latency (ns)"
+    metric_value                 {real},
+    peak_qps                     {real},  -- FindPeakPerformance: the highest passing QPS
+    target_qps                   {real},  -- effective (Server: the schedule's rate)
+    target_latency_ns            {int},  -- Server's bound; 0 elsewhere
+    target_latency_percentile    {real},  -- a fraction, e.g. 0.9
+    target_percentile_latency_ns {int},  -- sample latency (MultiStream: query latency) there
+    early_stopping_estimate_ns   {int},  -- SingleStream/MultiStream
+    p50_ns                       {int},
+    p90_ns                       {int},
+    p99_ns                       {int},
+    samples_per_second           {real},  -- Offline: samples/s; Server: completed samples/s; SingleStream: QPS w/ loadgen overhead
+    sample_count                 {int},
+    query_count                  {int},
+    duration_s                   {real},  -- the performance run's last completion
+    failed_samples               {int}  NOT NULL,
+    settings                     {text} NOT NULL,  -- JSON: every effective setting (EffectiveSettings)
+    record                       {text} NOT NULL,  -- JSON: the ScenarioRecord without raw latencies
+    sample_latencies_ns          {blob} NOT NULL,  -- little-endian i64, issue order
+    query_latencies_ns           {blob} NOT NULL  -- MultiStream: per query, little-endian i64
+);
+CREATE INDEX scenario_results_by_scenario ON scenario_results(scenario);
 "#;

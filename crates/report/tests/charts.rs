@@ -97,3 +97,54 @@ fn writes_latency_frontier_and_stage_charts() {
         assert!(svg.contains(stage), "stages.svg lacks `{stage}`");
     }
 }
+
+/// APs on different image sets are labelled with their image count and joined by one frontier
+/// each; points that span more than 20x in latency get a log axis.
+#[test]
+fn frontier_labels_image_sets_and_goes_logarithmic_for_wide_spans() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(dir.path().join("c.db")).unwrap();
+    let mut limited = Synth::new("nanodet_m_320", 0.31, 7.9);
+    limited.images = 20;
+    store
+        .record_run(&run(&[
+            Synth::new("yolox_nano", 0.2581, 18.4),
+            Synth::new("fastestdet", 0.13, 4.2),
+            limited,
+        ]))
+        .unwrap();
+    store
+        .record_published(&detbench_report::PublishedImport {
+            source: "Slow README".into(),
+            file: "README.md".into(),
+            file_sha256: "11".repeat(32),
+            device_label: None,
+            command_line: vec![],
+            rows: vec![detbench_report::PublishedRow {
+                model: "big_model".into(),
+                box_ap: Some(45.0),
+                latency_ms: Some(300.0),
+                latency_column: "Speed (ms)".into(),
+                extra: serde_json::json!({}),
+                ..Default::default()
+            }],
+        })
+        .unwrap();
+    let records = store
+        .results(&Filter {
+            include_published: true,
+            ..Filter::default()
+        })
+        .unwrap();
+    let out = dir.path().join("charts");
+    write_charts(&records, &out).unwrap();
+    let svg = std::fs::read_to_string(out.join("frontier.svg")).unwrap();
+    for text in [
+        "yolox_nano [206 images]",
+        "nanodet_m_320 [20 images]",
+        "log scale",
+        "one per image set",
+    ] {
+        assert!(svg.contains(text), "frontier.svg lacks `{text}`");
+    }
+}

@@ -256,3 +256,59 @@ fn comparisons_keep_results_on_different_datasets_apart() {
         "{markdown}"
     );
 }
+
+/// A speed-only run's table has no AP columns (they would all read n/a), and timings flagged
+/// not valid get one note line per result.
+#[test]
+fn speed_only_tables_drop_ap_columns_and_flags_are_one_line_each() {
+    let mut results = run(&[
+        Synth::new("yolox_nano", 0.25, 20.0),
+        Synth::new("fastestdet", 0.13, 4.0),
+    ]);
+    for m in &mut results.models {
+        m.dataset.annotation_file = None;
+        m.dataset.annotation_sha256 = None;
+        m.bbox = None;
+    }
+    let table = detbench_report::run_files::main_table(&results);
+    assert_eq!(
+        table.columns,
+        [
+            "Model",
+            "Input",
+            "Backend/precision",
+            "images/s",
+            "p99 ms",
+            "total s",
+            "mean ms",
+            "median ms",
+            "min ms"
+        ]
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(dir.path().join("r.db")).unwrap();
+    let mut flagged = run(&[
+        Synth::new("yolox_nano", 0.25, 20.0),
+        Synth::new("fastestdet", 0.13, 4.0),
+    ]);
+    for m in &mut flagged.models {
+        let latency = m.latency.as_mut().unwrap();
+        latency.valid = false;
+        latency.validity_notes = vec!["fewer than 100 timed calls (5)".into()];
+    }
+    store.record_run(&flagged).unwrap();
+    let table = results_table(&store.results(&everything()).unwrap());
+    let flags: Vec<&String> = table
+        .notes
+        .iter()
+        .filter(|n| n.starts_with("Latency not valid"))
+        .collect();
+    assert_eq!(
+        flags,
+        [
+            "Latency not valid for run 1 yolox_nano: fewer than 100 timed calls (5).",
+            "Latency not valid for run 1 fastestdet: fewer than 100 timed calls (5)."
+        ]
+    );
+}

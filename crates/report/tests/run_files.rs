@@ -37,6 +37,8 @@ fn mixed_run() -> RunResults {
         failed_images: vec![],
         reference_agreement: None,
         provenance: serde_json::Value::Null,
+        scenario: None,
+        sharding: None,
     };
     let stats = |base: f64, n: usize| Accuracy {
         stats: (0..n).map(|k| base + k as f64 / 1000.0).collect(),
@@ -63,6 +65,9 @@ fn mixed_run() -> RunResults {
         environment: detbench_env::capture(),
         models: vec![masks, failed, pose],
         skipped: vec![],
+        interrupted: false,
+        training: vec![],
+        sharding: None,
     }
 }
 

@@ -123,7 +123,7 @@ impl TrainSet {
                 reason: format!(
                     "no image has {MIN_KEYPOINTS_PER_IMAGE} visible keypoints; {} needs a person \
                      keypoints file (person_keypoints_*.json)",
-                    model.name()
+                    model
                 ),
             });
         }

@@ -1,5 +1,5 @@
-//! The typed settings of a training run, parsed once at the edge (the binary, later `detbench
-//! train`) and checked before any timed work.
+//! The typed settings of a training run, parsed once at the edge (`detbench train`) and checked
+//! before any timed work.
 //!
 //! Defaults follow torchvision's `references/detection/train.py` (`--lr 0.02` for 16 images, i.e.
 //! 8 GPUs x 2 images, `--momentum 0.9`, `--weight-decay 1e-4`, `--lr-steps 16 22`,
@@ -7,40 +7,24 @@
 //! the issue (skip 20 steps, time 100).
 
 use std::path::PathBuf;
-use std::str::FromStr;
 
+use detbench_backends::Device;
 use serde::{Deserialize, Serialize};
 
 use crate::error::TrainError;
 
-/// The torchvision detectors the trainer knows: what targets each needs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ModelKind {
-    MaskrcnnResnet50Fpn,
-    FasterrcnnResnet50Fpn,
-    RetinanetResnet50Fpn,
-    KeypointrcnnResnet50Fpn,
+detbench_backends::named_enum! {
+    /// The torchvision detectors the trainer knows (torchvision's builder names,
+    /// `torchvision.models.detection.<name>`): what targets each needs.
+    pub enum ModelKind as "training model" {
+        MaskrcnnResnet50Fpn = "maskrcnn_resnet50_fpn",
+        FasterrcnnResnet50Fpn = "fasterrcnn_resnet50_fpn",
+        RetinanetResnet50Fpn = "retinanet_resnet50_fpn",
+        KeypointrcnnResnet50Fpn = "keypointrcnn_resnet50_fpn",
+    }
 }
 
 impl ModelKind {
-    pub const ALL: [ModelKind; 4] = [
-        ModelKind::MaskrcnnResnet50Fpn,
-        ModelKind::FasterrcnnResnet50Fpn,
-        ModelKind::RetinanetResnet50Fpn,
-        ModelKind::KeypointrcnnResnet50Fpn,
-    ];
-
-    /// torchvision's builder name (`torchvision.models.detection.<name>`).
-    pub fn name(self) -> &'static str {
-        match self {
-            ModelKind::MaskrcnnResnet50Fpn => "maskrcnn_resnet50_fpn",
-            ModelKind::FasterrcnnResnet50Fpn => "fasterrcnn_resnet50_fpn",
-            ModelKind::RetinanetResnet50Fpn => "retinanet_resnet50_fpn",
-            ModelKind::KeypointrcnnResnet50Fpn => "keypointrcnn_resnet50_fpn",
-        }
-    }
-
     /// Whether targets carry `masks` (as the reference's `with_masks = "mask" in args.model`).
     pub fn needs_masks(self) -> bool {
         self == ModelKind::MaskrcnnResnet50Fpn
@@ -52,112 +36,51 @@ impl ModelKind {
     }
 }
 
-impl std::fmt::Display for ModelKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
+detbench_backends::named_enum! {
+    /// Numeric precision of the training step.
+    pub enum Precision as "training precision" {
+        /// fp32 with TF32 off for matmul (cuBLAS) and convolutions (cuDNN).
+        Fp32 = "fp32",
+        /// fp32 tensors, TF32 tensor-core math on for matmul and cuDNN.
+        Tf32 = "tf32",
+        /// fp16 autocast with dynamic loss scaling (torch.amp.GradScaler's rules); TF32 off.
+        Amp = "amp",
+        /// bf16 autocast, no loss scaling; TF32 off.
+        Bf16 = "bf16",
     }
-}
-
-impl FromStr for ModelKind {
-    type Err = TrainError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        ModelKind::ALL
-            .into_iter()
-            .find(|m| m.name() == s)
-            .ok_or_else(|| {
-                TrainError::Config(format!(
-                    "unknown model `{s}` (expected one of: {})",
-                    ModelKind::ALL.map(ModelKind::name).join(", ")
-                ))
-            })
-    }
-}
-
-/// Numeric precision of the training step.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Precision {
-    /// fp32 with TF32 off for matmul (cuBLAS) and convolutions (cuDNN).
-    Fp32,
-    /// fp32 tensors, TF32 tensor-core math on for matmul and cuDNN.
-    Tf32,
-    /// fp16 autocast with dynamic loss scaling (torch.amp.GradScaler's rules); TF32 off.
-    Amp,
-    /// bf16 autocast, no loss scaling; TF32 off.
-    Bf16,
 }
 
 impl Precision {
-    pub const ALL: [Precision; 4] = [
-        Precision::Fp32,
-        Precision::Tf32,
-        Precision::Amp,
-        Precision::Bf16,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Precision::Fp32 => "fp32",
-            Precision::Tf32 => "tf32",
-            Precision::Amp => "amp",
-            Precision::Bf16 => "bf16",
-        }
-    }
-
     pub fn allows_tf32(self) -> bool {
         self == Precision::Tf32
     }
 }
 
-impl FromStr for Precision {
-    type Err = TrainError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Precision::ALL
-            .into_iter()
-            .find(|p| p.as_str() == s)
-            .ok_or_else(|| {
-                TrainError::Config(format!(
-                    "unknown precision `{s}` (expected fp32, tf32, amp or bf16)"
-                ))
-            })
+detbench_backends::named_enum! {
+    /// The c10d process-group backend of data parallelism.
+    pub enum GroupBackend as "process-group backend" {
+        /// ProcessGroupGloo: CPU tensors.
+        Gloo = "gloo",
+        /// ProcessGroupNCCL: CUDA tensors.
+        Nccl = "nccl",
     }
 }
 
-/// Where the step runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TrainDevice {
-    Cpu,
-    Cuda(usize),
-}
-
-impl std::fmt::Display for TrainDevice {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            TrainDevice::Cpu => f.write_str("cpu"),
-            TrainDevice::Cuda(i) => write!(f, "cuda:{i}"),
+impl GroupBackend {
+    /// The backend for tensors on `device`: Gloo on the CPU, NCCL on CUDA (as torchrun's
+    /// default `init_process_group` choice).
+    pub fn for_device(device: Device) -> Self {
+        match device {
+            Device::Cpu => GroupBackend::Gloo,
+            Device::Cuda(_) => GroupBackend::Nccl,
         }
     }
 }
 
-impl FromStr for TrainDevice {
-    type Err = TrainError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "cpu" => Ok(TrainDevice::Cpu),
-            "cuda" => Ok(TrainDevice::Cuda(0)),
-            other => other
-                .strip_prefix("cuda:")
-                .and_then(|i| i.parse().ok())
-                .map(TrainDevice::Cuda)
-                .ok_or_else(|| {
-                    TrainError::Config(format!(
-                        "unknown device `{other}` (expected cpu, cuda or cuda:N)"
-                    ))
-                }),
-        }
-    }
-}
+#[cfg(feature = "clap")]
+detbench_backends::clap_value_enum!(ModelKind);
+#[cfg(feature = "clap")]
+detbench_backends::clap_value_enum!(Precision);
 
 /// The optimiser and learning-rate schedule (torchvision's train.py + engine.py).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -197,16 +120,77 @@ impl Default for Recipe {
     }
 }
 
+/// Where the processes of a data-parallel run meet (`torch.distributed`'s `init_method`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rendezvous {
+    /// `file:///path`: c10d's FileStore on a file every process can reach.
+    File(PathBuf),
+    /// `tcp://host:port`: c10d's TCPStore, served by rank 0.
+    Tcp { host: String, port: u16 },
+}
+
+/// Text that is not a rendezvous.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("rendezvous `{0}`: expected file:///path or tcp://host:port")]
+pub struct BadRendezvous(pub String);
+
+impl std::str::FromStr for Rendezvous {
+    type Err = BadRendezvous;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || BadRendezvous(s.to_owned());
+        if let Some(path) = s.strip_prefix("file://") {
+            return if path.starts_with('/') {
+                Ok(Rendezvous::File(PathBuf::from(path)))
+            } else {
+                Err(bad())
+            };
+        }
+        let (host, port) = s
+            .strip_prefix("tcp://")
+            .and_then(|rest| rest.rsplit_once(':'))
+            .ok_or_else(bad)?;
+        let port = port.parse().map_err(|_| bad())?;
+        if host.is_empty() {
+            return Err(bad());
+        }
+        Ok(Rendezvous::Tcp {
+            host: host.to_owned(),
+            port,
+        })
+    }
+}
+
+impl std::fmt::Display for Rendezvous {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Rendezvous::File(path) => write!(f, "file://{}", path.display()),
+            Rendezvous::Tcp { host, port } => write!(f, "tcp://{host}:{port}"),
+        }
+    }
+}
+
+impl Serialize for Rendezvous {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Rendezvous {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
 /// Data parallelism: this process is `rank` of `world_size`, one per device.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Parallel {
     pub rank: usize,
     pub world_size: usize,
-    /// Rendezvous: `file:///path` (c10d FileStore) or `tcp://host:port` (c10d TCPStore, rank 0
-    /// serves).
-    pub init: String,
-    /// `gloo` (CPU tensors) or `nccl` (CUDA tensors).
-    pub backend: String,
+    pub init: Rendezvous,
+    /// Gloo (CPU tensors) or NCCL (CUDA tensors).
+    pub backend: GroupBackend,
 }
 
 /// Everything one training run needs.
@@ -220,7 +204,7 @@ pub struct TrainConfig {
     /// Images per step on this process (per GPU).
     pub batch: usize,
     pub precision: Precision,
-    pub device: TrainDevice,
+    pub device: Device,
     /// Steps run before timing starts.
     pub warmup_steps: usize,
     /// Steps timed after the warm-up (`None`: every remaining step of `epochs`).
@@ -273,7 +257,7 @@ impl TrainConfig {
             images,
             batch: 2,
             precision: Precision::Fp32,
-            device: TrainDevice::Cpu,
+            device: Device::Cpu,
             warmup_steps: 20,
             timed_steps: Some(100),
             epochs: 1,
@@ -322,13 +306,12 @@ impl TrainConfig {
         if self.timed_steps.is_none() && self.epochs == 0 {
             return Err(TrainError::Config("epochs must be at least 1".into()));
         }
-        if self.device == TrainDevice::Cpu
-            && matches!(self.precision, Precision::Amp | Precision::Tf32)
+        if self.device == Device::Cpu && matches!(self.precision, Precision::Amp | Precision::Tf32)
         {
             return Err(TrainError::Config(format!(
                 "precision {} needs a CUDA device (fp16 autocast and TF32 are GPU features); on \
                  the CPU use fp32 or bf16",
-                self.precision.as_str()
+                self.precision
             )));
         }
         if let Some(p) = &self.parallel {
@@ -338,14 +321,11 @@ impl TrainConfig {
                     p.rank, p.world_size
                 )));
             }
-            match (p.backend.as_str(), self.device) {
-                ("gloo", TrainDevice::Cpu) | ("nccl", TrainDevice::Cuda(_)) => {}
-                (backend, device) => {
-                    return Err(TrainError::Config(format!(
-                        "process-group backend `{backend}` on {device}: use gloo for cpu and \
-                         nccl for cuda"
-                    )));
-                }
+            if p.backend != GroupBackend::for_device(self.device) {
+                return Err(TrainError::Config(format!(
+                    "process-group backend `{}` on {}: use gloo for cpu and nccl for cuda",
+                    p.backend, self.device
+                )));
             }
         }
         let r = &self.recipe;
@@ -371,19 +351,22 @@ mod tests {
 
     #[test]
     fn names_round_trip_and_unknown_names_say_what_is_expected() {
-        for m in ModelKind::ALL {
-            assert_eq!(m.name().parse::<ModelKind>().unwrap(), m);
+        for &m in ModelKind::ALL {
+            assert_eq!(m.as_str().parse::<ModelKind>().unwrap(), m);
         }
-        for p in Precision::ALL {
+        for &p in Precision::ALL {
             assert_eq!(p.as_str().parse::<Precision>().unwrap(), p);
         }
         let e = "yolo".parse::<ModelKind>().unwrap_err().to_string();
         assert!(e.contains("maskrcnn_resnet50_fpn"), "{e}");
         assert_eq!(
-            "cuda:3".parse::<TrainDevice>().unwrap(),
-            TrainDevice::Cuda(3)
+            serde_json::to_string(&ModelKind::RetinanetResnet50Fpn).unwrap(),
+            "\"retinanet_resnet50_fpn\""
         );
-        assert!("gpu".parse::<TrainDevice>().is_err());
+        assert_eq!(
+            GroupBackend::for_device(Device::Cuda(1)),
+            GroupBackend::Nccl
+        );
     }
 
     #[test]
@@ -399,8 +382,8 @@ mod tests {
         c.parallel = Some(Parallel {
             rank: 0,
             world_size: 8,
-            init: "file:///tmp/x".into(),
-            backend: "gloo".into(),
+            init: Rendezvous::File("/tmp/x".into()),
+            backend: GroupBackend::Gloo,
         });
         assert!((c.base_lr() - 0.02).abs() < 1e-15);
     }
@@ -419,8 +402,8 @@ mod tests {
         c.parallel = Some(Parallel {
             rank: 2,
             world_size: 2,
-            init: "file:///tmp/x".into(),
-            backend: "gloo".into(),
+            init: Rendezvous::File("/tmp/x".into()),
+            backend: GroupBackend::Gloo,
         });
         assert!(c.validate().is_err());
     }

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use crate::config::ModelKind;
+use crate::results::TrainResults;
 
 /// Why training could not start, or why it stopped.
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +62,23 @@ pub enum TrainError {
     /// The process group (data parallelism) failed.
     #[error("process group: {0}")]
     Distributed(String),
+    /// The run stopped after some steps: `error` says why, `partial` holds the steps done (and
+    /// their throughput), with `stopped` set, so that nothing measured is lost.
+    #[error("{error} (after {} completed step(s))", partial.steps.len())]
+    Stopped {
+        error: Box<TrainError>,
+        partial: Box<TrainResults>,
+    },
+}
+
+impl TrainError {
+    /// The error itself, without the [`TrainError::Stopped`] wrapper.
+    pub fn cause(&self) -> &TrainError {
+        match self {
+            TrainError::Stopped { error, .. } => error,
+            other => other,
+        }
+    }
 }
 
 /// What is wrong with one annotation (the field, and what was expected).

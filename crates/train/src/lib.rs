@@ -19,6 +19,8 @@ pub mod targets;
 #[cfg(feature = "torch")]
 pub mod torch;
 
-pub use config::{ModelKind, Parallel, Precision, Recipe, TrainConfig, TrainDevice};
-pub use error::{Result, TrainError};
+pub use config::{GroupBackend, ModelKind, Parallel, Precision, Recipe, Rendezvous, TrainConfig};
+pub use detbench_backends::Device;
+pub use error::{AnnotationIssue, Result, TrainError};
+pub use loader::{check_batches, load_training_set};
 pub use results::{PeakMemory, Stats, StepRecord, Throughput, TrainResults};

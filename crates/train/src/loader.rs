@@ -16,6 +16,7 @@ use std::time::Instant;
 use crossbeam_channel::{Receiver, Sender, unbounded};
 
 use crate::coco::TrainSet;
+use crate::config::TrainConfig;
 use crate::error::{Result, TrainError};
 use crate::sampler::{Pick, aspect_ratio_groups, epoch_batches};
 use crate::targets::{Sample, TargetKinds, build_sample};
@@ -45,6 +46,83 @@ pub struct LoaderPlan {
     pub group_factor: i32,
     pub workers: usize,
     pub prefetch: usize,
+}
+
+impl LoaderPlan {
+    /// The loader's walk for `config` on this process.
+    pub fn new(config: &TrainConfig) -> Self {
+        let (rank, world_size) = config
+            .parallel
+            .as_ref()
+            .map_or((0, 1), |p| (p.rank, p.world_size));
+        LoaderPlan {
+            seed: config.seed,
+            batch: config.batch,
+            rank,
+            world_size,
+            hflip_prob: config.recipe.hflip_prob,
+            group_factor: config.recipe.aspect_ratio_group_factor,
+            workers: config.workers,
+            prefetch: config.prefetch,
+        }
+    }
+
+    fn groups(&self, set: &TrainSet) -> Option<Vec<usize>> {
+        (self.group_factor >= 0)
+            .then(|| aspect_ratio_groups(&set.aspect_ratios(), self.group_factor as usize))
+    }
+}
+
+/// The training set of `config`, read and checked before any libtorch work: the settings
+/// ([`TrainConfig::validate`]), the annotation file for this model ([`TrainSet::load`]), and a
+/// batch that fits this process's share of the data.
+pub fn load_training_set(config: &TrainConfig) -> Result<TrainSet> {
+    config.validate()?;
+    let mut set = TrainSet::load(&config.annotations, &config.images, config.model)?;
+    if let Some(n) = config.limit_images {
+        set.truncate(n);
+    }
+    check_batches(&set, config)?;
+    Ok(set)
+}
+
+/// Checks that `config`'s batch fits this process's share of `set` (read for `config`).
+pub fn check_batches(set: &TrainSet, config: &TrainConfig) -> Result<()> {
+    let plan = LoaderPlan::new(config);
+    first_epoch(set, &plan, plan.groups(set).as_deref()).map(drop)
+}
+
+/// The batches of epoch 0; an error when there is none (the batch is larger than this rank's
+/// share of the data set).
+fn first_epoch(
+    set: &TrainSet,
+    plan: &LoaderPlan,
+    groups: Option<&[usize]>,
+) -> Result<Vec<Vec<Pick>>> {
+    let first = epoch_batches(
+        set.images.len(),
+        plan.seed,
+        0,
+        plan.hflip_prob,
+        plan.rank,
+        plan.world_size,
+        groups,
+        plan.batch,
+    );
+    if first.is_empty() {
+        let share = set.images.len().div_ceil(plan.world_size.max(1));
+        return Err(TrainError::Config(format!(
+            "batch {} is larger than the data set: {} has {} training images after removing \
+             images without valid annotations ({} per process over {} process(es)); use a batch \
+             of at most {share}",
+            plan.batch,
+            set.annotations.display(),
+            set.images.len(),
+            share,
+            plan.world_size,
+        )));
+    }
+    Ok(first)
 }
 
 struct Job {
@@ -79,31 +157,8 @@ impl Loader {
     /// Starts the workers. Errors when an epoch would have no batch (batch larger than this
     /// rank's share of the data set).
     pub fn start(set: Arc<TrainSet>, plan: LoaderPlan, kinds: TargetKinds) -> Result<Self> {
-        let groups = (plan.group_factor >= 0)
-            .then(|| aspect_ratio_groups(&set.aspect_ratios(), plan.group_factor as usize));
-        let first = epoch_batches(
-            set.images.len(),
-            plan.seed,
-            0,
-            plan.hflip_prob,
-            plan.rank,
-            plan.world_size,
-            groups.as_deref(),
-            plan.batch,
-        );
-        if first.is_empty() {
-            let share = set.images.len().div_ceil(plan.world_size.max(1));
-            return Err(TrainError::Config(format!(
-                "batch {} is larger than the data set: {} has {} training images after \
-                 removing images without valid annotations ({} per process over {} \
-                 process(es)); use a batch of at most {share}",
-                plan.batch,
-                set.annotations.display(),
-                set.images.len(),
-                share,
-                plan.world_size,
-            )));
-        }
+        let groups = plan.groups(&set);
+        let first = first_epoch(&set, &plan, groups.as_deref())?;
         let (job_tx, job_rx) = unbounded::<Job>();
         let (done_tx, done_rx) = unbounded::<Done>();
         let stop = Arc::new(AtomicBool::new(false));

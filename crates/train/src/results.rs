@@ -2,11 +2,12 @@
 //! scale, step and data-wait time) and the summary the tables read (images/s after the warm-up,
 //! NVIDIA's PyTorch convention, step-time percentiles, peak GPU memory).
 //!
-//! Percentiles are nearest-rank as everywhere in detbench: `sorted[floor(n * p)]` (clamped to
-//! the last sample).
+//! Percentiles are `detbench_assets::percentile`, MLPerf LoadGen's nearest rank, as everywhere in
+//! detbench.
 
 use std::path::PathBuf;
 
+use detbench_assets::percentile;
 use serde::{Deserialize, Serialize};
 
 use crate::config::TrainConfig;
@@ -55,13 +56,13 @@ impl Stats {
         let mut sorted: Vec<f64> = samples.iter().map(|s| s * 1e3).collect();
         sorted.sort_by(f64::total_cmp);
         let n = sorted.len();
-        let at = |p: f64| sorted[((n as f64 * p).floor() as usize).min(n - 1)];
+        let at = |p: f64| percentile(&sorted, p);
         Some(Stats {
             n,
             mean_ms: sorted.iter().sum::<f64>() / n as f64,
-            p50_ms: at(0.5),
-            p90_ms: at(0.9),
-            p99_ms: at(0.99),
+            p50_ms: at(0.5)?,
+            p90_ms: at(0.9)?,
+            p99_ms: at(0.99)?,
             min_ms: sorted[0],
             max_ms: sorted[n - 1],
         })
@@ -122,6 +123,23 @@ pub struct TrainResults {
     pub saved: Option<PathBuf>,
     /// Wall time of the whole run (model load to the last step).
     pub wall_s: f64,
+    /// Why the run stopped before its last step (a NaN loss, an unreadable image, ...); `None`
+    /// when it ran every step. A stopped run keeps the steps it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<String>,
+}
+
+impl TrainResults {
+    /// The label of a run in tables and charts: the model, precision and batch (per GPU), with
+    /// the number of processes when there are several.
+    pub fn label(&self) -> String {
+        let c = &self.config;
+        let mut label = format!("{} {} batch {}", c.model, c.precision, c.batch);
+        if self.world_size > 1 {
+            label.push_str(&format!(" x {} processes", self.world_size));
+        }
+        label
+    }
 }
 
 /// The throughput summary of `steps` once `skip` steps are left out.

@@ -1,6 +1,7 @@
 //! Bad input stops with a clear error, before any step where it can: an annotation file without
 //! masks for Mask R-CNN, a batch larger than the data set, and losses that become NaN (the run
-//! stops at that step and names every loss component, as torchvision's engine.py does).
+//! stops at that step and names every loss component, as torchvision's engine.py does, and keeps
+//! the steps done).
 
 #![cfg(feature = "torch")]
 
@@ -72,11 +73,15 @@ fn nan_losses_stop_the_run_with_the_step_and_the_losses() {
     c.timed_steps = Some(6);
     c.recipe.lr_per_16 = 1e9;
     c.recipe.aspect_ratio_group_factor = -1;
-    match detbench_train::torch::train(&c).unwrap_err() {
+    let (error, partial) = match detbench_train::torch::train(&c).unwrap_err() {
+        TrainError::Stopped { error, partial } => (error, partial),
+        other => panic!("expected a run stopped after some steps, got {other}"),
+    };
+    match *error {
         TrainError::NonFiniteLoss {
             step,
             total,
-            components,
+            ref components,
             ..
         } => {
             assert!((1..6).contains(&step), "step {step}");
@@ -85,7 +90,13 @@ fn nan_losses_stop_the_run_with_the_step_and_the_losses() {
                 components.contains("loss_classifier=") && components.contains("loss_mask="),
                 "{components}"
             );
+            // The steps before it are kept, with why the run stopped.
+            assert_eq!(partial.steps.len(), step);
+            assert!(partial.steps.iter().all(|s| s.total_loss.is_finite()));
+            let stopped = partial.stopped.as_deref().unwrap();
+            assert!(stopped.contains(&format!("at step {step}")), "{stopped}");
+            assert!(partial.saved.is_none());
         }
-        other => panic!("expected a non-finite loss, got {other}"),
+        ref other => panic!("expected a non-finite loss, got {other}"),
     }
 }

@@ -6,13 +6,14 @@
 
 mod common;
 
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use detbench_train::coco::TrainSet;
 use detbench_train::sampler::{aspect_ratio_groups, epoch_batches};
 use detbench_train::torch::dist::{ProcessGroup, Store};
 use detbench_train::torch::step::average_gradients;
-use detbench_train::{ModelKind, TrainResults};
+use detbench_train::{GroupBackend, ModelKind, Parallel, Rendezvous, TrainConfig, TrainResults};
 use tch::Tensor;
 
 /// Two ranks in one process (threads): rank r's gradients are r + 1 everywhere; after DDP's
@@ -20,7 +21,9 @@ use tch::Tensor;
 #[test]
 fn gradients_are_averaged_over_the_group() {
     let dir = tempfile::tempdir().unwrap();
-    let init = format!("file://{}", dir.path().join("store").display());
+    let init: Rendezvous = format!("file://{}", dir.path().join("store").display())
+        .parse()
+        .unwrap();
     let ranks: Vec<_> = (0..2)
         .map(|rank| {
             let init = init.clone();
@@ -58,45 +61,64 @@ fn gradients_are_averaged_over_the_group() {
     }
 }
 
-fn run_trainer(dir: &std::path::Path, name: &str, extra: &[String]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_detbench-train"));
-    cmd.args([
-        "--model",
-        "maskrcnn_resnet50_fpn",
-        "--batch",
-        "1",
-        "--warmup-steps",
-        "0",
-        "--steps",
-        "2",
-    ])
-    .args([
-        "--threads",
-        "1",
-        "--workers",
-        "1",
-        "--seed",
-        "5",
-        "--limit-images",
-        "12",
-        "--deterministic",
-        "--quiet",
-    ])
-    .arg("--model-file")
-    .arg(common::small_maskrcnn())
-    .arg("--annotations")
-    .arg(common::annotations())
-    .arg("--images")
-    .arg(common::images())
-    .arg("--out")
-    .arg(dir.join(format!("{name}.json")))
-    .arg("--dump-first-batch")
-    .arg(dir.join(format!("{name}.npz")))
-    .args(extra);
-    cmd
+/// Through this variable the test hands a rank process its configuration and where to write its
+/// results (a JSON file holding both).
+const RANK_ENV: &str = "DETBENCH_TRAIN_TEST_RANK";
+
+/// The rank processes of the test below: the test binary runs itself with only this test selected
+/// and [`RANK_ENV`] set, so that each rank is a process of its own (libtorch's settings are
+/// process-wide) without a separate trainer binary. In a normal test run it does nothing.
+#[test]
+fn rank_process() {
+    let Some(spec) = std::env::var_os(RANK_ENV) else {
+        return;
+    };
+    let (config, out): (TrainConfig, PathBuf) =
+        serde_json::from_str(&std::fs::read_to_string(spec).unwrap()).unwrap();
+    let results = detbench_train::torch::train(&config).unwrap();
+    std::fs::write(out, serde_json::to_string(&results).unwrap()).unwrap();
 }
 
-fn read(dir: &std::path::Path, name: &str) -> (TrainResults, i64) {
+fn spawn_rank(dir: &Path, rank: usize, init: &Rendezvous) -> std::process::Child {
+    let name = format!("rank{rank}");
+    let mut config = TrainConfig::new(
+        ModelKind::MaskrcnnResnet50Fpn,
+        common::small_maskrcnn(),
+        common::annotations(),
+        common::images(),
+    );
+    config.batch = 1;
+    config.warmup_steps = 0;
+    config.timed_steps = Some(2);
+    config.threads = Some(1);
+    config.workers = 1;
+    config.seed = 5;
+    config.limit_images = Some(12);
+    config.deterministic = true;
+    config.dump_first_batch = Some(dir.join(format!("{name}.npz")));
+    config.parallel = Some(Parallel {
+        rank,
+        world_size: 2,
+        init: init.clone(),
+        backend: GroupBackend::Gloo,
+    });
+    let spec = dir.join(format!("{name}.spec.json"));
+    let out = dir.join(format!("{name}.json"));
+    std::fs::write(&spec, serde_json::to_string(&(config, out)).unwrap()).unwrap();
+    Command::new(std::env::current_exe().unwrap())
+        .args([
+            "rank_process",
+            "--exact",
+            "--test-threads",
+            "1",
+            "--nocapture",
+        ])
+        .env(RANK_ENV, &spec)
+        .spawn()
+        .unwrap()
+}
+
+fn read(dir: &Path, name: &str) -> (TrainResults, i64) {
     let results: TrainResults =
         serde_json::from_str(&std::fs::read_to_string(dir.join(format!("{name}.json"))).unwrap())
             .unwrap();
@@ -108,21 +130,9 @@ fn read(dir: &std::path::Path, name: &str) -> (TrainResults, i64) {
 #[test]
 fn two_gloo_processes_shard_the_data_and_end_with_the_same_parameters() {
     let dir = tempfile::tempdir().unwrap();
-    let init = format!("file://{}", dir.path().join("store").display());
+    let init = Rendezvous::File(dir.path().join("store"));
     let children: Vec<_> = (0..2)
-        .map(|rank| {
-            let extra = [
-                "--world-size".into(),
-                "2".into(),
-                "--rank".into(),
-                rank.to_string(),
-                "--dist-init".into(),
-                init.clone(),
-            ];
-            run_trainer(dir.path(), &format!("rank{rank}"), &extra)
-                .spawn()
-                .unwrap()
-        })
+        .map(|rank| spawn_rank(dir.path(), rank, &init))
         .collect();
     for mut child in children {
         assert!(child.wait().unwrap().success(), "a rank failed");

@@ -13,7 +13,7 @@
 
 mod common;
 
-use detbench_train::{ModelKind, Precision, TrainConfig, TrainDevice};
+use detbench_train::{Device, ModelKind, Precision, TrainConfig};
 use serde_json::Value;
 
 #[test]
@@ -44,7 +44,7 @@ fn check_one_step(precision: Precision, batch: usize) {
     );
     config.batch = batch;
     config.precision = precision;
-    config.device = TrainDevice::Cpu;
+    config.device = Device::Cpu;
     config.warmup_steps = 0;
     config.timed_steps = Some(1);
     config.threads = Some(2);

@@ -3,12 +3,10 @@
 //! which runs whole torchvision detectors and depends on the model crate (so that crate cannot
 //! open it). [`check_native`] refuses what the native engine cannot run before anything runs.
 
-use std::path::Path;
-
 use anyhow::bail;
 use detbench_backends::{BackendConfig, Device, EngineKind, Precision};
 use detbench_bench::{Detector, DetectorError};
-use detbench_models::ZooEntry;
+use detbench_models::{OpenContext, ZooEntry};
 
 /// Refuses, before anything runs, what the native engine cannot run: a build without it, a model
 /// it does not implement, fp16 on the CPU.
@@ -36,19 +34,16 @@ pub fn check_native(entries: &[&ZooEntry], config: &BackendConfig) -> anyhow::Re
     Ok(())
 }
 
-/// The detector of `entry` (its file in `model_dir`, default: the shared models folder) on the
-/// engine `config` names.
-pub fn open(
-    entry: &ZooEntry,
-    model_dir: Option<&Path>,
-    config: &BackendConfig,
-) -> Result<Box<dyn Detector>, DetectorError> {
-    if config.engine != EngineKind::Native {
-        return Ok(detbench_models::open_detector(entry, model_dir, config)?);
+/// The detector of `entry` (its file in the context's model folder) on the engine the context's
+/// configuration names: the model crate's family pipelines, or the native engine.
+pub fn open(entry: &ZooEntry, ctx: &OpenContext<'_>) -> Result<Box<dyn Detector>, DetectorError> {
+    if ctx.config.engine != EngineKind::Native {
+        return Ok(detbench_models::open_entry(entry, ctx)?);
     }
-    let dir = detbench_models::model_dir(model_dir)?;
-    let path = detbench_models::model_file(entry, &dir)?;
+    let path = detbench_models::model_file(entry, ctx.model_dir)?;
     Ok(Box::new(detbench_native::NativeDetector::open(
-        entry.name, &path, config,
+        &entry.name,
+        &path,
+        ctx.config,
     )?))
 }

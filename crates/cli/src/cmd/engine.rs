@@ -81,6 +81,13 @@ struct TorchArgs {
     #[arg(long, value_enum, help_heading = TORCH)]
     torch_grad_mode: Option<GradMode>,
 
+    #[command(flatten)]
+    libraries: TorchLibraryArgs,
+}
+
+/// Where libtorch's run-time pieces come from (`detbench run`, `show` and `train`).
+#[derive(clap::Args, Debug, Clone)]
+pub struct TorchLibraryArgs {
     /// torchvision's ops library, `.../torchvision/_C.so` [default: $DETBENCH_TORCHVISION_OPS,
     /// else .deps/torchvision/torchvision/_C.so].
     #[arg(long, value_name = "FILE", help_heading = TORCH)]
@@ -146,10 +153,24 @@ impl NativeArgs {
     }
 }
 
+impl TorchLibraryArgs {
+    /// The environment's settings (or the defaults) with the options given applied.
+    pub fn settings(&self) -> anyhow::Result<TorchSettings> {
+        let mut settings = TorchSettings::from_env()?;
+        if let Some(path) = &self.torchvision_ops {
+            settings.torchvision_ops = Some(path.clone());
+        }
+        if let Some(path) = &self.libtorch_cuda {
+            settings.libtorch_cuda = Some(path.clone());
+        }
+        Ok(settings)
+    }
+}
+
 impl TorchArgs {
     /// The environment's settings (or the defaults), overridden by the options given.
     fn settings(&self) -> anyhow::Result<TorchSettings> {
-        let mut settings = TorchSettings::from_env()?;
+        let mut settings = self.libraries.settings()?;
         if let Some(engine) = self.torch_qengine {
             settings.quantized_engine = engine;
         }
@@ -162,14 +183,27 @@ impl TorchArgs {
         if let Some(mode) = self.torch_grad_mode {
             settings.grad_mode = mode;
         }
-        if let Some(path) = &self.torchvision_ops {
-            settings.torchvision_ops = Some(path.clone());
-        }
-        if let Some(path) = &self.libtorch_cuda {
-            settings.libtorch_cuda = Some(path.clone());
-        }
         Ok(settings)
     }
+}
+
+/// The most threads a thread option takes: 4 per core. More only oversubscribes the machine,
+/// and a mistyped count (100000) would spend minutes creating threads and their memory.
+pub fn max_threads() -> usize {
+    4 * std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Refuses a thread count above [`max_threads`], naming the option.
+pub fn check_thread_count(option: &str, threads: usize) -> anyhow::Result<()> {
+    let max = max_threads();
+    if threads > max {
+        bail!(
+            "{option} {threads}: this machine has {} core(s); at most {max} threads (4 per core) \
+             are allowed",
+            max / 4
+        );
+    }
+    Ok(())
 }
 
 /// The engine settings of a command, checked, with the engine left to each model's format when
@@ -184,6 +218,9 @@ impl EngineArgs {
     pub fn resolve(&self) -> anyhow::Result<EngineChoice> {
         if self.threads == Some(0) {
             bail!("--threads 0: give at least 1, or leave it out for the engine's default");
+        }
+        if let Some(threads) = self.threads {
+            check_thread_count("--threads", threads)?;
         }
         if self.precision == Precision::Int8 {
             bail!(
@@ -213,10 +250,16 @@ impl EngineChoice {
         self.engine
     }
 
-    /// The configuration for `entry`: `--backend` when given, else the engine of its format.
+    /// The configuration for `entry`: `--backend` when given, else the engine its card names
+    /// (by default the engine of its format).
     pub fn for_model(&self, entry: &ZooEntry) -> BackendConfig {
+        self.with_default(entry.default_engine())
+    }
+
+    /// The configuration with `--backend` when given, else `engine`.
+    pub fn with_default(&self, engine: EngineKind) -> BackendConfig {
         BackendConfig {
-            engine: self.engine.unwrap_or_else(|| entry.format.default_engine()),
+            engine: self.engine.unwrap_or(engine),
             ..self.base.clone()
         }
     }

@@ -1,5 +1,6 @@
 //! `detbench env`: prints the environment capture that every recorded run carries (machine,
-//! OS, GPU, engine libraries, detbench build), as a table or as JSON.
+//! OS, GPU, engine libraries, detbench build), as a table or as JSON; the table also says
+//! where the results store is.
 
 use std::io::Write;
 
@@ -17,7 +18,14 @@ pub fn main(args: Args) -> anyhow::Result<()> {
         writeln!(out, "{}", serde_json::to_string_pretty(&environment)?)?;
         return Ok(());
     }
-    let rows = environment.rows();
+    let mut rows = environment.rows();
+    // Not part of the capture (it is not the machine's): where this command's runs are
+    // recorded.
+    let (store, source) = detbench_report::store::resolve(None);
+    rows.push((
+        "results store".into(),
+        format!("{} ({})", store.display(), source.describe()),
+    ));
     let width = rows.iter().map(|(label, _)| label.len()).max().unwrap_or(0);
     for (label, value) in rows {
         writeln!(out, "{label:<width$}  {value}")?;

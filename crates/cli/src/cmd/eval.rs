@@ -2,15 +2,16 @@
 //! accuracy layer (hotcoco), printing exactly pycocotools' summary lines, and optionally
 //! writing the stats as JSON, a per-class AP table and the precision/recall curves as CSV.
 
+use std::ffi::OsString;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 
 use detbench_eval::{
-    EvalParams, EvalSummary, GroundTruth, IouType, evaluate_results_file, parse_area_ranges,
-    parse_max_dets,
+    EvalParams, EvalSummary, GroundTruth, ImageScope, IouType, SummaryMaxDets,
+    evaluate_results_file_in, parse_area_ranges, parse_image_ids, parse_max_dets,
 };
 use detbench_report::tables::csv_field;
 use detbench_report::write_atomic;
@@ -39,10 +40,24 @@ pub struct Args {
     /// Max detections per image, comma-separated [default: 1,10,100; keypoints: 20].
     #[arg(long, value_name = "N,N,N")]
     pub max_dets: Option<String>,
+    /// Read the stats pycocotools reads at a fixed cap (the first AP at 100 detections, every
+    /// keypoint stat at 20) at the largest --max-dets value instead. Without it, as pycocotools:
+    /// with --max-dets 1,10,1000 the first AP is -1, because 100 is not in the list.
+    #[arg(long)]
+    pub stats_at_largest_max_dets: bool,
     /// Area ranges in pixels² as LABEL=MIN:MAX,... [default:
     /// all=0:1e10,small=0:1024,medium=1024:9216,large=9216:1e10; keypoints without small].
     #[arg(long, value_name = "LABEL=MIN:MAX,...")]
     pub area_ranges: Option<String>,
+    /// Evaluate only these images (pycocotools' params.imgIds): a comma-separated list, or a
+    /// file holding a JSON list of ids or one id per line [default: every image of the ground
+    /// truth].
+    #[arg(long, value_name = "FILE|ID,ID,...")]
+    pub image_ids: Option<OsString>,
+    /// Evaluate only the images that have at least one detection (for the detections of a run
+    /// on part of the images, e.g. `detbench run --limit`).
+    #[arg(long)]
+    pub images_with_detections: bool,
 }
 
 pub fn main(args: Args) -> anyhow::Result<()> {
@@ -53,6 +68,17 @@ pub fn main(args: Args) -> anyhow::Result<()> {
     if let Some(text) = &args.area_ranges {
         params.area_ranges = parse_area_ranges(text)?;
     }
+    if args.stats_at_largest_max_dets {
+        params.summary_max_dets = SummaryMaxDets::Largest;
+    }
+    if let Some(given) = &args.image_ids {
+        params.image_ids = Some(image_ids(given)?);
+    }
+    let scope = if args.images_with_detections {
+        ImageScope::WithDetections
+    } else {
+        ImageScope::Params
+    };
     let params = params.validated()?;
     // Output paths are checked before the evaluation runs (write_atomic would create a missing
     // folder; a mistyped one should be an error instead).
@@ -73,7 +99,7 @@ pub fn main(args: Args) -> anyhow::Result<()> {
     for warning in gt.warnings() {
         eprintln!("warning: {warning}");
     }
-    let summary = evaluate_results_file(&gt, &args.dt, &params)?;
+    let summary = evaluate_results_file_in(&gt, &args.dt, &params, scope)?;
     for warning in &summary.warnings {
         eprintln!("warning: {warning}");
     }
@@ -106,6 +132,25 @@ pub fn main(args: Args) -> anyhow::Result<()> {
         write_atomic(path, pr_curves_csv(&summary).as_bytes())?;
     }
     Ok(())
+}
+
+/// `--image-ids`: the ids in a file when one of that name exists, else a comma-separated list.
+fn image_ids(given: &OsString) -> anyhow::Result<Vec<u64>> {
+    let path = Path::new(given);
+    if path.is_file() {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read --image-ids file {}", path.display()))?;
+        return parse_image_ids(&text)
+            .with_context(|| format!("--image-ids file {}", path.display()));
+    }
+    let Some(text) = given.to_str() else {
+        bail!(
+            "--image-ids {}: no such file, and not a list of ids",
+            path.display()
+        );
+    };
+    parse_image_ids(text)
+        .with_context(|| format!("--image-ids {text}: no such file, and not a list of ids"))
 }
 
 /// The `--json` document. serde_json writes each f64 as the shortest text that reads back to

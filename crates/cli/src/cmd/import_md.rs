@@ -4,7 +4,7 @@
 
 use anyhow::{Context, bail};
 use detbench_report::published::parse_published_markdown;
-use detbench_report::store::{PublishedImport, Store, resolve_path};
+use detbench_report::store::{PublishedImport, Store, StoreLocation};
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
@@ -25,9 +25,14 @@ pub struct Args {
     #[arg(long, value_name = "PUBLISHED=ZOO")]
     rename: Vec<String>,
 
-    /// Results store [default: $DETBENCH_DB, else runs/detbench.db].
-    #[arg(long, value_name = "PATH")]
-    db: Option<PathBuf>,
+    /// Results store: an SQLite file or a postgres:// URL [default: $DETBENCH_DB, else
+    /// detbench.db in the platform data folder].
+    #[arg(long, value_name = "PATH|URL")]
+    db: Option<StoreLocation>,
+    /// Import the file even when the same content was imported before as the same source and
+    /// device (its rows would then be listed twice).
+    #[arg(long)]
+    again: bool,
 }
 
 pub fn main(args: Args) -> anyhow::Result<()> {
@@ -66,16 +71,33 @@ pub fn main(args: Args) -> anyhow::Result<()> {
         file: shown.clone(),
         file_sha256: detbench_assets::sha256_hex(&bytes),
         device_label: args.device.clone(),
-        command_line: std::env::args().collect(),
+        command_line: crate::cmd::command_line(),
         rows,
     };
-    let db = resolve_path(args.db.as_deref());
-    let mut store = Store::open(&db)?;
+    let db = super::store::resolve(args.db.as_ref())?;
+    let mut store = Store::connect(&db)?;
+    if !args.again
+        && let Some((run, when)) = store.earlier_import(
+            &import.file_sha256,
+            &import.source,
+            import.device_label.as_deref(),
+        )?
+    {
+        bail!(
+            "{shown} was already imported as \"published: {source}\"{} on {when}{}; importing it \
+             again would list its rows twice (pass --again to import it anyway)",
+            import
+                .device_label
+                .as_deref()
+                .map(|d| format!(" ({d})"))
+                .unwrap_or_default(),
+            run.map(|r| format!(" (run {r})")).unwrap_or_default()
+        );
+    }
     let run = store.record_published(&import)?;
     println!(
-        "imported {} published rows from {shown} as \"published: {source}\" (run {run}) into {}",
+        "imported {} published rows from {shown} as \"published: {source}\" (run {run}) into {db}",
         import.rows.len(),
-        db.display()
     );
     Ok(())
 }

@@ -4,7 +4,7 @@
 
 use anyhow::{Context, bail};
 use detbench_backends::{Device, EngineKind, Precision};
-use detbench_report::store::{Filter, Store, resolve_path};
+use detbench_report::store::{Filter, Store, StoreLocation};
 use detbench_report::tables::{
     Cell, Dimension, Format, Table, comparison_tables, render, results_table, stages_table,
 };
@@ -13,9 +13,10 @@ use std::path::PathBuf;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Results store [default: $DETBENCH_DB, else runs/detbench.db].
-    #[arg(long, value_name = "PATH")]
-    db: Option<PathBuf>,
+    /// Results store: an SQLite file or a postgres:// URL [default: $DETBENCH_DB, else
+    /// detbench.db in the platform data folder].
+    #[arg(long, value_name = "PATH|URL")]
+    db: Option<StoreLocation>,
 
     /// Only these models (comma-separated or repeated).
     #[arg(short, long, value_delimiter = ',')]
@@ -81,15 +82,17 @@ pub struct Args {
 }
 
 pub fn main(args: Args) -> anyhow::Result<()> {
-    let db = resolve_path(args.db.as_deref());
-    if !db.exists() {
+    let db = super::store::resolve(args.db.as_ref())?;
+    if let Some(path) = db.path()
+        && !path.exists()
+    {
         bail!(
             "no results store at {}: record runs with `detbench run` first, or name the store \
              with --db or $DETBENCH_DB",
-            db.display()
+            path.display()
         );
     }
-    let store = Store::open(&db)?;
+    let store = Store::connect(&db)?;
     let format = args.format;
     if args.list_runs {
         return write_output(&args, &render(&[runs_table(&store)?], format));
@@ -107,9 +110,8 @@ pub fn main(args: Args) -> anyhow::Result<()> {
     let records = store.results(&filter)?;
     if records.is_empty() {
         bail!(
-            "no results in {} match the filters (`detbench report --list-runs` shows what is \
-             recorded)",
-            db.display()
+            "no results in {db} match the filters (`detbench report --list-runs` shows what is \
+             recorded)"
         );
     }
     let mut tables = match args.compare {
@@ -166,7 +168,7 @@ fn runs_table(store: &Store) -> anyhow::Result<Table> {
         })
         .collect();
     Ok(Table {
-        title: format!("Runs in {}", store.path().display()),
+        title: format!("Runs in {}", store.location()),
         columns: [
             "Run",
             "Started (UTC)",

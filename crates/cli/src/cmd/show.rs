@@ -1,11 +1,15 @@
 //! `detbench show`: runs one zoo model on one image and draws what it finds (boxes, category
-//! names, scores; masks and keypoints when the model predicts them) into a PNG.
+//! names, scores; masks and keypoints when the model predicts them) into a PNG or JPEG.
+//!
+//! The image is read as stored, without EXIF rotation, as for COCO (whose ground truth is in
+//! stored-pixel orientation); `--exif-rotate` turns a photo upright first.
 
 use anyhow::{Context, bail};
 use detbench_backends::EngineKind;
 use detbench_bench::{ImageInput, StageClock};
-use detbench_report::annotate::{DrawOptions, annotate, save_png};
-use std::path::PathBuf;
+use detbench_imgproc::BgrImage;
+use detbench_report::annotate::{DrawOptions, annotate, save_image};
+use std::path::{Path, PathBuf};
 
 use crate::cmd::detector;
 use crate::cmd::engine::EngineArgs;
@@ -20,9 +24,15 @@ pub struct Args {
     #[arg(long)]
     image: PathBuf,
 
-    /// Where to write the annotated PNG.
+    /// Where to write the annotated image; the extension picks the format (.png, .jpg, .jpeg).
     #[arg(long, default_value = "annotated.png")]
     out: PathBuf,
+
+    /// Turn the image upright by its EXIF orientation before the model sees it (for photos;
+    /// COCO's images and ground truth are in stored-pixel orientation, so by default the
+    /// pixels are used as stored, as OpenCV's imread in the reference pipelines does).
+    #[arg(long)]
+    exif_rotate: bool,
 
     /// Detections scoring below this are not drawn.
     #[arg(long, default_value_t = 0.3)]
@@ -37,6 +47,17 @@ pub struct Args {
 }
 
 pub fn main(args: Args) -> anyhow::Result<()> {
+    let extension = args
+        .out
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    if !matches!(extension.as_deref(), Some("png" | "jpg" | "jpeg")) {
+        bail!(
+            "--out {}: the format is taken from the extension; use .png, .jpg or .jpeg",
+            args.out.display()
+        );
+    }
     if !(0.0..=1.0).contains(&args.score_threshold) {
         bail!(
             "--score-threshold {}: expected a score between 0 and 1",
@@ -48,9 +69,16 @@ pub fn main(args: Args) -> anyhow::Result<()> {
     if config.engine == EngineKind::Native {
         detector::check_native(&[entry], &config)?;
     }
-    let image = detbench_imgproc::decode_file(&args.image)?;
-    let mut detector = detector::open(entry, args.model_dir.as_deref(), &config)
-        .map_err(anyhow::Error::from_boxed)?;
+    let image = read_image(&args.image, args.exif_rotate)?;
+    let zoo = crate::cmd::cards::load_zoo(args.model_dir.as_deref());
+    let model_dir = detbench_models::model_dir(args.model_dir.as_deref())?;
+    let ctx = detbench_models::OpenContext {
+        model_dir: &model_dir,
+        config: &config,
+        categories: None,
+        zoo: &zoo,
+    };
+    let mut detector = detector::open(entry, &ctx).map_err(anyhow::Error::from_boxed)?;
     // COCO file names are the image id; anything else is image 0.
     let image_id = args
         .image
@@ -76,7 +104,7 @@ pub fn main(args: Args) -> anyhow::Result<()> {
         ..DrawOptions::default()
     };
     let drawn = annotate(&image, &detections, &options)?;
-    save_png(&drawn, &args.out).with_context(|| format!("writing {}", args.out.display()))?;
+    save_image(&drawn, &args.out).with_context(|| format!("writing {}", args.out.display()))?;
 
     let mut shown: Vec<_> = detections
         .iter()
@@ -107,4 +135,18 @@ pub fn main(args: Args) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// The image's pixels, turned upright by its EXIF orientation when `exif_rotate` asks.
+fn read_image(path: &Path, exif_rotate: bool) -> anyhow::Result<BgrImage> {
+    let bytes = std::fs::read(path)
+        .with_context(|| format!("cannot read image file {}", path.display()))?;
+    let image = detbench_imgproc::decode_bytes(&bytes, &path.display().to_string())?;
+    if !exif_rotate {
+        return Ok(image);
+    }
+    Ok(match detbench_imgproc::exif_orientation(&bytes) {
+        Some(orientation) => detbench_imgproc::apply_orientation(&image, orientation),
+        None => image,
+    })
 }

@@ -1,15 +1,27 @@
-//! `detbench zoo`: every catalogued model, whether its file is in the model folder, whether the
-//! file's sha256 matches the catalogue, and how to get the files that are missing.
+//! `detbench zoo`: every model card (built-in, and the user's own from `--model-dir` and the
+//! platform config folder), whether its file is in the model folder, whether the file's sha256
+//! matches the card, and how to get the files that are missing. `--card NAME` prints a card to
+//! start from: a zoo model's card, or the card a model file gets from what it says about itself.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use detbench_models::{ModelFormat, Sha256, ShaCheck, ZooEntry};
+use anyhow::Context;
+use detbench_models::zoo::{CardOrigin, builtin_card_text};
+use detbench_models::{Sha256, ShaCheck, Zoo, ZooEntry};
+
+use super::cards::{config_cards_dir, load_zoo};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Folder holding the model files [default: the shared models folder].
+    /// Folder holding the model files, and model cards (`*.toml`) that join the zoo [default:
+    /// the shared models folder, no cards].
     #[arg(long, value_name = "DIR")]
     model_dir: Option<PathBuf>,
+
+    /// Print the card of NAME (a zoo model) or of a model file (the card detbench makes from
+    /// what the file says about itself), as a card to start from, and exit.
+    #[arg(long, value_name = "NAME|FILE")]
+    card: Option<String>,
 
     /// Do not hash the files (faster with large models); only say whether they are present.
     #[arg(long)]
@@ -22,9 +34,9 @@ pub struct Args {
 
 /// What was found for one entry.
 #[derive(serde::Serialize)]
-struct Row {
+struct Row<'a> {
     #[serde(flatten)]
-    entry: &'static ZooEntry,
+    entry: &'a ZooEntry,
     path: String,
     present: bool,
     /// `match`, `prefix match`, `MISMATCH (...)`, `not catalogued (...)`, `not checked`, or
@@ -33,11 +45,16 @@ struct Row {
 }
 
 pub fn main(args: Args) -> anyhow::Result<()> {
+    let zoo = load_zoo(args.model_dir.as_deref());
+    if let Some(name) = &args.card {
+        return print_card(&zoo, name);
+    }
     let dir = detbench_models::model_dir(args.model_dir.as_deref())?;
-    let rows: Vec<Row> = detbench_models::catalogue()
-        .into_iter()
+    let rows: Vec<Row> = zoo
+        .entries()
+        .iter()
         .map(|entry| {
-            let path = dir.join(entry.file_name);
+            let path = entry.file_path(&dir);
             let present = path.is_file();
             let sha256_check = if !present {
                 "-".to_owned()
@@ -81,7 +98,7 @@ pub fn main(args: Args) -> anyhow::Result<()> {
             e.name,
             e.family,
             input(e),
-            format(e.format),
+            e.format.label(),
             e.licence,
             accuracy(e),
             e.file_name,
@@ -100,16 +117,17 @@ pub fn main(args: Args) -> anyhow::Result<()> {
             let e = row.entry;
             println!("- {} -> {}", e.name, row.path);
             println!("  {}", e.how_to_get);
-            if let Some(url) = e.url {
+            if let Some(url) = &e.url {
                 println!("  download: {url}");
             }
-            match e.sha256 {
+            match &e.sha256 {
                 Sha256::Full(sha) => println!("  expected sha256: {sha}"),
                 Sha256::Prefix(prefix) => println!("  expected sha256 prefix: {prefix}"),
                 Sha256::Unknown => {}
             }
         }
     }
+    print_user_cards(&zoo);
     let mismatched = rows
         .iter()
         .filter(|r| r.sha256_check.starts_with("MISMATCH"))
@@ -130,12 +148,61 @@ fn input(e: &ZooEntry) -> String {
     }
 }
 
-fn format(f: ModelFormat) -> String {
-    match f {
-        ModelFormat::Onnx => "ONNX".to_owned(),
-        ModelFormat::TorchScript => "TorchScript".to_owned(),
-        ModelFormat::Other(what) => what.to_owned(),
+/// Where the user's cards came from (and where they may go).
+fn print_user_cards(zoo: &Zoo) {
+    let user: Vec<&ZooEntry> = zoo
+        .entries()
+        .iter()
+        .filter(|e| matches!(e.origin, CardOrigin::File(_)))
+        .collect();
+    if !user.is_empty() {
+        println!("\nYour cards:");
+        for entry in user {
+            if let CardOrigin::File(path) = &entry.origin {
+                println!("- {} <- {}", entry.name, path.display());
+            }
+        }
     }
+    if let Some(dir) = config_cards_dir() {
+        println!(
+            "\nYour own cards (`*.toml`) join the zoo from {} or the --model-dir folder; \
+             `detbench zoo --card NAME` prints one to start from.",
+            dir.display()
+        );
+    }
+}
+
+/// `--card NAME|FILE`: the card's text (a built-in card as embedded, a user's card as its
+/// file), or the card a model file gets from what it says about itself.
+fn print_card(zoo: &Zoo, name: &str) -> anyhow::Result<()> {
+    if let Ok(entry) = zoo.get(name) {
+        let text = match &entry.origin {
+            CardOrigin::File(path) => std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?,
+            _ => builtin_card_text(name)
+                .context("a built-in card without its text")?
+                .to_owned(),
+        };
+        print!("{text}");
+        return Ok(());
+    }
+    let path = Path::new(name);
+    if !path.is_file() {
+        // Neither a zoo name nor a file: the unknown-name error lists the zoo.
+        zoo.get(name)?;
+    }
+    // Read with ONNX Runtime on the CPU, its default settings: only the graph's inputs and
+    // outputs are needed.
+    let config = detbench_backends::BackendConfig::default();
+    let entry = detbench_models::model_file_entry(path, None, &config)?;
+    println!(
+        "# detbench model card made from {} (what the file says about itself); edit it and run \
+         `detbench run --model-file {} --card THIS.toml`",
+        path.display(),
+        path.display()
+    );
+    print!("{}", detbench_models::card::to_toml(&entry.card)?);
+    Ok(())
 }
 
 fn accuracy(e: &ZooEntry) -> String {

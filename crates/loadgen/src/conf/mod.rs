@@ -477,13 +477,22 @@ fn parse_line(path: &Path, line: usize, text: &str) -> Result<Option<(String, St
             format!("unexpected '{extra}' after the value (comments start with '#')"),
         ));
     }
-    let kind = check_key(key).map_err(|m| err(key, m))?;
-    check_value(kind, value).map_err(|m| err(key, m))?;
+    let kind = check_key(key).map_err(|m| err(key, m.0))?;
+    check_value(kind, value).map_err(|m| err(key, m.0))?;
     Ok(Some((key.to_string(), value.to_string())))
 }
 
+/// What is wrong with a key or a value, for [`ConfError::Line`].
+struct Problem(String);
+
+impl From<&str> for Problem {
+    fn from(message: &str) -> Self {
+        Problem(message.to_owned())
+    }
+}
+
 /// `model.scenario.key`: a known key under a known scenario (or `*`).
-fn check_key(full: &str) -> Result<ValueKind, String> {
+fn check_key(full: &str) -> Result<ValueKind, Problem> {
     let mut parts = full.rsplitn(3, '.');
     let (key, scenario, model) = (parts.next(), parts.next(), parts.next());
     let (Some(key), Some(scenario), Some(model)) = (key, scenario, model) else {
@@ -497,53 +506,54 @@ fn check_key(full: &str) -> Result<ValueKind, String> {
         return Err("the model name is empty (use '*' for any model)".into());
     }
     if scenario != "*" && !Scenario::ALL.iter().any(|s| s.as_str() == scenario) {
-        return Err(format!(
+        return Err(Problem(format!(
             "unknown scenario '{scenario}': expected SingleStream, MultiStream, Server, Offline \
              or '*' (spelt exactly; LoadGen matches them case-sensitively)"
-        ));
+        )));
     }
     key_kind(key).ok_or_else(|| {
         let known: Vec<&str> = KEYS.iter().map(|(k, _)| *k).collect();
-        format!(
+        Problem(format!(
             "unknown key '{key}' (LoadGen would ignore it); LoadGen 6.0.17 reads: {}",
             known.join(", ")
-        )
+        ))
     })
 }
 
-fn check_value(kind: ValueKind, value: &str) -> Result<(), String> {
+fn check_value(kind: ValueKind, value: &str) -> Result<(), Problem> {
     let number = parse_c_uint(value)
         .map(|v| v as f64)
         .or_else(|| parse_c_float(value));
     let Some(number) = number else {
-        return Err(format!(
+        return Err(Problem(format!(
             "'{value}' is not a number (LoadGen: value needs to be integer or double)"
-        ));
+        )));
     };
-    let uint =
-        || parse_c_uint(value).ok_or_else(|| format!("'{value}' is not an unsigned integer"));
+    let uint = || {
+        parse_c_uint(value).ok_or_else(|| Problem(format!("'{value}' is not an unsigned integer")))
+    };
     match kind {
         ValueKind::Uint => uint().map(|_| ()),
         ValueKind::Flag => match uint()? {
             0 | 1 => Ok(()),
-            _ => Err(format!("'{value}': expected 0 or 1")),
+            _ => Err(Problem(format!("'{value}': expected 0 or 1"))),
         },
         ValueKind::Mode => match uint()? {
             0..=3 => Ok(()),
-            _ => Err(format!(
+            _ => Err(Problem(format!(
                 "'{value}': expected 0 (SubmissionRun), 1 (AccuracyOnly), 2 (PerformanceOnly) \
                  or 3 (FindPeakPerformance)"
-            )),
+            ))),
         },
-        ValueKind::Percent if !(number > 0.0 && number < 100.0) => Err(format!(
+        ValueKind::Percent if !(number > 0.0 && number < 100.0) => Err(Problem(format!(
             "'{value}': expected a percentage between 0 and 100, exclusive"
-        )),
-        ValueKind::ProbabilityPercent if !(0.0..=100.0).contains(&number) => {
-            Err(format!("'{value}': expected a percentage from 0 to 100"))
-        }
-        ValueKind::Float if !(number.is_finite() && number >= 0.0) => {
-            Err(format!("'{value}': expected a finite number, 0 or more"))
-        }
+        ))),
+        ValueKind::ProbabilityPercent if !(0.0..=100.0).contains(&number) => Err(Problem(format!(
+            "'{value}': expected a percentage from 0 to 100"
+        ))),
+        ValueKind::Float if !(number.is_finite() && number >= 0.0) => Err(Problem(format!(
+            "'{value}': expected a finite number, 0 or more"
+        ))),
         _ => Ok(()),
     }
 }

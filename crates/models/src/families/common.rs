@@ -1,7 +1,9 @@
 //! Pieces every family pipeline shares: the error type, checked access to output tensors, the
 //! conversion of a kept box to a COCO result, and [`SingleModelDetector`], which turns a
 //! preprocess/postprocess pair around one [`Backend`] into a timed `Detector` (batching images
-//! into one call when the model's batch dimension is dynamic).
+//! into one call when the model's batch dimension is dynamic, scoring the evaluations the
+//! pipeline's task supports, and raising the "quantized model detects nothing" warning of
+//! [`super::watch`] through the `Detector`'s warnings channel).
 
 use detbench_backends::{
     Backend, BackendDescription, BackendError, IoSpec, Outputs, Tensor, TensorData, Value,
@@ -11,6 +13,7 @@ use detbench_eval::{Detection, IouType};
 use detbench_imgproc::BgrImage;
 
 use super::nms::BoxXyxy;
+use super::watch::BelowThresholdWatch;
 
 /// What can go wrong inside a family pipeline, after the model is open.
 #[derive(Debug, thiserror::Error)]
@@ -102,6 +105,44 @@ impl KeptBox {
     }
 }
 
+/// The category id of each class index of a model that predicts class indices; `None` drops
+/// the class (a dataset without that category), before NMS. Serialised as the list of ids
+/// (`null` for a dropped class).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(transparent)]
+pub struct ClassMap(pub Vec<Option<u64>>);
+
+impl ClassMap {
+    /// COCO's 80 classes in COCO's order -> COCO's category ids.
+    pub fn coco80() -> Self {
+        ClassMap(
+            detbench_eval::labels::COCO80_TO_91
+                .iter()
+                .map(|&id| Some(id))
+                .collect(),
+        )
+    }
+
+    /// Whether this is [`ClassMap::coco80`] (the provenance leaves the default map out).
+    pub fn is_coco80(&self) -> bool {
+        *self == ClassMap::coco80()
+    }
+
+    /// The category id of class `class`, `None` when it is dropped or out of range.
+    #[inline]
+    pub fn get(&self, class: usize) -> Option<u64> {
+        self.0.get(class).copied().flatten()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 /// Index of the first maximum of `values` (NaN never wins), as `np.argmax` on finite data.
 #[inline]
 pub fn argmax(values: &[f32]) -> (usize, f32) {
@@ -146,6 +187,16 @@ pub trait Pipeline: Send {
     fn provenance(&self) -> serde_json::Value;
     /// The model input the preprocessed tensor is fed to.
     fn input_name(&self) -> &str;
+    /// Inputs besides the image tensor for a call on images with `metas` (a DETR export's
+    /// original image sizes); none by default.
+    fn extra_inputs(&self, _metas: &[Self::Meta]) -> Vec<(String, Value)> {
+        Vec::new()
+    }
+    /// The evaluations its detections support (boxes by default; masks and keypoints where the
+    /// pipeline's task predicts them).
+    fn iou_types(&self) -> Vec<IouType> {
+        vec![IouType::Bbox]
+    }
 }
 
 /// A `Detector` made of one [`Backend`] and one [`Pipeline`].
@@ -155,6 +206,10 @@ pub struct SingleModelDetector<P: Pipeline> {
     input_name: String,
     pipeline: P,
     batch: BatchSupport,
+    /// Watches the first images for "no result over the threshold" (quantized models).
+    watch: Option<BelowThresholdWatch>,
+    /// Warnings raised and not yet taken by the harness.
+    warnings: Vec<String>,
 }
 
 impl<P: Pipeline> SingleModelDetector<P> {
@@ -181,7 +236,15 @@ impl<P: Pipeline> SingleModelDetector<P> {
             backend,
             pipeline,
             batch,
+            watch: None,
+            warnings: Vec::new(),
         })
+    }
+
+    /// Watches the first images with `watch` ([`BelowThresholdWatch`]).
+    pub fn with_watch(mut self, watch: BelowThresholdWatch) -> Self {
+        self.watch = Some(watch);
+        self
     }
 
     pub fn pipeline(&self) -> &P {
@@ -192,28 +255,43 @@ impl<P: Pipeline> SingleModelDetector<P> {
         self.backend.as_ref()
     }
 
-    /// Runs the model on already preprocessed inputs (one per image) and splits the outputs
-    /// back per image.
-    fn infer(&mut self, tensors: Vec<Tensor>) -> Result<Vec<Outputs>, FamilyError> {
+    /// Runs the model on already preprocessed inputs (one per image, with the images' `metas`)
+    /// and splits the outputs back per image.
+    fn infer(
+        &mut self,
+        tensors: Vec<Tensor>,
+        metas: &[P::Meta],
+    ) -> Result<Vec<Outputs>, FamilyError> {
         let count = tensors.len();
+        let tensor = if count == 1 {
+            tensors.into_iter().next().expect("one tensor")
+        } else {
+            concat_batch(tensors).map_err(|reason| FamilyError::Batch {
+                model: self.name.clone(),
+                reason,
+            })?
+        };
+        let mut inputs = vec![(self.input_name.clone(), Value::Tensor(tensor))];
+        inputs.extend(self.pipeline.extra_inputs(metas));
+        let outputs = self.backend.run(inputs)?;
         if count == 1 {
-            let tensor = tensors.into_iter().next().expect("one tensor");
-            let outputs = self
-                .backend
-                .run(vec![(self.input_name.clone(), Value::Tensor(tensor))])?;
             return Ok(vec![outputs]);
         }
-        let batched = concat_batch(tensors).map_err(|reason| FamilyError::Batch {
-            model: self.name.clone(),
-            reason,
-        })?;
-        let outputs = self
-            .backend
-            .run(vec![(self.input_name.clone(), Value::Tensor(batched))])?;
         split_batch(outputs, count).map_err(|reason| FamilyError::Batch {
             model: self.name.clone(),
             reason,
         })
+    }
+
+    /// Shows each image's best score to the watch, keeping the warning it raises.
+    fn observe_scores(&mut self, detections: &[Vec<Detection>]) {
+        let Some(watch) = &mut self.watch else {
+            return;
+        };
+        for image in detections {
+            let best = image.iter().map(|d| d.score as f32).reduce(f32::max);
+            self.warnings.extend(watch.observe(best));
+        }
     }
 }
 
@@ -294,7 +372,11 @@ impl<P: Pipeline> Detector for SingleModelDetector<P> {
     }
 
     fn iou_types(&self) -> Vec<IouType> {
-        vec![IouType::Bbox]
+        self.pipeline.iou_types()
+    }
+
+    fn take_warnings(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.warnings)
     }
 
     fn provenance(&self) -> serde_json::Value {
@@ -332,7 +414,7 @@ impl<P: Pipeline> Detector for SingleModelDetector<P> {
             tensors.push(tensor);
             metas.push(meta);
         }
-        let outputs = clock.time(Stage::Inference, || self.infer(tensors))?;
+        let outputs = clock.time(Stage::Inference, || self.infer(tensors, &metas))?;
         let detections = clock.time(Stage::Postprocess, || {
             outputs
                 .iter()
@@ -341,6 +423,7 @@ impl<P: Pipeline> Detector for SingleModelDetector<P> {
                 .map(|((out, meta), input)| self.pipeline.postprocess(out, meta, input.image_id))
                 .collect::<Result<Vec<_>, _>>()
         })?;
+        self.observe_scores(&detections);
         Ok(detections)
     }
 }

@@ -54,5 +54,5 @@ pub fn open(
         ..config.clone()
     };
     let backend = detbench_backends::open(model_path, &config)?;
-    Ok(ListModelDetector::new(entry.name, backend, self::config()))
+    Ok(ListModelDetector::new(&entry.name, backend, self::config()))
 }

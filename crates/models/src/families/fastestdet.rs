@@ -13,10 +13,9 @@
 
 use detbench_backends::{Outputs, Tensor};
 use detbench_eval::Detection;
-use detbench_eval::labels::COCO80_TO_91;
 use detbench_imgproc::BgrImage;
 
-use super::common::{FamilyError, KeptBox, Pipeline, argmax, output_f32};
+use super::common::{ClassMap, FamilyError, KeptBox, Pipeline, argmax, output_f32};
 use super::nms::{BoxXyxy, batched_nms};
 use super::numpy_math::{exp_f32, tanh_f32};
 
@@ -28,10 +27,13 @@ pub struct FastestDetConfig {
     /// Keep candidates with `obj^0.6 * cls^0.4 > score_threshold` (`conf_thresh`).
     pub score_threshold: f32,
     /// Class-aware NMS IoU threshold (`nms_thresh`).
-    pub nms_iou: f32,
+    pub nms_iou: f64,
     pub max_detections: Option<usize>,
     pub input_name: String,
     pub output_name: String,
+    /// Category id of each of the 80 classes (recorded only when it is not COCO's).
+    #[serde(skip_serializing_if = "ClassMap::is_coco80")]
+    pub class_map: ClassMap,
 }
 
 impl Default for FastestDetConfig {
@@ -43,6 +45,7 @@ impl Default for FastestDetConfig {
             max_detections: Some(100),
             input_name: "input.1".to_owned(),
             output_name: "758".to_owned(),
+            class_map: ClassMap::coco80(),
         }
     }
 }
@@ -83,13 +86,13 @@ impl FastestDet {
         }
         let (w, h) = (meta.width as f32, meta.height as f32);
         keep.into_iter()
-            .map(|i| {
+            .filter_map(|i| {
                 let b = boxes[i];
-                KeptBox {
+                Some(KeptBox {
                     bbox: [b[0] * w, b[1] * h, b[2] * w, b[3] * h],
                     score: scores[i],
-                    category_id: COCO80_TO_91[classes[i]],
-                }
+                    category_id: self.config.class_map.get(classes[i])?,
+                })
             })
             .collect()
     }
@@ -111,7 +114,10 @@ impl FastestDet {
             let (class, class_prob) = argmax(&class_probs);
             let score = channel(0, cell).powf(0.6) * class_prob.powf(0.4);
             // `score > threshold` keeps a candidate (NaN scores never pass).
-            if score.is_nan() || score <= self.config.score_threshold {
+            if score.is_nan()
+                || score <= self.config.score_threshold
+                || self.config.class_map.get(class).is_none()
+            {
                 continue;
             }
             let (gx, gy) = ((cell % g) as f32, (cell / g) as f32);

@@ -17,10 +17,9 @@
 
 use detbench_backends::{Outputs, Tensor};
 use detbench_eval::Detection;
-use detbench_eval::labels::COCO80_TO_91;
 use detbench_imgproc::BgrImage;
 
-use super::common::{FamilyError, KeptBox, Pipeline, output_f32};
+use super::common::{ClassMap, FamilyError, KeptBox, Pipeline, output_f32};
 use super::nms::{BoxXyxy, argsort_descending, batched_nms};
 use super::numpy_math::exp_f32;
 
@@ -41,7 +40,7 @@ pub struct NanoDetConfig {
     /// Candidates need class probability `> score_threshold` (`score_thr`).
     pub score_threshold: f32,
     /// Class-aware NMS IoU threshold.
-    pub nms_iou: f32,
+    pub nms_iou: f64,
     /// Detections kept per image (`max_num`).
     pub max_detections: Option<usize>,
     /// Points kept per level before NMS, by max class probability (`nms_pre`); 0 keeps all.
@@ -51,6 +50,9 @@ pub struct NanoDetConfig {
     pub mean: [f32; 3],
     pub std: [f32; 3],
     pub input_name: String,
+    /// Category id of each of the 80 classes (recorded only when it is not COCO's).
+    #[serde(skip_serializing_if = "ClassMap::is_coco80")]
+    pub class_map: ClassMap,
 }
 
 impl Default for NanoDetConfig {
@@ -65,6 +67,7 @@ impl Default for NanoDetConfig {
             mean: [103.53, 116.28, 123.675],
             std: [57.375, 57.12, 58.395],
             input_name: "input.1".to_owned(),
+            class_map: ClassMap::coco80(),
         }
     }
 }
@@ -134,7 +137,7 @@ impl NanoDet {
         let mut cand_classes = Vec::new();
         for (point, point_scores) in scores.chunks_exact(CLASSES).enumerate() {
             for (class, &p) in point_scores.iter().enumerate() {
-                if p > self.config.score_threshold {
+                if p > self.config.score_threshold && self.config.class_map.get(class).is_some() {
                     cand_boxes.push(boxes[point]);
                     cand_scores.push(p);
                     cand_classes.push(class);
@@ -152,10 +155,12 @@ impl NanoDet {
         }
         let inverse = invert_affine(&meta.warp);
         keep.into_iter()
-            .map(|i| KeptBox {
-                bbox: warp_box(&cand_boxes[i], &inverse, meta.width, meta.height),
-                score: cand_scores[i],
-                category_id: COCO80_TO_91[cand_classes[i]],
+            .filter_map(|i| {
+                Some(KeptBox {
+                    bbox: warp_box(&cand_boxes[i], &inverse, meta.width, meta.height),
+                    score: cand_scores[i],
+                    category_id: self.config.class_map.get(cand_classes[i])?,
+                })
             })
             .collect()
     }

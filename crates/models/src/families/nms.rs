@@ -1,17 +1,24 @@
-//! Greedy non-maximum suppression with torchvision semantics, shared by every family.
+//! Greedy non-maximum suppression with torchvision semantics: the one NMS of every family.
 //!
-//! Semantics (torchvision `ops/boxes.py::nms` / `batched_nms`, and the reference pipelines'
-//! `tools/reference/common.py::nms` / `batched_nms`, which were checked against torchvision 0.29
-//! on 2,790 kept YOLOX boxes):
+//! Semantics (torchvision `csrc/ops/cpu/nms_kernel.cpp` behind `ops/boxes.py::nms` /
+//! `batched_nms`; the reference pipelines' `tools/reference/common.py::nms` / `batched_nms` were
+//! checked against torchvision 0.29 on 2,790 kept YOLOX boxes):
 //! - boxes are `[x1, y1, x2, y2]`; area is `(x2 - x1) * (y2 - y1)` with no `+1`;
 //! - intersection width and height are clamped at 0; IoU is
 //!   `inter / (area_i + area_j - inter)`, everything in `f32` in that order of operations;
-//! - a box is suppressed when its IoU with a kept box is strictly greater than the threshold;
+//! - a box is suppressed when its IoU with a kept box is strictly greater than the threshold,
+//!   compared in **double** as torchvision's kernel does (`ovr > iou_threshold` with a `float`
+//!   IoU and a `double` threshold: the Python float the caller gave). The reference pipelines
+//!   compare in f32 (`np.float32(iou_thr)`); the two differ only for an IoU exactly equal to the
+//!   f32 rounding of a threshold that rounds up (0.6, not 0.45, 0.65 or 0.7), and every
+//!   family's reference test passes bit for bit with the double compare;
 //! - candidates are visited in descending score order; equal scores keep their input order
 //!   (a stable sort, so ties go to the lower index);
 //! - `batched_nms` runs the same greedy NMS independently per label (torchvision does it with
-//!   a per-label coordinate offset, which is the same up to float rounding of the offset), then
-//!   returns the kept indices sorted by descending score, ties to the lower index.
+//!   a per-label coordinate offset, which is the same up to float rounding of the offset; a
+//!   caller that must reproduce that rounding, as Ultralytics' `non_max_suppression` does, offsets
+//!   its boxes itself), then returns the kept indices sorted by descending score, ties to the
+//!   lower index.
 //!
 //! Hand-written because no maintained Rust crate offers torchvision's exact tie-breaking and
 //! float32 IoU arithmetic, both of which decide which boxes survive at the threshold.
@@ -48,14 +55,14 @@ pub fn argsort_descending(scores: &[f32]) -> Vec<usize> {
 }
 
 /// Greedy NMS over all boxes (class-agnostic). Returns kept indices in descending score order.
-pub fn nms(boxes: &[BoxXyxy], scores: &[f32], iou_threshold: f32) -> Vec<usize> {
+pub fn nms(boxes: &[BoxXyxy], scores: &[f32], iou_threshold: f64) -> Vec<usize> {
     assert_eq!(boxes.len(), scores.len(), "one score per box");
     let order = argsort_descending(scores);
     greedy(boxes, &order, iou_threshold)
 }
 
 /// Greedy NMS over `order` (already sorted by descending score): the kept indices, in order.
-fn greedy(boxes: &[BoxXyxy], order: &[usize], iou_threshold: f32) -> Vec<usize> {
+fn greedy(boxes: &[BoxXyxy], order: &[usize], iou_threshold: f64) -> Vec<usize> {
     let areas: Vec<f32> = order
         .iter()
         .map(|&i| {
@@ -73,8 +80,12 @@ fn greedy(boxes: &[BoxXyxy], order: &[usize], iou_threshold: f32) -> Vec<usize> 
         keep.push(i);
         for later in pos + 1..order.len() {
             if !suppressed[later]
-                && iou_with_areas(&boxes[i], areas[pos], &boxes[order[later]], areas[later])
-                    > iou_threshold
+                && f64::from(iou_with_areas(
+                    &boxes[i],
+                    areas[pos],
+                    &boxes[order[later]],
+                    areas[later],
+                )) > iou_threshold
             {
                 suppressed[later] = true;
             }
@@ -89,7 +100,7 @@ pub fn batched_nms(
     boxes: &[BoxXyxy],
     scores: &[f32],
     labels: &[usize],
-    iou_threshold: f32,
+    iou_threshold: f64,
 ) -> Vec<usize> {
     assert_eq!(boxes.len(), scores.len(), "one score per box");
     assert_eq!(boxes.len(), labels.len(), "one label per box");
@@ -149,6 +160,16 @@ mod tests {
         // Box 1 overlaps box 0 (same label) and goes; box 2 has another label and stays.
         // Boxes 1 and 3 tie at 0.8; 3 is the only one left of the two.
         assert_eq!(batched_nms(&boxes, &scores, &labels, 0.5), vec![0, 2, 3]);
+    }
+
+    #[test]
+    fn the_threshold_is_compared_in_double() {
+        // IoU 30/100 is 0.3f32 = 0.30000001192..., which is > 0.3 in double (torchvision:
+        // suppressed) but not > 0.3f32 (an f32 compare would keep it).
+        let boxes = [[0.0, 0.0, 10.0, 10.0], [0.0, 0.0, 3.0, 10.0]];
+        assert_eq!(iou(&boxes[0], &boxes[1]), 0.3f32);
+        assert_eq!(nms(&boxes, &[0.9, 0.8], 0.3), vec![0]);
+        assert_eq!(nms(&boxes, &[0.9, 0.8], f64::from(0.3f32)), vec![0, 1]);
     }
 
     #[test]

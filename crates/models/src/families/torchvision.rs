@@ -58,7 +58,7 @@ pub fn open(
         entry.iou_types.contains(&IouType::Keypoints),
     );
     pipeline.export = export_record(model_path);
-    Ok(ListModelDetector::new(entry.name, backend, pipeline))
+    Ok(ListModelDetector::new(&entry.name, backend, pipeline))
 }
 
 /// The manifest `tools/gpu/export_torchvision.py` writes beside the files it exports.

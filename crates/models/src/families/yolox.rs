@@ -15,10 +15,9 @@
 
 use detbench_backends::{Outputs, Tensor};
 use detbench_eval::Detection;
-use detbench_eval::labels::COCO80_TO_91;
 use detbench_imgproc::BgrImage;
 
-use super::common::{FamilyError, KeptBox, Pipeline, argmax, output_f32};
+use super::common::{ClassMap, FamilyError, KeptBox, Pipeline, argmax, output_f32};
 use super::nms::{BoxXyxy, batched_nms};
 use super::numpy_math::exp_f32;
 
@@ -30,7 +29,7 @@ pub struct YoloxConfig {
     /// `test_conf`: keep candidates with `obj * cls >= score_threshold`.
     pub score_threshold: f32,
     /// `nmsthre`: class-aware NMS IoU threshold.
-    pub nms_iou: f32,
+    pub nms_iou: f64,
     /// Detections kept per image after NMS (`None`: all, as upstream).
     pub max_detections: Option<usize>,
     /// Letterbox canvas value.
@@ -39,6 +38,9 @@ pub struct YoloxConfig {
     pub output_name: String,
     /// Name of the model input.
     pub input_name: String,
+    /// Category id of each of the 80 classes (recorded only when it is not COCO's).
+    #[serde(skip_serializing_if = "ClassMap::is_coco80")]
+    pub class_map: ClassMap,
 }
 
 impl Default for YoloxConfig {
@@ -51,6 +53,7 @@ impl Default for YoloxConfig {
             pad_value: 114,
             output_name: "output".to_owned(),
             input_name: "images".to_owned(),
+            class_map: ClassMap::coco80(),
         }
     }
 }
@@ -107,13 +110,13 @@ impl Yolox {
         }
         let ratio = meta.ratio as f32;
         keep.into_iter()
-            .map(|i| {
+            .filter_map(|i| {
                 let b = boxes[i];
-                KeptBox {
+                Some(KeptBox {
                     bbox: [b[0] / ratio, b[1] / ratio, b[2] / ratio, b[3] / ratio],
                     score: scores[i],
-                    category_id: COCO80_TO_91[classes[i]],
-                }
+                    category_id: self.config.class_map.get(classes[i])?,
+                })
             })
             .collect()
     }
@@ -134,7 +137,10 @@ impl Yolox {
                     let (class, class_prob) = argmax(&row[5..ROW]);
                     let score = row[4] * class_prob;
                     // `score >= threshold` keeps a candidate (NaN scores never pass).
-                    if score.is_nan() || score < self.config.score_threshold {
+                    if score.is_nan()
+                        || score < self.config.score_threshold
+                        || self.config.class_map.get(class).is_none()
+                    {
                         continue;
                     }
                     let cx = (row[0] + grid_x as f32) * s;

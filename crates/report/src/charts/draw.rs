@@ -194,6 +194,20 @@ pub(super) struct FrontierPoint {
     pub(super) latency_ms: f64,
     pub(super) ap: f64,
     pub(super) published: bool,
+    /// The image set the AP was measured on (images evaluated); the frontier joins only the
+    /// points of one set.
+    pub(super) image_set: Option<i64>,
+}
+
+/// Whether the latency axis is logarithmic: when the points span more than 20x (e.g. a 300 ms
+/// published figure beside 5 ms measurements), a linear axis crushes the fast ones together.
+pub(super) fn log_latency_axis(points: &[FrontierPoint]) -> bool {
+    let min = points
+        .iter()
+        .map(|p| p.latency_ms)
+        .fold(f64::INFINITY, f64::min);
+    let max = points.iter().map(|p| p.latency_ms).fold(0.0, f64::max);
+    min > 0.0 && max / min > 20.0
 }
 
 /// Points on the speed/accuracy frontier: sorted by latency, each more accurate than every
@@ -222,42 +236,88 @@ pub(super) fn draw_frontier<DB: DrawingBackend>(
 ) -> Result<(), DrawError> {
     let e = |e: DrawingAreaErrorKind<DB::ErrorType>| DrawError(e.to_string());
     area.fill(&WHITE).map_err(e)?;
+    // A log axis is drawn as log10(ms) on a linear one, its ticks labelled in ms.
+    let log_x = log_latency_axis(points);
+    let x = |ms: f64| if log_x { ms.log10() } else { ms };
     let x_max = points.iter().map(|p| p.latency_ms).fold(0.0, f64::max) * 1.35;
+    let x_range = if log_x {
+        let min = points
+            .iter()
+            .map(|p| p.latency_ms)
+            .fold(f64::INFINITY, f64::min);
+        (min.log10() - 0.2)..(x_max.log10() + 0.1)
+    } else {
+        0.0..x_max.max(1e-3)
+    };
     let y_max = (points.iter().map(|p| p.ap).fold(0.0, f64::max) * 1.15).max(1.0);
     let mut chart = ChartBuilder::on(area)
         .caption("Speed/accuracy: box AP against mean latency", (FONT, 28))
         .margin(24)
         .x_label_area_size(64)
         .y_label_area_size(80)
-        .build_cartesian_2d(0.0..x_max.max(1e-3), 0.0..y_max)
+        .build_cartesian_2d(x_range, 0.0..y_max)
         .map_err(e)?;
     chart
         .configure_mesh()
-        .x_desc("mean latency (ms per call; per image at batch 1)")
+        .x_desc(if log_x {
+            "mean latency (ms per call, log scale; per image at batch 1)"
+        } else {
+            "mean latency (ms per call; per image at batch 1)"
+        })
         .y_desc("box AP (%, COCO AP@[.50:.95])")
         .axis_desc_style((FONT, 20))
         .label_style((FONT, 18))
-        .x_label_formatter(&|x| format_tick(*x, x_max))
+        .x_label_formatter(&|v| {
+            if log_x {
+                format_ms(10f64.powf(*v))
+            } else {
+                format_tick(*v, x_max)
+            }
+        })
         .y_label_formatter(&|y| format!("{y:.0}"))
         .light_line_style(RGBColor(235, 235, 235))
         .draw()
         .map_err(e)?;
     let measured: Vec<&FrontierPoint> = points.iter().filter(|p| !p.published).collect();
     let published: Vec<&FrontierPoint> = points.iter().filter(|p| p.published).collect();
-    let frontier = pareto_frontier(&measured);
-    if frontier.len() > 1 {
-        let line = PALETTE[0].stroke_width(2);
-        chart
+    // One frontier per image set: an AP on 20 images is not comparable with one on 206.
+    let mut sets: Vec<Option<i64>> = measured.iter().map(|p| p.image_set).collect();
+    sets.sort();
+    sets.dedup();
+    let line = PALETTE[0].stroke_width(2);
+    let mut legend_drawn = false;
+    for set in &sets {
+        let members: Vec<&FrontierPoint> = measured
+            .iter()
+            .copied()
+            .filter(|p| p.image_set == *set)
+            .collect();
+        let frontier: Vec<(f64, f64)> = pareto_frontier(&members)
+            .into_iter()
+            .map(|(ms, ap)| (x(ms), ap))
+            .collect();
+        if frontier.len() < 2 {
+            continue;
+        }
+        let series = chart
             .draw_series(LineSeries::new(frontier, line))
-            .map_err(e)?
-            .label("speed/accuracy frontier (measured)")
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], line));
+            .map_err(e)?;
+        if !legend_drawn {
+            legend_drawn = true;
+            series
+                .label(if sets.len() > 1 {
+                    "speed/accuracy frontier (measured, one per image set)"
+                } else {
+                    "speed/accuracy frontier (measured)"
+                })
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], line));
+        }
     }
     let label_font = TextStyle::from((FONT, 17).into_font());
     // Label positions chosen over all points at once, so that labels avoid each other.
     let anchors: Vec<(i32, i32)> = points
         .iter()
-        .map(|p| chart.backend_coord(&(p.latency_ms, p.ap)))
+        .map(|p| chart.backend_coord(&(x(p.latency_ms), p.ap)))
         .collect();
     let texts: Vec<String> = points.iter().map(point_text).collect();
     let sizes: Vec<(u32, u32)> = texts
@@ -282,7 +342,7 @@ pub(super) fn draw_frontier<DB: DrawingBackend>(
     if !measured.is_empty() {
         chart
             .draw_series(indices(false).into_iter().map(|i| {
-                EmptyElement::at((points[i].latency_ms, points[i].ap))
+                EmptyElement::at((x(points[i].latency_ms), points[i].ap))
                     + Circle::new((0, 0), 7, PALETTE[0].filled())
                     + label(i, &BLACK)
             }))
@@ -294,7 +354,7 @@ pub(super) fn draw_frontier<DB: DrawingBackend>(
         let color = PALETTE[1];
         chart
             .draw_series(indices(true).into_iter().map(|i| {
-                EmptyElement::at((points[i].latency_ms, points[i].ap))
+                EmptyElement::at((x(points[i].latency_ms), points[i].ap))
                     + TriangleMarker::new((0, 0), 9, color.stroke_width(3))
                     + label(i, &PUBLISHED_TEXT)
             }))
@@ -432,6 +492,7 @@ mod tests {
             latency_ms,
             ap,
             published: false,
+            image_set: None,
         };
         let points = [
             p(10.0, 20.0),

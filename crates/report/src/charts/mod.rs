@@ -5,7 +5,9 @@
 //! - `frontier.{png,svg}`: box AP against mean latency, points labelled, with the
 //!   speed/accuracy (Pareto) frontier of the measured points; published points drawn apart;
 //! - `stages.{png,svg}`: mean time per stage (decode, preprocess, inference, postprocess),
-//!   stacked.
+//!   stacked;
+//! - `loss_curves.{png,svg}`: training runs' losses per step, one panel per loss component
+//!   ([`loss`]).
 //!
 //! Text goes through FreeType with the system's sans-serif font (fontconfig); Debian's
 //! `fonts-dejavu-core` is enough.
@@ -21,8 +23,10 @@ use detbench_eval::IouType;
 use image::ImageEncoder;
 
 mod draw;
+pub mod loss;
 
 use draw::{FrontierPoint, LatencyBar, StageStack, draw_frontier, draw_latency, draw_stages};
+pub use loss::write_loss_curves;
 
 /// A plotters drawing error, as text (its type depends on the backend drawn on).
 #[derive(Debug, thiserror::Error)]
@@ -115,15 +119,30 @@ pub fn write_charts(records: &[ResultRecord], dir: &Path) -> Result<Vec<PathBuf>
         }
     }
 
+    // APs on different image sets (a --limit run beside a full one) are labelled with their
+    // image count, and each set gets its own frontier.
+    let mut image_sets: Vec<Option<i64>> = measured
+        .iter()
+        .filter(|r| ap_percent(r).is_some())
+        .map(|r| r.dataset_images)
+        .collect();
+    image_sets.sort();
+    image_sets.dedup();
+    let mixed_sets = image_sets.len() > 1;
     let mut points: Vec<FrontierPoint> = measured
         .iter()
         .zip(&labels)
         .filter_map(|(r, label)| {
+            let label = match (mixed_sets, r.dataset_images) {
+                (true, Some(n)) => format!("{label} [{n} images]"),
+                _ => label.clone(),
+            };
             Some(FrontierPoint {
-                label: label.clone(),
+                label,
                 latency_ms: r.latency_mean_ms()?,
                 ap: ap_percent(r)?,
                 published: false,
+                image_set: r.dataset_images,
             })
         })
         .collect();
@@ -133,6 +152,7 @@ pub fn write_charts(records: &[ResultRecord], dir: &Path) -> Result<Vec<PathBuf>
             latency_ms: r.latency_mean_ms()?,
             ap: ap_percent(r)?,
             published: true,
+            image_set: None,
         })
     }));
     if !points.is_empty() {

@@ -1,56 +1,75 @@
-//! The SQLite results store: every run with its provenance, and published records beside them.
+//! The results store: every run with its provenance, and published records beside them, in an
+//! SQLite file (the embedded default, `detbench.db` in the platform data folder) or a PostgreSQL database a team shares
+//! (`--db postgres://...`).
 //!
-//! One database file (default `runs/detbench.db`) in WAL mode with a busy timeout, so that
-//! several `detbench run` processes can record at once. Each run is written in one
-//! transaction: a process killed midway leaves nothing behind. A file that is not a detbench
+//! One store API over two backends with the same tables, queries and migrations
+//! ([`crate::schema`]): [`backend::Db`] hands each statement to [`sqlite`] or [`postgres`], and
+//! [`sql`] holds the little that differs between the dialects. An SQLite store is one file
+//! (default `detbench.db` in the platform data folder, see [`resolve_path`]) in WAL mode with a
+//! busy timeout, so that several `detbench run` processes can record at once. Each run is
+//! written in one transaction: a process killed midway leaves nothing behind. A database that
+//! is not a detbench
 //! store, is corrupt, is locked for longer than the timeout or has a newer schema than this
 //! build gives an error naming it and is never modified.
 //!
-//! This module opens, checks and migrates the file; [`write`] records runs and published
+//! This module opens, checks and migrates a store; [`write`] records runs and published
 //! tables, [`query`] reads them back into the typed [`record`]s (`docs/STORE.md` has the
 //! schema).
 
+mod backend;
+mod location;
+mod postgres;
 mod query;
 mod record;
+mod scenario;
+mod sql;
+mod sqlite;
 mod write;
 
+pub use backend::Identity;
+pub use location::{LocationError, PostgresUrl, StoreLocation, redact};
 pub use record::{
     Filter, LatencySummary, PublishedImport, PublishedRow, PublishedSource, ResultRecord,
     RunSummary, StageSummary, samples_from_blob,
 };
+pub use scenario::{latencies_from_blob, latencies_to_blob};
+pub use sql::{DbError, Dialect, Row, Value};
 pub use write::samples_to_blob;
 
-use crate::schema::{APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION};
-use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior};
+use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// Environment variable naming the store (overridden by `--db`).
+use crate::schema::{APPLICATION_ID, SCHEMA_VERSION, migration};
+use backend::Db;
+
+/// Environment variable naming the store (overridden by `--db`): a file path or a
+/// `postgres://` URL.
 pub const DB_ENV: &str = "DETBENCH_DB";
-/// The store used when neither `--db` nor `$DETBENCH_DB` is given, relative to the current
-/// directory.
-pub const DEFAULT_DB: &str = "runs/detbench.db";
-/// How long a writer waits for another process's transaction before giving up.
+/// The file name of the default store, in the platform data folder ([`default_path`]).
+pub const DEFAULT_DB_NAME: &str = "detbench.db";
+/// How long a writer waits for another process's transaction before giving up (SQLite).
 pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub type RunId = i64;
 
+/// What went wrong with a store. `path` is the store's file or its URL, password hidden.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("{path} is not a SQLite database (or is corrupt); it was left untouched: {detail}")]
     Corrupt { path: String, detail: String },
     #[error(
-        "{path} is a SQLite database but not a detbench store (application_id {application_id:#x}, \
+        "{path} is a database but not a detbench store (application_id {application_id:#x}, \
          {tables} tables); it was left untouched"
     )]
     NotAStore {
         path: String,
-        application_id: i32,
+        application_id: i64,
         tables: i64,
     },
     #[error(
         "{path} has store schema version {found}, newer than this build understands ({supported}); \
-         use a newer detbench. The file was left untouched"
+         use a newer detbench. The store was left untouched"
     )]
     NewerSchema {
         path: String,
@@ -73,11 +92,18 @@ pub enum StoreError {
     },
     #[error("{path} is a folder, expected a database file")]
     IsADirectory { path: String },
+    #[error("cannot reach the PostgreSQL results store {url}: {source}")]
+    Unreachable { url: String, source: DbError },
+    #[error(
+        "{url}: no schema to create the store in (the URL's search_path names a schema that \
+         does not exist; create it, or leave search_path out to use `public`)"
+    )]
+    NoSchema { url: String },
     #[error("{path}: while {operation}: {source}")]
-    Sqlite {
+    Database {
         path: String,
         operation: &'static str,
-        source: rusqlite::Error,
+        source: DbError,
     },
     #[error("{path}: run {run} not found")]
     RunNotFound { path: String, run: RunId },
@@ -100,266 +126,319 @@ pub enum StoreError {
     },
 }
 
-/// Options for [`Store::open_with`].
+/// Options for [`Store::open_with`] and [`Store::connect_with`].
 #[derive(Debug, Clone)]
 pub struct OpenOptions {
+    /// SQLite: how long to wait for another process's lock.
     pub busy_timeout: Duration,
+    /// Migrate only up to this schema version (tests of migrations build old stores with it);
+    /// `None`: the current [`SCHEMA_VERSION`].
+    pub migrate_to: Option<u32>,
 }
 
 impl Default for OpenOptions {
     fn default() -> Self {
         OpenOptions {
             busy_timeout: DEFAULT_BUSY_TIMEOUT,
+            migrate_to: None,
         }
     }
 }
 
 /// The results database.
 pub struct Store {
-    conn: Connection,
-    path: PathBuf,
+    db: RefCell<Db>,
+    dialect: Dialect,
+    location: StoreLocation,
+    /// The location as errors show it.
+    shown: String,
     busy_timeout: Duration,
 }
 
-/// The store path a command should use: `--db` if given, else `$DETBENCH_DB`, else
-/// [`DEFAULT_DB`].
+/// Where the store came from: the one place a command's store is resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreSource {
+    Option,
+    Environment,
+    Default,
+}
+
+impl StoreSource {
+    /// How `detbench env` says it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            StoreSource::Option => "--db",
+            StoreSource::Environment => "$DETBENCH_DB",
+            StoreSource::Default => "default",
+        }
+    }
+}
+
+/// The SQLite path a command should use: `--db` if given, else `$DETBENCH_DB`, else
+/// [`default_path`]. Every command resolves its store here ([`StoreLocation::resolve`] also
+/// takes PostgreSQL URLs).
 pub fn resolve_path(cli: Option<&Path>) -> PathBuf {
-    cli.map(Path::to_path_buf)
-        .or_else(|| {
-            std::env::var_os(DB_ENV)
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from)
-        })
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_DB))
+    resolve(cli).0
+}
+
+/// [`resolve_path`] and where the path came from.
+pub fn resolve(cli: Option<&Path>) -> (PathBuf, StoreSource) {
+    if let Some(path) = cli {
+        return (path.to_path_buf(), StoreSource::Option);
+    }
+    if let Some(value) = std::env::var_os(DB_ENV).filter(|v| !v.is_empty()) {
+        return (PathBuf::from(value), StoreSource::Environment);
+    }
+    (default_path(), StoreSource::Default)
+}
+
+/// `detbench.db` in the platform data folder (`directories`' `ProjectDirs::data_dir`:
+/// `$XDG_DATA_HOME/detbench`, else `~/.local/share/detbench` on Linux; `~/Library/Application
+/// Support/detbench` on macOS), so that runs from any folder land in one store; `runs/` in
+/// the current folder when no home folder is known.
+pub fn default_path() -> PathBuf {
+    directories::ProjectDirs::from("", "", "detbench")
+        .map(|dirs| dirs.data_dir().join(DEFAULT_DB_NAME))
+        .unwrap_or_else(|| Path::new("runs").join(DEFAULT_DB_NAME))
+}
+
+/// What a database error is reported against, detached from `Store` so that it can be used
+/// while the connection is borrowed.
+pub(crate) struct ErrorContext {
+    shown: String,
+    dialect: Dialect,
+    timeout: Duration,
+}
+
+impl ErrorContext {
+    pub(crate) fn at(&self, operation: &'static str) -> impl Fn(DbError) -> StoreError + '_ {
+        move |source| match self.dialect {
+            Dialect::Sqlite => sqlite::classify(&self.shown, operation, self.timeout, source),
+            Dialect::Postgres => postgres::classify(&self.shown, operation, source),
+        }
+    }
 }
 
 impl Store {
-    /// Opens (creating it and its folder if needed) and upgrades the store at `path`.
+    /// Opens (creating it and its folder if needed) and upgrades the SQLite store at `path`.
     pub fn open(path: impl AsRef<Path>) -> Result<Store, StoreError> {
         Store::open_with(path, &OpenOptions::default())
     }
 
     pub fn open_with(path: impl AsRef<Path>, options: &OpenOptions) -> Result<Store, StoreError> {
-        let path = path.as_ref().to_path_buf();
-        let shown = path.display().to_string();
-        if path.is_dir() {
-            return Err(StoreError::IsADirectory { path: shown });
-        }
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
-            && !parent.exists()
-        {
-            std::fs::create_dir_all(parent).map_err(|source| StoreError::CreateDir {
-                path: shown.clone(),
-                source,
-            })?;
-        }
-        let conn = Connection::open_with_flags(
-            &path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE
-                | OpenFlags::SQLITE_OPEN_CREATE
-                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(|source| classify(&path, "opening", options.busy_timeout, source))?;
-        let mut store = Store {
-            conn,
-            path,
+        Store::connect_with(&StoreLocation::Sqlite(path.as_ref().to_path_buf()), options)
+    }
+
+    /// Opens (creating the file, or the tables in the PostgreSQL schema, if needed) and
+    /// upgrades the store at `location`.
+    pub fn connect(location: &StoreLocation) -> Result<Store, StoreError> {
+        Store::connect_with(location, &OpenOptions::default())
+    }
+
+    pub fn connect_with(
+        location: &StoreLocation,
+        options: &OpenOptions,
+    ) -> Result<Store, StoreError> {
+        let db = match location {
+            StoreLocation::Sqlite(path) => {
+                Db::Sqlite(sqlite::SqliteDb::open(path, options.busy_timeout)?)
+            }
+            StoreLocation::Postgres(url) => {
+                Db::Postgres(Box::new(postgres::PostgresDb::connect(url)?))
+            }
+        };
+        let store = Store {
+            dialect: db.dialect(),
+            db: RefCell::new(db),
+            shown: location.to_string(),
+            location: location.clone(),
             busy_timeout: options.busy_timeout,
         };
-        store.prepare()?;
+        store.prepare(options.migrate_to.unwrap_or(SCHEMA_VERSION))?;
         Ok(store)
     }
 
+    /// Where the store is.
+    pub fn location(&self) -> &StoreLocation {
+        &self.location
+    }
+
+    /// The SQLite file, or the redacted URL as a path-like name (for messages).
     pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    fn err(&self, operation: &'static str) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
-        move |source| classify(&self.path, operation, self.busy_timeout, source)
-    }
-
-    /// Checks what the file is before anything is written to it, then switches to WAL and
-    /// applies missing migrations.
-    fn prepare(&mut self) -> Result<(), StoreError> {
-        self.conn
-            .busy_timeout(self.busy_timeout)
-            .map_err(self.err("setting the busy timeout"))?;
-        // Reading the header is the first access to the file: a non-database fails here.
-        let (version, application_id, tables) = self.identify("reading the schema version")?;
-        self.check_identity(version, application_id, tables)?;
-        // WAL lets readers run beside one writer, and a killed writer's uncommitted frames are
-        // ignored on the next open. synchronous=FULL makes a committed run durable.
-        //
-        // Switching needs an exclusive lock, and SQLite answers SQLITE_BUSY at once, without
-        // its busy handler, when another process holds a lock this one would otherwise wait on
-        // forever (several processes opening a new store together; seen in CI). So the switch
-        // is retried here until the busy timeout has passed.
-        let started = std::time::Instant::now();
-        let mode: String = loop {
-            match self
-                .conn
-                .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
-            {
-                Err(e) if is_busy(&e) && started.elapsed() < self.busy_timeout => {
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-                result => break result.map_err(self.err("switching to WAL"))?,
-            }
-        };
-        if !mode.eq_ignore_ascii_case("wal") {
-            return Err(StoreError::Sqlite {
-                path: self.path.display().to_string(),
-                operation: "switching to WAL",
-                source: rusqlite::Error::InvalidQuery,
-            });
+        match &self.location {
+            StoreLocation::Sqlite(path) => path,
+            StoreLocation::Postgres(_) => Path::new(&self.shown),
         }
-        self.conn
-            .execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
-            .map_err(self.err("setting pragmas"))?;
-        if version < SCHEMA_VERSION {
-            self.migrate()?;
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    pub(crate) fn context(&self) -> ErrorContext {
+        ErrorContext {
+            shown: self.shown.clone(),
+            dialect: self.dialect,
+            timeout: self.busy_timeout,
+        }
+    }
+
+    pub(crate) fn err(&self, operation: &'static str) -> impl Fn(DbError) -> StoreError + '_ {
+        move |source| self.context().at(operation)(source)
+    }
+
+    /// Checks what the database is before anything is written to it, configures the
+    /// connection, and applies missing migrations up to `target`.
+    fn prepare(&self, target: u32) -> Result<(), StoreError> {
+        let identity = self
+            .db
+            .borrow_mut()
+            .identity()
+            .map_err(self.err("reading the schema version"))?;
+        self.check_identity(&identity)?;
+        if let Db::Sqlite(db) = &mut *self.db.borrow_mut() {
+            db.configure().map_err(self.err("switching to WAL"))?;
+        }
+        if identity.version < target {
+            self.migrate(target)?;
         }
         Ok(())
     }
 
-    /// Schema version, application id and table count, read in one read transaction: another
-    /// process creating the schema at the same moment must not be seen half-way (its tables
-    /// without its application id).
-    fn identify(&self, operation: &'static str) -> Result<(u32, i32, i64), StoreError> {
-        let tx = self
-            .conn
-            .unchecked_transaction()
-            .map_err(self.err(operation))?;
-        let version: u32 = tx
-            .pragma_query_value(None, "user_version", |r| r.get(0))
-            .map_err(self.err(operation))?;
-        let application_id: i32 = tx
-            .pragma_query_value(None, "application_id", |r| r.get(0))
-            .map_err(self.err(operation))?;
-        let tables: i64 = tx
-            .query_row(
-                "SELECT count(*) FROM sqlite_schema WHERE type = 'table'",
-                [],
-                |r| r.get(0),
-            )
-            .map_err(self.err(operation))?;
-        tx.commit().map_err(self.err(operation))?;
-        Ok((version, application_id, tables))
-    }
-
-    fn check_identity(
-        &self,
-        version: u32,
-        application_id: i32,
-        tables: i64,
-    ) -> Result<(), StoreError> {
-        let path = self.path.display().to_string();
-        let foreign = application_id != APPLICATION_ID && (application_id != 0 || tables > 0);
+    fn check_identity(&self, identity: &Identity) -> Result<(), StoreError> {
+        let path = self.shown.clone();
+        let application_id = identity.application_id.unwrap_or(0);
+        let foreign = application_id != i64::from(APPLICATION_ID)
+            && (application_id != 0 || identity.tables > 0);
         if foreign {
             return Err(StoreError::NotAStore {
                 path,
                 application_id,
-                tables,
+                tables: identity.tables,
             });
         }
-        if version > SCHEMA_VERSION {
+        if identity.version > SCHEMA_VERSION {
             return Err(StoreError::NewerSchema {
                 path,
-                found: version,
+                found: identity.version,
                 supported: SCHEMA_VERSION,
             });
         }
         Ok(())
     }
 
-    /// Applies the missing migrations in one IMMEDIATE transaction. The version is read again
-    /// inside it, so two processes opening an old store at once migrate it once.
-    fn migrate(&mut self) -> Result<(), StoreError> {
-        let context = ErrorContext {
-            path: self.path.clone(),
-            timeout: self.busy_timeout,
-        };
+    /// Applies the missing migrations up to `target` in one schema transaction. The identity is
+    /// read again inside it, so two processes opening an old or new store at once migrate it
+    /// once, and a store another build upgraded meanwhile is refused if it is now newer.
+    fn migrate(&self, target: u32) -> Result<(), StoreError> {
+        let context = self.context();
         let err = |operation| context.at(operation);
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
+        let mut db = self.db.borrow_mut();
+        db.begin_schema_change()
             .map_err(err("starting the schema upgrade"))?;
-        let version: u32 = tx
-            .pragma_query_value(None, "user_version", |r| r.get(0))
-            .map_err(err("reading the schema version"))?;
-        if version > SCHEMA_VERSION {
-            return Err(StoreError::NewerSchema {
-                path: context.path.display().to_string(),
-                found: version,
-                supported: SCHEMA_VERSION,
-            });
+        let result = (|| {
+            let identity = db.identity().map_err(err("reading the schema version"))?;
+            self.check_identity(&identity)?;
+            let dialect = db.dialect();
+            for index in identity.version..target {
+                db.execute_batch(&migration(dialect, index as usize))
+                    .map_err(err("applying a schema migration"))?;
+            }
+            if identity.version < target {
+                db.set_identity(target, i64::from(APPLICATION_ID))
+                    .map_err(err("recording the schema version"))?;
+            }
+            Ok(())
+        })();
+        match result {
+            Ok(()) => db.commit().map_err(err("committing the schema upgrade")),
+            Err(e) => {
+                let _ = db.rollback();
+                Err(e)
+            }
         }
-        for (index, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-            tx.execute_batch(sql)
-                .map_err(err("applying a schema migration"))?;
-            tx.pragma_update(None, "user_version", (index + 1) as i64)
-                .map_err(err("recording the schema version"))?;
-        }
-        tx.pragma_update(None, "application_id", APPLICATION_ID)
-            .map_err(err("recording the application id"))?;
-        tx.commit().map_err(err("committing the schema upgrade"))
     }
 
-    /// The schema version of the open store (always [`SCHEMA_VERSION`] after `open`).
+    /// The schema version of the open store (the target version after `open`).
     pub fn schema_version(&self) -> Result<u32, StoreError> {
-        self.conn
-            .pragma_query_value(None, "user_version", |r| r.get(0))
-            .map_err(self.err("reading the schema version"))
+        Ok(self
+            .db
+            .borrow_mut()
+            .identity()
+            .map_err(self.err("reading the schema version"))?
+            .version)
+    }
+
+    /// Runs `f` in one write transaction: committed when it returns `Ok`, rolled back otherwise.
+    pub(crate) fn write<T>(
+        &self,
+        starting: &'static str,
+        f: impl FnOnce(&mut Db, &ErrorContext) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let context = self.context();
+        let mut db = self.db.borrow_mut();
+        db.begin_write().map_err(context.at(starting))?;
+        match f(&mut db, &context) {
+            Ok(value) => {
+                if let Err(e) = db.commit() {
+                    let _ = db.rollback();
+                    return Err(context.at("committing")(e));
+                }
+                Ok(value)
+            }
+            Err(e) => {
+                let _ = db.rollback();
+                Err(e)
+            }
+        }
+    }
+
+    /// Runs ad-hoc SQL (placeholders `?1`, `?2`) on either backend; returns the rows changed.
+    /// For maintenance and tests: the store's own writes go through `record_*`.
+    pub fn execute(&self, sql: &str, params: &[Value]) -> Result<u64, StoreError> {
+        self.db
+            .borrow_mut()
+            .execute(sql, params)
+            .map_err(self.err("running a statement"))
+    }
+
+    /// Several statements without parameters, on either backend.
+    pub fn execute_batch(&self, sql: &str) -> Result<(), StoreError> {
+        self.db
+            .borrow_mut()
+            .execute_batch(sql)
+            .map_err(self.err("running statements"))
+    }
+
+    /// Runs an ad-hoc query (placeholders `?1`, `?2`) on either backend.
+    pub fn query(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>, StoreError> {
+        self.db
+            .borrow_mut()
+            .query(sql, params)
+            .map_err(self.err("running a query"))
+    }
+
+    /// A single integer (`SELECT count(*) ...`), on either backend.
+    pub fn query_i64(&self, sql: &str, params: &[Value]) -> Result<i64, StoreError> {
+        let row = self
+            .db
+            .borrow_mut()
+            .query_opt(sql, params)
+            .and_then(|row| row.ok_or(DbError::NoRow))
+            .map_err(self.err("running a query"))?;
+        row.i64(0).map_err(self.err("running a query"))
+    }
+
+    /// The SQLite connection, for SQLite-only checks (pragmas, integrity); `None` for
+    /// PostgreSQL.
+    pub fn sqlite_connection(&self) -> Option<std::cell::Ref<'_, rusqlite::Connection>> {
+        std::cell::Ref::filter_map(self.db.borrow(), |db| match db {
+            Db::Sqlite(db) => Some(db.connection()),
+            Db::Postgres(_) => None,
+        })
+        .ok()
     }
 }
 
 /// The stage name under which the end-to-end latency of a call (one batch) is stored.
 pub const END_TO_END: &str = "end_to_end";
-
-/// What an SQLite error is reported against, detached from `Store` so that it can be used while
-/// a transaction borrows the connection.
-struct ErrorContext {
-    path: PathBuf,
-    timeout: Duration,
-}
-
-impl ErrorContext {
-    fn at(&self, operation: &'static str) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
-        move |source| classify(&self.path, operation, self.timeout, source)
-    }
-}
-
-/// Whether SQLite refused because another connection holds a lock.
-fn is_busy(error: &rusqlite::Error) -> bool {
-    matches!(
-        error.sqlite_error_code(),
-        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
-    )
-}
-
-/// Maps an SQLite error to what it means for the user, naming the file.
-fn classify(
-    path: &Path,
-    operation: &'static str,
-    timeout: Duration,
-    source: rusqlite::Error,
-) -> StoreError {
-    let path = path.display().to_string();
-    if is_busy(&source) {
-        return StoreError::Locked {
-            path,
-            operation,
-            timeout,
-        };
-    }
-    match source.sqlite_error_code() {
-        Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => StoreError::Corrupt {
-            path,
-            detail: source.to_string(),
-        },
-        _ => StoreError::Sqlite {
-            path,
-            operation,
-            source,
-        },
-    }
-}

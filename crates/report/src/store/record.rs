@@ -34,6 +34,10 @@ pub struct RunSummary {
     pub results: i64,
     /// Set for a `detbench import-md` import.
     pub published_source: Option<String>,
+    /// Shards a merged run was split into (`detbench merge`).
+    pub shard_count: Option<i64>,
+    /// A merge with shards missing (`--allow-partial`).
+    pub partial: bool,
 }
 
 /// A published source a record came from.
@@ -84,6 +88,10 @@ pub struct ResultRecord {
     pub published: Option<PublishedSource>,
     pub published_latency_ms: Option<f64>,
     pub failed_images: i64,
+    /// Devices measured at once (`detbench run --devices`); `None`: one.
+    pub devices: Option<i64>,
+    /// From a merge with shards missing: the accuracy covers part of the dataset.
+    pub partial: bool,
     /// IoU type → (stat name, value) in pycocotools order.
     pub accuracy: BTreeMap<IouType, Vec<(String, f64)>>,
     pub latency: Option<LatencySummary>,
@@ -124,6 +132,27 @@ impl ResultRecord {
 
     pub fn is_published(&self) -> bool {
         self.published.is_some()
+    }
+
+    /// The device as tables show it: `cpu`, `cuda:0`, or `2x cuda` for a result measured on
+    /// several devices at once (`detbench run --devices`).
+    pub fn device_label(&self) -> String {
+        let device = self.device.map(|d| d.to_string()).unwrap_or_default();
+        match self.devices.filter(|n| *n > 1) {
+            Some(n) => {
+                let kind = device.split(':').next().unwrap_or_default();
+                format!("{n}x {kind}")
+            }
+            None => device,
+        }
+    }
+
+    /// The model as tables show it, marked when it comes from a partial merge.
+    pub fn model_label(&self) -> String {
+        match self.partial {
+            true => format!("{} (partial)", self.model),
+            false => self.model.clone(),
+        }
     }
 
     /// "onnxruntime 1.31.1": the engine and its version, or what is known of them.

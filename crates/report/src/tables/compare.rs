@@ -67,7 +67,7 @@ impl Dimension {
         match self {
             Dimension::Backend => option_text(r.engine),
             Dimension::Precision => option_text(r.precision),
-            Dimension::Device => option_text(r.device),
+            Dimension::Device => r.device_label(),
             Dimension::Batch => r
                 .batch_size
                 .map(|b| format!("batch {b}"))
@@ -85,7 +85,9 @@ impl Dimension {
     /// last), engines by name.
     fn order(self, r: &ResultRecord) -> (i64, String) {
         let rank = match self {
-            Dimension::Device => i64::from(r.device != Some(Device::Cpu)),
+            Dimension::Device => {
+                i64::from(r.device != Some(Device::Cpu)) + 2 * r.devices.unwrap_or(1)
+            }
             Dimension::Precision => match r.precision {
                 Some(Precision::Fp32) => 0,
                 Some(Precision::Fp16) => 1,

@@ -1,14 +1,16 @@
 //! The one table layout of detbench: a [`Table`] of [`Cell`]s, rendered as Markdown, CSV or
 //! JSON. Every table goes through it: a run's `results.md` and `results.csv`
-//! ([`crate::run_files`]), `detbench report`'s tables from the store ([`stored`], [`compare`])
-//! and its run list. Numbers keep full precision in CSV and JSON; Markdown shows them with the
+//! ([`crate::run_files`]), `detbench report`'s tables from the store ([`stored`], [`compare`]),
+//! the training tables ([`training`]) and the run list. Numbers keep full precision in CSV and JSON; Markdown shows them with the
 //! cell's decimals.
 
 pub mod compare;
 pub mod stored;
+pub mod training;
 
 pub use compare::{CompareError, Dimension, comparison_tables};
 pub use stored::{results_table, stages_table};
+pub use training::{TrainingEntry, training_tables};
 
 use serde::Serialize;
 

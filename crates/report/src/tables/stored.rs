@@ -53,7 +53,7 @@ pub fn results_table(records: &[ResultRecord]) -> Table {
     let rows = records
         .iter()
         .map(|r| {
-            let mut row = vec![Cell::text(&r.model)];
+            let mut row = vec![Cell::text(r.model_label())];
             match r.published_label() {
                 Some(label) => {
                     row.push(Cell::text(label));
@@ -69,7 +69,7 @@ pub fn results_table(records: &[ResultRecord]) -> Table {
                 }
                 None => {
                     row.push(Cell::text(r.backend_label()));
-                    row.push(Cell::text(option_text(r.device)));
+                    row.push(Cell::text(r.device_label()));
                     row.push(Cell::text(option_text(r.precision)));
                     row.push(Cell::number(r.batch_size.map(|b| b as f64), 0));
                     row.push(Cell::number(r.threads.map(|t| t as f64), 0));
@@ -100,17 +100,21 @@ pub fn results_table(records: &[ResultRecord]) -> Table {
          source's own figure (per image). Throughput is images per second at the row's batch."
             .to_owned(),
     ];
-    let invalid: Vec<String> = records
-        .iter()
-        .filter(|r| r.latency.as_ref().is_some_and(|l| !l.valid))
-        .map(|r| {
-            let notes = &r.latency.as_ref().expect("filtered").validity_notes;
-            format!("run {} {}: {}", r.run_id, r.model, notes.join("; "))
-        })
-        .collect();
-    if !invalid.is_empty() {
-        notes.push(format!("Latency not valid for: {}.", invalid.join(" / ")));
-    }
+    // One line per result, so that a long list stays readable.
+    notes.extend(
+        records
+            .iter()
+            .filter(|r| r.latency.as_ref().is_some_and(|l| !l.valid))
+            .map(|r| {
+                let why = &r.latency.as_ref().expect("filtered").validity_notes;
+                format!(
+                    "Latency not valid for run {} {}: {}.",
+                    r.run_id,
+                    r.model,
+                    why.join("; ")
+                )
+            }),
+    );
     Table {
         title: "Results".to_owned(),
         columns,

@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod db;
+
 use detbench_bench::results::RunResults;
 use detbench_bench::timing::summarize;
 use serde_json::json;

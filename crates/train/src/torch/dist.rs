@@ -7,6 +7,7 @@ use std::ffi::{c_char, c_int, c_void};
 use tch::Tensor;
 use torch_sys::C_tensor;
 
+use crate::config::Rendezvous;
 use crate::error::{Result, TrainError};
 use crate::torch::ffi::{ErrBuf, cstring, tensor_ptrs};
 
@@ -53,8 +54,8 @@ pub struct Store {
 unsafe impl Send for Store {}
 
 impl Store {
-    pub fn new(init: &str, rank: usize, world_size: usize) -> Result<Self> {
-        let c = cstring(init)?;
+    pub fn new(init: &Rendezvous, rank: usize, world_size: usize) -> Result<Self> {
+        let c = cstring(&init.to_string())?;
         let err = ErrBuf::new();
         // SAFETY: valid C string.
         let raw = unsafe {

@@ -36,4 +36,4 @@ pub mod setup;
 pub mod step;
 pub mod trainer;
 
-pub use trainer::{train, train_observed};
+pub use trainer::{train, train_observed, train_on};

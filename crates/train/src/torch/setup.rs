@@ -11,7 +11,7 @@ use detbench_backends::EngineKind;
 use detbench_backends::config::TORCHVISION_OPS_ENV;
 use detbench_backends::torch::runtime;
 
-use crate::config::{Precision, TrainConfig, TrainDevice};
+use crate::config::{Precision, TrainConfig};
 use crate::error::{Result, TrainError};
 use crate::torch::ffi;
 
@@ -43,8 +43,8 @@ fn on_off(b: bool) -> String {
 pub fn prepare_engine(config: &TrainConfig) -> Result<Engine> {
     let mut options: Vec<(String, String)> = Vec::new();
     let device = match config.device {
-        TrainDevice::Cpu => Device::Cpu,
-        TrainDevice::Cuda(index) => {
+        detbench_backends::Device::Cpu => Device::Cpu,
+        detbench_backends::Device::Cuda(index) => {
             let cuda = runtime::ensure_cuda(config.libtorch_cuda.as_deref())?;
             if index as i64 >= cuda.device_count {
                 return Err(TrainError::Config(format!(

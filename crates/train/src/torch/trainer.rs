@@ -17,9 +17,9 @@ use std::time::Instant;
 use tch::Tensor;
 
 use crate::coco::TrainSet;
-use crate::config::{Precision, TrainConfig, TrainDevice};
+use crate::config::{Precision, TrainConfig};
 use crate::error::{Result, TrainError};
-use crate::loader::{Loader, LoaderPlan};
+use crate::loader::{Loader, LoaderPlan, load_training_set};
 use crate::results::{PeakMemory, StepRecord, TrainResults, throughput};
 use crate::schedule::LrSchedule;
 use crate::targets::TargetKinds;
@@ -27,6 +27,7 @@ use crate::torch::dist::{ProcessGroup, Store};
 use crate::torch::ffi::{Module, Optimizer, ScalerSettings};
 use crate::torch::setup::{Engine, prepare_engine};
 use crate::torch::{cuda, step};
+use detbench_backends::Device;
 
 /// DDP's default bucket size (`bucket_cap_mb=25`).
 const BUCKET_BYTES: usize = 25 * 1024 * 1024;
@@ -36,30 +37,53 @@ pub fn train(config: &TrainConfig) -> Result<TrainResults> {
     train_observed(config, &mut |_| {})
 }
 
-/// As [`train`], calling `observe` after every step (progress, logs).
+/// As [`train`], calling `observe` after every step (progress, logs). A run that fails after
+/// some steps returns [`TrainError::Stopped`] with the steps done.
 pub fn train_observed(
     config: &TrainConfig,
     observe: &mut dyn FnMut(&StepRecord),
 ) -> Result<TrainResults> {
+    let set = load_training_set(config)?;
+    train_on(config, set, observe)
+}
+
+/// As [`train_observed`] on a training set already read and checked by
+/// [`load_training_set`] for this `config` (a command that checks every run before the first
+/// one starts reads each set once).
+pub fn train_on(
+    config: &TrainConfig,
+    set: TrainSet,
+    observe: &mut dyn FnMut(&StepRecord),
+) -> Result<TrainResults> {
     let started = Instant::now();
-    config.validate()?;
     if let Some(path) = &config.save {
         check_writable(path)?;
-    }
-    let mut set = TrainSet::load(&config.annotations, &config.images, config.model)?;
-    if let Some(n) = config.limit_images {
-        set.truncate(n);
     }
     let engine = prepare_engine(config)?;
     let mut run = Run::new(config, set, engine)?;
     let steps = run.total_steps();
     let mut records = Vec::with_capacity(steps);
     for i in 0..steps {
-        let record = run.step(i)?;
-        observe(&record);
-        records.push(record);
+        match run.step(i) {
+            Ok(record) => {
+                observe(&record);
+                records.push(record);
+            }
+            Err(error) if records.is_empty() => return Err(error),
+            Err(error) => {
+                // Nothing measured is lost: the steps done, with why the run stopped (unless the
+                // device cannot even report them any more: then the error alone).
+                return Err(match run.finish(records, started, Some(&error)) {
+                    Ok(partial) => TrainError::Stopped {
+                        error: Box::new(error),
+                        partial: Box::new(partial),
+                    },
+                    Err(_) => error,
+                });
+            }
+        }
     }
-    run.finish(records, started)
+    run.finish(records, started, None)
 }
 
 /// Fails early when `path` cannot be written (its folder is missing or read-only).
@@ -122,28 +146,14 @@ impl<'a> Run<'a> {
             Some(p) => Some(join_group(config, &module, p)?),
             None => None,
         };
-        let (rank, world) = config
-            .parallel
-            .as_ref()
-            .map_or((0, 1), |p| (p.rank, p.world_size));
         let set = Arc::new(set);
         let kinds = TargetKinds {
             masks: config.model.needs_masks(),
             keypoints: config.model.needs_keypoints(),
         };
-        let plan = LoaderPlan {
-            seed: config.seed,
-            batch: config.batch,
-            rank,
-            world_size: world,
-            hflip_prob: r.hflip_prob,
-            group_factor: r.aspect_ratio_group_factor,
-            workers: config.workers,
-            prefetch: config.prefetch,
-        };
-        let loader = Loader::start(Arc::clone(&set), plan, kinds)?;
+        let loader = Loader::start(Arc::clone(&set), LoaderPlan::new(config), kinds)?;
         let schedule = LrSchedule::new(config.base_lr(), r, loader.batches_per_epoch());
-        if let TrainDevice::Cuda(i) = config.device {
+        if let Device::Cuda(i) = config.device {
             cuda::reset_peak_memory(i)?;
         }
         Ok(Run {
@@ -235,22 +245,33 @@ impl<'a> Run<'a> {
         })
     }
 
-    fn finish(self, steps: Vec<StepRecord>, started: Instant) -> Result<TrainResults> {
+    /// The results of the steps done; `stopped`: the error that ended the run early (the module
+    /// is then not saved).
+    fn finish(
+        self,
+        steps: Vec<StepRecord>,
+        started: Instant,
+        stopped: Option<&TrainError>,
+    ) -> Result<TrainResults> {
         let config = self.config;
         let peak_memory = match config.device {
-            TrainDevice::Cuda(i) => {
+            Device::Cuda(i) => {
                 let (allocated_bytes, reserved_bytes) = cuda::peak_memory(i)?;
                 Some(PeakMemory {
                     allocated_bytes,
                     reserved_bytes,
                 })
             }
-            TrainDevice::Cpu => None,
+            Device::Cpu => None,
         };
         let param_checksum = step::checksum(&self.params)?;
-        if let Some(path) = &config.save {
-            save_module(&self.module, path)?;
-        }
+        let saved = match (&config.save, stopped) {
+            (Some(path), None) => {
+                save_module(&self.module, path)?;
+                Some(path.clone())
+            }
+            _ => None,
+        };
         let world = self.world();
         let skip = if config.timed_steps.is_some() {
             config.warmup_steps
@@ -271,8 +292,9 @@ impl<'a> Run<'a> {
             peak_memory,
             options: self.engine.options.clone(),
             param_checksum,
-            saved: config.save.clone(),
+            saved,
             wall_s: started.elapsed().as_secs_f64(),
+            stopped: stopped.map(ToString::to_string),
         })
     }
 }
@@ -286,8 +308,8 @@ fn join_group(
 ) -> Result<ProcessGroup> {
     let store = Store::new(&p.init, p.rank, p.world_size)?;
     let group = match config.device {
-        TrainDevice::Cpu => ProcessGroup::gloo(store, p.rank, p.world_size)?,
-        TrainDevice::Cuda(i) => cuda::nccl_group(store, p.rank, p.world_size, i)?,
+        Device::Cpu => ProcessGroup::gloo(store, p.rank, p.world_size)?,
+        Device::Cuda(i) => cuda::nccl_group(store, p.rank, p.world_size, i)?,
     };
     let _guard = tch::no_grad_guard();
     let params: Vec<Tensor> = module

@@ -49,26 +49,32 @@ pub fn python() -> Command {
 
 /// The Mask R-CNN of the CPU tests (min_size 320, max_size 512, seed 0), exported once.
 pub fn small_maskrcnn() -> PathBuf {
+    small_model("maskrcnn_resnet50_fpn")
+}
+
+/// A torchvision detector of the CPU tests (`maskrcnn_resnet50_fpn`, `fasterrcnn_resnet50_fpn`,
+/// `retinanet_resnet50_fpn` or `keypointrcnn_resnet50_fpn`; min_size 320, max_size 512, seed 0),
+/// exported once into the target's temporary folder, which every test binary of the workspace
+/// shares (the CLI's training test uses the same files).
+pub fn small_model(name: &str) -> PathBuf {
     static LOCK: Mutex<()> = Mutex::new(());
     let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("train-models");
-    let file = dir.join("maskrcnn_resnet50_fpn_small.pt");
+    let file = dir.join(format!("{name}_small.pt"));
     if !file.is_file() {
         let status = python()
             .arg(repo_root().join("tools/train/export_train_models.py"))
-            .args([
-                "--models",
-                "maskrcnn_resnet50_fpn",
-                "--min-size",
-                "320",
-                "--max-size",
-                "512",
-            ])
+            .args(["--models", name, "--min-size", "320", "--max-size", "512"])
             .args(["--suffix", "small", "--seed", "0", "--out"])
             .arg(&dir)
             .status()
             .expect("run export_train_models.py");
-        assert!(status.success(), "export_train_models.py failed");
+        assert!(status.success(), "export_train_models.py failed for {name}");
     }
     file
+}
+
+/// The shipped person-keypoints subset (Keypoint R-CNN's training set).
+pub fn keypoint_annotations() -> PathBuf {
+    shared().join("coco/annotations/person_keypoints_val2017_subset.json")
 }

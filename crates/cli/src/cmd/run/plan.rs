@@ -1,6 +1,8 @@
 //! The options of a run, resolved once (ripgrep's low-level to high-level arguments): the
-//! dataset source after its defaults, the catalogue entries, the engine settings, the scenario,
-//! and where the results go. [`RunPlan::run`] then drives the harness model by model.
+//! dataset source after its defaults, the zoo entries (built-in and user cards, a model file,
+//! a card), the engine settings, the scenario, and where the results go. [`RunPlan::run`] then
+//! drives the harness model by model, each model's class map resolved against the dataset's
+//! categories.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -9,16 +11,26 @@ use std::sync::Arc;
 use anyhow::bail;
 use detbench_backends::EngineKind;
 use detbench_bench::dataset::{DatasetOptions, DatasetSource, GroundTruthKind};
+use detbench_bench::interrupt;
+use detbench_bench::mlperf::{LoadgenOptions, run_model_loadgen};
 use detbench_bench::prefetch::{DecodeFn, DecodeMode, image_decoder};
-use detbench_bench::results::{RESULTS_SCHEMA_VERSION, RunResults};
+use detbench_bench::results::{RESULTS_SCHEMA_VERSION, RunResults, SkippedRun};
 use detbench_bench::scenario::{DatasetCache, ModelOutcome, Observer, ScenarioOptions, run_model};
+use detbench_bench::{Detector, DetectorError};
 use detbench_eval::Detection;
-use detbench_models::{ShaCheck, ZooEntry};
+use detbench_models::card::DatasetCategory;
+use detbench_models::zoo::CardOrigin;
+use detbench_models::{ModelFormat, OpenContext, ShaCheck, Zoo, ZooEntry};
 
-use super::Options;
+use super::outputs::{self, OutputPaths};
 use super::progress::Progress;
+use super::scenario::RunContext;
+use super::{Options, ShardArg};
+use crate::cmd::cards::load_zoo;
+use crate::cmd::engine::{EngineChoice, check_thread_count};
+use detbench_bench::shard::{Shard, ShardRow};
+use detbench_report::store::StoreLocation;
 use crate::cmd::detector;
-use crate::cmd::engine::EngineChoice;
 
 /// Everything a run needs, typed and with its defaults applied.
 pub struct RunPlan {
@@ -26,14 +38,20 @@ pub struct RunPlan {
     pub command_line: Vec<String>,
     source: DatasetSource,
     model_dir: PathBuf,
-    entries: Vec<&'static ZooEntry>,
+    /// Where companions (a top-down model's person detector) are found.
+    zoo: Zoo,
+    entries: Vec<ZooEntry>,
     engine: EngineChoice,
     scenario: ScenarioOptions,
     pub out_dir: PathBuf,
     pub save_detections: Option<PathBuf>,
-    /// The results store, unless `--no-store`.
-    pub store: Option<PathBuf>,
+    /// The results store, unless `--no-store` (or a shard: the merge records the run).
+    pub store: Option<StoreLocation>,
+    /// This process's shard of the run (`--shard`).
+    pub shard: Option<Shard>,
     quiet: bool,
+    /// `--scenario`: each model runs under MLPerf LoadGen instead of the plain timed pass.
+    loadgen: Option<LoadgenOptions>,
 }
 
 /// What a run produced.
@@ -41,24 +59,63 @@ pub struct Run {
     pub results: RunResults,
     /// (model, batch size, detections) of each successful row, when `--save-detections` asks.
     pub detections: Vec<(String, usize, Vec<Detection>)>,
+    /// A shard's part of each row (images, detections) for `detbench merge`, in row order.
+    pub shard_rows: Vec<ShardRow>,
 }
 
 impl RunPlan {
     pub fn new(args: Options) -> anyhow::Result<RunPlan> {
         let started_at = detbench_env::now_rfc3339();
+        let shard = match args.shard {
+            None => None,
+            Some(ShardArg::Given(shard)) => Some(shard),
+            Some(ShardArg::Auto) => {
+                let (shard, source) = detbench_bench::shard::from_scheduler(
+                    |name| std::env::var(name).ok(),
+                    args.shard_count,
+                )?;
+                eprintln!("--shard auto: shard {shard} (from {source})");
+                Some(shard)
+            }
+        };
+        if shard.is_some() && args.scenario.scenario.is_some() {
+            bail!(
+                "--scenario with --shard: a LoadGen scenario times one process's queries; run it \
+                 unsharded (or on one device each)"
+            );
+        }
+        if shard.is_some() && args.save_detections.is_some() {
+            bail!(
+                "--save-detections with --shard: a shard's detections are in its shard.json; \
+                 `detbench merge --save-detections FILE` writes the whole run's"
+            );
+        }
         let source = DatasetOptions {
             images_dir: args.images_dir,
             annotations: args.annotations,
             keypoint_annotations: args.keypoint_annotations,
             images_only: args.images,
             limit: args.limit,
+            shard,
         }
         .resolve()?;
         let model_dir = detbench_models::model_dir(args.model_dir.as_deref())?;
-        let entries = select_models(&args.model, &model_dir)?;
+        let zoo = load_zoo(args.model_dir.as_deref());
         let engine = args.engine.resolve()?;
+        let mut entries = given_model(args.model_file.as_deref(), args.card.as_deref(), &engine)?;
+        let names = if args.model.is_empty() && entries.is_empty() {
+            vec!["yolox_nano".to_owned()]
+        } else {
+            args.model
+        };
+        entries.extend(select_models(&names, &model_dir, &zoo)?);
+        let mut seen = HashSet::new();
+        entries.retain(|e| seen.insert(e.name.clone()));
         if engine.requested() == Some(EngineKind::Native) {
-            detector::check_native(&entries, &engine.for_model(entries[0]))?;
+            let refs: Vec<&ZooEntry> = entries.iter().collect();
+            if let Some(first) = refs.first() {
+                detector::check_native(&refs, &engine.for_model(first))?;
+            }
         }
         let batch_sizes = if args.batch.is_empty() {
             vec![1]
@@ -68,10 +125,29 @@ impl RunPlan {
         if let Some(zero) = batch_sizes.iter().find(|&&b| b == 0) {
             bail!("--batch {zero}: batch sizes start at 1");
         }
-        Ok(RunPlan {
-            command_line: std::env::args().collect(),
+        if args.decode_chunk == 0 {
+            bail!("--decode-chunk 0: a chunk holds at least 1 image");
+        }
+        if let Some(threads) = args.decode_threads {
+            if threads == 0 {
+                bail!("--decode-threads 0: give at least 1, or leave it out for the default");
+            }
+            check_thread_count("--decode-threads", threads)?;
+        }
+        let out_dir = args
+            .out
+            .unwrap_or_else(|| default_out_dir(&started_at, shard));
+        let loadgen = args.scenario.resolve(&RunContext {
+            batch_sizes: &batch_sizes,
+            warmup: args.warmup,
+            decode_threads: args.decode_threads,
+            out_dir: &out_dir,
+        })?;
+        let plan = RunPlan {
+            command_line: crate::cmd::command_line(),
             source,
             model_dir,
+            zoo,
             entries,
             engine,
             scenario: ScenarioOptions {
@@ -79,21 +155,83 @@ impl RunPlan {
                 batch_sizes,
                 decode: DecodeMode::new(args.decode, args.decode_threads, args.decode_chunk),
                 evaluation: args.eval,
+                defer_scoring: shard.is_some(),
             },
-            out_dir: args.out.unwrap_or_else(|| default_out_dir(&started_at)),
+            out_dir,
             started_at,
             save_detections: args.save_detections,
-            store: (!args.no_store)
-                .then(|| detbench_report::store::resolve_path(args.db.as_deref())),
+            store: match args.no_store || shard.is_some() {
+                true => None,
+                false => Some(crate::cmd::store::resolve(args.db.as_ref())?),
+            },
+            shard,
             quiet: args.quiet,
-        })
+            loadgen,
+        };
+        plan.check_outputs(args.overwrite)?;
+        Ok(plan)
     }
 
-    /// Runs every model at every batch size, with the progress display.
-    pub fn run(&self) -> Run {
+    /// Refuses the run at once when its results could not be written (see [`outputs`]).
+    fn check_outputs(&self, overwrite: bool) -> anyhow::Result<()> {
+        let mut inputs: Vec<PathBuf> = self
+            .entries
+            .iter()
+            .map(|e| e.file_path(&self.model_dir))
+            .collect();
+        if let DatasetSource::Coco {
+            instances,
+            keypoints,
+            ..
+        } = &self.source
+        {
+            inputs.extend([instances.clone(), keypoints.clone()]);
+        }
+        let detection_files = self
+            .entries
+            .iter()
+            .flat_map(|e| {
+                self.scenario
+                    .batch_sizes
+                    .iter()
+                    .filter_map(|&b| self.detections_file(&e.name, b))
+            })
+            .collect();
+        OutputPaths {
+            out_dir: &self.out_dir,
+            overwrite,
+            detection_files,
+            // An SQLite store that cannot be opened refuses the run; a PostgreSQL server that
+            // cannot be reached now only warns (`check_reachable`): `detbench import` records
+            // the results files later.
+            store: self.store.as_ref().and_then(StoreLocation::path),
+            inputs,
+        }
+        .check()
+    }
+
+    /// Whether `--save-detections` was given.
+    pub fn saves_detections(&self) -> bool {
+        self.save_detections.is_some()
+    }
+
+    /// Where `--save-detections` puts the detections of one row (none without the option).
+    pub fn detections_file(&self, model: &str, batch: usize) -> Option<PathBuf> {
+        let single_row = self.entries.len() * self.scenario.batch_sizes.len() == 1;
+        self.save_detections
+            .as_deref()
+            .map(|base| outputs::detections_file(base, model, batch, single_row))
+    }
+
+    /// Runs every model at every batch size, with the progress display. Fails before anything
+    /// runs when the LoadGen settings do not fit a dataset.
+    pub fn run(&self) -> anyhow::Result<Run> {
         let progress = Progress::new(self.quiet);
         let mut datasets = DatasetCache::new(self.source.clone());
         self.report_dataset(&mut datasets, &progress);
+        if let Some(loadgen) = &self.loadgen {
+            super::scenario_settings::validate(loadgen, &self.entries, &mut datasets)?;
+        }
         let decoder = image_decoder();
         let mut run = Run {
             results: RunResults {
@@ -104,13 +242,28 @@ impl RunPlan {
                 environment: detbench_env::capture(),
                 models: Vec::new(),
                 skipped: Vec::new(),
+                interrupted: false,
+                training: Vec::new(),
+                sharding: None,
             },
             detections: Vec::new(),
+            shard_rows: Vec::new(),
         };
         for entry in &self.entries {
+            if interrupt::requested() {
+                run.results
+                    .skipped
+                    .extend(self.scenario.batch_sizes.iter().map(|&b| SkippedRun {
+                        name: entry.name.to_owned(),
+                        batch_size: b,
+                        reason: interrupt::NOT_MEASURED.to_owned(),
+                    }));
+                continue;
+            }
             self.run_model(entry, &mut datasets, &decoder, &progress, &mut run);
         }
-        run
+        run.results.interrupted = interrupt::requested();
+        Ok(run)
     }
 
     /// One catalogued model at every batch size; its rows, with their agreement with the
@@ -125,6 +278,7 @@ impl RunPlan {
     ) {
         let config = self.engine.for_model(entry);
         let checked = detbench_models::model_spec(entry, &self.model_dir, &config);
+        let categories = dataset_categories(datasets, entry);
         if let Some(ShaCheck::Mismatch { expected, actual }) = &checked.sha256 {
             progress.message(&format!(
                 "warning: {} has sha256 {actual}, the catalogue expects {expected}; results may \
@@ -132,20 +286,49 @@ impl RunPlan {
                 checked.spec.file.file
             ));
         }
-        let (outcomes, skipped) = run_model(
-            &checked.spec,
-            || detector::open(entry, Some(&self.model_dir), &config),
-            datasets,
-            decoder,
-            &self.scenario,
-            progress,
-        );
+        let open = || -> Result<Box<dyn Detector>, DetectorError> {
+            let ctx = OpenContext {
+                model_dir: &self.model_dir,
+                config: &config,
+                categories: categories.as_deref(),
+                zoo: &self.zoo,
+            };
+            detector::open(entry, &ctx)
+        };
+        let (outcomes, skipped) = match &self.loadgen {
+            Some(loadgen) => {
+                run_model_loadgen(&checked.spec, &open, datasets, decoder, loadgen, progress)
+            }
+            None => run_model(
+                &checked.spec,
+                open,
+                datasets,
+                decoder,
+                &self.scenario,
+                progress,
+            ),
+        };
         for ModelOutcome {
             mut result,
             detections,
+            iou_types,
         } in outcomes
         {
+            if self.shard.is_some() {
+                // Scoring and the agreement with the reference wait for the merge.
+                run.shard_rows.push(super::shard::shard_row(
+                    datasets.dataset(entry.ground_truth()).ok().as_deref(),
+                    &result,
+                    &detections,
+                    iou_types,
+                ));
+                run.results.models.push(result);
+                continue;
+            }
+            // A LoadGen row has the detections of every image only in accuracy mode.
+            let has_all = result.scenario.as_ref().is_none_or(|s| s.scores_accuracy());
             if result.is_ok()
+                && has_all
                 && let Ok(dataset) = datasets.dataset(entry.ground_truth())
             {
                 match detbench_models::reference_agreement::reference_agreement(
@@ -159,7 +342,7 @@ impl RunPlan {
                         .message(&format!("warning: cannot compare with the reference: {e}")),
                 }
             }
-            if self.save_detections.is_some() && result.is_ok() {
+            if self.save_detections.is_some() && result.is_ok() && has_all {
                 run.detections
                     .push((result.name.clone(), result.batch_size, detections));
             }
@@ -168,7 +351,8 @@ impl RunPlan {
         run.results.skipped.extend(skipped);
     }
 
-    /// Warns about image files that are missing before anything is timed.
+    /// Warns about image files that are missing, and about the ground truth, before anything
+    /// is timed.
     fn report_dataset(&self, datasets: &mut DatasetCache, progress: &Progress) {
         let mut kinds: Vec<GroundTruthKind> = Vec::new();
         for entry in &self.entries {
@@ -187,6 +371,12 @@ impl RunPlan {
             };
             for note in &dataset.notes {
                 progress.message(note);
+            }
+            // What `detbench eval` would say about the same file (lenient metadata, id 0, ...).
+            if let Ok(Some(gt)) = datasets.ground_truth(kind) {
+                for warning in gt.warnings() {
+                    progress.message(&format!("warning: {warning}"));
+                }
             }
             let missing = dataset.missing_files();
             if !missing.is_empty() {
@@ -207,42 +397,123 @@ impl RunPlan {
     }
 }
 
-/// The catalogue entries `--model` names; `all` is every entry whose file is in `model_dir`.
-fn select_models(names: &[String], model_dir: &Path) -> anyhow::Result<Vec<&'static ZooEntry>> {
-    let mut entries: Vec<&'static ZooEntry> = Vec::new();
+/// The model `--model-file` and/or `--card` give, if any: a file with its card (or described by
+/// itself), or a card alone (its file beside it, else in the model folder).
+fn given_model(
+    model_file: Option<&Path>,
+    card: Option<&Path>,
+    engine: &EngineChoice,
+) -> anyhow::Result<Vec<ZooEntry>> {
+    let card_of = |path: &Path| detbench_models::card::load(path);
+    Ok(match (model_file, card) {
+        (Some(file), card) => {
+            let card = card.map(card_of).transpose()?;
+            let format = ModelFormat::from_path(file).unwrap_or(ModelFormat::Onnx);
+            let config = engine.with_default(format.default_engine());
+            vec![detbench_models::model_file_entry(file, card, &config)?]
+        }
+        (None, Some(path)) => vec![ZooEntry::from_card(
+            card_of(path)?,
+            CardOrigin::File(path.to_path_buf()),
+        )],
+        (None, None) => Vec::new(),
+    })
+}
+
+/// The zoo entries `--model` names; `all` is every entry whose file is present.
+fn select_models(names: &[String], model_dir: &Path, zoo: &Zoo) -> anyhow::Result<Vec<ZooEntry>> {
+    let mut entries: Vec<ZooEntry> = Vec::new();
     for name in names {
         let name = name.trim();
         if name == "all" {
-            let (present, absent): (Vec<_>, Vec<_>) = detbench_models::catalogue()
-                .into_iter()
-                .partition(|e| model_dir.join(e.file_name).is_file());
-            if !absent.is_empty() {
-                eprintln!(
-                    "--model all: {} catalogued models have no file in {} and are left out (see \
-                     `detbench zoo`): {}",
-                    absent.len(),
-                    model_dir.display(),
-                    absent.iter().map(|e| e.name).collect::<Vec<_>>().join(", ")
-                );
-            }
-            entries.extend(present);
+            entries.extend(runnable_models(model_dir, zoo));
         } else {
-            entries.push(detbench_models::entry(name)?);
+            entries.push(zoo.get(name)?.clone());
         }
     }
-    let mut seen = HashSet::new();
-    entries.retain(|e| seen.insert(e.name));
-    if entries.is_empty() {
+    if entries.is_empty() && !names.is_empty() {
         bail!("no models to run (--model {})", names.join(","));
     }
     Ok(entries)
 }
 
-/// `runs/<UTC timestamp>` (colons replaced, so the name is valid everywhere).
-fn default_out_dir(started_at: &str) -> PathBuf {
+/// `--model all`: every catalogued model whose file is in `model_dir` and whose engine this
+/// build has; the others are named on stderr with why.
+fn runnable_models(model_dir: &Path, zoo: &Zoo) -> Vec<ZooEntry> {
+    let (present, absent): (Vec<&ZooEntry>, Vec<&ZooEntry>) = zoo
+        .entries()
+        .iter()
+        .partition(|e| e.file_path(model_dir).is_file());
+    if !absent.is_empty() {
+        eprintln!(
+            "--model all: {} models of the zoo have no file in {} and are left out (see \
+             `detbench zoo`): {}",
+            absent.len(),
+            model_dir.display(),
+            absent
+                .iter()
+                .map(|e| e.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    let (built, unbuilt): (Vec<_>, Vec<_>) = present
+        .into_iter()
+        .partition(|e| e.default_engine().is_built());
+    for engine in detbench_backends::EngineKind::ALL {
+        let names: Vec<&str> = unbuilt
+            .iter()
+            .filter(|e| e.default_engine() == *engine)
+            .map(|e| e.name.as_str())
+            .collect();
+        if !names.is_empty() {
+            eprintln!(
+                "--model all: {} model(s) need the {} engine, which this build does not have \
+                 (rebuild with `--features {}`, README \"{}\"), and are left out: {}",
+                names.len(),
+                engine.cli_name(),
+                engine.info().feature,
+                engine.info().readme,
+                names.join(", ")
+            );
+        }
+    }
+    built.into_iter().cloned().collect()
+}
+
+/// The categories of the dataset `entry` is scored on (`None` for a speed-only run), which its
+/// class map is matched against.
+fn dataset_categories(
+    datasets: &mut DatasetCache,
+    entry: &ZooEntry,
+) -> Option<Vec<DatasetCategory>> {
+    let ground_truth = datasets.ground_truth(entry.ground_truth()).ok().flatten()?;
+    Some(
+        ground_truth
+            .categories()
+            .into_iter()
+            .map(|(id, name)| DatasetCategory { id, name })
+            .collect(),
+    )
+}
+
+/// `runs/<UTC timestamp>` (colons replaced, so the name is valid everywhere); for a shard
+/// `runs/slurm-<array job id>/shard-<I>` in a Slurm job array, else
+/// `runs/<UTC timestamp>-shard-<I>-of-<N>`.
+fn default_out_dir(started_at: &str, shard: Option<Shard>) -> PathBuf {
     let stamp: String = started_at
         .chars()
         .map(|c| if c == ':' { '-' } else { c })
         .collect();
-    PathBuf::from("runs").join(stamp)
+    let Some(shard) = shard else {
+        return PathBuf::from("runs").join(stamp);
+    };
+    match std::env::var("SLURM_ARRAY_JOB_ID") {
+        Ok(job) if !job.is_empty() => PathBuf::from("runs")
+            .join(format!("slurm-{job}"))
+            .join(format!("shard-{}", shard.index)),
+        _ => {
+            PathBuf::from("runs").join(format!("{stamp}-shard-{}-of-{}", shard.index, shard.count))
+        }
+    }
 }
