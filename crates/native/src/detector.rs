@@ -29,7 +29,8 @@ pub const ARCHITECTURES: [&str; 3] = [
 /// error names the model and what the engine runs (checked before a run; the engine also
 /// recognises the architecture in the file itself when it opens it).
 pub fn supports(entry: &ZooEntry) -> Result<(), NativeError> {
-    if entry.family == Family::TorchvisionDetection && ARCHITECTURES.contains(&entry.name) {
+    if entry.family == Family::TorchvisionDetection && ARCHITECTURES.contains(&entry.name.as_str())
+    {
         return Ok(());
     }
     Err(NativeError::UnknownArchitecture(format!(

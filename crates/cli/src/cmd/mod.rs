@@ -1,7 +1,7 @@
 //! One module per subcommand, each with its clap `Args` and a `main`.
 
-pub mod detector;
 pub mod cards;
+pub mod detector;
 pub mod engine;
 pub mod env;
 pub mod eval;

@@ -27,10 +27,10 @@ use super::progress::Progress;
 use super::scenario::RunContext;
 use super::{Options, ShardArg};
 use crate::cmd::cards::load_zoo;
+use crate::cmd::detector;
 use crate::cmd::engine::{EngineChoice, check_thread_count};
 use detbench_bench::shard::{Shard, ShardRow};
 use detbench_report::store::StoreLocation;
-use crate::cmd::detector;
 
 /// Everything a run needs, typed and with its defaults applied.
 pub struct RunPlan {

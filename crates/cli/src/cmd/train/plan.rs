@@ -131,7 +131,9 @@ impl TrainPlan {
             environment: detbench_env::capture(),
             models: Vec::new(),
             skipped: Vec::new(),
+            interrupted: false,
             training,
+            sharding: None,
         };
         export(&results, &self.out_dir, self.store.as_ref())?;
         if !failures.is_empty() {
