@@ -103,7 +103,7 @@ fn a_merge_of_three_shards_equals_the_unsharded_run_bit_for_bit() {
             .unwrap(),
     );
     assert!(
-        stderr(&merge).contains("recorded as run 1"),
+        stderr(&merge).contains("as run 1"),
         "{}",
         stderr(&merge)
     );

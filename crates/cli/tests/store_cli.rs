@@ -138,7 +138,7 @@ fn runs_in_postgres_are_reported_and_compared() {
         .output()
         .unwrap();
     assert!(two.status.success(), "{}", text(&two));
-    assert!(text(&two).contains("recorded as run 2"), "{}", text(&two));
+    assert!(text(&two).contains("as run 2"), "{}", text(&two));
 
     let list = detbench()
         .args(["report", "--list-runs", "--db", &url])

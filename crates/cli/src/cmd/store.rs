@@ -34,7 +34,7 @@ pub fn record(
     let recorded = Store::connect(location).and_then(|mut store| store.record_run(results));
     match recorded {
         Ok(run_id) => {
-            eprintln!("recorded as run {run_id} in {location}");
+            eprintln!("recorded in the results store {location} as run {run_id}");
             Ok(())
         }
         Err(e) => Err(anyhow::anyhow!(
