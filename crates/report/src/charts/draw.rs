@@ -3,6 +3,7 @@
 
 use plotters::coord::Shift;
 use plotters::coord::ranged1d::SegmentValue;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
@@ -230,36 +231,88 @@ fn pareto_frontier(points: &[&FrontierPoint]) -> Vec<(f64, f64)> {
     frontier
 }
 
+/// The speed/accuracy chart: box AP against mean latency, a frontier per image set through the
+/// measured points, measured and published points labelled, and a legend.
 pub(super) fn draw_frontier<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     points: &[FrontierPoint],
 ) -> Result<(), DrawError> {
     let e = |e: DrawingAreaErrorKind<DB::ErrorType>| DrawError(e.to_string());
     area.fill(&WHITE).map_err(e)?;
-    // A log axis is drawn as log10(ms) on a linear one, its ticks labelled in ms.
-    let log_x = log_latency_axis(points);
-    let x = |ms: f64| if log_x { ms.log10() } else { ms };
-    let x_max = points.iter().map(|p| p.latency_ms).fold(0.0, f64::max) * 1.35;
-    let x_range = if log_x {
-        let min = points
-            .iter()
-            .map(|p| p.latency_ms)
-            .fold(f64::INFINITY, f64::min);
-        (min.log10() - 0.2)..(x_max.log10() + 0.1)
-    } else {
-        0.0..x_max.max(1e-3)
-    };
+    let axis = LatencyAxis::of(points);
+    let mut chart = frontier_chart(area, points, axis)?;
+    let measured: Vec<&FrontierPoint> = points.iter().filter(|p| !p.published).collect();
+    draw_frontier_lines(&mut chart, &measured, axis)?;
+    draw_frontier_points(area, &mut chart, points, axis)?;
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .label_font((FONT, 18))
+        .draw()
+        .map_err(e)?;
+    Ok(())
+}
+
+/// The frontier chart's coordinates: latency (see [`LatencyAxis`]) by box AP.
+type FrontierCoord = Cartesian2d<RangedCoordf64, RangedCoordf64>;
+
+/// The frontier chart's latency axis: linear in ms, or log10(ms) on a linear axis with its ticks
+/// labelled in ms.
+#[derive(Clone, Copy)]
+struct LatencyAxis {
+    log: bool,
+    /// The slowest point's latency (ms) with room for its label.
+    max: f64,
+}
+
+impl LatencyAxis {
+    /// The axis that shows these points: logarithmic when [`log_latency_axis`] says so.
+    fn of(points: &[FrontierPoint]) -> Self {
+        LatencyAxis {
+            log: log_latency_axis(points),
+            max: points.iter().map(|p| p.latency_ms).fold(0.0, f64::max) * 1.35,
+        }
+    }
+
+    /// A latency's position on the axis.
+    fn x(self, ms: f64) -> f64 {
+        if self.log { ms.log10() } else { ms }
+    }
+
+    /// The axis range, in axis units, from just below the fastest point to past the slowest.
+    fn range(self, points: &[FrontierPoint]) -> std::ops::Range<f64> {
+        if self.log {
+            let min = points
+                .iter()
+                .map(|p| p.latency_ms)
+                .fold(f64::INFINITY, f64::min);
+            (min.log10() - 0.2)..(self.max.log10() + 0.1)
+        } else {
+            0.0..self.max.max(1e-3)
+        }
+    }
+}
+
+/// Builds the frontier chart with its caption, axes, axis descriptions and mesh.
+fn frontier_chart<'a, DB: DrawingBackend>(
+    area: &'a DrawingArea<DB, Shift>,
+    points: &[FrontierPoint],
+    axis: LatencyAxis,
+) -> Result<ChartContext<'a, DB, FrontierCoord>, DrawError> {
+    let e = |e: DrawingAreaErrorKind<DB::ErrorType>| DrawError(e.to_string());
     let y_max = (points.iter().map(|p| p.ap).fold(0.0, f64::max) * 1.15).max(1.0);
     let mut chart = ChartBuilder::on(area)
         .caption("Speed/accuracy: box AP against mean latency", (FONT, 28))
         .margin(24)
         .x_label_area_size(64)
         .y_label_area_size(80)
-        .build_cartesian_2d(x_range, 0.0..y_max)
+        .build_cartesian_2d(axis.range(points), 0.0..y_max)
         .map_err(e)?;
     chart
         .configure_mesh()
-        .x_desc(if log_x {
+        .x_desc(if axis.log {
             "mean latency (ms per call, log scale; per image at batch 1)"
         } else {
             "mean latency (ms per call; per image at batch 1)"
@@ -268,19 +321,27 @@ pub(super) fn draw_frontier<DB: DrawingBackend>(
         .axis_desc_style((FONT, 20))
         .label_style((FONT, 18))
         .x_label_formatter(&|v| {
-            if log_x {
+            if axis.log {
                 format_ms(10f64.powf(*v))
             } else {
-                format_tick(*v, x_max)
+                format_tick(*v, axis.max)
             }
         })
         .y_label_formatter(&|y| format!("{y:.0}"))
         .light_line_style(RGBColor(235, 235, 235))
         .draw()
         .map_err(e)?;
-    let measured: Vec<&FrontierPoint> = points.iter().filter(|p| !p.published).collect();
-    let published: Vec<&FrontierPoint> = points.iter().filter(|p| p.published).collect();
-    // One frontier per image set: an AP on 20 images is not comparable with one on 206.
+    Ok(chart)
+}
+
+/// Draws one frontier line per image set through the measured points (an AP on 20 images is not
+/// comparable with one on 206), with one legend entry for all of them.
+fn draw_frontier_lines<DB: DrawingBackend>(
+    chart: &mut ChartContext<'_, DB, FrontierCoord>,
+    measured: &[&FrontierPoint],
+    axis: LatencyAxis,
+) -> Result<(), DrawError> {
+    let e = |e: DrawingAreaErrorKind<DB::ErrorType>| DrawError(e.to_string());
     let mut sets: Vec<Option<i64>> = measured.iter().map(|p| p.image_set).collect();
     sets.sort();
     sets.dedup();
@@ -294,7 +355,7 @@ pub(super) fn draw_frontier<DB: DrawingBackend>(
             .collect();
         let frontier: Vec<(f64, f64)> = pareto_frontier(&members)
             .into_iter()
-            .map(|(ms, ap)| (x(ms), ap))
+            .map(|(ms, ap)| (axis.x(ms), ap))
             .collect();
         if frontier.len() < 2 {
             continue;
@@ -313,11 +374,22 @@ pub(super) fn draw_frontier<DB: DrawingBackend>(
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], line));
         }
     }
+    Ok(())
+}
+
+/// Draws the measured (circles) and published (triangles) points, each labelled, with label
+/// positions chosen over all points at once so that labels avoid each other.
+fn draw_frontier_points<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    chart: &mut ChartContext<'_, DB, FrontierCoord>,
+    points: &[FrontierPoint],
+    axis: LatencyAxis,
+) -> Result<(), DrawError> {
+    let e = |e: DrawingAreaErrorKind<DB::ErrorType>| DrawError(e.to_string());
     let label_font = TextStyle::from((FONT, 17).into_font());
-    // Label positions chosen over all points at once, so that labels avoid each other.
     let anchors: Vec<(i32, i32)> = points
         .iter()
-        .map(|p| chart.backend_coord(&(x(p.latency_ms), p.ap)))
+        .map(|p| chart.backend_coord(&(axis.x(p.latency_ms), p.ap)))
         .collect();
     let texts: Vec<String> = points.iter().map(point_text).collect();
     let sizes: Vec<(u32, u32)> = texts
@@ -339,10 +411,10 @@ pub(super) fn draw_frontier<DB: DrawingBackend>(
             .filter(|&i| points[i].published == published)
             .collect()
     };
-    if !measured.is_empty() {
+    if points.iter().any(|p| !p.published) {
         chart
             .draw_series(indices(false).into_iter().map(|i| {
-                EmptyElement::at((x(points[i].latency_ms), points[i].ap))
+                EmptyElement::at((axis.x(points[i].latency_ms), points[i].ap))
                     + Circle::new((0, 0), 7, PALETTE[0].filled())
                     + label(i, &BLACK)
             }))
@@ -350,11 +422,11 @@ pub(super) fn draw_frontier<DB: DrawingBackend>(
             .label("measured by detbench")
             .legend(|(x, y)| Circle::new((x + 12, y), 7, PALETTE[0].filled()));
     }
-    if !published.is_empty() {
+    if points.iter().any(|p| p.published) {
         let color = PALETTE[1];
         chart
             .draw_series(indices(true).into_iter().map(|i| {
-                EmptyElement::at((x(points[i].latency_ms), points[i].ap))
+                EmptyElement::at((axis.x(points[i].latency_ms), points[i].ap))
                     + TriangleMarker::new((0, 0), 9, color.stroke_width(3))
                     + label(i, &PUBLISHED_TEXT)
             }))
@@ -362,17 +434,10 @@ pub(super) fn draw_frontier<DB: DrawingBackend>(
             .label("published (source's own hardware and data)")
             .legend(move |(x, y)| TriangleMarker::new((x + 12, y), 9, color.stroke_width(3)));
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK)
-        .label_font((FONT, 18))
-        .draw()
-        .map_err(e)?;
     Ok(())
 }
 
+/// A point's label: name, AP and latency.
 pub(super) fn point_text(p: &FrontierPoint) -> String {
     format!(
         "{} ({:.1} AP, {} ms)",

@@ -61,31 +61,11 @@ pub fn write_charts(records: &[ResultRecord], dir: &Path) -> Result<Vec<PathBuf>
         .iter()
         .filter(|r| !r.is_published() && r.latency.is_some())
         .collect();
-    let mut labels = setting_labels(&measured);
-    // Measurements the harness flagged as not valid are marked, with a footnote.
-    let mut footnote = None;
-    for (label, r) in labels.iter_mut().zip(&measured) {
-        if r.latency.as_ref().is_some_and(|l| !l.valid) {
-            label.push_str(" *");
-            footnote =
-                Some("* timing flagged as not valid by the harness (see the report's notes)");
-        }
-    }
+    let (labels, footnote) = marked_labels(&measured);
     let mut written = Vec::new();
 
     if !measured.is_empty() {
-        let bars: Vec<LatencyBar> = measured
-            .iter()
-            .zip(&labels)
-            .map(|(r, label)| {
-                let l = r.latency.as_ref().expect("filtered");
-                LatencyBar {
-                    label: label.clone(),
-                    mean: l.end_to_end.mean,
-                    p99: l.end_to_end.p99,
-                }
-            })
-            .collect();
+        let bars = latency_bars(&measured, &labels);
         let height = bar_chart_height(bars.len());
         written.extend(save_both(
             dir,
@@ -95,18 +75,7 @@ pub fn write_charts(records: &[ResultRecord], dir: &Path) -> Result<Vec<PathBuf>
             footnote,
         )?);
 
-        let stacks: Vec<StageStack> = measured
-            .iter()
-            .zip(&labels)
-            .filter(|(r, _)| !r.stages.is_empty())
-            .map(|(r, label)| StageStack {
-                label: label.clone(),
-                means: Stage::ALL
-                    .iter()
-                    .map(|s| r.stage_mean_ms(*s).unwrap_or(0.0))
-                    .collect(),
-            })
-            .collect();
+        let stacks = stage_stacks(&measured, &labels);
         if !stacks.is_empty() {
             let height = bar_chart_height(stacks.len());
             written.extend(save_both(
@@ -119,8 +88,74 @@ pub fn write_charts(records: &[ResultRecord], dir: &Path) -> Result<Vec<PathBuf>
         }
     }
 
-    // APs on different image sets (a --limit run beside a full one) are labelled with their
-    // image count, and each set gets its own frontier.
+    let points = frontier_points(records, &measured, &labels);
+    if !points.is_empty() {
+        written.extend(save_both(
+            dir,
+            "frontier",
+            (WIDTH, 900),
+            &FrontierChart(&points),
+            footnote,
+        )?);
+    }
+    Ok(written)
+}
+
+/// The measured records' labels, those whose timing the harness flagged as not valid marked
+/// with " *", and the footnote that explains the mark when any is.
+fn marked_labels(measured: &[&ResultRecord]) -> (Vec<String>, Option<&'static str>) {
+    let mut labels = setting_labels(measured);
+    let mut footnote = None;
+    for (label, r) in labels.iter_mut().zip(measured) {
+        if r.latency.as_ref().is_some_and(|l| !l.valid) {
+            label.push_str(" *");
+            footnote =
+                Some("* timing flagged as not valid by the harness (see the report's notes)");
+        }
+    }
+    (labels, footnote)
+}
+
+/// One latency bar (mean, p99 end to end) per measured record.
+fn latency_bars(measured: &[&ResultRecord], labels: &[String]) -> Vec<LatencyBar> {
+    measured
+        .iter()
+        .zip(labels)
+        .map(|(r, label)| {
+            let l = r.latency.as_ref().expect("filtered");
+            LatencyBar {
+                label: label.clone(),
+                mean: l.end_to_end.mean,
+                p99: l.end_to_end.p99,
+            }
+        })
+        .collect()
+}
+
+/// One stack of stage means per measured record that has stage timings.
+fn stage_stacks(measured: &[&ResultRecord], labels: &[String]) -> Vec<StageStack> {
+    measured
+        .iter()
+        .zip(labels)
+        .filter(|(r, _)| !r.stages.is_empty())
+        .map(|(r, label)| StageStack {
+            label: label.clone(),
+            means: Stage::ALL
+                .iter()
+                .map(|s| r.stage_mean_ms(*s).unwrap_or(0.0))
+                .collect(),
+        })
+        .collect()
+}
+
+/// The frontier chart's points: every measured record with a latency and a box AP, then every
+/// published one. APs on different image sets (a --limit run beside a full one) are labelled
+/// with their image count, and each set gets its own frontier.
+fn frontier_points(
+    records: &[ResultRecord],
+    measured: &[&ResultRecord],
+    labels: &[String],
+) -> Vec<FrontierPoint> {
     let mut image_sets: Vec<Option<i64>> = measured
         .iter()
         .filter(|r| ap_percent(r).is_some())
@@ -131,7 +166,7 @@ pub fn write_charts(records: &[ResultRecord], dir: &Path) -> Result<Vec<PathBuf>
     let mixed_sets = image_sets.len() > 1;
     let mut points: Vec<FrontierPoint> = measured
         .iter()
-        .zip(&labels)
+        .zip(labels)
         .filter_map(|(r, label)| {
             let label = match (mixed_sets, r.dataset_images) {
                 (true, Some(n)) => format!("{label} [{n} images]"),
@@ -155,16 +190,7 @@ pub fn write_charts(records: &[ResultRecord], dir: &Path) -> Result<Vec<PathBuf>
             image_set: None,
         })
     }));
-    if !points.is_empty() {
-        written.extend(save_both(
-            dir,
-            "frontier",
-            (WIDTH, 900),
-            &FrontierChart(&points),
-            footnote,
-        )?);
-    }
-    Ok(written)
+    points
 }
 
 fn ap_percent(r: &ResultRecord) -> Option<f64> {
