@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use detbench_backends::BackendDescription;
-use detbench_eval::{Detection, IouType};
+use detbench_eval::{Detection, GroundTruth, IouType};
 
 use crate::batch_run::BatchRun;
 pub use crate::cache::DatasetCache;
@@ -17,7 +17,7 @@ use crate::dataset::{Dataset, GroundTruthKind};
 use crate::prefetch::{DecodeFn, DecodeMode};
 use crate::results::{DatasetIdentity, ModelFile, ModelResult, SkippedRun, Status};
 use crate::runner::{RunFailure, check_batch};
-use crate::sut::{Detector, DetectorError};
+use crate::sut::{BatchSupport, Detector, DetectorError};
 
 /// What the harness knows of a model before opening it.
 #[derive(Debug, Clone)]
@@ -133,16 +133,8 @@ pub fn run_model(
         datasets.ground_truth(spec.ground_truth)
     };
     if let Ok(Some(gt)) = &ground_truth
-        && spec.ground_truth == GroundTruthKind::Keypoints
-        && !gt.has_keypoints()
+        && let Some(reason) = keypoints_missing(spec, gt)
     {
-        // Scored there, every keypoint stat would be -1 on a row marked ok.
-        let reason = format!(
-            "{} has no annotation with keypoints (an instances file?); a keypoint model is \
-             scored on a person-keypoint file: pass --keypoint-annotations \
-             person_keypoints_*.json",
-            gt.path().display()
-        );
         observer.message(&format!("error: {}: {reason}", spec.name));
         return (fail_all(Some(&dataset), &reason), Vec::new());
     }
@@ -158,26 +150,12 @@ pub fn run_model(
     let mut skipped = Vec::new();
     for &batch in &batch_sizes {
         if crate::interrupt::requested() {
-            skipped.push(SkippedRun {
-                name: spec.name.clone(),
-                batch_size: batch,
-                reason: crate::interrupt::NOT_MEASURED.to_owned(),
-            });
+            skipped.push(skipped_run(spec, batch, crate::interrupt::NOT_MEASURED));
             continue;
         }
-        if let Err(why) = check_batch(detector.batch_support(), batch) {
-            let reason = match why {
-                RunFailure::BatchFixed { fixed, .. } => {
-                    format!("model's batch is fixed at {fixed}; skipping batch {batch}")
-                }
-                other => format!("{other}; skipping batch {batch}"),
-            };
+        if let Some(reason) = unsupported_batch(detector.batch_support(), batch) {
             observer.message(&format!("{}: {reason}", spec.name));
-            skipped.push(SkippedRun {
-                name: spec.name.clone(),
-                batch_size: batch,
-                reason,
-            });
+            skipped.push(skipped_run(spec, batch, &reason));
             continue;
         }
         let ground_truth = match &ground_truth {
@@ -201,22 +179,56 @@ pub fn run_model(
         let mut outcome = match run {
             Ok(outcome) => outcome,
             Err(interrupted) => {
-                skipped.push(SkippedRun {
-                    name: spec.name.clone(),
-                    batch_size: batch,
-                    reason: interrupted.to_string(),
-                });
+                skipped.push(skipped_run(spec, batch, &interrupted.to_string()));
                 continue;
             }
         };
-        if let Some(load) = datasets.ground_truth_load_time(spec.ground_truth)
-            && let Some(harness) = outcome.result.provenance.get_mut("harness")
-        {
-            harness["ground_truth_load_seconds"] = load.as_secs_f64().into();
-        }
+        record_ground_truth_load(datasets, spec, &mut outcome);
         rows.push(outcome);
     }
     (rows, skipped)
+}
+
+/// Why a keypoint model cannot be scored on this ground truth (it has no keypoints), if so:
+/// scored there, every keypoint stat would be -1 on a row marked ok.
+fn keypoints_missing(spec: &ModelSpec, gt: &GroundTruth) -> Option<String> {
+    (spec.ground_truth == GroundTruthKind::Keypoints && !gt.has_keypoints()).then(|| {
+        format!(
+            "{} has no annotation with keypoints (an instances file?); a keypoint model is \
+             scored on a person-keypoint file: pass --keypoint-annotations \
+             person_keypoints_*.json",
+            gt.path().display()
+        )
+    })
+}
+
+/// Why the detector cannot run at `batch` (its batch is fixed or limited), if it cannot.
+fn unsupported_batch(support: BatchSupport, batch: usize) -> Option<String> {
+    match check_batch(support, batch) {
+        Ok(()) => None,
+        Err(RunFailure::BatchFixed { fixed, .. }) => Some(format!(
+            "model's batch is fixed at {fixed}; skipping batch {batch}"
+        )),
+        Err(other) => Some(format!("{other}; skipping batch {batch}")),
+    }
+}
+
+/// A batch size of this model that was not measured, and why.
+fn skipped_run(spec: &ModelSpec, batch: usize, reason: &str) -> SkippedRun {
+    SkippedRun {
+        name: spec.name.clone(),
+        batch_size: batch,
+        reason: reason.to_owned(),
+    }
+}
+
+/// Records in the row's harness provenance how long the ground truth took to load.
+fn record_ground_truth_load(datasets: &DatasetCache, spec: &ModelSpec, outcome: &mut ModelOutcome) {
+    if let Some(load) = datasets.ground_truth_load_time(spec.ground_truth)
+        && let Some(harness) = outcome.result.provenance.get_mut("harness")
+    {
+        harness["ground_truth_load_seconds"] = load.as_secs_f64().into();
+    }
 }
 
 /// A row for a model that produced nothing: [`Status::Failed`], no stats, no latency.
