@@ -64,32 +64,11 @@ pub struct Run {
 }
 
 impl RunPlan {
+    /// Resolves and checks every option, in the order a user would meet their errors, and
+    /// refuses the run when its outputs could not be written.
     pub fn new(args: Options) -> anyhow::Result<RunPlan> {
         let started_at = detbench_env::now_rfc3339();
-        let shard = match args.shard {
-            None => None,
-            Some(ShardArg::Given(shard)) => Some(shard),
-            Some(ShardArg::Auto) => {
-                let (shard, source) = detbench_bench::shard::from_scheduler(
-                    |name| std::env::var(name).ok(),
-                    args.shard_count,
-                )?;
-                eprintln!("--shard auto: shard {shard} (from {source})");
-                Some(shard)
-            }
-        };
-        if shard.is_some() && args.scenario.scenario.is_some() {
-            bail!(
-                "--scenario with --shard: a LoadGen scenario times one process's queries; run it \
-                 unsharded (or on one device each)"
-            );
-        }
-        if shard.is_some() && args.save_detections.is_some() {
-            bail!(
-                "--save-detections with --shard: a shard's detections are in its shard.json; \
-                 `detbench merge --save-detections FILE` writes the whole run's"
-            );
-        }
+        let shard = resolve_shard(&args)?;
         let source = DatasetOptions {
             images_dir: args.images_dir,
             annotations: args.annotations,
@@ -102,38 +81,10 @@ impl RunPlan {
         let model_dir = detbench_models::model_dir(args.model_dir.as_deref())?;
         let zoo = load_zoo(args.model_dir.as_deref());
         let engine = args.engine.resolve()?;
-        let mut entries = given_model(args.model_file.as_deref(), args.card.as_deref(), &engine)?;
-        let names = if args.model.is_empty() && entries.is_empty() {
-            vec!["yolox_nano".to_owned()]
-        } else {
-            args.model
-        };
-        entries.extend(select_models(&names, &model_dir, &zoo)?);
-        let mut seen = HashSet::new();
-        entries.retain(|e| seen.insert(e.name.clone()));
-        if engine.requested() == Some(EngineKind::Native) {
-            let refs: Vec<&ZooEntry> = entries.iter().collect();
-            if let Some(first) = refs.first() {
-                detector::check_native(&refs, &engine.for_model(first))?;
-            }
-        }
-        let batch_sizes = if args.batch.is_empty() {
-            vec![1]
-        } else {
-            args.batch
-        };
-        if let Some(zero) = batch_sizes.iter().find(|&&b| b == 0) {
-            bail!("--batch {zero}: batch sizes start at 1");
-        }
-        if args.decode_chunk == 0 {
-            bail!("--decode-chunk 0: a chunk holds at least 1 image");
-        }
-        if let Some(threads) = args.decode_threads {
-            if threads == 0 {
-                bail!("--decode-threads 0: give at least 1, or leave it out for the default");
-            }
-            check_thread_count("--decode-threads", threads)?;
-        }
+        let given = given_model(args.model_file.as_deref(), args.card.as_deref(), &engine)?;
+        let entries = model_entries(given, args.model, &model_dir, &zoo, &engine)?;
+        let batch_sizes = batch_sizes(args.batch)?;
+        check_decode_options(args.decode_chunk, args.decode_threads)?;
         let out_dir = args
             .out
             .unwrap_or_else(|| default_out_dir(&started_at, shard));
@@ -399,6 +350,86 @@ impl RunPlan {
 
 /// The model `--model-file` and/or `--card` give, if any: a file with its card (or described by
 /// itself), or a card alone (its file beside it, else in the model folder).
+/// `--shard`, with `auto` read from the scheduler's variables, refusing the options a shard
+/// cannot honour (`--scenario`, `--save-detections`).
+fn resolve_shard(args: &Options) -> anyhow::Result<Option<Shard>> {
+    let shard = match args.shard {
+        None => None,
+        Some(ShardArg::Given(shard)) => Some(shard),
+        Some(ShardArg::Auto) => {
+            let (shard, source) = detbench_bench::shard::from_scheduler(
+                |name| std::env::var(name).ok(),
+                args.shard_count,
+            )?;
+            eprintln!("--shard auto: shard {shard} (from {source})");
+            Some(shard)
+        }
+    };
+    if shard.is_some() && args.scenario.scenario.is_some() {
+        bail!(
+            "--scenario with --shard: a LoadGen scenario times one process's queries; run it \
+             unsharded (or on one device each)"
+        );
+    }
+    if shard.is_some() && args.save_detections.is_some() {
+        bail!(
+            "--save-detections with --shard: a shard's detections are in its shard.json; \
+             `detbench merge --save-detections FILE` writes the whole run's"
+        );
+    }
+    Ok(shard)
+}
+
+/// The zoo entries to run: the given model file or card, then the `--model` names (yolox_nano
+/// when neither is given), each name once; native-engine runs are checked up front.
+fn model_entries(
+    mut entries: Vec<ZooEntry>,
+    names: Vec<String>,
+    model_dir: &Path,
+    zoo: &Zoo,
+    engine: &EngineChoice,
+) -> anyhow::Result<Vec<ZooEntry>> {
+    let names = if names.is_empty() && entries.is_empty() {
+        vec!["yolox_nano".to_owned()]
+    } else {
+        names
+    };
+    entries.extend(select_models(&names, model_dir, zoo)?);
+    let mut seen = HashSet::new();
+    entries.retain(|e| seen.insert(e.name.clone()));
+    if engine.requested() == Some(EngineKind::Native) {
+        let refs: Vec<&ZooEntry> = entries.iter().collect();
+        if let Some(first) = refs.first() {
+            detector::check_native(&refs, &engine.for_model(first))?;
+        }
+    }
+    Ok(entries)
+}
+
+/// `--batch`, 1 when not given; every size at least 1.
+fn batch_sizes(batch: Vec<usize>) -> anyhow::Result<Vec<usize>> {
+    let batch_sizes = if batch.is_empty() { vec![1] } else { batch };
+    if let Some(zero) = batch_sizes.iter().find(|&&b| b == 0) {
+        bail!("--batch {zero}: batch sizes start at 1");
+    }
+    Ok(batch_sizes)
+}
+
+/// Checks `--decode-chunk` (at least 1) and `--decode-threads` (at least 1, and no more than the
+/// machine allows).
+fn check_decode_options(chunk: usize, threads: Option<usize>) -> anyhow::Result<()> {
+    if chunk == 0 {
+        bail!("--decode-chunk 0: a chunk holds at least 1 image");
+    }
+    if let Some(threads) = threads {
+        if threads == 0 {
+            bail!("--decode-threads 0: give at least 1, or leave it out for the default");
+        }
+        check_thread_count("--decode-threads", threads)?;
+    }
+    Ok(())
+}
+
 fn given_model(
     model_file: Option<&Path>,
     card: Option<&Path>,
