@@ -3,7 +3,10 @@
 //! `DETBENCH_SHOW_OUT=FILE.png` keeps the picture for viewing.
 
 use detbench_eval::{Detection, Rle};
-use detbench_report::annotate::{DrawOptions, MASK_ALPHA, annotate, category_color, save_png};
+use detbench_imgproc::BgrImage;
+use detbench_report::annotate::{
+    DrawOptions, MASK_ALPHA, RgbImage, annotate, category_color, save_png,
+};
 use std::path::Path;
 
 const IMAGE_ID: u64 = 252219;
@@ -54,17 +57,34 @@ fn draws_ground_truth_boxes_masks_and_keypoints_on_a_coco_image() {
         save_png(&drawn, Path::new(&out)).unwrap();
     }
     assert_eq!((drawn.width, drawn.height), (image.width, image.height));
-    let rgb = |x: usize, y: usize| {
-        let at = (y * drawn.width + x) * 3;
-        [drawn.data[at], drawn.data[at + 1], drawn.data[at + 2]]
-    };
-    let original = |x: usize, y: usize| {
-        let [b, g, r] = image.pixel(x, y);
-        [r, g, b]
-    };
 
-    // Pixels under exactly one mask and far from every box edge and keypoint are the image
-    // blended with the category colour at MASK_ALPHA, exactly.
+    assert_masks_are_blended(&drawn, &image, &detections);
+    assert_box_edge_in_category_colour(&drawn, &detections);
+    assert_untouched_outside_boxes(&drawn, &image, &detections);
+    assert_keypoint_is_a_white_disc(&drawn, &detections);
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("annotated.png");
+    save_png(&drawn, &out).unwrap();
+    let reread = image::open(&out).unwrap().to_rgb8();
+    assert_eq!(reread.as_raw(), &drawn.data);
+}
+
+/// The drawn picture's pixel at (x, y), as RGB.
+fn rgb(drawn: &RgbImage, x: usize, y: usize) -> [u8; 3] {
+    let at = (y * drawn.width + x) * 3;
+    [drawn.data[at], drawn.data[at + 1], drawn.data[at + 2]]
+}
+
+/// The original image's pixel at (x, y), as RGB.
+fn original(image: &BgrImage, x: usize, y: usize) -> [u8; 3] {
+    let [b, g, r] = image.pixel(x, y);
+    [r, g, b]
+}
+
+/// Pixels under exactly one mask and far from every box edge and keypoint are the image
+/// blended with the category colour at MASK_ALPHA, exactly.
+fn assert_masks_are_blended(drawn: &RgbImage, image: &BgrImage, detections: &[Detection]) {
     let masks: Vec<Vec<u8>> = detections
         .iter()
         .map(|d| {
@@ -76,10 +96,44 @@ fn draws_ground_truth_boxes_masks_and_keypoints_on_a_coco_image() {
             })
         })
         .collect();
-    // Everything drawn with lines (box edges, labels, skeleton, keypoint discs), widened by a
-    // margin; mask pixels away from all of it must be a pure blend.
+    let segments = drawn_segments(detections);
+    let in_label = |x: f64, y: f64| {
+        detections.iter().any(|d| {
+            let [bx, by, _, _] = d.bbox;
+            x >= bx - 2.0 && x <= bx + 260.0 && y >= by - 40.0 && y <= by + 40.0
+        })
+    };
+    let near_drawing =
+        |x: f64, y: f64| in_label(x, y) || segments.iter().any(|&s| distance((x, y), s) < 10.0);
+    let (mut checked, mut exact) = (0, 0);
+    for x in 0..drawn.width {
+        for y in 0..drawn.height {
+            let covering: Vec<usize> = (0..masks.len())
+                .filter(|&i| masks[i][x * drawn.height + y] == 1)
+                .collect();
+            if covering.len() != 1 || near_drawing(x as f64, y as f64) {
+                continue;
+            }
+            let c = category_color(detections[covering[0]].category_id);
+            let tint = [c.0, c.1, c.2];
+            let o = original(image, x, y);
+            let expected: [u8; 3] = std::array::from_fn(|k| {
+                (f64::from(tint[k]) * MASK_ALPHA + f64::from(o[k]) * (1.0 - MASK_ALPHA)).round()
+                    as u8
+            });
+            checked += 1;
+            exact += usize::from(rgb(drawn, x, y) == expected);
+        }
+    }
+    assert!(checked > 500, "only {checked} mask pixels checked");
+    assert_eq!(exact, checked, "mask pixels not blended as expected");
+}
+
+/// Everything drawn with lines (box edges, labels, skeleton, keypoint discs) as segments (a
+/// keypoint is a segment of length 0); mask pixels away from all of it must be a pure blend.
+fn drawn_segments(detections: &[Detection]) -> Vec<[(f64, f64); 2]> {
     let mut segments: Vec<[(f64, f64); 2]> = Vec::new();
-    for d in &detections {
+    for d in detections {
         let [bx, by, bw, bh] = d.bbox;
         let corners = [(bx, by), (bx + bw, by), (bx + bw, by + bh), (bx, by + bh)];
         for k in 0..4 {
@@ -101,58 +155,35 @@ fn draws_ground_truth_boxes_masks_and_keypoints_on_a_coco_image() {
             }
         }
     }
-    let distance = |(px, py): (f64, f64), [(ax, ay), (bx, by)]: [(f64, f64); 2]| {
-        let (dx, dy) = (bx - ax, by - ay);
-        let len2 = dx * dx + dy * dy;
-        let t = if len2 == 0.0 {
-            0.0
-        } else {
-            (((px - ax) * dx + (py - ay) * dy) / len2).clamp(0.0, 1.0)
-        };
-        ((px - ax - t * dx).powi(2) + (py - ay - t * dy).powi(2)).sqrt()
-    };
-    let in_label = |x: f64, y: f64| {
-        detections.iter().any(|d| {
-            let [bx, by, _, _] = d.bbox;
-            x >= bx - 2.0 && x <= bx + 260.0 && y >= by - 40.0 && y <= by + 40.0
-        })
-    };
-    let near_drawing =
-        |x: f64, y: f64| in_label(x, y) || segments.iter().any(|&s| distance((x, y), s) < 10.0);
-    let (mut checked, mut exact) = (0, 0);
-    for x in 0..drawn.width {
-        for y in 0..drawn.height {
-            let covering: Vec<usize> = (0..masks.len())
-                .filter(|&i| masks[i][x * drawn.height + y] == 1)
-                .collect();
-            if covering.len() != 1 || near_drawing(x as f64, y as f64) {
-                continue;
-            }
-            let c = category_color(detections[covering[0]].category_id);
-            let tint = [c.0, c.1, c.2];
-            let o = original(x, y);
-            let expected: [u8; 3] = std::array::from_fn(|k| {
-                (f64::from(tint[k]) * MASK_ALPHA + f64::from(o[k]) * (1.0 - MASK_ALPHA)).round()
-                    as u8
-            });
-            checked += 1;
-            exact += usize::from(rgb(x, y) == expected);
-        }
-    }
-    assert!(checked > 500, "only {checked} mask pixels checked");
-    assert_eq!(exact, checked, "mask pixels not blended as expected");
+    segments
+}
 
-    // Every box's left edge, halfway down, is in its category colour (boxes drawn last win
-    // where they cross, so check the detection drawn last: the last with the top score).
+/// The distance from a point to a segment.
+fn distance((px, py): (f64, f64), [(ax, ay), (bx, by)]: [(f64, f64); 2]) -> f64 {
+    let (dx, dy) = (bx - ax, by - ay);
+    let len2 = dx * dx + dy * dy;
+    let t = if len2 == 0.0 {
+        0.0
+    } else {
+        (((px - ax) * dx + (py - ay) * dy) / len2).clamp(0.0, 1.0)
+    };
+    ((px - ax - t * dx).powi(2) + (py - ay - t * dy).powi(2)).sqrt()
+}
+
+/// Every box's left edge, halfway down, is in its category colour (boxes drawn last win where
+/// they cross, so check the detection drawn last: the last with the top score).
+fn assert_box_edge_in_category_colour(drawn: &RgbImage, detections: &[Detection]) {
     let last = detections.last().unwrap();
     let [bx, by, _, bh] = last.bbox;
     let c = category_color(last.category_id);
     assert_eq!(
-        rgb(bx.round() as usize, (by + bh / 2.0).round() as usize),
+        rgb(drawn, bx.round() as usize, (by + bh / 2.0).round() as usize),
         [c.0, c.1, c.2]
     );
+}
 
-    // Outside every box and mask the image is untouched.
+/// Outside every box and mask the image is untouched.
+fn assert_untouched_outside_boxes(drawn: &RgbImage, image: &BgrImage, detections: &[Detection]) {
     let untouched = (0..drawn.width)
         .flat_map(|x| (0..drawn.height).map(move |y| (x, y)))
         .filter(|&(x, y)| {
@@ -162,11 +193,13 @@ fn draws_ground_truth_boxes_masks_and_keypoints_on_a_coco_image() {
                 x < bx - 40.0 || x > bx + bw + 40.0 || y < by - 60.0 || y > by + bh + 40.0
             })
         })
-        .filter(|&(x, y)| rgb(x, y) != original(x, y))
+        .filter(|&(x, y)| rgb(drawn, x, y) != original(image, x, y))
         .count();
     assert_eq!(untouched, 0);
+}
 
-    // A keypoint marker is a white disc at the keypoint (the person drawn last on top).
+/// A keypoint marker is a white disc at the keypoint (the person drawn last on top).
+fn assert_keypoint_is_a_white_disc(drawn: &RgbImage, detections: &[Detection]) {
     let person = detections
         .iter()
         .rev()
@@ -188,15 +221,13 @@ fn draws_ground_truth_boxes_masks_and_keypoints_on_a_coco_image() {
         .unwrap();
     assert!(isolation(visible) > 12.0);
     assert_eq!(
-        rgb(visible[0].round() as usize, visible[1].round() as usize),
+        rgb(
+            drawn,
+            visible[0].round() as usize,
+            visible[1].round() as usize
+        ),
         [255, 255, 255]
     );
-
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("annotated.png");
-    save_png(&drawn, &out).unwrap();
-    let reread = image::open(&out).unwrap().to_rgb8();
-    assert_eq!(reread.as_raw(), &drawn.data);
 }
 
 #[test]
