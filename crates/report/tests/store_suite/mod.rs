@@ -7,9 +7,10 @@ use crate::common::db::{Backend, TestDb, count, int};
 use crate::common::{Synth, run};
 use detbench_backends::{EngineKind, Precision};
 use detbench_bench::Stage;
+use detbench_bench::results::{ModelResult, RunResults};
 use detbench_eval::IouType;
 use detbench_report::schema::SCHEMA_VERSION;
-use detbench_report::store::{Filter, OpenOptions, Store, StoreError, Value};
+use detbench_report::store::{Filter, OpenOptions, ResultRecord, RunId, Store, StoreError, Value};
 
 pub fn all() -> Filter {
     Filter {
@@ -82,7 +83,31 @@ pub fn a_run_round_trips_with_stats_latency_samples_and_failures(db: &TestDb) {
     assert_eq!(r.failed_images, 1);
     assert_eq!(records[1].precision, Some(Precision::Fp16));
 
-    // Raw samples come back bit for bit.
+    assert_samples_class_ap_and_failures_round_trip(&store, r, model);
+    assert_result_json_is_the_result_without_samples(&store, r, model);
+    let skipped = &store
+        .query("SELECT model, batch_size, reason FROM skipped", &[])
+        .unwrap()[0];
+    assert_eq!(
+        (
+            skipped.text(0).unwrap(),
+            skipped.i64(1).unwrap(),
+            skipped.text(2).unwrap()
+        ),
+        ("fixed_batch_model".into(), 8, "fixed batch 1".into())
+    );
+    let env = store.run_environment(run_id).unwrap();
+    assert_eq!(env, Some(input.environment.clone()));
+    assert_filters_and_find_run(&store, &input, run_id);
+}
+
+/// Raw samples come back bit for bit, and so do the per-class APs and the failed images.
+fn assert_samples_class_ap_and_failures_round_trip(
+    store: &Store,
+    r: &ResultRecord,
+    model: &ModelResult,
+) {
+    let latency = model.latency.as_ref().unwrap();
     assert_eq!(
         store.latency_samples(r.result_id, "end_to_end").unwrap(),
         latency.end_to_end_samples_ms
@@ -105,7 +130,14 @@ pub fn a_run_round_trips_with_stats_latency_samples_and_failures(db: &TestDb) {
             "synthetic failure".to_owned()
         )]
     );
-    // The full result is kept as JSON, samples removed.
+}
+
+/// The full result is kept as JSON, samples removed.
+fn assert_result_json_is_the_result_without_samples(
+    store: &Store,
+    r: &ResultRecord,
+    model: &ModelResult,
+) {
     let json = store
         .query(
             "SELECT result_json FROM results WHERE id = ?1",
@@ -121,23 +153,13 @@ pub fn a_run_round_trips_with_stats_latency_samples_and_failures(db: &TestDb) {
     // The JSON keeps the results.json layout, where the thread count is an engine option (the
     // `threads` column above holds it typed).
     expected.backend.as_mut().unwrap().threads = None;
-    let stored: detbench_bench::results::ModelResult = serde_json::from_str(&json).unwrap();
+    let stored: ModelResult = serde_json::from_str(&json).unwrap();
     assert_eq!(stored, expected);
-    let skipped = &store
-        .query("SELECT model, batch_size, reason FROM skipped", &[])
-        .unwrap()[0];
-    assert_eq!(
-        (
-            skipped.text(0).unwrap(),
-            skipped.i64(1).unwrap(),
-            skipped.text(2).unwrap()
-        ),
-        ("fixed_batch_model".into(), 8, "fixed batch 1".into())
-    );
-    let env = store.run_environment(run_id).unwrap();
-    assert_eq!(env, Some(input.environment.clone()));
+}
 
-    // Filters.
+/// Filters by precision, engine and batch size select the rows they name, and the run is found
+/// again by its content (and another start time is another run).
+fn assert_filters_and_find_run(store: &Store, input: &RunResults, run_id: RunId) {
     let filtered = |filter: Filter| store.results(&filter).unwrap().len();
     let precisions = vec![Precision::Fp16];
     assert_eq!(
@@ -159,7 +181,7 @@ pub fn a_run_round_trips_with_stats_latency_samples_and_failures(db: &TestDb) {
         }),
         2
     );
-    assert_eq!(store.find_run(&input).unwrap(), Some(run_id));
+    assert_eq!(store.find_run(input).unwrap(), Some(run_id));
     let mut other = input.clone();
     other.started_at = "2025-01-02T00:00:00Z".into();
     assert_eq!(store.find_run(&other).unwrap(), None);
@@ -168,58 +190,7 @@ pub fn a_run_round_trips_with_stats_latency_samples_and_failures(db: &TestDb) {
 /// A version-1 store (as the first release wrote it, with data) is upgraded in place to the
 /// current schema, keeping its runs.
 pub fn migrates_a_version_1_store_with_data(db: &TestDb) {
-    let options = OpenOptions {
-        migrate_to: Some(1),
-        ..OpenOptions::default()
-    };
-    {
-        let store = Store::connect_with(&db.location, &options).unwrap();
-        assert_eq!(store.schema_version().unwrap(), 1);
-        let text = |s: &str| Value::Text(s.to_owned());
-        // Explicit ids well above what the identity columns hand out next.
-        store
-            .execute(
-                "INSERT INTO runs VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                &[
-                    int(100),
-                    text("2024-12-01T10:00:00Z"),
-                    text("2024-12-01T10:05:00Z"),
-                    text("v0.1.0"),
-                    int(1),
-                    text(r#"["detbench","run"]"#),
-                    text(r#"{"hostname":"old-box"}"#),
-                    text("old-box"),
-                ],
-            )
-            .unwrap();
-        store
-            .execute(
-                "INSERT INTO results (id, run_id, position, model, status, family, model_file,
-                     engine, engine_version, device, precision, batch_size, dataset_images,
-                     provenance, result_json)
-                 VALUES (700, 100, 0, 'nanodet_m_320', 'ok', 'nanodet', 'models/n.onnx',
-                     'onnxruntime', '1.20.0', 'cpu', 'fp32', 1, 206, '{}', '{}')",
-                &[],
-            )
-            .unwrap();
-        store
-            .execute_batch(
-                "INSERT INTO stats VALUES (700, 'bbox', 'AP', 0, 0.2311);
-                 INSERT INTO latency VALUES (700, 'nearest-rank', 10, 1, 100, 1.0, 100.0, 1, 1, '[]');",
-            )
-            .unwrap();
-        let samples: Vec<u8> = [9.0f64, 11.0]
-            .iter()
-            .flat_map(|v| v.to_le_bytes())
-            .collect();
-        store
-            .execute(
-                "INSERT INTO latency_stages VALUES (700, 'end_to_end', 0, 2, 10.0, 10.0, 9.0,
-                     11.0, 1.0, 11.0, 11.0, 11.0, ?1)",
-                &[Value::Blob(samples)],
-            )
-            .unwrap();
-    }
+    write_version_1_store(db);
     let mut store = Store::connect(&db.location).unwrap();
     assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
     assert_eq!(db.tables(), TABLES);
@@ -246,6 +217,66 @@ pub fn migrates_a_version_1_store_with_data(db: &TestDb) {
         count(&store, "SELECT count(*) FROM runs WHERE partial = 0"),
         1
     );
+    assert_new_rows_land_beside_the_migrated_ones(&mut store);
+}
+
+/// Writes a version-1 store with one run (id 100) and one result (id 700) with a box AP, a
+/// latency summary and two raw samples, as the first release did.
+fn write_version_1_store(db: &TestDb) {
+    let options = OpenOptions {
+        migrate_to: Some(1),
+        ..OpenOptions::default()
+    };
+    let store = Store::connect_with(&db.location, &options).unwrap();
+    assert_eq!(store.schema_version().unwrap(), 1);
+    let text = |s: &str| Value::Text(s.to_owned());
+    // Explicit ids well above what the identity columns hand out next.
+    store
+        .execute(
+            "INSERT INTO runs VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            &[
+                int(100),
+                text("2024-12-01T10:00:00Z"),
+                text("2024-12-01T10:05:00Z"),
+                text("v0.1.0"),
+                int(1),
+                text(r#"["detbench","run"]"#),
+                text(r#"{"hostname":"old-box"}"#),
+                text("old-box"),
+            ],
+        )
+        .unwrap();
+    store
+        .execute(
+            "INSERT INTO results (id, run_id, position, model, status, family, model_file,
+                 engine, engine_version, device, precision, batch_size, dataset_images,
+                 provenance, result_json)
+             VALUES (700, 100, 0, 'nanodet_m_320', 'ok', 'nanodet', 'models/n.onnx',
+                 'onnxruntime', '1.20.0', 'cpu', 'fp32', 1, 206, '{}', '{}')",
+            &[],
+        )
+        .unwrap();
+    store
+        .execute_batch(
+            "INSERT INTO stats VALUES (700, 'bbox', 'AP', 0, 0.2311);
+             INSERT INTO latency VALUES (700, 'nearest-rank', 10, 1, 100, 1.0, 100.0, 1, 1, '[]');",
+        )
+        .unwrap();
+    let samples: Vec<u8> = [9.0f64, 11.0]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    store
+        .execute(
+            "INSERT INTO latency_stages VALUES (700, 'end_to_end', 0, 2, 10.0, 10.0, 9.0,
+                 11.0, 1.0, 11.0, 11.0, 11.0, ?1)",
+            &[Value::Blob(samples)],
+        )
+        .unwrap();
+}
+
+/// A published import and a new run land beside the migrated result, each found by content.
+fn assert_new_rows_land_beside_the_migrated_ones(store: &mut Store) {
     store
         .record_published(&detbench_report::PublishedImport {
             source: "Example".into(),
