@@ -156,9 +156,9 @@ fn the_runs_table_has_a_row_per_run_and_says_which_stopped() {
     );
 }
 
-#[test]
-fn a_training_run_writes_its_tables_csvs_and_loss_curves() {
-    let results: RunResults = serde_json::from_value(serde_json::json!({
+/// The results of a `detbench train` run of [`grid`].
+fn training_run() -> RunResults {
+    serde_json::from_value(serde_json::json!({
         "schema_version": 1,
         "detbench_version": "test",
         "started_at": "2026-12-03T00:00:00Z",
@@ -167,7 +167,12 @@ fn a_training_run_writes_its_tables_csvs_and_loss_curves() {
         "models": [],
         "training": grid(),
     }))
-    .expect("a training run matches the RunResults contract");
+    .expect("a training run matches the RunResults contract")
+}
+
+#[test]
+fn a_training_run_reports_its_tables() {
+    let results = training_run();
     let md = markdown_report(&results);
     assert!(md.starts_with("# detbench train"), "{md}");
     assert!(
@@ -187,7 +192,11 @@ fn a_training_run_writes_its_tables_csvs_and_loss_curves() {
     );
     assert!(training.contains("- data: 204 training images"), "{md}");
     assert!(console_summary(&results).contains("Training runs:"));
+}
 
+#[test]
+fn a_training_run_writes_its_csvs_and_json() {
+    let results = training_run();
     let dir = tempfile::tempdir().unwrap();
     let written = write_run_files(dir.path(), &results).unwrap();
     let names: Vec<String> = written
@@ -235,7 +244,12 @@ fn a_training_run_writes_its_tables_csvs_and_loss_curves() {
     let back: RunResults =
         serde_json::from_slice(&std::fs::read(dir.path().join("results.json")).unwrap()).unwrap();
     assert_eq!(back.training, results.training);
+}
 
+#[test]
+fn a_training_run_draws_its_loss_curves() {
+    let results = training_run();
+    let dir = tempfile::tempdir().unwrap();
     let out = std::env::var_os("DETBENCH_CHARTS_OUT")
         .map(PathBuf::from)
         .unwrap_or_else(|| dir.path().join("charts"));
