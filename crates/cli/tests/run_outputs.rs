@@ -60,6 +60,19 @@ fn five_images_write_every_documented_field() {
     assert!(results["environment"]["cpu"].is_object());
     assert_eq!(results["skipped"], serde_json::json!([]));
     let m = &results["models"][0];
+    assert_model_row(m);
+    assert_latency(&m["latency"]);
+    assert_detections_file(&dets, m);
+    assert_md_and_csv_hold_the_row(&out);
+
+    // The run is in the store.
+    let store = detbench_report::Store::open(&db).unwrap();
+    assert_eq!(store.runs().unwrap().len(), 1);
+}
+
+/// The model's row in results.json: identity, model file, engine, dataset, accuracy, detection
+/// counts, reference agreement and provenance.
+fn assert_model_row(m: &Value) {
     assert_eq!(m["name"], "yolox_nano");
     assert_eq!(m["status"], "ok");
     assert_eq!(m["family"], "Yolox");
@@ -77,8 +90,22 @@ fn five_images_write_every_documented_field() {
     assert_eq!(stats.len(), 12);
     assert!(stats[0].as_f64().unwrap() > 0.0);
     assert_eq!(m["bbox"]["per_class"].as_array().unwrap().len(), 80);
-    // Latency: 4 stages with 5 raw samples each, LoadGen percentiles, flagged (5 < 100 calls).
-    let latency = &m["latency"];
+    assert!(m["detections_per_image"]["mean"].as_f64().unwrap() > 0.0);
+    assert_eq!(m["failed_images"], serde_json::json!([]));
+    // Reference agreement on these 5 images: the target is >= 99% fully matched.
+    let agreement = &m["reference_agreement"];
+    assert_eq!(agreement["kind"], "boxes");
+    assert_eq!(agreement["images"], 5);
+    assert!(
+        agreement["matched_fraction"].as_f64().unwrap() >= 0.99,
+        "{agreement}"
+    );
+    assert!(m["provenance"]["pipeline"].is_object());
+    assert_eq!(m["provenance"]["harness"]["warmup_iterations"], 2);
+}
+
+/// Latency: 4 stages with 5 raw samples each, LoadGen percentiles, flagged (5 < 100 calls).
+fn assert_latency(latency: &Value) {
     assert!(
         latency["percentile_definition"]
             .as_str()
@@ -114,29 +141,21 @@ fn five_images_write_every_documented_field() {
             .unwrap()
             .contains("only 5 timed calls")
     );
-    assert!(m["detections_per_image"]["mean"].as_f64().unwrap() > 0.0);
-    assert_eq!(m["failed_images"], serde_json::json!([]));
-    // Reference agreement on these 5 images: the target is >= 99% fully matched.
-    let agreement = &m["reference_agreement"];
-    assert_eq!(agreement["kind"], "boxes");
-    assert_eq!(agreement["images"], 5);
-    assert!(
-        agreement["matched_fraction"].as_f64().unwrap() >= 0.99,
-        "{agreement}"
-    );
-    assert!(m["provenance"]["pipeline"].is_object());
-    assert_eq!(m["provenance"]["harness"]["warmup_iterations"], 2);
+}
 
-    // The detections file is a COCO results file holding as many detections as the run made.
-    let saved: Value = serde_json::from_slice(&std::fs::read(&dets).unwrap()).unwrap();
+/// The detections file is a COCO results file holding as many detections as the run made.
+fn assert_detections_file(dets: &Path, m: &Value) {
+    let saved: Value = serde_json::from_slice(&std::fs::read(dets).unwrap()).unwrap();
     let saved = saved.as_array().unwrap();
     let per_image_mean = m["detections_per_image"]["mean"].as_f64().unwrap();
     assert_eq!(saved.len() as f64, (per_image_mean * 5.0).round());
     for key in ["image_id", "category_id", "bbox", "score"] {
         assert!(!saved[0][key].is_null(), "{key}");
     }
+}
 
-    // results.md and results.csv hold the same row.
+/// results.md and results.csv hold the same row.
+fn assert_md_and_csv_hold_the_row(out: &Path) {
     let md = std::fs::read_to_string(out.join("results.md")).unwrap();
     assert!(md.contains("| yolox_nano | 416x416 |"));
     let csv = std::fs::read_to_string(out.join("results.csv")).unwrap();
@@ -144,10 +163,6 @@ fn five_images_write_every_documented_field() {
     assert_eq!(lines.len(), 2);
     assert!(lines[0].starts_with("model,batch_size,status,"));
     assert!(lines[1].starts_with("yolox_nano,1,ok,416x416,onnxruntime,"));
-
-    // The run is in the store.
-    let store = detbench_report::Store::open(&db).unwrap();
-    assert_eq!(store.runs().unwrap().len(), 1);
 }
 
 #[test]

@@ -102,15 +102,28 @@ fn a_merge_of_three_shards_equals_the_unsharded_run_bit_for_bit() {
             .output()
             .unwrap(),
     );
-    assert!(
-        stderr(&merge).contains("as run 1"),
-        "{}",
-        stderr(&merge)
-    );
+    assert!(stderr(&merge).contains("as run 1"), "{}", stderr(&merge));
 
     let a = json(&full.join("results.json"));
     let b = json(&merged.join("results.json"));
-    let (ma, mb) = (&a["models"][0], &b["models"][0]);
+    assert_merge_equals_the_unsharded_run(root, &a["models"][0], &b["models"][0]);
+    assert_latency_pools_every_shard(root, &b["models"][0]);
+    assert_shards_are_listed(&b, &merged);
+    // The merged run is in the store, its shards with it.
+    let store = detbench_report::Store::open(&db).unwrap();
+    let runs = store.runs().unwrap();
+    assert_eq!((runs[0].shard_count, runs[0].partial), (Some(3), false));
+    assert_eq!(
+        store
+            .query_i64("SELECT count(*) FROM result_shards", &[])
+            .unwrap(),
+        3
+    );
+}
+
+/// The merged model row (`mb`) equals the unsharded one (`ma`) in everything but timing, and so
+/// does the detections file.
+fn assert_merge_equals_the_unsharded_run(root: &Path, ma: &Value, mb: &Value) {
     for key in [
         "status",
         "bbox",
@@ -131,8 +144,10 @@ fn a_merge_of_three_shards_equals_the_unsharded_run_bit_for_bit() {
         std::fs::read(root.join("merged.json")).unwrap(),
         "the merged detections file differs from the unsharded run's"
     );
+}
 
-    // Latency: every shard's samples, pooled; each shard's own summary beside them.
+/// Latency: every shard's samples, pooled; each shard's own summary beside them.
+fn assert_latency_pools_every_shard(root: &Path, mb: &Value) {
     let shards: Vec<Value> = (0..3)
         .map(|i| json(&shard_dir(root, i).join("shard.json")))
         .collect();
@@ -169,7 +184,10 @@ fn a_merge_of_three_shards_equals_the_unsharded_run_bit_for_bit() {
         assert_eq!(shard["end_to_end"], own["end_to_end"]);
         assert_eq!(shard["images"], [69, 69, 68][i]);
     }
-    // Each shard's environment and command line are listed.
+}
+
+/// Each shard's environment and command line are listed, in results.json (`b`) and results.md.
+fn assert_shards_are_listed(b: &Value, merged: &Path) {
     let sharding = &b["sharding"];
     assert_eq!(sharding["count"], 3);
     assert_eq!(sharding["partial"], false);
@@ -186,16 +204,6 @@ fn a_merge_of_three_shards_equals_the_unsharded_run_bit_for_bit() {
     let md = std::fs::read_to_string(merged.join("results.md")).unwrap();
     assert!(md.contains("- sharded: 3 shards, all merged"), "{md}");
     assert!(md.contains("## Each shard's own latency"), "{md}");
-    // The merged run is in the store, its shards with it.
-    let store = detbench_report::Store::open(&db).unwrap();
-    let runs = store.runs().unwrap();
-    assert_eq!((runs[0].shard_count, runs[0].partial), (Some(3), false));
-    assert_eq!(
-        store
-            .query_i64("SELECT count(*) FROM result_shards", &[])
-            .unwrap(),
-        3
-    );
 }
 
 /// Shards on 12 images, 2 each of 3 (or another split), for the refusal tests.
