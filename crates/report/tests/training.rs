@@ -179,7 +179,10 @@ fn a_training_run_reports_its_tables() {
         !md.contains("| Model | Input |"),
         "no inference table: {md}"
     );
-    let training = md.split("## Training").nth(1).expect("a Training section");
+    let training = md
+        .split("\n## Training\n")
+        .nth(1)
+        .expect("a Training section");
     assert!(
         training.contains("### Training throughput by precision"),
         "{md}"

@@ -113,17 +113,17 @@ struct NativeArgs {
 
     /// One CUDA graph per input-size bucket: on or off.
     #[arg(long, value_name = "on|off", default_value = "on", value_parser = boolish(),
-          hide_possible_values = true, help_heading = NATIVE)]
+          action = clap::ArgAction::Set, hide_possible_values = true, help_heading = NATIVE)]
     native_cuda_graphs: bool,
 
     /// TF32 in cuDNN convolutions at fp32 (PyTorch's default): on or off (true fp32).
     #[arg(long, value_name = "on|off", default_value = "on", value_parser = boolish(),
-          hide_possible_values = true, help_heading = NATIVE)]
+          action = clap::ArgAction::Set, hide_possible_values = true, help_heading = NATIVE)]
     native_tf32: bool,
 
     /// cuDNN benchmark mode (every new bucket re-tunes): on or off.
     #[arg(long, value_name = "on|off", default_value = "off", value_parser = boolish(),
-          hide_possible_values = true, help_heading = NATIVE)]
+          action = clap::ArgAction::Set, hide_possible_values = true, help_heading = NATIVE)]
     native_cudnn_benchmark: bool,
 
     /// Candidates per image the box head's class-wise NMS considers (an image with more is
