@@ -31,14 +31,31 @@ def pin_threads(threads):
     import onnxruntime
 
     original = onnxruntime.InferenceSession
+    made = []
 
     def session(path, sess_options=None, *args, **kwargs):
         options = sess_options or onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
-        return original(path, options, *args, **kwargs)
+        made.append(original(path, options, *args, **kwargs))
+        return made[-1]
 
     onnxruntime.InferenceSession = session
+    return made
+
+
+def session_settings(sessions):
+    """What the predictor's ONNX Runtime session was really made with (checked, not assumed)."""
+    if len(sessions) != 1:
+        sys.exit(f"expected the predictor to make one ONNX Runtime session, saw {len(sessions)}")
+    options = sessions[0].get_session_options()
+    return {
+        "intra_op_num_threads": options.intra_op_num_threads,
+        "inter_op_num_threads": options.inter_op_num_threads,
+        "execution_mode": str(options.execution_mode),
+        "graph_optimization_level": str(options.graph_optimization_level),
+        "providers": sessions[0].get_providers(),
+    }
 
 
 def summarise(values):
@@ -62,8 +79,9 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
-    pin_threads(args.threads)
+    sessions = pin_threads(args.threads)
     import cv2
+    import torch
     import ultralytics
     from ultralytics import YOLO
 
@@ -73,6 +91,7 @@ def main():
     settings = dict(conf=args.conf, iou=args.iou, max_det=args.max_det, device="cpu", verbose=False, retina_masks=True)
     model.predict(cv2.imread(str(files[0])), **settings)  # warm-up: session, predictor setup
     samples = {k: [] for k in ("decode", "preprocess", "inference", "postprocess", "end_to_end")}
+    detections = []
     for _ in range(args.rounds):
         for f in files:
             t0 = time.perf_counter()
@@ -84,16 +103,20 @@ def main():
             for stage in ("preprocess", "inference", "postprocess"):
                 samples[stage].append(result.speed[stage])
             samples["end_to_end"].append(1e3 * (t2 - t0))
+            detections.append(len(result.boxes))
     doc = {
         "tool": f"ultralytics {ultralytics.__version__} predictor, ONNX Runtime CPU",
         "model": str(args.model),
         "threads": args.threads,
+        "onnxruntime_session": session_settings(sessions),
+        "torch_threads": torch.get_num_threads(),
         "settings": {"conf": args.conf, "iou": args.iou, "max_det": args.max_det},
         "images": len(files),
         "rounds": args.rounds,
         "stages": {k: summarise(v) for k, v in samples.items()},
         "non_inference_mean_ms": sum(statistics.fmean(samples[k]) for k in ("decode", "preprocess", "postprocess")),
         "samples_ms": samples,
+        "detections_per_image": detections,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(doc) + "\n")

@@ -10,10 +10,13 @@ interleaved rounds (the order alternates each round), per stage and end to end.
   thread, so end to end includes it as the predictor loop's does), CARD being the card
   `detbench zoo --card MODEL` prints with the predictor's thresholds instead of the validator's.
 
-Non-inference time per image = decode + preprocess + postprocess of that image. Printed: pooled
-medians and p10 per stage over all rounds, the ratio of the medians of non-inference time
-(Ultralytics / detbench) and of pre + post alone, and the machine load (`/proc/loadavg`) at each
-round's start. The JSON written to --out has every raw sample.
+Non-inference time per image = decode + preprocess + postprocess of that image; "outside
+inference" = end to end minus inference (the stages and the glue between them: the predictor's
+per-call set-up, detbench's harness). Printed: pooled medians and p10 per stage over all rounds,
+the ratio of the medians (Ultralytics / detbench), the per-round ratio of non-inference medians,
+and the machine load (`/proc/loadavg`) at each round's start and end. The JSON written to --out
+has every raw sample (ms, 4 decimals), both tools' settings as they recorded them, and the mean
+detections per image of each (the same work: equal within a few per cent).
 
     source tools/ultralytics/env.sh && $ULTRALYTICS_PY tools/ultralytics/speed_side_by_side.py \\
         --detbench target/release/detbench --model ../shared/models/yolo11n_int8_320.onnx \\
@@ -22,11 +25,13 @@ round's start. The JSON written to --out has every raw sample.
 import argparse
 import json
 import os
+import platform
 import re
 import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -60,7 +65,15 @@ def run_ultralytics(args, work, k):
     )
     doc = json.loads(out.read_text())
     samples = doc["samples_ms"]
-    return {s: samples[s] for s in STAGES} | {"end_to_end": samples["end_to_end"], "tool": doc["tool"]}
+    return {s: samples[s] for s in STAGES} | {
+        "end_to_end": samples["end_to_end"],
+        "tool": doc["tool"],
+        "settings": {
+            "onnxruntime_session": doc["onnxruntime_session"],
+            "torch_threads": doc["torch_threads"],
+        },
+        "detections_per_image": statistics.fmean(doc["detections_per_image"]),
+    }
 
 
 def run_detbench(args, card, work, k):
@@ -74,17 +87,30 @@ def run_detbench(args, card, work, k):
     )
     row = json.loads((out / "results.json").read_text())["models"][0]
     latency = row["latency"]
-    assert latency["includes_decode"] and latency["batch_size"] == 1, latency
+    assert row["status"] == "ok" and latency["includes_decode"] and latency["batch_size"] == 1, row["status"]
     stages = {s["stage"]: s["samples_ms"] for s in latency["stages"]}
     return {s: stages[s] for s in STAGES} | {
         "end_to_end": latency["end_to_end_samples_ms"],
         "tool": f"detbench, {row['backend']['engine']} {row['backend']['engine_version']} CPU",
+        "settings": {"backend_options": row["backend"]["options"], "valid": latency["valid"],
+                     "validity_notes": latency["validity_notes"]},
         "detections_per_image": row["detections_per_image"]["mean"],
     }
 
 
 def per_image_sum(run, stages):
     return [sum(vals) for vals in zip(*(run[s] for s in stages))]
+
+
+def rounded(run):
+    return {k: [round(x, 4) for x in v] if isinstance(v, list) else v for k, v in run.items()}
+
+
+def machine():
+    cpuinfo = Path("/proc/cpuinfo").read_text()
+    model = next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")), "?")
+    return {"cpu": model, "cores": os.cpu_count(), "host": platform.node(), "kernel": platform.release(),
+            "python": platform.python_version(), "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
 
 def pooled(runs, key):
@@ -114,20 +140,29 @@ def main():
     loads = []
     for k in range(args.rounds):
         order = ("ultralytics", "detbench") if k % 2 == 0 else ("detbench", "ultralytics")
-        loads.append({"round": k, "order": order, "loadavg": load()})
+        loads.append({"round": k, "order": order, "loadavg_start": load()})
         for tool in order:
             run = run_ultralytics(args, work, k) if tool == "ultralytics" else run_detbench(args, card, work, k)
             run["non_inference"] = per_image_sum(run, ("decode", "preprocess", "postprocess"))
             run["pre_post"] = per_image_sum(run, ("preprocess", "postprocess"))
+            run["outside_inference"] = [e - i for e, i in zip(run["end_to_end"], run["inference"])]
             tools[tool].append(run)
-        print(f"round {k + 1}/{args.rounds} done (load {' '.join(loads[-1]['loadavg'])})", file=sys.stderr)
-    keys = STAGES + ("non_inference", "pre_post", "end_to_end")
+        loads[-1]["loadavg_end"] = load()
+        per_round = statistics.median(tools["ultralytics"][-1]["non_inference"]) / statistics.median(
+            tools["detbench"][-1]["non_inference"])
+        loads[-1]["non_inference_ratio"] = per_round
+        print(f"round {k + 1}/{args.rounds}: non-inference ratio {per_round:.2f}x "
+              f"(load {' '.join(loads[-1]['loadavg_start'])} -> {' '.join(loads[-1]['loadavg_end'])})",
+              file=sys.stderr)
+    keys = STAGES + ("non_inference", "pre_post", "outside_inference", "end_to_end")
     summary = {tool: {key: pooled(runs, key) for key in keys} for tool, runs in tools.items()}
     ratio = {
         key: summary["ultralytics"][key]["median_ms"] / summary["detbench"][key]["median_ms"]
         for key in keys
     }
     doc = {
+        "command": " ".join([Path(sys.executable).name] + sys.argv),
+        "machine": machine(),
         "model": str(args.model),
         "threads": args.threads,
         "images": args.images,
@@ -135,18 +170,25 @@ def main():
         "settings": "conf 0.25, iou 0.7, max_det 300, single label (the predictor's)",
         "card": card.read_text(),
         "tools": {tool: runs[0]["tool"] for tool, runs in tools.items()},
+        "tool_settings": {tool: runs[0]["settings"] for tool, runs in tools.items()},
+        "detections_per_image": {tool: [r["detections_per_image"] for r in runs] for tool, runs in tools.items()},
         "loads": loads,
         "summary": summary,
         "ratio_of_medians_ultralytics_over_detbench": ratio,
-        "raw": tools,
+        "raw": {tool: [rounded(r) for r in runs] for tool, runs in tools.items()},
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(doc) + "\n")
-    print(f"| stage | Ultralytics median (p10) ms | detbench median (p10) ms | Ultralytics / detbench |")
+    tmp = args.out.with_suffix(".tmp")
+    tmp.write_text(json.dumps(doc) + "\n")
+    tmp.replace(args.out)
+    print(f"{args.model.name}, {args.images} images x {args.rounds} rounds, {args.threads} threads")
+    print("| stage | Ultralytics median (p10) ms | detbench median (p10) ms | Ultralytics / detbench |")
     print("|---|---|---|---|")
     for key in keys:
         u, d = summary["ultralytics"][key], summary["detbench"][key]
         print(f"| {key} | {u['median_ms']:.2f} ({u['p10_ms']:.2f}) | {d['median_ms']:.2f} ({d['p10_ms']:.2f}) | {ratio[key]:.2f}x |")
+    per_round = ", ".join(f"{entry['non_inference_ratio']:.2f}x" for entry in loads)
+    print(f"non-inference ratio per round: {per_round}")
     print(f"raw samples: {args.out}", file=sys.stderr)
 
 

@@ -3,13 +3,18 @@
 //! in-graph postprocessor, the upstream evaluator's COCO conversion; fixtures in
 //! `tests/fixtures/detr/`): recognised from the file alone (no card), at least 99% of the 300
 //! results per image matched (same category, IoU >= 0.99, |score difference| <= 1e-3), and a
-//! batch of three images in one call gives what three single calls give.
+//! batch of three images in one call gives what three single calls give. On the whole subset,
+//! DEIMv2-Atto's 12 bbox stats equal pycocotools' on the files' own pipeline
+//! (`tools/detr/deimv2_subset_ap.py` -> `tests/fixtures/detr/subset_ap.json`), including the one
+//! box with `y2 < y1` it gives there (run with `--release`: 206 images).
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use detbench_backends::BackendConfig;
+use detbench_bench::dataset::Dataset;
 use detbench_bench::{BatchSupport, Detector, ImageInput, StageClock};
-use detbench_eval::Detection;
+use detbench_eval::{Detection, EvalParams, Evaluator, GroundTruth, IouType};
 use detbench_imgproc::BgrImage;
 use detbench_models::autoconfig::{AutoConfig, autoconfigure};
 use detbench_models::families::common::SingleModelDetector;
@@ -148,4 +153,46 @@ fn deimv2_atto_matches_its_reference_postprocessing() {
 #[test]
 fn deimv2_femto_matches_its_reference_postprocessing() {
     check("deimv2_hgnetv2_femto_coco");
+}
+
+/// The Atto file on the 206 images, opened from its shipped card, scored in memory: pycocotools'
+/// 12 stats on the upstream pipeline's results, bit for bit. Image 311303 has a result with
+/// `y2 < y1`, which the evaluator refuses: without the family dropping it, evaluation fails.
+#[test]
+fn deimv2_atto_on_the_subset_equals_pycocotools_on_its_own_pipeline() {
+    let model = "deimv2_hgnetv2_atto_coco";
+    let expected = fixture("subset_ap.json");
+    let expected = &expected["models"][model];
+    assert_eq!(expected["reversed_boxes"][0]["image_id"], 311303);
+    let pycocotools: Vec<f64> = expected["pycocotools_as_exported"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    let engine = BackendConfig {
+        threads: Some(2),
+        ..Default::default()
+    };
+    let mut detector = detbench_models::open_detector(model, None, &engine).unwrap();
+    let annotations = detbench_assets::shared::instances_subset().unwrap();
+    let data = Dataset::coco(
+        &detbench_assets::shared::coco_images().unwrap(),
+        &annotations,
+        None,
+    )
+    .unwrap();
+    let gt = Arc::new(GroundTruth::load(&annotations).unwrap());
+    let mut evaluator = Evaluator::new(gt, EvalParams::new(IouType::Bbox)).unwrap();
+    let mut clock = StageClock::new();
+    for image in &data.images {
+        let bgr = detbench_imgproc::decode_file(&image.path).unwrap();
+        let input = ImageInput {
+            image_id: image.id,
+            image: &bgr,
+        };
+        let dets = detector.detect(&[input], &mut clock).unwrap();
+        evaluator.add_image(image.id, &dets[0]).unwrap();
+    }
+    assert_eq!(evaluator.finish().unwrap().stats, pycocotools);
 }

@@ -258,7 +258,7 @@ impl Detr {
         let results = self.results(outputs, k, image)?;
         let mut out = Vec::with_capacity(results.len());
         for (label, score, bbox) in results {
-            if score < self.config.score_threshold {
+            if score < self.config.score_threshold || reversed(&bbox) {
                 continue;
             }
             let mapped = usize::try_from(label)
@@ -284,6 +284,20 @@ impl Detr {
         }
         Ok(out)
     }
+}
+
+/// Whether an xyxy box has `x2 < x1` or `y2 < y1`. D-FINE-style box regression (DEIM, DEIMv2)
+/// can give one (DEIMv2-Atto does once on the shipped subset: image 311303, score 0.04), and
+/// the upstream evaluator passes it to pycocotools as a negative width or height. pycocotools can
+/// never count it: its IoU with any box is 0 (`maskApi.c` `bbIou`: `w <= 0` or `h <= 0` ->
+/// `continue`) and, unmatched, it is ignored when its area `w * h` is negative, outside every area
+/// range (`cocoeval.py` `evaluateImg`: `dtIg |= dtm == 0 & a`). It is dropped here, because COCO
+/// results (and detbench's evaluator) take no negative sizes. The one case where keeping it would
+/// differ is a slot among the first `maxDets` of its image and class (AR1/AR10, or more than 100
+/// results of one class on one image); on the subset all 12 stats are equal either way
+/// (docs/BENCHMARKS.md, "Modern families").
+fn reversed(bbox: &[f32; 4]) -> bool {
+    bbox[2] < bbox[0] || bbox[3] < bbox[1]
 }
 
 /// `[1, 3, 320, 320]`: a shape as the error messages show it.
@@ -343,7 +357,7 @@ impl Pipeline for Detr {
             "family": "DETR-style (RT-DETR / D-FINE / DEIM / RF-DETR exports)",
             "config": self.config,
             "preprocess": "cv2.cvtColor BGR2RGB, cv2.resize INTER_LINEAR to the input size (bit-exact), /255 in f32, no letterbox, no mean/std",
-            "postprocess": "labels/boxes/scores as exported (orig_target_sizes = (W, H)), or sigmoid + top-k over Q*C with cxcywh -> xyxy * (W, H); no NMS; boxes -> [x, y, x2 - x, y2 - y] in f32",
+            "postprocess": "labels/boxes/scores as exported (orig_target_sizes = (W, H)), or sigmoid + top-k over Q*C with cxcywh -> xyxy * (W, H); no NMS; boxes with x2 < x1 or y2 < y1 dropped (pycocotools never counts them); boxes -> [x, y, x2 - x, y2 - y] in f32",
             "upstream": "Kazuhito00/DEIMv2-ONNX-Sample@73feca3 sample_onnx.py (deploy preprocessing); Intellindust-AI-Lab/DEIMv2 tools/deployment/export_onnx.py (inputs/outputs); lyuwenyu/RT-DETR rtdetr_postprocessor.py (focal-loss top-k)",
         })
     }
@@ -460,6 +474,48 @@ mod tests {
         assert!(
             err.to_string().contains("output0 [1, 84, 8400] f32"),
             "{err}"
+        );
+    }
+
+    /// A box with `y2 < y1` (as DEIMv2-Atto gives once on the subset) is dropped; the others
+    /// are kept as `[x, y, w, h]`.
+    #[test]
+    fn reversed_boxes_are_dropped() {
+        let detr = Detr::new(DetrConfig {
+            input_name: "images".into(),
+            input_size: (320, 320),
+            outputs: DetrOutputs::LabelsBoxesScores {
+                sizes_input: "orig_target_sizes".into(),
+                labels: "labels".into(),
+                boxes: "boxes".into(),
+                scores: "scores".into(),
+            },
+            score_threshold: 0.0,
+            class_map: vec![Some(1), Some(3)],
+            rgb: true,
+            divisor: 255.0,
+        });
+        let tensor = |shape: Vec<usize>, data: Vec<f32>| Value::Tensor(Tensor::f32(shape, data));
+        let outputs = Outputs(vec![
+            ("labels".into(), tensor(vec![1, 3], vec![0.0, 1.0, 1.0])),
+            (
+                "boxes".into(),
+                tensor(
+                    vec![1, 3, 4],
+                    vec![
+                        10.0, 20.0, 30.0, 60.0, // kept
+                        262.9, 267.0, 331.8, 243.5, // y2 < y1
+                        50.0, 50.0, 40.0, 80.0, // x2 < x1
+                    ],
+                ),
+            ),
+            ("scores".into(), tensor(vec![1, 3], vec![0.9, 0.04, 0.5])),
+        ]);
+        let got = detr.detections(&outputs, 0, (640, 480), 7).unwrap();
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(
+            (got[0].category_id, got[0].bbox),
+            (1, [10.0, 20.0, 20.0, 40.0])
         );
     }
 
