@@ -236,7 +236,7 @@ impl ConfFile {
 impl TestSettings {
     /// LoadGen's `FromConfig(path, model, scenario)` for a user config: the built-in
     /// `mlperf.conf` first, then the file at `path`. (LoadGen applies `mlperf.conf` only on the
-    /// first call in a process; here every call does, so calls do not depend on each other.)
+    /// first call in a process; here every call does.) Warnings: the user file's only.
     pub fn apply_user_conf(
         &mut self,
         path: &Path,
@@ -244,9 +244,8 @@ impl TestSettings {
         scenario: Scenario,
     ) -> Result<Vec<ConfWarning>, ConfError> {
         let user = ConfFile::read(path)?;
-        let mut warnings = ConfFile::mlperf().apply(self, model, scenario, ConfKind::Mlperf);
-        warnings.extend(user.apply(self, model, scenario, ConfKind::User));
-        Ok(warnings)
+        ConfFile::mlperf().apply(self, model, scenario, ConfKind::Mlperf);
+        Ok(user.apply(self, model, scenario, ConfKind::User))
     }
 
     /// The built-in `mlperf.conf` alone: MLPerf's rules (600 s minimum durations, the seeds,

@@ -149,3 +149,23 @@ fn reading_a_missing_file_names_it() {
         .unwrap_err();
     assert!(err.to_string().contains("/nonexistent/user.conf"), "{err}");
 }
+
+#[test]
+fn a_user_conf_warns_about_its_own_lines_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let clean = dir.path().join("clean.conf");
+    std::fs::write(&clean, "*.Server.target_qps = 8\n").unwrap();
+    let mut s = TestSettings::new(Scenario::Server);
+    let warnings = s.apply_user_conf(&clean, "yolo", Scenario::Server).unwrap();
+    // The built-in mlperf.conf has `*.Server.target_duration`, a key no LoadGen code reads:
+    // no warning for it, since the user cannot change that file.
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert_eq!(s.server_target_qps, 8.0);
+
+    let noisy = dir.path().join("noisy.conf");
+    std::fs::write(&noisy, "# seeds\n*.Server.target_duration = 0\n").unwrap();
+    let warnings = s.apply_user_conf(&noisy, "yolo", Scenario::Server).unwrap();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert_eq!(warnings[0].path, noisy);
+    assert_eq!(warnings[0].line, 2);
+}
