@@ -293,6 +293,10 @@ fn bad_settings_are_refused_naming_the_flag_or_the_line() {
             vec!["--scenario", "offline", "--find-peak-qps"],
             vec!["--find-peak-qps applies to the Server scenario"],
         ),
+        (
+            vec!["--scenario", "single-stream", "--min-duration-ms", "-3"],
+            vec!["'-3'", "--min-duration-ms"],
+        ),
         (vec!["--target-qps", "5"], vec!["--scenario"]),
         (
             vec!["--scenario", "batch"],

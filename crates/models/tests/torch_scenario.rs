@@ -1,7 +1,9 @@
 //! LoadGen scenarios on the libtorch backend (CPU): D2Go int8 (TorchScript) driven by
 //! `run_model_loadgen` as `detbench run --scenario` drives it. In Offline accuracy mode every
 //! image's detections are exactly those of calling the pipeline directly on the same image
-//! (same engine, same thread count), and a SingleStream performance test measures every query.
+//! (same engine, same thread count), and a SingleStream performance test measures every query;
+//! MultiStream, Server and the Server peak-QPS search (LoadGen's FindPeakPerformance) run on it
+//! too, with LoadGen's accounting checked.
 //!
 //! Needs `scripts/setup.sh --torch` and `LD_LIBRARY_PATH=.deps/torch/torch/lib`; run with
 //! `--release`.
@@ -14,8 +16,9 @@ use detbench_bench::dataset::{DatasetOptions, GroundTruthKind};
 use detbench_bench::mlperf::sut::Batching;
 use detbench_bench::mlperf::{LoadgenOptions, run_model_loadgen};
 use detbench_bench::prefetch::image_decoder;
+use detbench_bench::results::ScenarioRecord;
 use detbench_bench::results::Status;
-use detbench_bench::scenario::{DatasetCache, Quiet};
+use detbench_bench::scenario::{DatasetCache, ModelSpec, Quiet};
 use detbench_bench::{Detector, DetectorError, ImageInput, StageClock};
 use detbench_loadgen::{HarnessOptions, Scenario, TestMode, TestSettings};
 
@@ -47,12 +50,16 @@ fn options(settings: TestSettings, logs: &std::path::Path) -> LoadgenOptions {
     }
 }
 
-#[test]
-fn d2go_on_libtorch_runs_offline_accuracy_and_single_stream() {
+/// D2Go's spec, its opener and a dataset cache of the first [`IMAGES`] images.
+fn d2go() -> (
+    ModelSpec,
+    impl Fn() -> Result<Box<dyn Detector>, DetectorError>,
+    DatasetCache,
+) {
     let entry = detbench_models::entry(MODEL).unwrap();
     let model_dir = detbench_models::model_dir(None).unwrap();
     let spec = detbench_models::model_spec(entry, &model_dir, &config()).spec;
-    let open = || -> Result<Box<dyn Detector>, DetectorError> {
+    let open = move || -> Result<Box<dyn Detector>, DetectorError> {
         Ok(detbench_models::open_detector(
             entry,
             Some(&model_dir),
@@ -65,7 +72,76 @@ fn d2go_on_libtorch_runs_offline_accuracy_and_single_stream() {
     }
     .resolve()
     .unwrap();
-    let mut cache = DatasetCache::new(source);
+    (spec, open, DatasetCache::new(source))
+}
+
+/// The scenario record of a LoadGen test of D2Go with `settings`.
+fn run(settings: TestSettings) -> ScenarioRecord {
+    let (spec, open, mut cache) = d2go();
+    let logs = tempfile::tempdir().unwrap();
+    let (rows, _) = run_model_loadgen(
+        &spec,
+        &open,
+        &mut cache,
+        &image_decoder(),
+        &options(settings, logs.path()),
+        &Quiet,
+    );
+    assert_eq!(rows[0].result.status, Status::Ok, "{:?}", rows[0].result);
+    rows[0].result.scenario.clone().unwrap()
+}
+
+#[test]
+fn d2go_on_libtorch_runs_multi_stream_queries_of_several_samples() {
+    let mut settings = TestSettings::new(Scenario::MultiStream);
+    settings.multi_stream_samples_per_query = 2;
+    settings.min_duration_ms = 200;
+    settings.min_query_count = 4;
+    let record = run(settings);
+    let r = record.performance.as_ref().unwrap();
+    assert!(r.query_count >= 4);
+    assert_eq!(r.sample_count, 2 * r.query_count);
+    // MultiStream's result is a query latency: each query's covers its slowest sample.
+    let query = r
+        .query_latency
+        .as_ref()
+        .expect("MultiStream reports query latency");
+    assert_eq!(query.count, r.query_count);
+    assert!(query.max_ns >= r.sample_latency.max_ns);
+}
+
+#[test]
+fn d2go_on_libtorch_serves_poisson_queries_and_finds_a_peak_qps() {
+    let mut server = TestSettings::new(Scenario::Server);
+    server.server_target_qps = 1.0;
+    server.server_target_latency_ns = 5_000_000_000;
+    server.min_duration_ms = 1000;
+    server.min_query_count = 4;
+    let record = run(server.clone());
+    let r = record.performance.as_ref().unwrap();
+    assert!(r.query_count >= 4 && r.sample_count == r.query_count);
+    assert_eq!(r.perf_constraints_met, Some(true), "{r:?}");
+
+    let mut peak = server;
+    peak.mode = TestMode::FindPeakPerformance;
+    peak.server_find_peak_qps_decimals_of_precision = 0;
+    peak.server_target_latency_ns = 2_000_000_000;
+    peak.min_duration_ms = 500;
+    let record = run(peak);
+    let found = record.peak_qps.expect("1 QPS meets a 2 s bound on D2Go");
+    assert!(found >= 1.0, "{:?}", record.peak_search);
+    // The search went past the peak: some step failed the latency bound.
+    assert!(
+        record
+            .peak_search
+            .iter()
+            .any(|step| !step.perf_constraints_met)
+    );
+}
+
+#[test]
+fn d2go_on_libtorch_runs_offline_accuracy_and_single_stream() {
+    let (spec, open, mut cache) = d2go();
     let logs = tempfile::tempdir().unwrap();
 
     let mut accuracy = TestSettings::new(Scenario::Offline);

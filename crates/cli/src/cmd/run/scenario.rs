@@ -19,6 +19,8 @@ use super::scenario_settings::explain;
 const H: &str = "MLPerf LoadGen scenarios (--scenario)";
 
 #[derive(clap::Args, Debug, Clone)]
+// Numeric flags take `allow_negative_numbers`, so that `--min-duration-ms -3` reaches the value
+// parser, whose error names the flag and the value, rather than clap's "unexpected argument".
 pub struct ScenarioArgs {
     /// Run under an MLPerf LoadGen scenario: single-stream (p90 latency, one sample at a time),
     /// multi-stream (p99 latency of 8-sample queries), offline (samples/s of one large query) or
@@ -52,19 +54,19 @@ pub struct ScenarioArgs {
     pub(super) mlperf_model: String,
 
     /// Minimum test duration, ms (min_duration).
-    #[arg(long, value_name = "MS", requires = "scenario", help_heading = H)]
+    #[arg(long, value_name = "MS", allow_negative_numbers = true, requires = "scenario", help_heading = H)]
     pub(super) min_duration_ms: Option<u64>,
 
     /// Maximum test duration, ms; 0: no limit (max_duration).
-    #[arg(long, value_name = "MS", requires = "scenario", help_heading = H)]
+    #[arg(long, value_name = "MS", allow_negative_numbers = true, requires = "scenario", help_heading = H)]
     pub(super) max_duration_ms: Option<u64>,
 
     /// Minimum query count (min_query_count).
-    #[arg(long, value_name = "N", requires = "scenario", help_heading = H)]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, requires = "scenario", help_heading = H)]
     pub(super) min_query_count: Option<u64>,
 
     /// Maximum query count; 0: no limit (max_query_count).
-    #[arg(long, value_name = "N", requires = "scenario", help_heading = H)]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, requires = "scenario", help_heading = H)]
     pub(super) max_query_count: Option<u64>,
 
     /// Server: target queries per second; Offline: expected samples per second, which sizes the
@@ -86,16 +88,16 @@ pub struct ScenarioArgs {
     pub(super) latency_percentile: Option<f64>,
 
     /// MultiStream: samples per query [default 8] (samples_per_query).
-    #[arg(long, value_name = "N", requires = "scenario", help_heading = H)]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, requires = "scenario", help_heading = H)]
     pub(super) samples_per_query: Option<u64>,
 
     /// Decoded images held for a performance run (performance_sample_count_override)
     /// [default: the dataset, at most 512].
-    #[arg(long, value_name = "N", requires = "scenario", help_heading = H)]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, requires = "scenario", help_heading = H)]
     pub(super) performance_sample_count: Option<u64>,
 
     /// Images an accuracy run covers; 0: all (accuracy_sample_count_override).
-    #[arg(long, value_name = "N", requires = "scenario", help_heading = H)]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, requires = "scenario", help_heading = H)]
     pub(super) accuracy_sample_count: Option<u64>,
 
     /// Seed of the loaded sample sets (qsl_rng_seed).
@@ -121,7 +123,7 @@ pub struct ScenarioArgs {
 
     /// Performance mode: about this many responses in the accuracy log
     /// (accuracy_log_sampling_target).
-    #[arg(long, value_name = "N", requires = "scenario", help_heading = H)]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, requires = "scenario", help_heading = H)]
     pub(super) accuracy_log_sampling_target: Option<u64>,
 
     /// Server: issue queries that are due together as one (coalesce_queries).
@@ -129,11 +131,11 @@ pub struct ScenarioArgs {
     pub(super) coalesce_queries: bool,
 
     /// Server: the most queries outstanding at once; 0: no limit (max_async_queries).
-    #[arg(long, value_name = "N", requires = "scenario", help_heading = H)]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, requires = "scenario", help_heading = H)]
     pub(super) max_async_queries: Option<u64>,
 
     /// Server: issuing threads; 0: one dedicated thread (server_num_issue_query_threads).
-    #[arg(long, value_name = "N", requires = "scenario", help_heading = H)]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, requires = "scenario", help_heading = H)]
     pub(super) issue_threads: Option<u64>,
 
     /// Server peak search: decimal places of the found QPS
@@ -155,7 +157,7 @@ pub struct ScenarioArgs {
     pub(super) performance_issue_same: bool,
 
     /// The sample --performance-issue-same repeats (performance_issue_same_index).
-    #[arg(long, value_name = "N", requires = "scenario", help_heading = H)]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, requires = "scenario", help_heading = H)]
     pub(super) performance_issue_same_index: Option<u64>,
 
     /// Equal-issue mode: issue whole permutations of the sample set
