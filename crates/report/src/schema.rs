@@ -18,7 +18,13 @@ use crate::store::Dialect;
 pub const APPLICATION_ID: i32 = 0x4445_5442;
 
 /// Migration `i` (1-based) takes a store from version `i - 1` to version `i`.
-pub const MIGRATIONS: &[&str] = &[MIGRATION_1, MIGRATION_2, MIGRATION_3, MIGRATION_4];
+pub const MIGRATIONS: &[&str] = &[
+    MIGRATION_1,
+    MIGRATION_2,
+    MIGRATION_3,
+    MIGRATION_4,
+    MIGRATION_5,
+];
 
 /// The schema version this build writes and understands.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
@@ -243,4 +249,59 @@ CREATE TABLE scenario_results (
     query_latencies_ns           {blob} NOT NULL  -- MultiStream: per query, little-endian i64
 );
 CREATE INDEX scenario_results_by_scenario ON scenario_results(scenario);
+"#;
+
+/// Version 5: training runs (`detbench train`, `RunResults.training`). One `training_runs` row
+/// per process's results, its headline numbers as columns for queries and `result_json` holding
+/// the whole `TrainResults` without its steps, which are the `training_steps` rows (one per
+/// optimiser step). Self-contained: a store without training runs reads as before.
+const MIGRATION_5: &str = r#"
+CREATE TABLE training_runs (
+    id                    {id},
+    run_id                {int}  NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    position              {int}  NOT NULL,  -- order within the run's training results
+    model                 {text} NOT NULL,  -- maskrcnn_resnet50_fpn | fasterrcnn_resnet50_fpn | ...
+    precision             {text} NOT NULL,  -- fp32 | tf32 | amp | bf16
+    batch_size            {int}  NOT NULL,  -- images per step on one process (per GPU)
+    device                {text} NOT NULL,  -- cpu | cuda:0 | ...
+    world_size            {int}  NOT NULL,  -- processes training together (1: no data parallelism)
+    process_rank          {int}  NOT NULL,  -- this process's rank
+    dataset_images        {int}  NOT NULL,  -- after the reference's filtering
+    step_count            {int}  NOT NULL,  -- steps run (rows in training_steps)
+    timed_steps           {int},            -- steps timed after the warm-up; NULL: none
+    images_per_s          {real},           -- this process, timed steps
+    global_images_per_s   {real},           -- all processes
+    nvidia_images_per_s   {real},           -- NVIDIA's PyTorch convention: every step, warm-up included
+    step_mean_ms          {real},
+    step_p50_ms           {real},
+    step_p90_ms           {real},
+    step_p99_ms           {real},
+    data_wait_mean_ms     {real},
+    data_wait_fraction    {real},           -- share of the timed steps' time spent waiting for data
+    peak_allocated_bytes  {int},            -- CUDA caching allocator; NULL on CPU
+    peak_reserved_bytes   {int},
+    final_loss_scale      {real},           -- amp: the loss scale of the last step; NULL otherwise
+    skipped_optimizer_steps {int} NOT NULL, -- amp: steps the scaler skipped (inf/NaN gradients)
+    stopped               {text},           -- why the run stopped early; NULL: it ran every step
+    wall_s                {real} NOT NULL,
+    -- The whole TrainResults without its steps (they are training_steps): nothing is lost.
+    result_json           {text} NOT NULL,
+    UNIQUE (run_id, position)
+);
+CREATE INDEX training_runs_by_model ON training_runs(model);
+
+CREATE TABLE training_steps (
+    training_id {int}  NOT NULL REFERENCES training_runs(id) ON DELETE CASCADE,
+    position    {int}  NOT NULL,  -- index in the run's steps
+    step        {int}  NOT NULL,  -- 0-based over the run
+    epoch       {int}  NOT NULL,
+    lr          {real} NOT NULL,
+    total_loss  {real} NOT NULL,
+    step_s      {real} NOT NULL,  -- wall time of the step, data wait included
+    data_wait_s {real} NOT NULL,
+    loss_scale  {real},           -- amp: the scale the step used; NULL otherwise
+    skipped     {int}  NOT NULL,  -- 1: the scaler skipped the optimiser step
+    losses      {text} NOT NULL,  -- JSON array of the components, in result_json's loss_names order
+    PRIMARY KEY (training_id, position)
+) {without_rowid};
 "#;

@@ -103,6 +103,18 @@ macro_rules! suite {
                 }
             }
             #[test]
+            fn a_training_run_round_trips_exactly() {
+                if let Some(db) = db() {
+                    store_suite::training::a_training_run_round_trips_exactly(&db);
+                }
+            }
+            #[test]
+            fn migrates_a_version_4_store_with_data() {
+                if let Some(db) = db() {
+                    store_suite::training::migrates_a_version_4_store_with_data(&db);
+                }
+            }
+            #[test]
             fn concurrent_threads_all_land() {
                 if let Some(db) = db() {
                     store_suite::concurrent_threads_all_land(&db);

@@ -13,7 +13,8 @@
 //! build gives an error naming it and is never modified.
 //!
 //! This module opens, checks and migrates a store; [`write`] records runs and published
-//! tables, [`query`] reads them back into the typed [`record`]s (`docs/STORE.md` has the
+//! tables, [`query`] reads them back into the typed [`record`]s ([`training`] and [`scenario`]
+//! do both for training runs and LoadGen scenario results) (`docs/STORE.md` has the
 //! schema).
 
 mod backend;
@@ -24,6 +25,7 @@ mod record;
 mod scenario;
 mod sql;
 mod sqlite;
+mod training;
 mod write;
 
 pub use backend::Identity;
@@ -34,6 +36,7 @@ pub use record::{
 };
 pub use scenario::{latencies_from_blob, latencies_to_blob};
 pub use sql::{DbError, Dialect, Row, Value};
+pub use training::TrainingRecord;
 pub use write::samples_to_blob;
 
 use std::cell::RefCell;

@@ -33,7 +33,8 @@ impl Store {
                     (SELECT count(*) FROM results WHERE run_id = r.id),
                     (SELECT s.name FROM results x JOIN sources s ON s.id = x.source_id
                       WHERE x.run_id = r.id LIMIT 1),
-                    r.shard_count, r.partial
+                    r.shard_count, r.partial,
+                    (SELECT count(*) FROM training_runs WHERE run_id = r.id)
              FROM runs r ORDER BY r.id DESC",
             &[],
         )?;
@@ -49,6 +50,7 @@ impl Store {
                     published_source: r.opt_text(6)?,
                     shard_count: r.opt_i64(7)?,
                     partial: r.bool(8)?,
+                    training: r.i64(9)?,
                 })
             })
             .collect::<Result<_, DbError>>()
@@ -368,7 +370,7 @@ fn stored_summary(r: &Row) -> Result<Summary, DbError> {
 }
 
 /// Appends `AND column IN (?, ...)` (letting published rows through when `published_pass`).
-fn push_any_of(
+pub(super) fn push_any_of(
     sql: &mut String,
     values: &mut Vec<Value>,
     column: &str,

@@ -38,6 +38,8 @@ pub struct RunSummary {
     pub shard_count: Option<i64>,
     /// A merge with shards missing (`--allow-partial`).
     pub partial: bool,
+    /// Training results (`detbench train`: one per process).
+    pub training: i64,
 }
 
 /// A published source a record came from.

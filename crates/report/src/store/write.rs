@@ -1,7 +1,7 @@
 //! Writing to the store: a run (its rows, stats, latency samples, failed images, skipped
-//! settings, shards) or a published table, each in one transaction, with the same statements on
-//! both backends. Every value is written from its type; nothing stored is parsed back out of
-//! another stored value.
+//! settings, shards, training results) or a published table, each in one transaction, with the
+//! same statements on both backends. Every value is written from its type; nothing stored is
+//! parsed back out of another stored value.
 
 use detbench_bench::results::{
     Accuracy, DETECTION_STAT_NAMES, KEYPOINT_STAT_NAMES, LatencyReport, ModelResult, RunResults,
@@ -65,6 +65,10 @@ impl Store {
                 insert_model_result(db, run_id, position, model)
                     .map_err(err("recording a model result"))?;
                 after_model(position);
+            }
+            for (position, training) in run.training.iter().enumerate() {
+                super::training::insert_training(db, run_id, position, training)
+                    .map_err(err("recording a training run"))?;
             }
             Ok(run_id)
         })

@@ -1,7 +1,10 @@
 //! The store's test suite, written once and run against both backends (`store_backends.rs`
 //! instantiates every function here for SQLite and for PostgreSQL): schema, round trip,
-//! migration of an old store, merged runs, concurrent writers (threads, and 8 processes x 50
-//! results), foreign and newer-schema databases refused and left untouched.
+//! migration of an old store, merged runs, training runs ([`training`]), concurrent writers
+//! (threads, and 8 processes x 50 results), foreign and newer-schema databases refused and left
+//! untouched.
+
+pub mod training;
 
 use crate::common::db::{Backend, TestDb, count, int};
 use crate::common::{Synth, run};
@@ -20,7 +23,7 @@ pub fn all() -> Filter {
     }
 }
 
-pub const TABLES: [&str; 13] = [
+pub const TABLES: [&str; 15] = [
     "class_ap",
     "failed_images",
     "latency",
@@ -34,12 +37,14 @@ pub const TABLES: [&str; 13] = [
     "skipped",
     "sources",
     "stats",
+    "training_runs",
+    "training_steps",
 ];
 
 pub fn creates_the_current_schema(db: &TestDb) {
     let store = Store::connect(&db.location).unwrap();
     assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
-    assert_eq!(SCHEMA_VERSION, 4);
+    assert_eq!(SCHEMA_VERSION, 5);
     assert_eq!(db.tables(), TABLES);
     drop(store);
     // Reopening an up-to-date store changes nothing.
