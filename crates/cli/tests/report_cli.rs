@@ -333,3 +333,128 @@ fn show_draws_the_reference_detections_of_yolox_nano() {
     );
     assert_eq!([r, g, b], [c.0, c.1, c.2]);
 }
+
+/// The results.json of a `detbench train` run (no libtorch needed): Mask R-CNN at amp, batch 2,
+/// four steps whose three timed ones take 0.0625 s, so 32 images/s exactly.
+fn training_results_json() -> serde_json::Value {
+    use detbench_train::{Device, ModelKind, Precision, StepRecord, TrainConfig, TrainResults};
+    let mut config = TrainConfig::new(
+        ModelKind::MaskrcnnResnet50Fpn,
+        "m.pt".into(),
+        "ann.json".into(),
+        PathBuf::from("images"),
+    );
+    config.precision = Precision::Amp;
+    config.batch = 2;
+    config.device = Device::Cuda(0);
+    config.warmup_steps = 1;
+    config.timed_steps = Some(3);
+    let steps: Vec<StepRecord> = (0..4)
+        .map(|i| StepRecord {
+            step: i,
+            epoch: 0,
+            lr: 0.001,
+            losses: vec![1.0, 0.25 * i as f64],
+            total_loss: 1.0 + 0.25 * i as f64,
+            step_s: if i == 0 { 10.0 } else { 0.0625 },
+            data_wait_s: 0.001,
+            loss_scale: Some(65536.0),
+            skipped: false,
+        })
+        .collect();
+    let results = TrainResults {
+        throughput: detbench_train::results::throughput(&steps, 1, 2, 1),
+        config,
+        dataset_images: 204,
+        removed_images: 2,
+        batches_per_epoch: 102,
+        warmup_iters: 101,
+        world_size: 1,
+        rank: 0,
+        loss_names: vec!["loss_classifier".into(), "loss_box_reg".into()],
+        steps,
+        peak_memory: Some(detbench_train::PeakMemory {
+            allocated_bytes: 3 << 30,
+            reserved_bytes: 4 << 30,
+        }),
+        options: vec![],
+        param_checksum: [0.0, 0.0],
+        saved: None,
+        wall_s: 12.0,
+        stopped: None,
+    };
+    serde_json::json!({
+        "schema_version": 1,
+        "detbench_version": "test",
+        "started_at": "2026-12-03T00:00:00Z",
+        "command_line": ["detbench", "train", "--model", "maskrcnn_resnet50_fpn"],
+        "environment": detbench_env::capture().to_json(),
+        "models": [],
+        "training": [results],
+    })
+}
+
+/// A stored training run (`detbench train`'s results.json, imported) shows in `detbench report`
+/// as `detbench train`'s runs table, after the inference rows, with its run id; filters apply
+/// to it, and `--list-runs` counts it.
+#[test]
+fn stored_training_runs_show_beside_inference_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("t.db");
+    let db_arg = db.to_str().unwrap();
+    let tf2 = report_data("tf2_zoo_excerpt.md");
+    ok(&[
+        "import-md",
+        tf2.to_str().unwrap(),
+        "--source",
+        "TF2",
+        "--db",
+        db_arg,
+    ]);
+    let results = dir.path().join("results.json");
+    std::fs::write(&results, training_results_json().to_string()).unwrap();
+    let output = detbench(&["import", results.to_str().unwrap(), "--db", db_arg]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("(0 rows, 1 training results) as run 2"),
+        "{}",
+        stderr(&output)
+    );
+
+    let report = ok(&["report", "--db", db_arg]);
+    let (inference, training) = report
+        .split_once("Training runs")
+        .unwrap_or_else(|| panic!("no training table: {report}"));
+    assert!(inference.contains("published: TF2"), "{report}");
+    let row = training
+        .lines()
+        .find(|l| l.starts_with("| maskrcnn_resnet50_fpn |"))
+        .unwrap_or_else(|| panic!("no training row: {report}"));
+    // Model, device, precision, batch, GPUs, images/s, step mean/p50/p90/p99 (ms), data wait
+    // (ms, %), peak GiB, timed steps, last loss, run.
+    assert_eq!(
+        row,
+        "| maskrcnn_resnet50_fpn | cuda:0 | amp | 2 | 1 | 32.00 | 62.5 | 62.5 | 62.5 | 62.5 | \
+         1.00 | 1.6 | 3.00 | 3 | 1.7500 | 2 |",
+        "{report}"
+    );
+
+    // Only the training run: no inference table, and an ONNX Runtime filter leaves it out.
+    let only = ok(&["report", "--db", db_arg, "--run", "2"]);
+    assert!(
+        only.contains("Training runs") && !only.contains("published"),
+        "{only}"
+    );
+    let output = detbench(&["report", "--db", db_arg, "--run", "2", "--backend", "ort"]);
+    assert!(!output.status.success(), "{}", stdout(&output));
+    assert!(
+        stderr(&output).contains("no results in"),
+        "{}",
+        stderr(&output)
+    );
+
+    let runs = ok(&["report", "--db", db_arg, "--list-runs"]);
+    assert!(runs.contains("| Results | Training |"), "{runs}");
+    let train_line = runs.lines().find(|l| l.starts_with("| 2 |")).unwrap();
+    assert!(train_line.contains("| 0 | 1 | detbench train"), "{runs}");
+}

@@ -10,7 +10,8 @@ use detbench_report::store::{Store, StoreLocation};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// `results.json` files written by `detbench run` or `detbench merge` (or their folders).
+    /// `results.json` files written by `detbench run`, `detbench merge` or `detbench train` (or
+    /// their folders).
     #[arg(required = true)]
     files: Vec<PathBuf>,
 
@@ -59,8 +60,12 @@ pub fn main(args: Args) -> anyhow::Result<()> {
         let id = store
             .record_run(run)
             .with_context(|| format!("recording {} in {location}", path.display()))?;
+        let training = match run.training.len() {
+            0 => String::new(),
+            n => format!(", {n} training results"),
+        };
         eprintln!(
-            "recorded {} ({} rows) as run {id} in {location}",
+            "recorded {} ({} rows{training}) as run {id} in {location}",
             path.display(),
             run.models.len()
         );

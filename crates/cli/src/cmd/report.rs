@@ -1,12 +1,14 @@
 //! `detbench report`: tables (Markdown, CSV or JSON) and charts rendered from the results
 //! store, filtered by model, backend, device, precision, batch or run; `--compare` puts one
-//! setting side by side with ratios, published records alongside.
+//! setting side by side with ratios, published records alongside; training runs (`detbench
+//! train`) get the training tables after the inference ones.
 
 use anyhow::{Context, bail};
 use detbench_backends::{Device, EngineKind, Precision};
 use detbench_report::store::{Filter, Store, StoreLocation};
 use detbench_report::tables::{
-    Cell, Dimension, Format, Table, comparison_tables, render, results_table, stages_table,
+    Cell, Dimension, Format, Table, TrainingEntry, comparison_tables, render, results_table,
+    stages_table, training_tables,
 };
 use std::io::Write;
 use std::path::PathBuf;
@@ -108,23 +110,38 @@ pub fn main(args: Args) -> anyhow::Result<()> {
         include_failed: args.include_failed,
     };
     let records = store.results(&filter)?;
-    if records.is_empty() {
+    let training = store.training_runs(&filter)?;
+    if records.is_empty() && training.is_empty() {
         bail!(
             "no results in {db} match the filters (`detbench report --list-runs` shows what is \
              recorded)"
         );
     }
-    let mut tables = match args.compare {
-        Some(dimension) => comparison_tables(&records, dimension, args.baseline.as_deref())?,
-        None => vec![results_table(&records)],
-    };
-    if args.stages {
-        tables.push(stages_table(&records));
+    let mut tables = Vec::new();
+    if !records.is_empty() {
+        tables = match args.compare {
+            Some(dimension) => comparison_tables(&records, dimension, args.baseline.as_deref())?,
+            None => vec![results_table(&records)],
+        };
+        if args.stages {
+            tables.push(stages_table(&records));
+        }
     }
+    // Training runs (`detbench train`) in the layout of `detbench train`'s own tables.
+    let training = TrainingEntry::of_records(&training);
+    tables.extend(training_tables(&training));
     write_output(&args, &render(&tables, format))?;
     if let Some(dir) = &args.charts {
-        let written = detbench_report::charts::write_charts(&records, dir)
-            .with_context(|| format!("writing charts to {}", dir.display()))?;
+        let context = || format!("writing charts to {}", dir.display());
+        let mut written = Vec::new();
+        if !records.is_empty() {
+            written.extend(
+                detbench_report::charts::write_charts(&records, dir).with_context(context)?,
+            );
+        }
+        written.extend(
+            detbench_report::charts::write_loss_curves(&training, dir).with_context(context)?,
+        );
         for path in written {
             eprintln!("wrote {}", path.display());
         }
@@ -160,6 +177,10 @@ fn runs_table(store: &Store) -> anyhow::Result<Table> {
                     value: run.results as f64,
                     decimals: 0,
                 },
+                Cell::Number {
+                    value: run.training as f64,
+                    decimals: 0,
+                },
                 Cell::Text(match run.published_source {
                     Some(source) => format!("published: {source}"),
                     None => run.command_line.join(" "),
@@ -175,6 +196,7 @@ fn runs_table(store: &Store) -> anyhow::Result<Table> {
             "detbench",
             "Host",
             "Results",
+            "Training",
             "Command",
         ]
         .map(String::from)

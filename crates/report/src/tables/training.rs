@@ -11,6 +11,7 @@ use detbench_bench::timing::summarize;
 use detbench_train::{ModelKind, Precision, TrainResults};
 
 use super::{Alignment, Cell, Table, markdown_grid};
+use crate::store::TrainingRecord;
 
 /// A training run as the tables show it: its results and, read back from the store, its run id.
 #[derive(Debug, Clone, Copy)]
@@ -25,6 +26,17 @@ impl<'a> TrainingEntry<'a> {
         training
             .iter()
             .map(|results| TrainingEntry { results, run: None })
+            .collect()
+    }
+
+    /// The training runs read back from the store, each with its run id.
+    pub fn of_records(records: &'a [TrainingRecord]) -> Vec<TrainingEntry<'a>> {
+        records
+            .iter()
+            .map(|r| TrainingEntry {
+                results: &r.results,
+                run: Some(r.run_id),
+            })
             .collect()
     }
 
