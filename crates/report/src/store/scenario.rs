@@ -1,4 +1,4 @@
-//! The store's side of LoadGen scenario results (schema version 3, `scenario_results`): one row
+//! The store's side of LoadGen scenario results (schema version 4, `scenario_results`): one row
 //! per result that ran under a scenario, its headline numbers as columns, the whole record as
 //! JSON and the raw latencies as BLOBs. Kept apart from the other tables so that it moves as one
 //! piece.
