@@ -180,7 +180,9 @@ pub fn main(args: Args) -> anyhow::Result<()> {
         return devices::main(*args.options, devices);
     }
     let plan = plan::RunPlan::new(*args.options)?;
-    if let Some(store) = &plan.store {
+    // An SQLite store was opened by the plan's output checks already (a failure refuses the
+    // run); a PostgreSQL server that cannot be reached now only warns.
+    if let Some(store @ StoreLocation::Postgres(_)) = &plan.store {
         crate::cmd::store::check_reachable(store);
     }
     handle_ctrl_c();
