@@ -8,8 +8,16 @@ use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
 
+/// The binary, with the shared data folder pinned: shards run from a temporary folder, where the
+/// search for `../shared` could find another copy (e.g. `/tmp/shared`) than the unsharded run
+/// does, and the reference file's path is part of the results compared.
 fn detbench() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_detbench"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_detbench"));
+    command.env(
+        detbench_assets::SHARED_ENV,
+        detbench_assets::shared_dir().unwrap(),
+    );
+    command
 }
 
 fn check(output: Output) -> Output {
