@@ -4,7 +4,12 @@
 //! run by the CLI on the first shipped images and compared with torchvision eager on the same
 //! images (`tools/native/eager_peers.py --device cpu`, the live peer) by `tools/native/compare.py`,
 //! the comparison of the GPU runs: at least 99% of eager's detections matched (same class,
-//! IoU >= 0.99, |score difference| <= 1e-3), Mask R-CNN's masks with mean IoU >= 0.99. The
+//! IoU >= 0.99, |score difference| <= 1e-3), Mask R-CNN's masks with mean IoU >= 0.99. Random
+//! weights make many boxes under 2 px wide; IoU cannot judge those (a 0.01 px float difference
+//! costs a 0.3 px-wide box 3% IoU, seen on an AMD EPYC where eager's and the engine's ATen
+//! kernels round differently than on the machine the test was written on), so compare.py
+//! `--thin 2` matches them by every coordinate within 0.05 px instead and keeps their one-pixel
+//! masks out of the mask IoU mean; at least 30 boxes per model are still judged by IoU. The
 //! results record the engine as `native` with its libtorch version, its settings and its own
 //! description, and the export it ran.
 //!
@@ -151,7 +156,7 @@ fn the_native_engine_runs_the_three_architectures_as_eager_does() {
                 .arg(repo_root().join("tools/native/compare.py"))
                 .arg(eager_dir.join(format!("{model}_eager-fp32_b1.json")))
                 .arg(out.join(format!("detections.{model}.json")))
-                .args(["--iou", "0.99", "--score", "1e-3", "--json"])
+                .args(["--iou", "0.99", "--score", "1e-3", "--thin", "2", "--json"])
                 .arg(&compared),
             "compare.py",
         );
@@ -159,6 +164,12 @@ fn the_native_engine_runs_the_three_architectures_as_eager_does() {
         let eager = compared["eager_detections"].as_u64().unwrap();
         let share = compared["matched_share"].as_f64().unwrap();
         assert!(eager >= 30, "{model}: only {eager} eager detections");
+        // Most boxes must still be judged by IoU where they are not thin.
+        let thin = compared["thin_detections"].as_u64().unwrap();
+        assert!(
+            eager - thin >= 30,
+            "{model}: {thin} of {eager} eager boxes are thin"
+        );
         assert!(
             share >= 0.99,
             "{model}: {share} of eager's matched: {compared}"
