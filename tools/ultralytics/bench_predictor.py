@@ -9,8 +9,8 @@ What is timed, per image, on the predictor's own clocks (`Results.speed`, from `
 - preprocess / inference / postprocess: the predictor's own numbers (ms);
 - end to end: wall time of one `predict` call per image on an in-memory BGR array (decode excluded) plus
   the decode time.
-ONNX Runtime gets `--threads` intra-op threads (the predictor itself leaves the default), through the
-SessionOptions the predictor's session is built with. A warm-up pass runs first; `--rounds` repeats.
+ONNX Runtime gets `--threads` intra-op threads and `--spinning` (the predictor itself leaves both at
+ONNX Runtime's defaults), through the SessionOptions the predictor's session is built with. A warm-up pass runs first; `--rounds` repeats.
 
     source tools/ultralytics/env.sh && $ULTRALYTICS_PY tools/ultralytics/bench_predictor.py \
         --model ../shared/models/yolov8n_int8_640.onnx --threads 2 --out target/bench/ultralytics.json
@@ -26,8 +26,9 @@ from pathlib import Path
 SHARED = Path(os.environ.get("DETBENCH_SHARED", Path(__file__).resolve().parents[2].parent / "shared"))
 
 
-def pin_threads(threads):
-    """Every ONNX Runtime session made from here on gets `threads` intra-op threads."""
+def pin_threads(threads, spinning):
+    """Every ONNX Runtime session made from here on gets `threads` intra-op threads, spin-waiting
+    or not (`session.intra_op.allow_spinning`; ONNX Runtime's default is on)."""
     import onnxruntime
 
     original = onnxruntime.InferenceSession
@@ -37,6 +38,7 @@ def pin_threads(threads):
         options = sess_options or onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning == "on" else "0")
         made.append(original(path, options, *args, **kwargs))
         return made[-1]
 
@@ -54,6 +56,7 @@ def session_settings(sessions):
         "inter_op_num_threads": options.inter_op_num_threads,
         "execution_mode": str(options.execution_mode),
         "graph_optimization_level": str(options.graph_optimization_level),
+        "intra_op_allow_spinning": options.get_session_config_entry("session.intra_op.allow_spinning"),
         "providers": sessions[0].get_providers(),
     }
 
@@ -72,6 +75,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, required=True)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--spinning", choices=("on", "off"), default="on",
+                        help="ONNX Runtime intra-op spin-waiting (default: on, its own default)")
     parser.add_argument("--conf", type=float, default=0.25)
     parser.add_argument("--iou", type=float, default=0.7)
     parser.add_argument("--max-det", type=int, default=300)
@@ -79,7 +84,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
-    sessions = pin_threads(args.threads)
+    sessions = pin_threads(args.threads, args.spinning)
     import cv2
     import torch
     import ultralytics

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """detbench against Ultralytics' own ONNX Runtime predictor, side by side in one run (issue 12,
 item 7): the same ONNX file, the same first N images of the shipped subset, the same ONNX Runtime
-intra-op threads, the predictor's settings (conf 0.25, iou 0.7, max_det 300, single label), in
+intra-op threads and spin-waiting (`--spinning`), the predictor's settings (conf 0.25, iou 0.7, max_det 300, single label), in
 interleaved rounds (the order alternates each round), per stage and end to end.
 
 - Ultralytics: tools/ultralytics/bench_predictor.py (its own per-stage clocks, `Results.speed`;
@@ -59,7 +59,7 @@ def run_ultralytics(args, work, k):
     out = work / f"ultralytics_{k}.json"
     subprocess.run(
         [sys.executable, str(HERE / "bench_predictor.py"), "--model", str(args.model),
-         "--threads", str(args.threads), "--images", str(args.images), "--rounds", "1",
+         "--threads", str(args.threads), "--spinning", args.spinning, "--images", str(args.images), "--rounds", "1",
          "--out", str(out)],
         check=True, capture_output=True, text=True,
     )
@@ -80,7 +80,7 @@ def run_detbench(args, card, work, k):
     out = work / f"detbench_{k}"
     subprocess.run(
         [str(args.detbench), "run", "--model-file", str(args.model), "--card", str(card),
-         "--threads", str(args.threads), "--limit", str(args.images), "--decode", "inline",
+         "--threads", str(args.threads), "--ort-spinning", args.spinning, "--limit", str(args.images), "--decode", "inline",
          "--warmup", "10", "--no-store", "--quiet", "--out", str(out)],
         check=True, capture_output=True, text=True,
         env=os.environ | {"XDG_CONFIG_HOME": str(work / "config")},
@@ -129,6 +129,8 @@ def main():
     parser.add_argument("--detbench", type=Path, required=True)
     parser.add_argument("--model", type=Path, required=True)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--spinning", choices=("on", "off"), default="on",
+                        help="ONNX Runtime intra-op spin-waiting on both sides (default: on, ONNX Runtime's own)")
     parser.add_argument("--images", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--out", type=Path, required=True)
@@ -165,6 +167,7 @@ def main():
         "machine": machine(),
         "model": str(args.model),
         "threads": args.threads,
+        "spinning": args.spinning,
         "images": args.images,
         "rounds": args.rounds,
         "settings": "conf 0.25, iou 0.7, max_det 300, single label (the predictor's)",
@@ -181,7 +184,7 @@ def main():
     tmp = args.out.with_suffix(".tmp")
     tmp.write_text(json.dumps(doc) + "\n")
     tmp.replace(args.out)
-    print(f"{args.model.name}, {args.images} images x {args.rounds} rounds, {args.threads} threads")
+    print(f"{args.model.name}, {args.images} images x {args.rounds} rounds, {args.threads} threads, spinning {args.spinning}")
     print("| stage | Ultralytics median (p10) ms | detbench median (p10) ms | Ultralytics / detbench |")
     print("|---|---|---|---|")
     for key in keys:

@@ -251,6 +251,17 @@ crate::named_enum! {
 }
 
 crate::named_enum! {
+    /// Whether ONNX Runtime's intra-op pool threads spin-wait for work between parallel sections
+    /// and after a run (session option `session.intra_op.allow_spinning`, on in ONNX Runtime).
+    /// Spinning threads hold their cores after a run ends, so work on the same cores between runs
+    /// (decoding, pre- and post-processing, the next request) waits for them.
+    pub enum Spinning as "intra-op spinning" {
+        On = "on",
+        Off = "off",
+    }
+}
+
+crate::named_enum! {
     /// An ONNX Runtime execution provider.
     pub enum ExecutionProvider as "execution provider" {
         Cpu = "cpu",
@@ -268,6 +279,14 @@ crate::named_enum! {
         /// PyTorch's default elsewhere; its kernels do not depend on the CPU's vector extensions.
         Qnnpack = "qnnpack",
         Onednn = "onednn",
+    }
+}
+
+impl Spinning {
+    /// ONNX Runtime's own default (spinning on), what a configuration that predates the setting
+    /// ran with.
+    pub fn engine_default() -> Self {
+        Spinning::On
     }
 }
 
@@ -313,6 +332,8 @@ crate::clap_value_enum!(Precision);
 crate::clap_value_enum!(GraphOptLevel);
 #[cfg(feature = "clap")]
 crate::clap_value_enum!(ExecutionProvider);
+#[cfg(feature = "clap")]
+crate::clap_value_enum!(Spinning);
 #[cfg(feature = "clap")]
 crate::clap_value_enum!(QuantizedEngine);
 #[cfg(feature = "clap")]
@@ -429,6 +450,9 @@ pub struct BackendConfig {
     pub threads: Option<usize>,
     /// ONNX Runtime only.
     pub graph_opt: GraphOptLevel,
+    /// ONNX Runtime only: whether its intra-op threads spin-wait (see [`Spinning`]).
+    #[serde(default = "Spinning::engine_default")]
+    pub spinning: Spinning,
     /// ONNX Runtime execution providers to try in order; none: the one the device implies.
     pub execution_providers: Vec<ExecutionProvider>,
     /// libtorch only (its library paths also serve the native engine).
@@ -446,6 +470,7 @@ impl Default for BackendConfig {
             precision: Precision::Fp32,
             threads: None,
             graph_opt: GraphOptLevel::All,
+            spinning: Spinning::engine_default(),
             execution_providers: Vec::new(),
             torch: TorchSettings::default(),
             native: NativeSettings::default(),

@@ -14,7 +14,7 @@ pub mod torch;
 
 pub use config::{
     BackendConfig, ConfigError, Device, ENGINES, Engine, EngineKind, ExecutionProvider, GradMode,
-    GraphOptLevel, NativeMode, NativeSettings, Precision, QuantizedEngine, TorchExecutor,
+    GraphOptLevel, NativeMode, NativeSettings, Precision, QuantizedEngine, Spinning, TorchExecutor,
     TorchSettings,
 };
 pub use names::UnknownName;
@@ -57,6 +57,7 @@ impl BackendDescription {
         match config.engine {
             EngineKind::Ort => {
                 options.push(("graph_opt".to_owned(), config.graph_opt.to_string()));
+                options.push(("intra_op_spinning".to_owned(), config.spinning.to_string()));
             }
             EngineKind::Native => options.extend(config.native.options()),
             EngineKind::Torch => {}

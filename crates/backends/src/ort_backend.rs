@@ -2,9 +2,9 @@
 //! PyPI `onnxruntime` wheel's `libonnxruntime.so` that `scripts/setup.sh` installs into `.deps/`
 //! (or `$ORT_DYLIB_PATH`), loaded once per process at the first [`open`].
 //!
-//! Options from [`BackendConfig`]: intra-op threads (inter-op is 1, sequential execution, as the
-//! reference pipelines run), graph optimisation level, and execution providers. Inputs and
-//! outputs are taken by name from the session's metadata.
+//! Options from [`BackendConfig`]: intra-op threads and whether they spin-wait (inter-op is 1,
+//! sequential execution, as the reference pipelines run), graph optimisation level, and execution
+//! providers. Inputs and outputs are taken by name from the session's metadata.
 //!
 //! Execution providers: `cpu` (always there), `cuda` and `tensorrt`. CUDA and TensorRT exist only
 //! in a GPU build of ONNX Runtime (PyPI `onnxruntime-gpu`, with CUDA/cuDNN/TensorRT libraries on
@@ -23,7 +23,8 @@ use ort::value::{DynValue, TensorElementType, ValueType};
 
 use crate::{
     Backend, BackendConfig, BackendDescription, BackendError, DType, Device, EngineKind,
-    ExecutionProvider, GraphOptLevel, IoSpec, Outputs, Precision, Tensor, TensorData, Value,
+    ExecutionProvider, GraphOptLevel, IoSpec, Outputs, Precision, Spinning, Tensor, TensorData,
+    Value,
 };
 
 const ENGINE: EngineKind = EngineKind::Ort;
@@ -146,6 +147,8 @@ pub fn open(model_path: &Path, config: &BackendConfig) -> Result<OrtBackend, Bac
         .with_inter_threads(1)
         .map_err(|e| load_error(e.to_string()))?
         .with_parallel_execution(false)
+        .map_err(|e| load_error(e.to_string()))?
+        .with_intra_op_spinning(config.spinning == Spinning::On)
         .map_err(|e| load_error(e.to_string()))?;
     options.push((
         "graph_optimization".into(),
@@ -153,6 +156,7 @@ pub fn open(model_path: &Path, config: &BackendConfig) -> Result<OrtBackend, Bac
     ));
     options.push(("inter_op_threads".into(), "1".into()));
     options.push(("execution_mode".into(), "sequential".into()));
+    options.push(("intra_op_spinning".into(), config.spinning.as_str().into()));
     if let Some(threads) = config.threads {
         builder = builder
             .with_intra_threads(threads)

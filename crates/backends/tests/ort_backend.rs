@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use detbench_backends::{
     BackendConfig, BackendError, DType, Device, EngineKind, ExecutionProvider, GraphOptLevel,
-    Tensor, Value, open,
+    Spinning, Tensor, Value, open,
 };
 use ndarray::ArrayD;
 use ndarray_npy::NpzReader;
@@ -188,6 +188,38 @@ fn graph_optimisation_off_gives_the_same_outputs_within_tolerance() {
             .options
             .contains(&("graph_optimization".into(), "disable".into()))
     );
+}
+
+/// `--ort-spinning off` reaches the session (recorded as `intra_op_spinning = off`; the default
+/// records `on`, ONNX Runtime's own) and changes no output beyond the engine's tolerance.
+#[test]
+fn intra_op_spinning_off_is_recorded_and_gives_the_same_outputs() {
+    let mut npz = parity("fastestdet_352", "000000000139");
+    let input: ArrayD<f32> = npz.by_name("input").unwrap();
+    let want: ArrayD<f32> = npz.by_name("out_0_758").unwrap();
+    for spinning in [Spinning::On, Spinning::Off] {
+        let config = BackendConfig {
+            spinning,
+            ..two_threads()
+        };
+        let mut backend = open(&model("fastestdet.onnx"), &config).unwrap();
+        let tensor = Tensor::f32(input.shape().to_vec(), input.as_slice().unwrap().to_vec());
+        let got = backend
+            .run(vec![("input.1".into(), Value::Tensor(tensor))])
+            .unwrap();
+        let diff = max_abs_diff(
+            got.tensor("758").unwrap().as_f32().unwrap(),
+            want.as_slice().unwrap(),
+        );
+        assert!(diff <= ENGINE_TOLERANCE, "{spinning}: max |diff| {diff}");
+        let recorded = ("intra_op_spinning".to_owned(), spinning.to_string());
+        assert!(
+            backend.describe().options.contains(&recorded),
+            "{:?}",
+            backend.describe().options
+        );
+    }
+    assert_eq!(BackendConfig::default().spinning, Spinning::On);
 }
 
 #[test]

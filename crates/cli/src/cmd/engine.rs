@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use anyhow::bail;
 use detbench_backends::{
     BackendConfig, Device, EngineKind, ExecutionProvider, GradMode, GraphOptLevel, NativeMode,
-    NativeSettings, Precision, QuantizedEngine, TorchExecutor, TorchSettings,
+    NativeSettings, Precision, QuantizedEngine, Spinning, TorchExecutor, TorchSettings,
 };
 use detbench_models::ZooEntry;
 
@@ -33,6 +33,12 @@ pub struct EngineArgs {
     /// ONNX Runtime graph optimisation level.
     #[arg(long, value_enum, default_value_t = GraphOptLevel::All)]
     graph_opt: GraphOptLevel,
+
+    /// ONNX Runtime: whether its intra-op threads spin-wait between parallel sections and after
+    /// a run (on holds the cores, which decoding and pre/post-processing then wait for) [default:
+    /// on, ONNX Runtime's own].
+    #[arg(long, value_enum, default_value_t = Spinning::engine_default())]
+    ort_spinning: Spinning,
 
     /// ONNX Runtime execution providers to try in order; cuda and tensorrt need an ONNX Runtime
     /// library built with them [default: the one the device implies].
@@ -236,6 +242,7 @@ impl EngineArgs {
                 precision: self.precision,
                 threads: self.threads,
                 graph_opt: self.graph_opt,
+                spinning: self.ort_spinning,
                 execution_providers: self.execution_providers.clone(),
                 torch: self.torch.settings()?,
                 native: self.native.settings()?,
