@@ -1,5 +1,5 @@
 //! Build script of detbench-backends. With the `torch` feature it compiles two small native
-//! pieces against the libtorch that `torch-sys` found (its `DEP_TCH_LIBTORCH_LIB`):
+//! pieces against the libtorch that `torch-sys` found (crates/libtorch-build):
 //!
 //! * `src/torch/shim.cpp`, a static library with the libtorch settings tch does not expose
 //!   (quantized engine, operator lookup; see the file);
@@ -22,31 +22,12 @@ mod torch {
     use std::path::PathBuf;
     use std::process::Command;
 
+    use detbench_libtorch_build::{Libtorch, cc};
+
     pub fn build() {
         println!("cargo:rerun-if-changed=src/torch/shim.cpp");
-        let lib_dir = PathBuf::from(
-            std::env::var("DEP_TCH_LIBTORCH_LIB")
-                .expect("torch-sys did not report its libtorch lib dir (DEP_TCH_LIBTORCH_LIB)"),
-        );
-        let root = lib_dir
-            .parent()
-            .expect("the libtorch lib dir has a parent")
-            .to_path_buf();
-        let includes = [
-            root.join("include"),
-            root.join("include/torch/csrc/api/include"),
-        ];
-        // Same ABI flags as torch-sys's own C++ (torch-sys build.rs, `SystemInfo::make`).
-        let cxx11_abi = std::env::var("LIBTORCH_CXX11_ABI").unwrap_or_else(|_| "1".to_owned());
-        println!("cargo:rerun-if-env-changed=LIBTORCH_CXX11_ABI");
-        cc::Build::new()
-            .cpp(true)
-            .pic(true)
-            .warnings(false)
-            .includes(&includes)
-            .flag("-std=c++17")
-            .flag(format!("-D_GLIBCXX_USE_CXX11_ABI={cxx11_abi}"))
-            .flag("-DGLOG_USE_GLOG_EXPORT")
+        Libtorch::from_torch_sys()
+            .cc_build()
             .file("src/torch/shim.cpp")
             .compile("detbench_torch_shim");
 

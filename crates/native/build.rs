@@ -24,6 +24,8 @@ mod engine {
     use std::path::{Path, PathBuf};
     use std::process::Command;
 
+    use detbench_libtorch_build::{Libtorch, cc};
+
     const SOURCES: [&str; 12] = [
         "api.cpp",
         "backbone.cpp",
@@ -47,15 +49,8 @@ mod engine {
     }
 
     pub fn build() {
-        let lib_dir = PathBuf::from(
-            std::env::var("DEP_TCH_LIBTORCH_LIB")
-                .expect("torch-sys did not report its libtorch lib dir (DEP_TCH_LIBTORCH_LIB)"),
-        );
-        let root = lib_dir
-            .parent()
-            .expect("libtorch lib dir has a parent")
-            .to_path_buf();
-        let wheels = root.parent().map(Path::to_path_buf).unwrap_or_default();
+        let libtorch = Libtorch::from_torch_sys();
+        let wheels = libtorch.wheels();
         let cuda_include =
             env_path("DETBENCH_CUDA_INCLUDE").unwrap_or_else(|| wheels.join("nvidia/cu13/include"));
         let cuda_lib =
@@ -94,24 +89,14 @@ mod engine {
         let out_dir = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR"));
         write_kernel_source(&out_dir);
 
-        let cxx11_abi = std::env::var("LIBTORCH_CXX11_ABI").unwrap_or_else(|_| "1".to_owned());
-        println!("cargo:rerun-if-env-changed=LIBTORCH_CXX11_ABI");
-        let mut build = cc::Build::new();
+        let mut build = libtorch.cc_build();
         build
-            .cpp(true)
-            .pic(true)
-            .warnings(false)
             .opt_level(2)
             .debug(false)
             .include("cpp")
             .include(&out_dir)
-            .include(root.join("include"))
-            .include(root.join("include/torch/csrc/api/include"))
             .include(&cuda_include)
-            .include(&crt_include)
-            .flag("-std=c++17")
-            .flag(format!("-D_GLIBCXX_USE_CXX11_ABI={cxx11_abi}"))
-            .flag("-DGLOG_USE_GLOG_EXPORT");
+            .include(&crt_include);
         for source in SOURCES {
             let path = PathBuf::from("cpp").join(source);
             println!("cargo:rerun-if-changed={}", path.display());
@@ -124,7 +109,7 @@ mod engine {
         link(
             &build,
             &objects,
-            &lib_dir,
+            &libtorch.lib_dir,
             &cuda_lib,
             &out_dir.join("libdetbench_native.so"),
         );

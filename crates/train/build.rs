@@ -1,5 +1,5 @@
 //! Build script of detbench-train. With the `torch` feature it compiles, against the libtorch
-//! that `torch-sys` found (`DEP_TCH_LIBTORCH_LIB`), as crates/backends/build.rs does:
+//! that `torch-sys` found (crates/libtorch-build), as crates/backends/build.rs does:
 //!
 //! * `src/torch/shim.cpp`, a static library over libtorch_cpu (module, autocast, SGD and
 //!   GradScaler, c10d stores and ProcessGroupGloo). ProcessGroupGloo's header includes gloo's,
@@ -25,51 +25,34 @@ mod torch {
     use std::path::{Path, PathBuf};
     use std::process::Command;
 
+    use detbench_libtorch_build::{Libtorch, cc};
+
     pub fn build() {
         println!("cargo:rerun-if-changed=src/torch/shim.cpp");
         println!("cargo:rerun-if-changed=src/torch/cuda_shim.cpp");
         println!("cargo:rerun-if-env-changed=DETBENCH_CUDA_INCLUDE");
-        println!("cargo:rerun-if-env-changed=LIBTORCH_CXX11_ABI");
-        let lib_dir = PathBuf::from(
-            std::env::var("DEP_TCH_LIBTORCH_LIB")
-                .expect("torch-sys did not report its libtorch lib dir (DEP_TCH_LIBTORCH_LIB)"),
-        );
-        let root = lib_dir
-            .parent()
-            .expect("the libtorch lib dir has a parent")
-            .to_path_buf();
-        let includes = [
-            root.join("include"),
-            root.join("include/torch/csrc/api/include"),
-        ];
-        let cxx11_abi = std::env::var("LIBTORCH_CXX11_ABI").unwrap_or_else(|_| "1".to_owned());
+        let libtorch = Libtorch::from_torch_sys();
         if !Path::new("/usr/include/gloo/algorithm.h").is_file() {
             panic!(
                 "gloo's headers are missing (/usr/include/gloo): install Debian's libgloo-dev \
                  (scripts/setup.sh --torch does)"
             );
         }
-        cc::Build::new()
-            .cpp(true)
-            .pic(true)
-            .warnings(false)
-            .includes(&includes)
-            .flag("-std=c++17")
-            .flag(format!("-D_GLIBCXX_USE_CXX11_ABI={cxx11_abi}"))
-            .flag("-DGLOG_USE_GLOG_EXPORT")
+        libtorch
+            .cc_build()
             .flag("-DUSE_C10D_GLOO")
             .file("src/torch/shim.cpp")
             .compile("detbench_train_shim");
-        build_cuda_shim(&root, &lib_dir, &includes, &cxx11_abi);
+        build_cuda_shim(&libtorch);
     }
 
     /// `$OUT_DIR/libdetbench_train_cuda.so` (see the module documentation).
-    fn build_cuda_shim(root: &Path, lib_dir: &Path, includes: &[PathBuf], cxx11_abi: &str) {
+    fn build_cuda_shim(libtorch: &Libtorch) {
         let out_dir = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR"));
         let output = out_dir.join("libdetbench_train_cuda.so");
         // <deps>/torch/torch -> <deps>/torch/nvidia (the CUDA wheels) and <deps>/cuda-crt (the
         // nvidia-cuda-crt wheel: CUDA 13 moved crt/*.h there).
-        let torch_dir = root.parent().map(Path::to_path_buf).unwrap_or_default();
+        let torch_dir = libtorch.wheels();
         let nvidia = torch_dir.join("nvidia");
         let crt = torch_dir
             .parent()
@@ -92,14 +75,13 @@ mod torch {
             .get_compiler();
         let mut cmd = Command::new(compiler.path());
         if have_headers {
-            cmd.args(["-shared", "-fPIC", "-O2", "-std=c++17", "-w"])
-                .arg(format!("-D_GLIBCXX_USE_CXX11_ABI={cxx11_abi}"))
-                .args(["-DGLOG_USE_GLOG_EXPORT", "-DUSE_C10D_NCCL"]);
-            for dir in includes.iter().chain(&cuda_includes) {
+            cmd.args(["-shared", "-fPIC", "-O2", "-w", "-DUSE_C10D_NCCL"])
+                .args(libtorch.cxx_flags());
+            for dir in libtorch.includes().iter().chain(&cuda_includes) {
                 cmd.arg(format!("-I{}", dir.display()));
             }
             cmd.arg("src/torch/cuda_shim.cpp")
-                .arg(format!("-L{}", lib_dir.display()))
+                .arg(format!("-L{}", libtorch.lib_dir.display()))
                 .args([
                     "-Wl,--no-as-needed",
                     "-ltorch_cuda",
