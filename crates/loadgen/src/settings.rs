@@ -13,6 +13,50 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::SettingsError;
 
+/// Gives a LoadGen enum its name (`as_str`, `Display`) and a `FromStr` that takes the name or an
+/// alias with case, `-`, `_` and spaces ignored, else an error naming the setting.
+macro_rules! loadgen_names {
+    (
+        $(#[$doc:meta])*
+        $ty:ident as $setting:literal, $expected:literal {
+            $( $variant:ident = $name:literal $(| $alias:literal)* ),+ $(,)?
+        }
+    ) => {
+        impl $ty {
+            $(#[$doc])*
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $( $ty::$variant => $name, )+
+                }
+            }
+        }
+
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $ty {
+            type Err = SettingsError;
+
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                let folded: String = s
+                    .chars()
+                    .filter(|c| !matches!(c, '-' | '_' | ' '))
+                    .collect::<String>()
+                    .to_ascii_lowercase();
+                $(
+                    if folded == $name.to_ascii_lowercase() $(|| folded == $alias)* {
+                        return Ok($ty::$variant);
+                    }
+                )+
+                Err(SettingsError::new($setting, s, $expected))
+            }
+        }
+    };
+}
+
 /// LoadGen's `TestScenario`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Scenario {
@@ -34,46 +78,16 @@ impl Scenario {
         Scenario::Server,
         Scenario::Offline,
     ];
+}
 
+loadgen_names! {
     /// LoadGen's name (`ToString(TestScenario)` with the new logging format), also the scenario
-    /// field of config keys.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Scenario::SingleStream => "SingleStream",
-            Scenario::MultiStream => "MultiStream",
-            Scenario::Server => "Server",
-            Scenario::Offline => "Offline",
-        }
-    }
-}
-
-impl fmt::Display for Scenario {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Scenario {
-    type Err = SettingsError;
-
-    /// Accepts LoadGen's names (`SingleStream`) and command-line spellings (`single-stream`).
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let folded: String = s
-            .chars()
-            .filter(|c| !matches!(c, '-' | '_' | ' '))
-            .collect::<String>()
-            .to_ascii_lowercase();
-        match folded.as_str() {
-            "singlestream" => Ok(Scenario::SingleStream),
-            "multistream" => Ok(Scenario::MultiStream),
-            "server" => Ok(Scenario::Server),
-            "offline" => Ok(Scenario::Offline),
-            _ => Err(SettingsError::new(
-                "scenario",
-                s,
-                "one of single-stream, multi-stream, server, offline",
-            )),
-        }
+    /// field of config keys; parsing also takes command-line spellings (`single-stream`).
+    Scenario as "scenario", "one of single-stream, multi-stream, server, offline" {
+        SingleStream = "SingleStream",
+        MultiStream = "MultiStream",
+        Server = "Server",
+        Offline = "Offline",
     }
 }
 
@@ -90,45 +104,14 @@ pub enum TestMode {
     FindPeakPerformance,
 }
 
-impl TestMode {
-    /// LoadGen's name (`ToString(TestMode)`, new logging format).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TestMode::SubmissionRun => "SubmissionRun",
-            TestMode::AccuracyOnly => "AccuracyOnly",
-            TestMode::PerformanceOnly => "PerformanceOnly",
-            TestMode::FindPeakPerformance => "FindPeakPerformance",
-        }
-    }
-}
-
-impl fmt::Display for TestMode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for TestMode {
-    type Err = SettingsError;
-
-    /// Accepts LoadGen's names and `performance`, `accuracy`, `submission`, `find-peak`.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let folded: String = s
-            .chars()
-            .filter(|c| !matches!(c, '-' | '_' | ' '))
-            .collect::<String>()
-            .to_ascii_lowercase();
-        match folded.as_str() {
-            "submissionrun" | "submission" => Ok(TestMode::SubmissionRun),
-            "accuracyonly" | "accuracy" => Ok(TestMode::AccuracyOnly),
-            "performanceonly" | "performance" => Ok(TestMode::PerformanceOnly),
-            "findpeakperformance" | "findpeak" | "findpeakqps" => Ok(TestMode::FindPeakPerformance),
-            _ => Err(SettingsError::new(
-                "mode",
-                s,
-                "one of performance, accuracy, submission, find-peak",
-            )),
-        }
+loadgen_names! {
+    /// LoadGen's name (`ToString(TestMode)`, new logging format); parsing also takes
+    /// `performance`, `accuracy`, `submission`, `find-peak`.
+    TestMode as "mode", "one of performance, accuracy, submission, find-peak" {
+        SubmissionRun = "SubmissionRun" | "submission",
+        AccuracyOnly = "AccuracyOnly" | "accuracy",
+        PerformanceOnly = "PerformanceOnly" | "performance",
+        FindPeakPerformance = "FindPeakPerformance" | "findpeak" | "findpeakqps",
     }
 }
 

@@ -154,6 +154,84 @@ struct Tally {
     unmatched_candidate_high: usize,
     joints_compared: usize,
     joints_within_distance: usize,
+    /// Per image: full matches and the sum of their match quality (IoU, or mean joint distance).
+    quality: BTreeMap<u64, (usize, f64)>,
+}
+
+impl Tally {
+    /// A reference result paired by geometry with a candidate: its differences are kept, and
+    /// within the score tolerance it is a full match adding `quality` to its image's.
+    fn paired(&mut self, image: u64, diffs: (f64, f64), quality: f64, criteria: &MatchCriteria) {
+        let (score_diff, coordinate_diff) = diffs;
+        self.matched_geometry += 1;
+        self.score_diffs.push(score_diff);
+        self.coordinate_diffs.push(coordinate_diff);
+        if score_diff <= criteria.score_tolerance {
+            self.matched += 1;
+            let e = self.quality.entry(image).or_default();
+            e.0 += 1;
+            e.1 += quality;
+        }
+    }
+
+    /// A reference result no candidate was paired with: counted when its score is high.
+    fn unpaired_reference(&mut self, golden: &Detection, criteria: &MatchCriteria) {
+        if golden.score >= criteria.high_score {
+            self.unmatched_reference_high += 1;
+        }
+    }
+
+    /// The candidates of one group left unpaired with a high score.
+    fn unpaired_candidates(
+        &mut self,
+        candidate: &[Detection],
+        cands: &[usize],
+        used: &[bool],
+        criteria: &MatchCriteria,
+    ) {
+        self.unmatched_candidate_high += cands
+            .iter()
+            .zip(used)
+            .filter(|&(&c, &u)| !u && candidate[c].score >= criteria.high_score)
+            .count();
+    }
+}
+
+/// The indices of each side's results grouped by a key, and every key of either side in order.
+struct Groups<K> {
+    reference: BTreeMap<K, Vec<usize>>,
+    candidate: BTreeMap<K, Vec<usize>>,
+    keys: BTreeSet<K>,
+}
+
+impl<K: Ord + Copy> Groups<K> {
+    fn new(
+        reference: &[Detection],
+        candidate: &[Detection],
+        key: impl Fn(&Detection) -> K,
+    ) -> Self {
+        let group = |dets: &[Detection]| {
+            let mut g: BTreeMap<K, Vec<usize>> = BTreeMap::new();
+            for (i, d) in dets.iter().enumerate() {
+                g.entry(key(d)).or_default().push(i);
+            }
+            g
+        };
+        let (reference, candidate) = (group(reference), group(candidate));
+        let keys = reference.keys().chain(candidate.keys()).copied().collect();
+        Groups {
+            reference,
+            candidate,
+            keys,
+        }
+    }
+
+    /// The reference results of `key` in descending score order, and the candidates of `key`.
+    fn of(&self, key: &K, reference: &[Detection]) -> (Vec<usize>, &[usize]) {
+        let refs = self.reference.get(key).map_or(&[][..], Vec::as_slice);
+        let cands = self.candidate.get(key).map_or(&[][..], Vec::as_slice);
+        (sorted_by_score(reference, refs), cands)
+    }
 }
 
 /// Compares box detections (bbox results).
@@ -162,26 +240,10 @@ pub fn compare_boxes(
     candidate: &[Detection],
     criteria: &MatchCriteria,
 ) -> Agreement {
-    let group = |dets: &[Detection]| {
-        let mut g: BTreeMap<(u64, u64), Vec<usize>> = BTreeMap::new();
-        for (i, d) in dets.iter().enumerate() {
-            g.entry((d.image_id, d.category_id)).or_default().push(i);
-        }
-        g
-    };
-    let ref_groups = group(reference);
-    let cand_groups = group(candidate);
-    let keys: BTreeSet<(u64, u64)> = ref_groups
-        .keys()
-        .chain(cand_groups.keys())
-        .copied()
-        .collect();
+    let groups = Groups::new(reference, candidate, |d| (d.image_id, d.category_id));
     let mut tally = Tally::default();
-    let mut per_image_quality: BTreeMap<u64, (usize, f64)> = BTreeMap::new();
-    let empty = Vec::new();
-    for key in keys {
-        let refs = sorted_by_score(reference, ref_groups.get(&key).unwrap_or(&empty));
-        let cands = cand_groups.get(&key).unwrap_or(&empty);
+    for key in &groups.keys {
+        let (refs, cands) = groups.of(key, reference);
         let mut used = vec![false; cands.len()];
         for &r in &refs {
             let golden = &reference[r];
@@ -201,34 +263,21 @@ pub fn compare_boxes(
                 Some(j) if best >= criteria.min_iou => {
                     used[j] = true;
                     let other = &candidate[cands[j]];
-                    let score_diff = (golden.score - other.score).abs();
                     let coordinate_diff = golden
                         .bbox
                         .iter()
                         .zip(&other.bbox)
                         .map(|(p, q)| (p - q).abs())
                         .fold(0.0, f64::max);
-                    tally.matched_geometry += 1;
-                    tally.score_diffs.push(score_diff);
-                    tally.coordinate_diffs.push(coordinate_diff);
-                    if score_diff <= criteria.score_tolerance {
-                        tally.matched += 1;
-                        let e = per_image_quality.entry(key.0).or_default();
-                        e.0 += 1;
-                        e.1 += best;
-                    }
+                    let score_diff = (golden.score - other.score).abs();
+                    tally.paired(key.0, (score_diff, coordinate_diff), best, criteria);
                 }
-                _ if golden.score >= criteria.high_score => tally.unmatched_reference_high += 1,
-                _ => {}
+                _ => tally.unpaired_reference(golden, criteria),
             }
         }
-        tally.unmatched_candidate_high += cands
-            .iter()
-            .zip(&used)
-            .filter(|&(&c, &u)| !u && candidate[c].score >= criteria.high_score)
-            .count();
+        tally.unpaired_candidates(candidate, cands, &used, criteria);
     }
-    finish(reference, candidate, criteria, tally, per_image_quality)
+    finish(reference, candidate, criteria, tally)
 }
 
 /// Compares keypoint results (`keypoints` set on both sides; boxes are ignored).
@@ -237,26 +286,10 @@ pub fn compare_keypoints(
     candidate: &[Detection],
     criteria: &MatchCriteria,
 ) -> Agreement {
-    let group = |dets: &[Detection]| {
-        let mut g: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
-        for (i, d) in dets.iter().enumerate() {
-            g.entry(d.image_id).or_default().push(i);
-        }
-        g
-    };
-    let ref_groups = group(reference);
-    let cand_groups = group(candidate);
-    let images: BTreeSet<u64> = ref_groups
-        .keys()
-        .chain(cand_groups.keys())
-        .copied()
-        .collect();
+    let groups = Groups::new(reference, candidate, |d| d.image_id);
     let mut tally = Tally::default();
-    let mut per_image_quality: BTreeMap<u64, (usize, f64)> = BTreeMap::new();
-    let empty = Vec::new();
-    for image in images {
-        let refs = sorted_by_score(reference, ref_groups.get(&image).unwrap_or(&empty));
-        let cands = cand_groups.get(&image).unwrap_or(&empty);
+    for &image in &groups.keys {
+        let (refs, cands) = groups.of(&image, reference);
         let mut used = vec![false; cands.len()];
         for &r in &refs {
             let golden = &reference[r];
@@ -286,27 +319,14 @@ pub fn compare_keypoints(
                 Some((j, mean, max)) if max <= criteria.max_joint_distance => {
                     used[j] = true;
                     let score_diff = (golden.score - candidate[cands[j]].score).abs();
-                    tally.matched_geometry += 1;
-                    tally.score_diffs.push(score_diff);
-                    tally.coordinate_diffs.push(max);
-                    if score_diff <= criteria.score_tolerance {
-                        tally.matched += 1;
-                        let e = per_image_quality.entry(image).or_default();
-                        e.0 += 1;
-                        e.1 += mean;
-                    }
+                    tally.paired(image, (score_diff, max), mean, criteria);
                 }
-                _ if golden.score >= criteria.high_score => tally.unmatched_reference_high += 1,
-                _ => {}
+                _ => tally.unpaired_reference(golden, criteria),
             }
         }
-        tally.unmatched_candidate_high += cands
-            .iter()
-            .zip(&used)
-            .filter(|&(&c, &u)| !u && candidate[c].score >= criteria.high_score)
-            .count();
+        tally.unpaired_candidates(candidate, cands, &used, criteria);
     }
-    finish(reference, candidate, criteria, tally, per_image_quality)
+    finish(reference, candidate, criteria, tally)
 }
 
 /// The distances between corresponding joints of two keypoint results, or `None` when either
@@ -344,8 +364,8 @@ fn finish(
     candidate: &[Detection],
     criteria: &MatchCriteria,
     tally: Tally,
-    quality: BTreeMap<u64, (usize, f64)>,
 ) -> Agreement {
+    let quality = &tally.quality;
     let mut counts: BTreeMap<u64, (usize, usize)> = BTreeMap::new();
     for d in reference {
         counts.entry(d.image_id).or_default().0 += 1;

@@ -13,6 +13,8 @@
 
 mod common;
 
+use std::path::Path;
+
 use detbench_train::{Device, ModelKind, Precision, TrainConfig};
 use serde_json::Value;
 
@@ -36,9 +38,30 @@ fn check_one_step(precision: Precision, batch: usize) {
     let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let model = common::small_maskrcnn();
     let dir = tempfile::tempdir().unwrap();
+    let config = one_step_config(&model, dir.path(), precision, batch);
+    let results = detbench_train::torch::train(&config).unwrap();
+    assert_eq!(
+        results.loss_names,
+        [
+            "loss_classifier",
+            "loss_box_reg",
+            "loss_mask",
+            "loss_objectness",
+            "loss_rpn_box_reg"
+        ]
+    );
+    let results_file = dir.path().join("results.json");
+    std::fs::write(&results_file, serde_json::to_string(&results).unwrap()).unwrap();
+    let report = python_step_report(&model, dir.path(), &results_file);
+    eprintln!("{}", serde_json::to_string_pretty(&report).unwrap());
+    assert_same_step(&report, precision);
+}
+
+/// One deterministic step on the CPU, saving the module after it and the batch it used.
+fn one_step_config(model: &Path, dir: &Path, precision: Precision, batch: usize) -> TrainConfig {
     let mut config = TrainConfig::new(
         ModelKind::MaskrcnnResnet50Fpn,
-        model.clone(),
+        model.to_path_buf(),
         common::annotations(),
         common::images(),
     );
@@ -54,32 +77,24 @@ fn check_one_step(precision: Precision, batch: usize) {
     // No warm-up factor: the step's lr (0.0025) moves the parameters far beyond the 1e-5
     // tolerance (the warm-up's first lr, 2.5e-6, would not).
     config.recipe.warmup_factor = 1.0;
-    config.save = Some(dir.path().join("after.pt"));
-    config.dump_first_batch = Some(dir.path().join("batch.npz"));
-    let results = detbench_train::torch::train(&config).unwrap();
-    assert_eq!(
-        results.loss_names,
-        [
-            "loss_classifier",
-            "loss_box_reg",
-            "loss_mask",
-            "loss_objectness",
-            "loss_rpn_box_reg"
-        ]
-    );
-    let results_file = dir.path().join("results.json");
-    std::fs::write(&results_file, serde_json::to_string(&results).unwrap()).unwrap();
+    config.save = Some(dir.join("after.pt"));
+    config.dump_first_batch = Some(dir.join("batch.npz"));
+    config
+}
 
+/// tools/train/parity_step.py's report: the same step in PyTorch on the dumped batch, compared
+/// with the Rust step's results and saved module.
+fn python_step_report(model: &Path, dir: &Path, results_file: &Path) -> Value {
     let out = common::python()
         .arg(common::repo_root().join("tools/train/parity_step.py"))
         .arg("--model-file")
-        .arg(&model)
+        .arg(model)
         .arg("--batch")
-        .arg(dir.path().join("batch.npz"))
+        .arg(dir.join("batch.npz"))
         .arg("--results")
-        .arg(&results_file)
+        .arg(results_file)
         .arg("--rust-module")
-        .arg(dir.path().join("after.pt"))
+        .arg(dir.join("after.pt"))
         .arg("--annotations")
         .arg(common::annotations())
         .arg("--images")
@@ -92,9 +107,12 @@ fn check_one_step(precision: Precision, batch: usize) {
         "parity_step.py failed:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
-    eprintln!("{}", serde_json::to_string_pretty(&report).unwrap());
+    serde_json::from_slice(&out.stdout).unwrap()
+}
 
+/// The batch, lr, losses and the module after the step agree with PyTorch's; autocast (bf16)
+/// took effect; the step moved the parameters (negative control).
+fn assert_same_step(report: &Value, precision: Precision) {
     // The batch: pixels, boxes, labels and masks identical to the reference's pipeline.
     for (image, diffs) in report["data"].as_object().unwrap() {
         for (key, diff) in diffs.as_object().unwrap() {

@@ -2,8 +2,8 @@
 //! stage times, and the speed/accuracy frontier.
 
 use plotters::coord::Shift;
-use plotters::coord::ranged1d::SegmentValue;
-use plotters::coord::types::RangedCoordf64;
+use plotters::coord::ranged1d::{SegmentValue, SegmentedCoord};
+use plotters::coord::types::{RangedCoordf64, RangedCoordusize};
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
@@ -26,29 +26,14 @@ pub(super) fn draw_latency<DB: DrawingBackend>(
     area.fill(&WHITE).map_err(e)?;
     let x_max = bars.iter().map(|b| b.p99.max(b.mean)).fold(0.0, f64::max) * 1.35;
     let n = bars.len();
-    let label_width = label_area_width(bars.iter().map(|b| b.label.as_str()));
-    let mut chart = ChartBuilder::on(area)
-        .caption(
-            "End-to-end latency per call: mean (bar) and p99 (whisker)",
-            (FONT, 28),
-        )
-        .margin(20)
-        .x_label_area_size(60)
-        .y_label_area_size(label_width)
-        .build_cartesian_2d(0.0..x_max.max(1e-3), (0..n - 1).into_segmented())
-        .map_err(e)?;
     let labels: Vec<String> = bars.iter().map(|b| b.label.clone()).collect();
-    chart
-        .configure_mesh()
-        .disable_y_mesh()
-        .x_desc("latency (ms per call; per image at batch 1)")
-        .axis_desc_style((FONT, 20))
-        .label_style((FONT, 18))
-        .y_labels(n)
-        .y_label_formatter(&|v| segment_label(v, &labels))
-        .x_label_formatter(&|x| format_tick(*x, x_max))
-        .draw()
-        .map_err(e)?;
+    let mut chart = bar_frame(
+        area,
+        Some("End-to-end latency per call: mean (bar) and p99 (whisker)"),
+        &labels,
+        x_max,
+        "latency (ms per call; per image at batch 1)",
+    )?;
     chart
         .draw_series(bars.iter().enumerate().map(|(i, b)| {
             let i = n - 1 - i;
@@ -89,6 +74,44 @@ pub(super) fn draw_latency<DB: DrawingBackend>(
         }))
         .map_err(e)?;
     Ok(())
+}
+
+/// The coordinates of the horizontal-bar charts: milliseconds across, one segment per label.
+type BarCoord = Cartesian2d<RangedCoordf64, SegmentedCoord<RangedCoordusize>>;
+
+/// The frame of a horizontal-bar chart on `area`: optional caption, x from 0 to `x_max` with
+/// `x_desc`, one row per label (the first at the top, wide enough for the longest), and the mesh.
+fn bar_frame<'a, DB: DrawingBackend>(
+    area: &'a DrawingArea<DB, Shift>,
+    caption: Option<&str>,
+    labels: &[String],
+    x_max: f64,
+    x_desc: &str,
+) -> Result<ChartContext<'a, DB, BarCoord>, DrawError> {
+    let e = |e: DrawingAreaErrorKind<DB::ErrorType>| DrawError(e.to_string());
+    let n = labels.len();
+    let mut builder = ChartBuilder::on(area);
+    if let Some(caption) = caption {
+        builder.caption(caption, (FONT, 28));
+    }
+    let mut chart = builder
+        .margin(20)
+        .x_label_area_size(60)
+        .y_label_area_size(label_area_width(labels.iter().map(String::as_str)))
+        .build_cartesian_2d(0.0..x_max.max(1e-3), (0..n - 1).into_segmented())
+        .map_err(e)?;
+    chart
+        .configure_mesh()
+        .disable_y_mesh()
+        .x_desc(x_desc)
+        .axis_desc_style((FONT, 20))
+        .label_style((FONT, 18))
+        .y_labels(n)
+        .y_label_formatter(&|v| segment_label(v, labels))
+        .x_label_formatter(&|x| format_tick(*x, x_max))
+        .draw()
+        .map_err(e)?;
+    Ok(chart)
 }
 
 pub(super) struct StageStack {
@@ -135,24 +158,8 @@ pub(super) fn draw_stages<DB: DrawingBackend>(
             .map_err(e)?;
         x += 60 + 11 * stage.len() as i32;
     }
-    let mut chart = ChartBuilder::on(&body)
-        .margin(20)
-        .x_label_area_size(60)
-        .y_label_area_size(label_width)
-        .build_cartesian_2d(0.0..x_max.max(1e-3), (0..n - 1).into_segmented())
-        .map_err(e)?;
     let labels: Vec<String> = stacks.iter().map(|s| s.label.clone()).collect();
-    chart
-        .configure_mesh()
-        .disable_y_mesh()
-        .x_desc("time (ms per call)")
-        .axis_desc_style((FONT, 20))
-        .label_style((FONT, 18))
-        .y_labels(n)
-        .y_label_formatter(&|v| segment_label(v, &labels))
-        .x_label_formatter(&|x| format_tick(*x, x_max))
-        .draw()
-        .map_err(e)?;
+    let mut chart = bar_frame(&body, None, &labels, x_max, "time (ms per call)")?;
     for (k, &color) in PALETTE.iter().enumerate().take(Stage::ALL.len()) {
         chart
             .draw_series(stacks.iter().enumerate().map(|(i, s)| {

@@ -151,6 +151,11 @@ fn path_cstring(p: &Path) -> Result<CString> {
 }
 
 /// Collects (name, tensor, requires_grad) from a shim callback.
+/// The shim's functions that list a module's named tensors (`dbt_module_parameters`,
+/// `dbt_module_buffers`).
+type ListTensors =
+    unsafe extern "C" fn(*mut c_void, *mut c_void, TensorCallback, *mut c_char, usize) -> c_int;
+
 extern "C" fn collect_tensor(
     ctx: *mut c_void,
     name: *const c_char,
@@ -226,11 +231,23 @@ impl Module {
 
     /// (name, parameter, requires_grad) in `model.parameters()` order.
     pub fn parameters(&self) -> Result<Vec<(String, Tensor, bool)>> {
+        self.named_tensors(dbt_module_parameters)
+    }
+
+    /// (name, buffer) in `model.buffers()` order.
+    pub fn buffers(&self) -> Result<Vec<(String, Tensor)>> {
+        let buffers = self.named_tensors(dbt_module_buffers)?;
+        Ok(buffers.into_iter().map(|(n, t, _)| (n, t)).collect())
+    }
+
+    /// The tensors one of the shim's listing functions reports, through [`collect_tensor`].
+    fn named_tensors(&self, list: ListTensors) -> Result<Vec<(String, Tensor, bool)>> {
         let mut out: Vec<(String, Tensor, bool)> = Vec::new();
         let err = ErrBuf::new();
-        // SAFETY: the callback casts ctx back to this Vec, alive for the call.
+        // SAFETY: `raw` is a live module; the callback casts ctx back to this Vec, alive for the
+        // call.
         let status = unsafe {
-            dbt_module_parameters(
+            list(
                 self.raw,
                 &mut out as *mut _ as *mut c_void,
                 collect_tensor,
@@ -240,24 +257,6 @@ impl Module {
         };
         err.check(status)?;
         Ok(out)
-    }
-
-    /// (name, buffer) in `model.buffers()` order.
-    pub fn buffers(&self) -> Result<Vec<(String, Tensor)>> {
-        let mut out: Vec<(String, Tensor, bool)> = Vec::new();
-        let err = ErrBuf::new();
-        // SAFETY: as in `parameters`.
-        let status = unsafe {
-            dbt_module_buffers(
-                self.raw,
-                &mut out as *mut _ as *mut c_void,
-                collect_tensor,
-                err.ptr(),
-                err.len(),
-            )
-        };
-        err.check(status)?;
-        Ok(out.into_iter().map(|(n, t, _)| (n, t)).collect())
     }
 
     /// `forward(images, targets)` under autocast (`autocast`: a c10::ScalarType code on
