@@ -7,8 +7,8 @@
 use std::path::PathBuf;
 
 use detbench_backends::{
-    BackendConfig, BackendError, DType, Device, EngineKind, ExecutionProvider, GraphOptLevel,
-    Spinning, Tensor, Value, open,
+    Backend, BackendConfig, BackendError, DType, Device, EngineKind, ExecutionProvider,
+    GraphOptLevel, Spinning, Tensor, Value, open,
 };
 use ndarray::ArrayD;
 use ndarray_npy::NpzReader;
@@ -162,14 +162,10 @@ fn simplepose_raw_outputs_match_the_reference() {
     }
 }
 
-#[test]
-fn graph_optimisation_off_gives_the_same_outputs_within_tolerance() {
-    let config = BackendConfig {
-        graph_opt: GraphOptLevel::Disable,
-        threads: Some(1),
-        ..Default::default()
-    };
-    let mut backend = open(&model("fastestdet.onnx"), &config).unwrap();
+/// FastestDet opened with `config` and run on image 139's parity input: the backend, and the
+/// largest difference of its output from the reference's.
+fn fastestdet_on_139(config: &BackendConfig) -> (Box<dyn Backend>, f32) {
+    let mut backend = open(&model("fastestdet.onnx"), config).unwrap();
     let mut npz = parity("fastestdet_352", "000000000139");
     let input: ArrayD<f32> = npz.by_name("input").unwrap();
     let want: ArrayD<f32> = npz.by_name("out_0_758").unwrap();
@@ -181,6 +177,17 @@ fn graph_optimisation_off_gives_the_same_outputs_within_tolerance() {
         got.tensor("758").unwrap().as_f32().unwrap(),
         want.as_slice().unwrap(),
     );
+    (backend, diff)
+}
+
+#[test]
+fn graph_optimisation_off_gives_the_same_outputs_within_tolerance() {
+    let config = BackendConfig {
+        graph_opt: GraphOptLevel::Disable,
+        threads: Some(1),
+        ..Default::default()
+    };
+    let (backend, diff) = fastestdet_on_139(&config);
     assert!(diff <= ENGINE_TOLERANCE, "max |diff| {diff}");
     assert!(
         backend
@@ -194,30 +201,16 @@ fn graph_optimisation_off_gives_the_same_outputs_within_tolerance() {
 /// records `on`, ONNX Runtime's own) and changes no output beyond the engine's tolerance.
 #[test]
 fn intra_op_spinning_off_is_recorded_and_gives_the_same_outputs() {
-    let mut npz = parity("fastestdet_352", "000000000139");
-    let input: ArrayD<f32> = npz.by_name("input").unwrap();
-    let want: ArrayD<f32> = npz.by_name("out_0_758").unwrap();
     for spinning in [Spinning::On, Spinning::Off] {
         let config = BackendConfig {
             spinning,
             ..two_threads()
         };
-        let mut backend = open(&model("fastestdet.onnx"), &config).unwrap();
-        let tensor = Tensor::f32(input.shape().to_vec(), input.as_slice().unwrap().to_vec());
-        let got = backend
-            .run(vec![("input.1".into(), Value::Tensor(tensor))])
-            .unwrap();
-        let diff = max_abs_diff(
-            got.tensor("758").unwrap().as_f32().unwrap(),
-            want.as_slice().unwrap(),
-        );
+        let (backend, diff) = fastestdet_on_139(&config);
         assert!(diff <= ENGINE_TOLERANCE, "{spinning}: max |diff| {diff}");
         let recorded = ("intra_op_spinning".to_owned(), spinning.to_string());
-        assert!(
-            backend.describe().options.contains(&recorded),
-            "{:?}",
-            backend.describe().options
-        );
+        let options = backend.describe().options;
+        assert!(options.contains(&recorded), "{options:?}");
     }
     assert_eq!(BackendConfig::default().spinning, Spinning::On);
 }
