@@ -255,12 +255,24 @@ impl TorchvisionOps {
 /// Registers torchvision's ops once per process (see the module documentation), from `explicit`
 /// (the setting) or the `.deps/` folder. A library that exists but fails to load is an error; a
 /// missing one is reported as [`TorchvisionOps::Missing`] so that models without torchvision ops
-/// still run.
+/// still run. Only a load or a load error is kept for the process: after `Missing`, a later call
+/// that names the library still loads it (a model opened without the setting must not hide it
+/// from the next one).
 pub fn ensure_torchvision_ops(
     explicit: Option<&Path>,
 ) -> Result<&'static TorchvisionOps, &'static RuntimeError> {
-    static OPS: OnceLock<Result<TorchvisionOps, RuntimeError>> = OnceLock::new();
-    OPS.get_or_init(|| load_torchvision_ops(explicit)).as_ref()
+    type Outcome = Result<TorchvisionOps, RuntimeError>;
+    static OPS: Mutex<Option<&'static Outcome>> = Mutex::new(None);
+    let mut kept = OPS.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(outcome) = *kept {
+        return outcome.as_ref();
+    }
+    // Leaked: a few bytes per `Missing` answer, once for the outcome that is kept.
+    let outcome: &'static Outcome = Box::leak(Box::new(load_torchvision_ops(explicit)));
+    if !matches!(outcome, Ok(TorchvisionOps::Missing { .. })) {
+        *kept = Some(outcome);
+    }
+    outcome.as_ref()
 }
 
 fn load_torchvision_ops(explicit: Option<&Path>) -> Result<TorchvisionOps, RuntimeError> {

@@ -162,6 +162,7 @@ fn open(args: &Args, model: &str, run: &str) -> Result<Opened> {
                 engine: EngineKind::Torch,
                 device,
                 precision,
+                torch: detbench_backends::TorchSettings::from_env().unwrap_or_default(),
                 ..BackendConfig::default()
             };
             let backend = detbench_backends::open(&path, &config)?;

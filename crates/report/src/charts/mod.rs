@@ -46,6 +46,11 @@ pub enum ChartError {
          Debian install fonts-dejavu-core (scripts/setup.sh does)"
     )]
     NoFont,
+    #[error(
+        "cannot load the fontconfig library that chart text needs ({reason}); on Debian install \
+         libfontconfig1, or put the folder holding libfontconfig.so.1 on LD_LIBRARY_PATH"
+    )]
+    NoFontconfig { reason: String },
 }
 
 const FONT: &str = "sans-serif";
@@ -203,8 +208,15 @@ fn bar_chart_height(bars: usize) -> u32 {
     (200 + 56 * bars as u32).max(420)
 }
 
-/// Fails early, with advice, when fontconfig finds no sans-serif font.
+/// Fails early, with advice, when the fontconfig library cannot be loaded or finds no
+/// sans-serif font. The library is loaded through the same lazy loader font-kit uses, asked
+/// first: font-kit unwraps a failed load, which would panic inside plotters.
 fn check_font() -> Result<(), ChartError> {
+    if let Err(e) = fontconfig_sys::statics::LIB_RESULT.as_ref() {
+        return Err(ChartError::NoFontconfig {
+            reason: e.to_string(),
+        });
+    }
     let style: TextStyle = (FONT, 16).into_font().into();
     let probe = style.font.box_size("Ag");
     match probe {

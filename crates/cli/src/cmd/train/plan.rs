@@ -161,10 +161,16 @@ fn export(
     let mut written = run_files::write_run_files(out_dir, results)
         .with_context(|| format!("writing results to {}", out_dir.display()))?;
     let entries = TrainingEntry::of_run(&results.training);
-    written.extend(
-        detbench_report::charts::write_loss_curves(&entries, out_dir)
-            .with_context(|| format!("drawing the loss curves in {}", out_dir.display()))?,
-    );
+    // A chart that cannot be drawn (no fontconfig or font on a GPU image) costs only the chart:
+    // the results above are written and the run still goes to the store.
+    match detbench_report::charts::write_loss_curves(&entries, out_dir) {
+        Ok(charts) => written.extend(charts),
+        Err(e) => eprintln!(
+            "warning: no loss curves in {}: {e}; `detbench report --charts DIR` draws them later \
+             from the store",
+            out_dir.display()
+        ),
+    }
     let names: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
     eprintln!("wrote {}", names.join(", "));
     if let Some(location) = store {
