@@ -4,9 +4,10 @@
 //!
 //! * against the libtorch torch-sys found (`DEP_TCH_LIBTORCH_LIB`, i.e. `$LIBTORCH/lib`), linking
 //!   libtorch_cpu, libc10, libtorch_cuda, libc10_cuda and the CUDA runtime the wheel ships;
-//! * with the CUDA 13 headers of the PyPI wheels (`$LIBTORCH/../nvidia/cu13/include`, or
-//!   `$DETBENCH_CUDA_INCLUDE`) and libcudart (`$LIBTORCH/../nvidia/cu13/lib`, or
-//!   `$DETBENCH_CUDA_LIB`). No GPU and no CUDA toolkit are needed to build.
+//! * with the CUDA 13 headers of the PyPI wheels (`Libtorch::cuda_includes`: the runtime's and
+//!   the nvidia-cuda-crt wheel's, or `$DETBENCH_CUDA_INCLUDE`) and libcudart
+//!   (`$LIBTORCH/../nvidia/cu13/lib`, or `$DETBENCH_CUDA_LIB`). No GPU and no CUDA toolkit are
+//!   needed to build.
 //!
 //! `cpp/kernels/kernels.cuh` is both compiled into the library (for the CPU path) and embedded as
 //! a string (`kernels_source.h`) that NVRTC compiles on the GPU machine.
@@ -24,7 +25,7 @@ mod engine {
     use std::path::{Path, PathBuf};
     use std::process::Command;
 
-    use detbench_libtorch_build::{Libtorch, cc};
+    use detbench_libtorch_build::{CUDA_INCLUDE_ENV, Libtorch, cc, has_header};
 
     const SOURCES: [&str; 12] = [
         "api.cpp",
@@ -50,41 +51,27 @@ mod engine {
 
     pub fn build() {
         let libtorch = Libtorch::from_torch_sys();
-        let wheels = libtorch.wheels();
-        let cuda_include =
-            env_path("DETBENCH_CUDA_INCLUDE").unwrap_or_else(|| wheels.join("nvidia/cu13/include"));
-        let cuda_lib =
-            env_path("DETBENCH_CUDA_LIB").unwrap_or_else(|| wheels.join("nvidia/cu13/lib"));
-        // cuda_runtime_api.h includes crt/host_defines.h, which the runtime wheel leaves out: it
-        // ships in the nvidia-cuda-crt wheel (headers only), installed beside the others or in
-        // .deps/cuda-crt (or named by $DETBENCH_CUDA_CRT_INCLUDE).
-        let crt_include = env_path("DETBENCH_CUDA_CRT_INCLUDE").unwrap_or_else(|| {
-            if cuda_include.join("crt/host_defines.h").is_file() {
-                cuda_include.clone()
-            } else {
-                wheels
-                    .parent()
-                    .unwrap_or(Path::new("."))
-                    .join("cuda-crt/nvidia/cu13/include")
-            }
+        let cuda_includes = libtorch.cuda_includes();
+        let cuda_lib = env_path("DETBENCH_CUDA_LIB")
+            .unwrap_or_else(|| libtorch.wheels().join("nvidia/cu13/lib"));
+        let missing = [
+            ("CUDA headers", "cuda_runtime_api.h"),
+            // cuda_runtime_api.h includes it; the runtime wheel leaves it out (nvidia-cuda-crt).
+            ("CUDA crt headers", "crt/host_defines.h"),
+        ]
+        .into_iter()
+        .find(|(_, header)| !has_header(&cuda_includes, header))
+        .map(|(what, header)| format!("the {what} ({header} in {cuda_includes:?})"))
+        .or_else(|| {
+            let cudart = cuda_lib.join("libcudart.so.13");
+            (!cudart.is_file()).then(|| format!("libcudart ({})", cudart.display()))
         });
-        for (what, path) in [
-            ("CUDA headers", cuda_include.join("cuda_runtime_api.h")),
-            (
-                "CUDA crt headers (nvidia-cuda-crt wheel)",
-                crt_include.join("crt/host_defines.h"),
-            ),
-            ("libcudart", cuda_lib.join("libcudart.so.13")),
-        ] {
-            if !path.is_file() {
-                panic!(
-                    "detbench-native (feature `cuda`) needs the {what} of the CUDA 13 wheels torch \
-                     2.11 installs: {} is missing. Run scripts/setup.sh --torch (and \
-                     crates/native/setup-cuda-headers.sh), or set DETBENCH_CUDA_INCLUDE / \
-                     DETBENCH_CUDA_CRT_INCLUDE / DETBENCH_CUDA_LIB",
-                    path.display()
-                );
-            }
+        if let Some(what) = missing {
+            panic!(
+                "detbench-native (feature `cuda`) needs {what} of the CUDA 13 wheels torch 2.11 \
+                 installs. Run scripts/setup.sh --torch (and crates/native/setup-cuda-headers.sh), \
+                 or set {CUDA_INCLUDE_ENV} (header folders, a path list) / DETBENCH_CUDA_LIB"
+            );
         }
         let out_dir = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR"));
         write_kernel_source(&out_dir);
@@ -95,8 +82,7 @@ mod engine {
             .debug(false)
             .include("cpp")
             .include(&out_dir)
-            .include(&cuda_include)
-            .include(&crt_include);
+            .includes(&cuda_includes);
         for source in SOURCES {
             let path = PathBuf::from("cpp").join(source);
             println!("cargo:rerun-if-changed={}", path.display());

@@ -9,7 +9,8 @@
 //! * `src/torch/cuda_shim.cpp`, a shared library over libtorch_cuda / libc10_cuda (allocator
 //!   statistics, ProcessGroupNCCL), embedded in the binary and opened only when CUDA is used.
 //!   It needs the CUDA and NCCL headers of the nvidia-* wheels beside the libtorch
-//!   (`<libtorch>/../nvidia/{cu13,nccl}/include`, `$DETBENCH_CUDA_INCLUDE` to name others);
+//!   (`Libtorch::cuda_includes`: `<libtorch>/../nvidia/{cu13,nccl}/include` and the
+//!   nvidia-cuda-crt wheel's, or `$DETBENCH_CUDA_INCLUDE` to name others);
 //!   without them an empty library is embedded and the CUDA-only features say so at run time.
 //!
 //! Without the `torch` feature it does nothing.
@@ -25,12 +26,11 @@ mod torch {
     use std::path::{Path, PathBuf};
     use std::process::Command;
 
-    use detbench_libtorch_build::{Libtorch, cc};
+    use detbench_libtorch_build::{CUDA_INCLUDE_ENV, Libtorch, cc, has_header};
 
     pub fn build() {
         println!("cargo:rerun-if-changed=src/torch/shim.cpp");
         println!("cargo:rerun-if-changed=src/torch/cuda_shim.cpp");
-        println!("cargo:rerun-if-env-changed=DETBENCH_CUDA_INCLUDE");
         let libtorch = Libtorch::from_torch_sys();
         if !Path::new("/usr/include/gloo/algorithm.h").is_file() {
             panic!(
@@ -50,25 +50,10 @@ mod torch {
     fn build_cuda_shim(libtorch: &Libtorch) {
         let out_dir = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR"));
         let output = out_dir.join("libdetbench_train_cuda.so");
-        // <deps>/torch/torch -> <deps>/torch/nvidia (the CUDA wheels) and <deps>/cuda-crt (the
-        // nvidia-cuda-crt wheel: CUDA 13 moved crt/*.h there).
-        let torch_dir = libtorch.wheels();
-        let nvidia = torch_dir.join("nvidia");
-        let crt = torch_dir
-            .parent()
-            .map(|d| d.join("cuda-crt/nvidia/cu13/include"))
-            .unwrap_or_default();
-        let cuda_includes: Vec<PathBuf> = match std::env::var_os("DETBENCH_CUDA_INCLUDE") {
-            Some(v) => std::env::split_paths(&v).collect(),
-            None => vec![
-                nvidia.join("cu13/include"),
-                nvidia.join("nccl/include"),
-                crt,
-            ],
-        };
-        let found = |file: &str| cuda_includes.iter().any(|p| p.join(file).is_file());
-        let have_headers =
-            found("cuda_runtime_api.h") && found("nccl.h") && found("crt/host_config.h");
+        let cuda_includes = libtorch.cuda_includes();
+        let have_headers = ["cuda_runtime_api.h", "nccl.h", "crt/host_config.h"]
+            .iter()
+            .all(|header| has_header(&cuda_includes, header));
         let compiler = cc::Build::new()
             .cpp(true)
             .cargo_metadata(false)
@@ -94,7 +79,7 @@ mod torch {
         } else {
             println!(
                 "cargo:warning=CUDA/NCCL headers not found in {:?}: the CUDA shim (peak memory, \
-                 NCCL) is left out; set DETBENCH_CUDA_INCLUDE",
+                 NCCL) is left out; set {CUDA_INCLUDE_ENV}",
                 cuda_includes
             );
             let source = out_dir.join("cuda_shim_empty.c");

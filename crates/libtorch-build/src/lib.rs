@@ -2,8 +2,9 @@
 //! they compile C++ against libtorch (each with its `torch`/`cuda` feature): where `torch-sys`
 //! found libtorch (its `DEP_TCH_LIBTORCH_LIB`, i.e. `$LIBTORCH/lib`), the folders of the PyPI
 //! wheels beside it, and a C++17 `cc::Build` with libtorch's headers and the ABI flags torch-sys
-//! compiles its own C++ with (torch-sys build.rs, `SystemInfo::make`). A build-dependency only:
-//! panicking is how a build script reports what is missing.
+//! compiles its own C++ with (torch-sys build.rs, `SystemInfo::make`), and the CUDA 13 / NCCL
+//! header folders of the wheels torch 2.11 installs beside itself ([`Libtorch::cuda_includes`]).
+//! A build-dependency only: panicking is how a build script reports what is missing.
 
 use std::path::{Path, PathBuf};
 
@@ -82,4 +83,31 @@ impl Libtorch {
         }
         build
     }
+
+    /// The header folders of the CUDA wheels, in search order: `$DETBENCH_CUDA_INCLUDE` (a path
+    /// list) when set, else the runtime's and NCCL's (`<wheels>/nvidia/{cu13,nccl}/include`) and
+    /// the nvidia-cuda-crt wheel's (`<deps>/cuda-crt/nvidia/cu13/include`: CUDA 13 moved
+    /// `crt/*.h` out of the runtime wheel; `scripts/setup.sh --torch` installs it there). Cargo
+    /// re-runs the script when the variable changes.
+    pub fn cuda_includes(&self) -> Vec<PathBuf> {
+        println!("cargo:rerun-if-env-changed={CUDA_INCLUDE_ENV}");
+        if let Some(list) = std::env::var_os(CUDA_INCLUDE_ENV).filter(|v| !v.is_empty()) {
+            return std::env::split_paths(&list).collect();
+        }
+        let wheels = self.wheels();
+        let deps = wheels.parent().map(Path::to_path_buf).unwrap_or_default();
+        vec![
+            wheels.join("nvidia/cu13/include"),
+            wheels.join("nvidia/nccl/include"),
+            deps.join("cuda-crt/nvidia/cu13/include"),
+        ]
+    }
+}
+
+/// The variable that names the CUDA header folders ([`Libtorch::cuda_includes`]).
+pub const CUDA_INCLUDE_ENV: &str = "DETBENCH_CUDA_INCLUDE";
+
+/// Whether `header` (a path such as `crt/host_defines.h`) is in one of `dirs`.
+pub fn has_header(dirs: &[PathBuf], header: &str) -> bool {
+    dirs.iter().any(|dir| dir.join(header).is_file())
 }
