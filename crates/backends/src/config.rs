@@ -478,6 +478,26 @@ impl Default for BackendConfig {
     }
 }
 
+impl BackendConfig {
+    /// The ONNX Runtime session options this configuration asks for, as recorded with every
+    /// result: one list for a session that opened and for one that failed (a failed row), so
+    /// both use the same keys. Execution providers and the library path are added by the
+    /// backend once it knows them.
+    pub fn ort_session_options(&self) -> Vec<(String, String)> {
+        let threads = self.threads.map_or_else(
+            || "default (one per physical core)".to_owned(),
+            |t| t.to_string(),
+        );
+        vec![
+            ("graph_optimization".into(), self.graph_opt.as_str().into()),
+            ("inter_op_threads".into(), "1".into()),
+            ("execution_mode".into(), "sequential".into()),
+            ("intra_op_spinning".into(), self.spinning.as_str().into()),
+            ("intra_op_threads".into(), threads),
+        ]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -514,6 +534,19 @@ mod tests {
         assert_eq!("half".parse::<Precision>().unwrap(), Precision::Fp16);
         assert_eq!(serde_json::to_string(&Precision::Int8).unwrap(), "\"int8\"");
         assert_eq!(GraphOptLevel::Extended.as_str(), "extended");
+    }
+
+    #[test]
+    fn a_failed_ort_row_records_the_keys_an_opened_session_records() {
+        let config = BackendConfig {
+            threads: Some(2),
+            graph_opt: GraphOptLevel::Basic,
+            ..BackendConfig::default()
+        };
+        let options = crate::BackendDescription::requested(&config).options;
+        assert_eq!(options, config.ort_session_options());
+        assert!(options.contains(&("graph_optimization".into(), "basic".into())));
+        assert!(options.contains(&("intra_op_threads".into(), "2".into())));
     }
 
     #[test]

@@ -48,20 +48,15 @@ impl BackendDescription {
     /// What a run records for an engine it asked for but could not open (a failed row): no
     /// version, the thread count and (ONNX Runtime) graph optimisation asked for.
     pub fn requested(config: &BackendConfig) -> Self {
-        let mut options = vec![(
-            "threads".to_owned(),
-            config
-                .threads
-                .map_or("engine default".to_owned(), |t| t.to_string()),
-        )];
-        match config.engine {
-            EngineKind::Ort => {
-                options.push(("graph_opt".to_owned(), config.graph_opt.to_string()));
-                options.push(("intra_op_spinning".to_owned(), config.spinning.to_string()));
+        let options = match config.engine {
+            EngineKind::Ort => config.ort_session_options(),
+            EngineKind::Native => {
+                let mut options = vec![threads_option(config)];
+                options.extend(config.native.options());
+                options
             }
-            EngineKind::Native => options.extend(config.native.options()),
-            EngineKind::Torch => {}
-        }
+            EngineKind::Torch => vec![threads_option(config)],
+        };
         BackendDescription {
             engine: config.engine,
             engine_version: String::new(),
@@ -81,6 +76,15 @@ impl BackendDescription {
             self.precision
         )
     }
+}
+
+/// The thread count a failed native or libtorch row records (`engine default` when none was
+/// asked for).
+fn threads_option(config: &BackendConfig) -> (String, String) {
+    let threads = config
+        .threads
+        .map_or("engine default".to_owned(), |t| t.to_string());
+    ("threads".to_owned(), threads)
 }
 
 /// Shape and type of one model input or output, as the model file declares it.

@@ -138,7 +138,7 @@ pub fn open(model_path: &Path, config: &BackendConfig) -> Result<OrtBackend, Bac
         reason,
     };
     let providers = execution_providers(config);
-    let mut options: Vec<(String, String)> = Vec::new();
+    let mut options = config.ort_session_options();
 
     let mut builder = Session::builder(&runtime.environment)
         .map_err(|e| load_error(e.to_string()))?
@@ -150,23 +150,10 @@ pub fn open(model_path: &Path, config: &BackendConfig) -> Result<OrtBackend, Bac
         .map_err(|e| load_error(e.to_string()))?
         .with_intra_op_spinning(config.spinning == Spinning::On)
         .map_err(|e| load_error(e.to_string()))?;
-    options.push((
-        "graph_optimization".into(),
-        config.graph_opt.as_str().into(),
-    ));
-    options.push(("inter_op_threads".into(), "1".into()));
-    options.push(("execution_mode".into(), "sequential".into()));
-    options.push(("intra_op_spinning".into(), config.spinning.as_str().into()));
     if let Some(threads) = config.threads {
         builder = builder
             .with_intra_threads(threads)
             .map_err(|e| load_error(e.to_string()))?;
-        options.push(("intra_op_threads".into(), threads.to_string()));
-    } else {
-        options.push((
-            "intra_op_threads".into(),
-            "default (one per physical core)".into(),
-        ));
     }
     builder = register_providers(builder, &providers, config)?;
     options.push((

@@ -99,17 +99,7 @@ pub fn run_detector(
     check_batch(detector.batch_support(), batch_size)?;
     let mut stream = ImageStream::start(images.clone(), decode, options.decode, batch_size);
 
-    // Warm-up on the first images; they are kept and timed again in the pass below. When none
-    // of them decodes, read on until one does (the images read stay in order for the pass), so
-    // that unreadable first files cannot leave the model cold for the timed calls.
-    let head_len = images.len().min(options.warmup.max(batch_size));
-    let mut head: Vec<DecodedImage> = stream.by_ref().take(head_len).collect();
-    while options.warmup > 0 && !head.iter().any(|d| d.image.is_ok()) {
-        match stream.next() {
-            Some(item) => head.push(item),
-            None => break,
-        }
-    }
+    let head = read_head(&mut stream, images.len(), options.warmup, batch_size);
     let warm = warm_up(detector, &head, options.warmup, batch_size).map_err(|e| match e {
         RunFailure::Interrupted { done, .. } => RunFailure::Interrupted {
             done,
@@ -144,26 +134,7 @@ pub fn run_detector(
                 }
             }
         };
-        match item.image {
-            Err(error) => {
-                pass.failed_images.push(FailedImage {
-                    file: item.file_name,
-                    reason: error.to_string(),
-                });
-                progress(1);
-            }
-            Ok(image) => {
-                pass.batch.push(Ready {
-                    image_id: item.image_id,
-                    file_name: item.file_name,
-                    decode_time: item.decode_time,
-                    image,
-                });
-                if pass.batch.len() == batch_size {
-                    progress(pass.call(detector, on_image)?);
-                }
-            }
-        }
+        pass.add(item, batch_size, detector, on_image, progress)?;
     }
     if !pass.batch.is_empty() {
         progress(pass.call(detector, on_image)?);
@@ -184,6 +155,26 @@ pub fn run_detector(
     run.started_unix_s = started_unix_s;
     run.ended_unix_s = ended_unix_s;
     Ok(run)
+}
+
+/// Reads the warm-up images; they are kept and timed again in the pass. When none of them
+/// decodes, reads on until one does (the images read stay in order for the pass), so that
+/// unreadable first files cannot leave the model cold for the timed calls.
+fn read_head(
+    stream: &mut ImageStream,
+    total: usize,
+    warmup: usize,
+    batch_size: usize,
+) -> Vec<DecodedImage> {
+    let head_len = total.min(warmup.max(batch_size));
+    let mut head: Vec<DecodedImage> = stream.by_ref().take(head_len).collect();
+    while warmup > 0 && !head.iter().any(|d| d.image.is_ok()) {
+        match stream.next() {
+            Some(item) => head.push(item),
+            None => break,
+        }
+    }
+    head
 }
 
 /// Seconds since the Unix epoch on the wall clock.
@@ -312,6 +303,39 @@ impl TimedPass {
             first_call_error: None,
             decode_wait: Duration::ZERO,
         }
+    }
+
+    /// Takes one image from the stream: a failed decode is recorded, a decoded image joins the
+    /// batch, and a full batch is called.
+    fn add(
+        &mut self,
+        item: DecodedImage,
+        batch_size: usize,
+        detector: &mut dyn Detector,
+        on_image: &mut dyn FnMut(u64, &[Detection]),
+        progress: &dyn Fn(usize),
+    ) -> Result<(), RunFailure> {
+        match item.image {
+            Err(error) => {
+                self.failed_images.push(FailedImage {
+                    file: item.file_name,
+                    reason: error.to_string(),
+                });
+                progress(1);
+            }
+            Ok(image) => {
+                self.batch.push(Ready {
+                    image_id: item.image_id,
+                    file_name: item.file_name,
+                    decode_time: item.decode_time,
+                    image,
+                });
+                if self.batch.len() == batch_size {
+                    progress(self.call(detector, on_image)?);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Runs one timed call on the pending batch; returns how many images it finished.

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use hotcoco::COCO;
-use hotcoco::types::{Annotation, Segmentation};
+use hotcoco::types::{Annotation, Dataset, Segmentation};
 
 use crate::error::{EvalError, Result};
 use crate::lenient;
@@ -84,87 +84,25 @@ impl GroundTruth {
             ));
         }
 
-        // As pycocotools' `createIndex` (`imgs[img['id']] = img`): an id listed twice keeps its
-        // last record, and the image is evaluated once.
-        let mut image_positions: HashMap<u64, usize> = HashMap::new();
-        let mut duplicate_images: Option<(usize, u64, usize, usize)> = None;
-        for (position, image) in dataset.images.iter().enumerate() {
-            if let Some(earlier) = image_positions.insert(image.id, position) {
-                duplicate_images
-                    .get_or_insert((0, image.id, earlier, position))
-                    .0 += 1;
-            }
-        }
-        let mut annotations_by_image: HashMap<u64, Vec<usize>> = HashMap::new();
-        let mut warnings: Vec<String> = duplicate_images
-            .map(|(count, id, first, second)| {
-                format!(
-                    "{}: {count} image record(s) repeat an image id listed before (first: image id \
-                     {id} at images[{first}] and images[{second}]); as in pycocotools, the last \
-                     record of an id counts and the image is evaluated once",
-                    path.display()
-                )
-            })
-            .into_iter()
-            .collect();
-        let mut unknown_image = None;
-        let mut unknown_category = None;
-        let mut zero_ids = 0usize;
-        let mut degenerate_polygons: Option<(usize, u64)> = None;
-        let mut missing_boxes: Option<(usize, u64)> = None;
-        let mut bad_keypoints: Option<(usize, u64, usize)> = None;
-        let mut missing_masks: Option<(usize, u64)> = None;
-        let mut has_keypoints = false;
-        for (position, ann) in dataset.annotations.iter().enumerate() {
-            if ann.id == 0 {
-                zero_ids += 1;
-            }
-            let degenerate = count_degenerate_polygons(ann);
-            if degenerate > 0 {
-                degenerate_polygons.get_or_insert((0, ann.id)).0 += degenerate;
-            }
-            if !image_positions.contains_key(&ann.image_id) {
-                unknown_image.get_or_insert((0, ann.id, ann.image_id)).0 += 1;
-                continue;
-            }
-            if coco.get_cat(ann.category_id).is_none() {
-                unknown_category
-                    .get_or_insert((0, ann.id, ann.category_id))
-                    .0 += 1;
-                continue;
-            }
-            if ann.bbox.is_none() {
-                missing_boxes.get_or_insert((0, ann.id)).0 += 1;
-            }
-            if ann.segmentation.is_none() {
-                missing_masks.get_or_insert((0, ann.id)).0 += 1;
-            }
-            has_keypoints |= ann.num_visible_keypoints() > 0;
-            let keypoint_values = ann.keypoints.as_ref().map_or(0, Vec::len);
-            if keypoint_values != 3 * COCO_KEYPOINTS {
-                bad_keypoints.get_or_insert((0, ann.id, keypoint_values)).0 += 1;
-            }
-            annotations_by_image
-                .entry(ann.image_id)
-                .or_default()
-                .push(position);
-        }
+        let (image_positions, duplicate_warning) = index_images(dataset, &path);
+        let index = index_annotations(&coco, &image_positions);
+        let mut warnings: Vec<String> = duplicate_warning.into_iter().collect();
         warnings.extend(load_warnings(
             &path,
-            zero_ids,
-            unknown_image,
-            unknown_category,
+            index.zero_ids,
+            index.unknown_image,
+            index.unknown_category,
         ));
         Ok(Self {
             path,
             coco: Arc::new(coco),
             image_positions,
-            annotations_by_image,
-            degenerate_polygons,
-            missing_boxes,
-            bad_keypoints,
-            missing_masks,
-            has_keypoints,
+            annotations_by_image: index.by_image,
+            degenerate_polygons: index.degenerate_polygons,
+            missing_boxes: index.missing_boxes,
+            bad_keypoints: index.bad_keypoints,
+            missing_masks: index.missing_masks,
+            has_keypoints: index.has_keypoints,
             warnings,
         })
     }
@@ -367,4 +305,92 @@ fn load_warnings(
         ));
     }
     warnings
+}
+
+/// Image id -> position in `images`, as pycocotools' `createIndex` (`imgs[img['id']] = img`):
+/// an id listed twice keeps its last record, and the image is evaluated once. The warning, if
+/// any, counts the repeats and names the first.
+fn index_images(dataset: &Dataset, path: &Path) -> (HashMap<u64, usize>, Option<String>) {
+    let mut image_positions: HashMap<u64, usize> = HashMap::new();
+    let mut duplicate_images: Option<(usize, u64, usize, usize)> = None;
+    for (position, image) in dataset.images.iter().enumerate() {
+        if let Some(earlier) = image_positions.insert(image.id, position) {
+            duplicate_images
+                .get_or_insert((0, image.id, earlier, position))
+                .0 += 1;
+        }
+    }
+    let warning = duplicate_images.map(|(count, id, first, second)| {
+        format!(
+            "{}: {count} image record(s) repeat an image id listed before (first: image id \
+             {id} at images[{first}] and images[{second}]); as in pycocotools, the last \
+             record of an id counts and the image is evaluated once",
+            path.display()
+        )
+    });
+    (image_positions, warning)
+}
+
+/// What one pass over the annotations finds: each image's annotations, and the first of each
+/// kind of oddity with its count.
+#[derive(Default)]
+struct AnnotationIndex {
+    by_image: HashMap<u64, Vec<usize>>,
+    unknown_image: Option<(usize, u64, u64)>,
+    unknown_category: Option<(usize, u64, u64)>,
+    zero_ids: usize,
+    degenerate_polygons: Option<(usize, u64)>,
+    missing_boxes: Option<(usize, u64)>,
+    bad_keypoints: Option<(usize, u64, usize)>,
+    missing_masks: Option<(usize, u64)>,
+    has_keypoints: bool,
+}
+
+/// Groups the annotations by image; those naming an unknown image or category are counted and
+/// left out, as pycocotools' evaluation never reaches them.
+fn index_annotations(coco: &COCO, image_positions: &HashMap<u64, usize>) -> AnnotationIndex {
+    let mut index = AnnotationIndex::default();
+    for (position, ann) in coco.dataset.annotations.iter().enumerate() {
+        if ann.id == 0 {
+            index.zero_ids += 1;
+        }
+        let degenerate = count_degenerate_polygons(ann);
+        if degenerate > 0 {
+            index.degenerate_polygons.get_or_insert((0, ann.id)).0 += degenerate;
+        }
+        if !image_positions.contains_key(&ann.image_id) {
+            index
+                .unknown_image
+                .get_or_insert((0, ann.id, ann.image_id))
+                .0 += 1;
+            continue;
+        }
+        if coco.get_cat(ann.category_id).is_none() {
+            index
+                .unknown_category
+                .get_or_insert((0, ann.id, ann.category_id))
+                .0 += 1;
+            continue;
+        }
+        if ann.bbox.is_none() {
+            index.missing_boxes.get_or_insert((0, ann.id)).0 += 1;
+        }
+        if ann.segmentation.is_none() {
+            index.missing_masks.get_or_insert((0, ann.id)).0 += 1;
+        }
+        index.has_keypoints |= ann.num_visible_keypoints() > 0;
+        let keypoint_values = ann.keypoints.as_ref().map_or(0, Vec::len);
+        if keypoint_values != 3 * COCO_KEYPOINTS {
+            index
+                .bad_keypoints
+                .get_or_insert((0, ann.id, keypoint_values))
+                .0 += 1;
+        }
+        index
+            .by_image
+            .entry(ann.image_id)
+            .or_default()
+            .push(position);
+    }
+    index
 }

@@ -6,14 +6,10 @@
 //!
 //! Run with `--release` (two passes over the 206 images).
 
-use std::sync::Arc;
+mod common;
 
-use detbench_backends::BackendConfig;
-use detbench_bench::dataset::Dataset;
-use detbench_bench::{Detector, ImageInput, StageClock};
+use detbench_eval::IouType;
 use detbench_eval::labels::COCO80_NAMES;
-use detbench_eval::{EvalParams, Evaluator, GroundTruth, IouType};
-use detbench_models::autoconfig::{AutoConfig, autoconfigure};
 use detbench_models::card::{self, ClassMapKind, Classes, DatasetCategory, Unmatched};
 use detbench_models::families::common::SingleModelDetector;
 use detbench_models::families::ultralytics::Ultralytics;
@@ -57,46 +53,14 @@ fn per_class_ap(
     let path = detbench_assets::shared::models()
         .unwrap()
         .join("yolo11n_int8_320.onnx");
-    let engine = BackendConfig {
-        threads: Some(2),
-        ..Default::default()
-    };
-    let backend = detbench_backends::open(&path, &engine).unwrap();
-    let AutoConfig::Ultralytics { mut config, .. } =
-        autoconfigure(&path, backend.inputs(), backend.outputs()).unwrap()
-    else {
-        panic!("an Ultralytics export")
-    };
+    let (backend, mut config) = common::open_ultralytics(&path);
     if let Some(map) = class_map {
         config.class_map = map;
     }
     let pipeline = Ultralytics::new(config).unwrap();
     let mut detector = SingleModelDetector::new("yolo11n", backend, pipeline).unwrap();
-    let data = Dataset::coco(
-        &detbench_assets::shared::coco_images().unwrap(),
-        annotations,
-        None,
-    )
-    .unwrap();
-    let gt = Arc::new(GroundTruth::load(annotations).unwrap());
-    let mut evaluator = Evaluator::new(gt, EvalParams::new(IouType::Bbox)).unwrap();
-    let mut clock = StageClock::new();
-    for image in &data.images {
-        let bgr = detbench_imgproc::decode_file(&image.path).unwrap();
-        let dets = detector
-            .detect(
-                &[ImageInput {
-                    image_id: image.id,
-                    image: &bgr,
-                }],
-                &mut clock,
-            )
-            .unwrap();
-        evaluator.add_image(image.id, &dets[0]).unwrap();
-    }
-    evaluator
-        .finish()
-        .unwrap()
+    common::evaluate_subset(&mut detector, annotations, &[IouType::Bbox])
+        .remove(0)
         .per_class
         .iter()
         .map(|c| (c.category_id, c.ap))

@@ -8,13 +8,13 @@
 //! (`tools/detr/deimv2_subset_ap.py` -> `tests/fixtures/detr/subset_ap.json`), including the one
 //! box with `y2 < y1` it gives there (run with `--release`: 206 images).
 
+mod common;
+
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use detbench_backends::BackendConfig;
-use detbench_bench::dataset::Dataset;
 use detbench_bench::{BatchSupport, Detector, ImageInput, StageClock};
-use detbench_eval::{Detection, EvalParams, Evaluator, GroundTruth, IouType};
+use detbench_eval::{Detection, IouType};
 use detbench_imgproc::BgrImage;
 use detbench_models::autoconfig::{AutoConfig, autoconfigure};
 use detbench_models::families::common::SingleModelDetector;
@@ -184,25 +184,8 @@ fn deimv2_atto_on_the_subset_equals_pycocotools_on_its_own_pipeline() {
     };
     let mut detector = detbench_models::open_detector(model, None, &engine).unwrap();
     let annotations = detbench_assets::shared::instances_subset().unwrap();
-    let data = Dataset::coco(
-        &detbench_assets::shared::coco_images().unwrap(),
-        &annotations,
-        None,
-    )
-    .unwrap();
-    let gt = Arc::new(GroundTruth::load(&annotations).unwrap());
-    let mut evaluator = Evaluator::new(gt, EvalParams::new(IouType::Bbox)).unwrap();
-    let mut clock = StageClock::new();
-    for image in &data.images {
-        let bgr = detbench_imgproc::decode_file(&image.path).unwrap();
-        let input = ImageInput {
-            image_id: image.id,
-            image: &bgr,
-        };
-        let dets = detector.detect(&[input], &mut clock).unwrap();
-        evaluator.add_image(image.id, &dets[0]).unwrap();
-    }
-    let stats = evaluator.finish().unwrap().stats;
+    let summaries = common::evaluate_subset(detector.as_mut(), &annotations, &[IouType::Bbox]);
+    let stats = &summaries[0].stats;
     assert_eq!(stats.len(), pycocotools.len());
     for (k, (ours, theirs)) in stats.iter().zip(&pycocotools).enumerate() {
         assert!(

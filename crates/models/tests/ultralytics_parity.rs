@@ -16,12 +16,12 @@
 //! regenerating them is one script (`tools/ultralytics/make_fixtures.py`), and the live
 //! side-by-side run belongs to the speed benchmark.
 
+mod common;
+
 use std::path::PathBuf;
 
-use detbench_backends::BackendConfig;
 use detbench_bench::{Detector, ImageInput, StageClock};
 use detbench_eval::Detection;
-use detbench_models::autoconfig::{AutoConfig, autoconfigure};
 use detbench_models::families::common::SingleModelDetector;
 use detbench_models::families::ultralytics::layout::{Layout, OutputSpec, Task};
 use detbench_models::families::ultralytics::letterbox::Letterbox;
@@ -186,25 +186,14 @@ fn check_shipped(model: &str) {
     let path = detbench_assets::shared::models()
         .unwrap()
         .join(doc["model"].as_str().unwrap());
-    let config = BackendConfig {
-        threads: Some(2),
-        ..Default::default()
-    };
-    let backend = detbench_backends::open(&path, &config).unwrap();
-    let AutoConfig::Ultralytics { config: auto, .. } =
-        autoconfigure(&path, backend.inputs(), backend.outputs()).unwrap()
-    else {
-        panic!("{model} is an Ultralytics export");
-    };
     let images = detbench_assets::shared::coco_images().unwrap();
     for run in doc["runs"].as_array().unwrap() {
         let settings = &run["settings"];
-        let mut pipeline = auto.clone();
+        let (backend, mut pipeline) = common::open_ultralytics(&path);
         pipeline.nms.conf = settings["conf"].as_f64().unwrap() as f32;
         pipeline.nms.iou = settings["iou"].as_f64().unwrap();
         pipeline.nms.max_det = settings["max_det"].as_u64().unwrap() as usize;
         let class_map = pipeline.class_map.clone();
-        let backend = detbench_backends::open(&path, &config).unwrap();
         let pipeline = Ultralytics::new(pipeline).unwrap();
         let mut detector = SingleModelDetector::new(model, backend, pipeline).unwrap();
         let mut tally = Tally::default();
@@ -406,16 +395,7 @@ fn a_quantized_model_with_nothing_over_the_threshold_warns_once() {
     assert!(!detbench_models::autoconfig::is_quantized(
         &models.join("deimv2_hgnetv2_atto_coco.onnx")
     ));
-    let engine = BackendConfig {
-        threads: Some(2),
-        ..Default::default()
-    };
-    let backend = detbench_backends::open(&path, &engine).unwrap();
-    let AutoConfig::Ultralytics { mut config, .. } =
-        autoconfigure(&path, backend.inputs(), backend.outputs()).unwrap()
-    else {
-        panic!("an Ultralytics export")
-    };
+    let (backend, mut config) = common::open_ultralytics(&path);
     // No score of this model reaches 0.999: every image is "below the threshold".
     config.nms.conf = 0.999;
     let watch = BelowThresholdWatch::new("yolo11n_int8_320", 0.999, true, DEFAULT_WINDOW);

@@ -14,14 +14,13 @@
 //!
 //! Run with `--release` (206 images per model).
 
+mod common;
+
 use std::io::Read;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use detbench_backends::BackendConfig;
-use detbench_bench::dataset::Dataset;
-use detbench_bench::{ImageInput, StageClock};
-use detbench_eval::{EvalParams, Evaluator, GroundTruth, IouType};
+use detbench_eval::{EvalParams, GroundTruth, IouType};
 use serde_json::Value as Json;
 
 fn val_dir() -> PathBuf {
@@ -82,32 +81,9 @@ fn run_subset_card(model: &str, iou_types: &[IouType]) -> Vec<Vec<f64>> {
         "{model}: the card's task gives its evaluations"
     );
     let annotations = detbench_assets::shared::instances_subset().unwrap();
-    let data = Dataset::coco(
-        &detbench_assets::shared::coco_images().unwrap(),
-        &annotations,
-        None,
-    )
-    .unwrap();
-    let gt = Arc::new(GroundTruth::load(&annotations).unwrap());
-    let mut evaluators: Vec<Evaluator> = iou_types
-        .iter()
-        .map(|&t| Evaluator::new(gt.clone(), EvalParams::new(t)).unwrap())
-        .collect();
-    let mut clock = StageClock::new();
-    for image in &data.images {
-        let bgr = detbench_imgproc::decode_file(&image.path).unwrap();
-        let input = ImageInput {
-            image_id: image.id,
-            image: &bgr,
-        };
-        let dets = detector.detect(&[input], &mut clock).unwrap();
-        for evaluator in &mut evaluators {
-            evaluator.add_image(image.id, &dets[0]).unwrap();
-        }
-    }
-    evaluators
+    common::evaluate_subset(detector.as_mut(), &annotations, iou_types)
         .into_iter()
-        .map(|e| e.finish().unwrap().stats)
+        .map(|e| e.stats)
         .collect()
 }
 

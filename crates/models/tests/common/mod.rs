@@ -2,7 +2,7 @@
 //! files, read through detbench-assets.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use detbench_backends::{Outputs, Tensor, Value};
 use detbench_eval::Detection;
@@ -84,4 +84,63 @@ pub fn assert_same_detections(got: &[Detection], want: &[Detection], what: &str)
     for (k, (g, w)) in got.iter().zip(want).enumerate() {
         assert_eq!(g, w, "{what}: detection {k}");
     }
+}
+
+/// Opens the shipped Ultralytics export at `path` on ONNX Runtime with 2 threads and returns
+/// the engine with the configuration detbench reads from the file itself (no card).
+pub fn open_ultralytics(
+    path: &Path,
+) -> (
+    Box<dyn detbench_backends::Backend>,
+    detbench_models::families::ultralytics::UltralyticsConfig,
+) {
+    let engine = detbench_backends::BackendConfig {
+        threads: Some(2),
+        ..Default::default()
+    };
+    let backend = detbench_backends::open(path, &engine).unwrap();
+    let detbench_models::autoconfig::AutoConfig::Ultralytics { config, .. } =
+        detbench_models::autoconfig::autoconfigure(path, backend.inputs(), backend.outputs())
+            .unwrap()
+    else {
+        panic!("{} is an Ultralytics export", path.display())
+    };
+    (backend, config)
+}
+
+/// Runs `detector` over the images of the shipped subset that `annotations` lists, one image a
+/// call, and returns one evaluation summary per IoU type, in the order asked for.
+pub fn evaluate_subset(
+    detector: &mut dyn detbench_bench::Detector,
+    annotations: &Path,
+    iou_types: &[detbench_eval::IouType],
+) -> Vec<detbench_eval::EvalSummary> {
+    use detbench_eval::{EvalParams, Evaluator, GroundTruth};
+    let data = detbench_bench::dataset::Dataset::coco(
+        &detbench_assets::shared::coco_images().unwrap(),
+        annotations,
+        None,
+    )
+    .unwrap();
+    let gt = std::sync::Arc::new(GroundTruth::load(annotations).unwrap());
+    let mut evaluators: Vec<Evaluator> = iou_types
+        .iter()
+        .map(|&t| Evaluator::new(gt.clone(), EvalParams::new(t)).unwrap())
+        .collect();
+    let mut clock = detbench_bench::StageClock::new();
+    for image in &data.images {
+        let bgr = detbench_imgproc::decode_file(&image.path).unwrap();
+        let input = detbench_bench::ImageInput {
+            image_id: image.id,
+            image: &bgr,
+        };
+        let dets = detector.detect(&[input], &mut clock).unwrap();
+        for evaluator in &mut evaluators {
+            evaluator.add_image(image.id, &dets[0]).unwrap();
+        }
+    }
+    evaluators
+        .into_iter()
+        .map(|e| e.finish().unwrap())
+        .collect()
 }

@@ -52,48 +52,63 @@ pub fn results_table(records: &[ResultRecord]) -> Table {
     );
     let rows = records
         .iter()
-        .map(|r| {
-            let mut row = vec![Cell::text(r.model_label())];
-            match r.published_label() {
-                Some(label) => {
-                    row.push(Cell::text(label));
-                    row.push(Cell::text(
-                        r.published
-                            .as_ref()
-                            .and_then(|p| p.device_label.clone())
-                            .unwrap_or_default(),
-                    ));
-                    row.push(Cell::Empty);
-                    row.push(Cell::Empty);
-                    row.push(Cell::Empty);
-                }
-                None => {
-                    row.push(Cell::text(r.backend_label()));
-                    row.push(Cell::text(r.device_label()));
-                    row.push(Cell::text(option_text(r.precision)));
-                    row.push(Cell::number(r.batch_size.map(|b| b as f64), 0));
-                    row.push(Cell::number(r.threads.map(|t| t as f64), 0));
-                }
-            }
-            row.push(ap_cell(r.stat(IouType::Bbox, "AP")));
-            row.push(ap_cell(r.stat(IouType::Bbox, "AP50")));
-            if has_segm {
-                row.push(ap_cell(r.stat(IouType::Segm, "AP")));
-            }
-            if has_kp {
-                row.push(ap_cell(r.stat(IouType::Keypoints, "AP")));
-            }
-            row.push(ms_cell(r.latency_mean_ms()));
-            row.push(ms_cell(r.latency_p99_ms()));
-            row.push(Cell::number(
-                r.latency.as_ref().map(|l| l.images_per_second),
-                1,
-            ));
-            row.push(Cell::number(r.dataset_images.map(|n| n as f64), 0));
-            row.push(Cell::number(Some(r.run_id as f64), 0));
-            row
-        })
+        .map(|r| results_row(r, has_segm, has_kp))
         .collect();
+    let notes = results_notes(records);
+    Table {
+        title: "Results".to_owned(),
+        columns,
+        rows,
+        notes,
+    }
+}
+
+/// One row of the results table: a published row has no backend settings of its own.
+fn results_row(r: &ResultRecord, has_segm: bool, has_kp: bool) -> Vec<Cell> {
+    let mut row = vec![Cell::text(r.model_label())];
+    match r.published_label() {
+        Some(label) => {
+            row.push(Cell::text(label));
+            row.push(Cell::text(
+                r.published
+                    .as_ref()
+                    .and_then(|p| p.device_label.clone())
+                    .unwrap_or_default(),
+            ));
+            row.push(Cell::Empty);
+            row.push(Cell::Empty);
+            row.push(Cell::Empty);
+        }
+        None => {
+            row.push(Cell::text(r.backend_label()));
+            row.push(Cell::text(r.device_label()));
+            row.push(Cell::text(option_text(r.precision)));
+            row.push(Cell::number(r.batch_size.map(|b| b as f64), 0));
+            row.push(Cell::number(r.threads.map(|t| t as f64), 0));
+        }
+    }
+    row.push(ap_cell(r.stat(IouType::Bbox, "AP")));
+    row.push(ap_cell(r.stat(IouType::Bbox, "AP50")));
+    if has_segm {
+        row.push(ap_cell(r.stat(IouType::Segm, "AP")));
+    }
+    if has_kp {
+        row.push(ap_cell(r.stat(IouType::Keypoints, "AP")));
+    }
+    row.push(ms_cell(r.latency_mean_ms()));
+    row.push(ms_cell(r.latency_p99_ms()));
+    row.push(Cell::number(
+        r.latency.as_ref().map(|l| l.images_per_second),
+        1,
+    ));
+    row.push(Cell::number(r.dataset_images.map(|n| n as f64), 0));
+    row.push(Cell::number(Some(r.run_id as f64), 0));
+    row
+}
+
+/// The results table's notes: what its numbers are, then one line per result whose latency is
+/// not valid.
+fn results_notes(records: &[ResultRecord]) -> Vec<String> {
     let mut notes = vec![
         "AP in percent (pycocotools AP@[.50:.95], maxDets 100). Latency end to end per call \
          (one batch: per image at batch 1) as measured by detbench; published rows show the \
@@ -115,12 +130,7 @@ pub fn results_table(records: &[ResultRecord]) -> Table {
                 )
             }),
     );
-    Table {
-        title: "Results".to_owned(),
-        columns,
-        rows,
-        notes,
-    }
+    notes
 }
 
 /// Per-stage latency means, one row per measured result.
