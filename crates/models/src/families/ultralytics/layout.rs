@@ -151,7 +151,7 @@ pub fn recognise(
     let coefficients = prototypes
         .and_then(|p| p.shape.as_ref()?.get(1).copied().flatten())
         .unwrap_or(0);
-    let task = task_of(metadata, prototypes.is_some()).map_err(fail)?;
+    let task = task_of(metadata, prototypes.is_some(), &fail)?;
     let keypoints = metadata.and_then(|m| m.kpt_shape);
     let mut spec = OutputSpec {
         layout: Layout::ChannelsFirst,
@@ -212,26 +212,32 @@ pub fn recognise(
 
 /// The task, from the metadata's `task` when there is one, else from the outputs (a second
 /// output of prototypes means segmentation); an error says what the task's outputs lack.
-fn task_of(metadata: Option<&UltralyticsMetadata>, has_prototypes: bool) -> Result<Task, String> {
+fn task_of(
+    metadata: Option<&UltralyticsMetadata>,
+    has_prototypes: bool,
+    fail: &dyn Fn(String) -> LayoutError,
+) -> Result<Task, LayoutError> {
     let task = match metadata.map(|m| m.task.as_str()) {
         Some("detect") => Task::Detect,
         Some("segment") => Task::Segment,
         Some("pose") => Task::Pose,
         Some(other) => {
-            return Err(format!(
+            return Err(fail(format!(
                 "task `{other}` is not supported (detect, segment, pose)"
-            ));
+            )));
         }
         None if has_prototypes => Task::Segment,
         None => Task::Detect,
     };
     if task == Task::Segment && !has_prototypes {
-        return Err(
+        return Err(fail(
             "a segmentation model needs a second output [1, 32, mh, mw] of prototypes".into(),
-        );
+        ));
     }
     if task == Task::Pose && metadata.and_then(|m| m.kpt_shape).is_none() {
-        return Err("a pose model needs `kpt_shape` in its metadata or card".into());
+        return Err(fail(
+            "a pose model needs `kpt_shape` in its metadata or card".into(),
+        ));
     }
     Ok(task)
 }
