@@ -537,7 +537,7 @@ mod tests {
     }
 
     #[test]
-    fn a_failed_ort_row_records_the_keys_an_opened_session_records() {
+    fn a_failed_row_records_the_keys_an_opened_engine_records() {
         let config = BackendConfig {
             threads: Some(2),
             graph_opt: GraphOptLevel::Basic,
@@ -547,6 +547,15 @@ mod tests {
         assert_eq!(options, config.ort_session_options());
         assert!(options.contains(&("graph_optimization".into(), "basic".into())));
         assert!(options.contains(&("intra_op_threads".into(), "2".into())));
+        // libtorch and the native engine record their thread count under the same key.
+        for engine in [EngineKind::Torch, EngineKind::Native] {
+            let config = BackendConfig {
+                engine,
+                ..config.clone()
+            };
+            let options = crate::BackendDescription::requested(&config).options;
+            assert_eq!(options[0], ("intra_op_threads".into(), "2".into()));
+        }
     }
 
     #[test]

@@ -46,7 +46,7 @@ pub struct BackendDescription {
 
 impl BackendDescription {
     /// What a run records for an engine it asked for but could not open (a failed row): no
-    /// version, the thread count and (ONNX Runtime) graph optimisation asked for.
+    /// version, and the settings asked for under the keys an opened engine records them by.
     pub fn requested(config: &BackendConfig) -> Self {
         let options = match config.engine {
             EngineKind::Ort => config.ort_session_options(),
@@ -78,13 +78,13 @@ impl BackendDescription {
     }
 }
 
-/// The thread count a failed native or libtorch row records (`engine default` when none was
-/// asked for).
+/// The thread count a failed native or libtorch row records, under the key the opened engines
+/// record it by (`engine default` when none was asked for).
 fn threads_option(config: &BackendConfig) -> (String, String) {
     let threads = config
         .threads
         .map_or("engine default".to_owned(), |t| t.to_string());
-    ("threads".to_owned(), threads)
+    ("intra_op_threads".to_owned(), threads)
 }
 
 /// Shape and type of one model input or output, as the model file declares it.
