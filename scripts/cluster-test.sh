@@ -15,6 +15,14 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$root/scripts/lib/slurm.sh"
 bin="${DETBENCH_BIN:-$root/target/release/detbench}"
+# The shards run from folders under $TMPDIR, where detbench's search for `../shared` can find
+# another copy (CI's machine has a /tmp/shared) than the unsharded run does from the checkout,
+# and the dataset's path is part of the results compared: pin the copy beside the checkout for
+# every process this starts (sbatch passes the environment on to the array tasks).
+if [ -z "${DETBENCH_SHARED:-}" ] && [ -d "$root/../shared" ]; then
+  DETBENCH_SHARED="$(cd "$root/../shared" && pwd)"
+  export DETBENCH_SHARED
+fi
 [ -x "$bin" ] || { echo "[cluster] $bin missing: build it (cargo build --release -p detbench)" >&2; exit 1; }
 export DETBENCH="$bin"
 say() { echo "[cluster] $*" >&2; }
