@@ -5,7 +5,7 @@
 # scripts; the images are the shipped COCO subset in $SHARED (default $CARRY/../shared, i.e. the
 # .carry/shared of tools/gpu/prepare_carry.sh; else $CARRY/shared, a standalone carry's).
 #
-#   CARRY=.carry/native OUT=... DEADLINE_S=390 MODE=check|final|bench bash $CARRY/tools/gpu_run.sh
+#   CARRY=.carry/native OUT=... DEADLINE_S=390 MODE=check|final|bench|diagnose bash $CARRY/tools/gpu_run.sh
 #
 # MODE=check (first call): environment, model export (random weights, RetinaNet calibrated),
 #   per-stage parity, correctness of fp32/fp16 against eager, one timing round of every peer,
@@ -18,6 +18,11 @@
 #   2..$ROUNDS of Faster R-CNN and RetinaNet with the order reversed every other round, then (as
 #   time allows) exact-mode fp16 stage dumps of Faster R-CNN against eager on one image (the fp16
 #   parity gap's diagnosis) and Mask R-CNN at batch 8; table.py pools the rounds.
+# MODE=diagnose: what no bench call reached: the exact-fp16 stage dumps of Faster R-CNN against
+#   eager, `detbench run --backend native` with batches 1,$OOM_BATCH,2 while another process holds
+#   all but $OOM_FREE_GIB GiB of the GPU (the large batch must fail its row, the run go on), then
+#   Mask R-CNN at batch 8 (needs $CARRY/../bin/detbench, tools/gpu/prepare_carry.sh's, for the
+#   out-of-memory rows).
 # $DEADLINE_S (seconds from the start) is passed down to every run: no run starts after it, so
 # that the finished runs come back; everything is written under $OUT.
 set -uo pipefail
@@ -130,6 +135,41 @@ diagnose_fp16() {  # exact-mode fp16 stages of Faster R-CNN on its worst image o
   rm -rf "$OUT/work/stages_exact"
 }
 
+oom_rows() {  # `detbench run --backend native` with another process holding all but $OOM_FREE_GIB of
+  # the GPU's memory, batches 1,$OOM_BATCH,2: the large batch must fail its row (out of memory,
+  # named) and the run go on to batch 2 (README, "Native engine (CUDA)"; issue 15).
+  local det="${DETBENCH:-$CARRY/../bin/detbench}" free_gib="${OOM_FREE_GIB:-6}" large="${OOM_BATCH:-64}"
+  late "out-of-memory rows" && return 0
+  [ -x "$det" ] || { say "no $det: skipping the out-of-memory rows"; return 0; }
+  rm -f "$OUT/work/hog_ready"
+  $py - "$free_gib" "$OUT/work/hog_ready" <<'PY' &
+import sys, time, torch
+free, total = torch.cuda.mem_get_info()
+held = torch.empty(free - (int(sys.argv[1]) << 30), dtype=torch.uint8, device="cuda")
+with open(sys.argv[2], "w") as f:
+    print(f"free before {free >> 20} MiB of {total >> 20} MiB; held {held.numel() >> 20} MiB", file=f)
+time.sleep(300)
+PY
+  local hog=$! waited=0
+  while [ ! -f "$OUT/work/hog_ready" ] && [ $waited -lt 60 ] && kill -0 $hog 2>/dev/null; do sleep 1; waited=$((waited + 1)); done
+  say "memory hog: $(cat "$OUT/work/hog_ready" 2>/dev/null || echo 'not ready')"
+  nvidia-smi --query-gpu=memory.used,memory.total --format=csv | tee "$OUT/work/oom_memory.txt"
+  say "detbench run --backend native fp16, batches 1,$large,2, with $free_gib GiB free"
+  env "LD_LIBRARY_PATH=$LD_LIBRARY_PATH:$CARRY/../lib" DETBENCH_SHARED="$SHARED" timeout 240 "$det" run \
+    --backend native --device cuda --precision fp16 --model fasterrcnn_resnet50_fpn --model-dir "$MODELS_DIR" \
+    --batch "1,$large,2" --limit "$large" --warmup 2 --out "$OUT/work/oom" --no-store \
+    > "$OUT/work/oom_stdout.txt" 2> "$OUT/work/oom_stderr.txt"
+  say "detbench exited $? (stderr tail:)"; tail -n 15 "$OUT/work/oom_stderr.txt"
+  kill $hog 2>/dev/null; wait $hog 2>/dev/null
+  $py - "$OUT/work/oom/results.json" <<'PY' || true
+import json, sys
+for row in json.load(open(sys.argv[1]))["models"]:
+    err = row.get("error") or row.get("failure") or ""
+    print("[oom row]", row.get("name"), "batch", row.get("batch_size", row.get("batch")), row.get("status"),
+          (row.get("bbox") or {}).get("stats", [None])[0], str(err)[:300])
+PY
+}
+
 bench_rounds() {  # the speed tables, what is still unmeasured first (the deadline cuts the tail)
   local two=fasterrcnn_resnet50_fpn,retinanet_resnet50_fpn
   round_b8 r1 "$two"
@@ -170,6 +210,13 @@ case "$MODE" in
     ;;
   bench)
     bench_rounds
+    ;;
+  diagnose)
+    # What no earlier call reached: the exact-fp16 stage diagnosis of Faster R-CNN, the
+    # out-of-memory rows, then Mask R-CNN at batch 8.
+    diagnose_fp16
+    oom_rows
+    round_b8 mask maskrcnn_resnet50_fpn
     ;;
 esac
 say "table"

@@ -9,11 +9,15 @@ RoI-head detections before rescaling) against the engine's dumps of the same sta
 
 Prints and writes a small summary per stage: max |difference| and the relative L2 error
 ||ours - eager|| / ||eager|| for dense tensors; for proposals and detections the share of eager's
-boxes found among ours (IoU >= 0.99; detections also same class, score within 1e-3).
+boxes found among ours (IoU >= 0.99; detections also same class, score within 1e-3). Where the
+engine dumped them (body.*, rpn.*), the ResNet stages and the RPN step by step, torchvision's
+RPN filtering and NMS run on the engine's own candidates, and the box head on the engine's own
+pyramid and proposals (detections_on_our_inputs): each stage judged on the same inputs.
 """
 import argparse
 import json
 import os
+from collections import OrderedDict
 
 import cv2
 import numpy as np
@@ -48,20 +52,99 @@ def load(folder, name):
     return np.load(os.path.join(folder, name + ".npy"))
 
 
+def has(folder, name):
+    return os.path.exists(os.path.join(folder, name + ".npy"))
+
+
+def body_stages(model, tensors, folder, out):
+    """The ResNet's stem and stages (body.*), each computed by eager from eager's previous one."""
+    if not has(folder, "body.stem"):
+        return
+    body = model.backbone.body
+    x = body.maxpool(body.relu(body.bn1(body.conv1(tensors))))
+    out["body.stem"] = dense(load(folder, "body.stem"), x.float())
+    for i in range(1, 5):
+        x = getattr(body, f"layer{i}")(x)
+        out[f"body.layer{i}"] = dense(load(folder, f"body.layer{i}"), x.float())
+
+
+def ours(folder, name, like):
+    """One of the engine's dumps as a tensor on `like`'s device, in its dtype (fp16 dumps are
+    written as float32, which holds them exactly)."""
+    return torch.from_numpy(load(folder, name)).to(like.device, like.dtype)
+
+
+def rpn_stages(model, image_list, features, folder, out):
+    """The RPN step by step (rpn.*): the head and decoding against eager's own, then torchvision's
+    filtering and batched_nms run on the engine's own top-n candidates, so that a difference
+    upstream does not count: an NMS difference shows as rpn.nms_on_our_candidates."""
+    if not has(folder, "rpn.objectness"):
+        return
+    from torchvision.models.detection.rpn import concat_box_prediction_layers
+    from torchvision.ops import boxes as box_ops
+    rpn, feats = model.rpn, list(features.values())
+    objectness, deltas = rpn.head(feats)
+    anchors = rpn.anchor_generator(image_list, feats)
+    per_level = [o[0].shape[0] * o[0].shape[1] * o[0].shape[2] for o in objectness]
+    objectness, deltas = concat_box_prediction_layers(objectness, deltas)
+    proposals = rpn.box_coder.decode(deltas.detach(), anchors).view(len(anchors), -1, 4)
+    objectness = objectness.reshape(len(anchors), -1)
+    out["rpn.objectness"] = dense(load(folder, "rpn.objectness"), objectness.float())
+    out["rpn.proposals"] = dense(load(folder, "rpn.proposals"), proposals.float())
+    top = rpn._get_top_n_idx(objectness, per_level)
+    top_ours = torch.from_numpy(load(folder, "rpn.top_idx")).to(top.device)
+    out["rpn.top_idx_same_share"] = float((top_ours == top).float().mean()) if top.shape == top_ours.shape else None
+    # From here on the engine's candidates: its objectness and decoded boxes at its top-n.
+    t = top_ours[0]
+    levels = torch.repeat_interleave(torch.arange(len(per_level), device=t.device),
+                                     torch.tensor(per_level, device=t.device))[t]
+    obj_ours = ours(folder, "rpn.objectness", objectness)[0][t]
+    boxes = box_ops.clip_boxes_to_image(ours(folder, "rpn.proposals", proposals)[0][t], image_list.image_sizes[0])
+    scores = torch.sigmoid(obj_ours)
+    out["rpn.scores"] = dense(load(folder, "rpn.scores")[0], scores.float())
+    out["rpn.boxes"] = dense(load(folder, "rpn.boxes")[0], boxes.float())
+    index = box_ops.remove_small_boxes(boxes, rpn.min_size)
+    index = index[torch.where(scores[index] >= rpn.score_thresh)[0]]
+    valid = torch.from_numpy(load(folder, "rpn.valid")[0].astype(bool)).to(index.device)
+    out["rpn.valid_same"] = bool(torch.equal(torch.where(valid)[0], index))
+    keep = box_ops.batched_nms(boxes[index], scores[index], levels[index], rpn.nms_thresh)
+    expected = index[keep[: rpn.post_nms_top_n()]].cpu().numpy()
+    kept = load(folder, "rpn.kept")[0]
+    kept = kept[kept >= 0]
+    first = next((i for i, (a, b) in enumerate(zip(expected, kept)) if a != b), min(len(expected), len(kept)))
+    out["rpn.nms_on_our_candidates"] = {
+        "torchvision": int(len(expected)), "ours": int(len(kept)), "same_list": bool(np.array_equal(expected, kept)),
+        "same_set_share": len(set(expected.tolist()) & set(kept.tolist())) / max(len(expected), 1),
+        "first_difference": int(first), "candidates": int(len(index)),
+        "numel_for_trick": int(boxes[index].numel())}
+
+
 def rcnn_stages(model, images, folder, out):
     image_list, _ = model.transform(images)
     out["images"] = dense(load(folder, "images"), image_list.tensors.float())
+    body_stages(model, image_list.tensors, folder, out)
     features = model.backbone(image_list.tensors)
     for i, f in enumerate(features.values()):
         out[f"features.{i}"] = dense(load(folder, f"features.{i}"), f.float())
     if not hasattr(model, "rpn"):
         return
+    rpn_stages(model, image_list, features, folder, out)
     proposals, _ = model.rpn(image_list, features)
     valid = load(folder, "proposals.valid")[0].astype(bool)
     out["proposals"] = box_share(load(folder, "proposals.boxes")[0][valid], proposals[0].float().cpu().numpy())
     dets, _ = model.roi_heads(features, proposals, image_list.image_sizes)
+    out["detections"] = detections_share(folder, dets)
+    # The box head on the engine's own pyramid and proposals: a difference here is the head's.
+    ours_features = OrderedDict((k, ours(folder, f"features.{i}", f)) for i, (k, f) in enumerate(features.items()))
+    valid = torch.from_numpy(load(folder, "proposals.valid")[0].astype(bool)).to(proposals[0].device)
+    ours_proposals = [ours(folder, "proposals.boxes", proposals[0])[0][valid]]
+    dets, _ = model.roi_heads(ours_features, ours_proposals, image_list.image_sizes)
+    out["detections_on_our_inputs"] = detections_share(folder, dets)
+
+
+def detections_share(folder, dets):
     n = int(load(folder, "detections.count")[0])
-    out["detections"] = box_share(
+    return box_share(
         load(folder, "detections.boxes")[0][:n], dets[0]["boxes"].float().cpu().numpy(),
         labels=(dets[0]["labels"].cpu().numpy(), load(folder, "detections.labels")[0][:n]),
         scores=(dets[0]["scores"].float().cpu().numpy(), load(folder, "detections.scores")[0][:n]))
@@ -74,8 +157,9 @@ def main():
     p.add_argument("--stages", required=True)
     p.add_argument("--models", required=True)
     p.add_argument("--out", required=True)
+    p.add_argument("--device", default="cuda:0", help="cpu: check the script against CPU dumps (fp32 only)")
     args = p.parse_args()
-    device = torch.device("cuda:0")
+    device = torch.device(args.device)
     bgr = cv2.imread(args.image, cv2.IMREAD_COLOR)
     image = torch.from_numpy(np.ascontiguousarray(bgr[:, :, ::-1])).permute(2, 0, 1).float() / 255.0
     summary = {}

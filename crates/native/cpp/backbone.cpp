@@ -73,13 +73,15 @@ at::Tensor ResNetFpn::block(const Bottleneck& b, const at::Tensor& x) const {
   return run_conv(b.conv3, out, Act::Relu, s_, &identity);
 }
 
-std::vector<at::Tensor> ResNetFpn::forward(const at::Tensor& images) const {
+std::vector<at::Tensor> ResNetFpn::forward(const at::Tensor& images, Dumps* dumps) const {
   auto x = run_conv(stem_, images, Act::Relu, s_);
   x = at::max_pool2d(x, {3, 3}, {2, 2}, {1, 1});
+  if (dumps) (*dumps)["body.stem"] = x;
   std::vector<at::Tensor> stage_out;
   for (const auto& stage : stages_) {
     for (const auto& b : stage) x = block(b, x);
     stage_out.push_back(x);
+    if (dumps) (*dumps)["body.layer" + std::to_string(stage_out.size())] = x;
   }
   std::vector<at::Tensor> c;
   for (int r : returned_) c.push_back(stage_out[r - 1]);

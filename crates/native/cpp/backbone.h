@@ -21,8 +21,9 @@ class ResNetFpn {
   // `returned` are the ResNet stages feeding the pyramid (1-based: {1,2,3,4} or {2,3,4}).
   ResNetFpn(const ModelFile& f, const Settings& s, std::vector<int> returned, Extra extra);
 
-  // [N, 3, H, W] normalised, padded images -> pyramid levels, finest first.
-  std::vector<at::Tensor> forward(const at::Tensor& images) const;
+  // [N, 3, H, W] normalised, padded images -> pyramid levels, finest first. `dumps`, when given,
+  // receives the stem's and each ResNet stage's output (body.stem, body.layer1..4).
+  std::vector<at::Tensor> forward(const at::Tensor& images, Dumps* dumps = nullptr) const;
 
  private:
   at::Tensor block(const Bottleneck& b, const at::Tensor& x) const;

@@ -4,6 +4,7 @@
 #include <ATen/ATen.h>
 
 #include <cstdint>
+#include <map>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -25,6 +26,9 @@ struct EngineError : std::runtime_error {
   ErrorKind kind;
   EngineError(ErrorKind k, const std::string& message) : std::runtime_error(message), kind(k) {}
 };
+
+// Named intermediate tensors of one forward pass (Engine::stages, for the parity scripts).
+using Dumps = std::map<std::string, at::Tensor>;
 
 enum class Arch { FasterRcnn, MaskRcnn, RetinaNet };
 const char* arch_name(Arch arch);

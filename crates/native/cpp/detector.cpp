@@ -53,7 +53,7 @@ ShapeConsts Detector::prepare(const at::Tensor& images, const Pooler& pooler) co
 Outputs Detector::forward(const at::Tensor& images, const at::Tensor& info, const ShapeConsts& c,
                           std::map<std::string, at::Tensor>* dumps) const {
   const auto dtype = act_dtype(s_);
-  auto features = backbone_->forward(images);
+  auto features = backbone_->forward(images, dumps);
   if (dumps) {
     (*dumps)["images"] = images;
     for (size_t i = 0; i < features.size(); i++) (*dumps)["features." + std::to_string(i)] = features[i];
@@ -66,7 +66,7 @@ Outputs Detector::forward(const at::Tensor& images, const at::Tensor& info, cons
   if (retina_) {
     d = retina_->forward(features, c.retina_anchors, limits, c.half_one);
   } else {
-    auto proposals = rpn_->forward(features, c.rpn, limits, c.half_one);
+    auto proposals = rpn_->forward(features, c.rpn, limits, c.half_one, dumps);
     if (dumps) {
       (*dumps)["proposals.boxes"] = proposals.boxes;
       (*dumps)["proposals.valid"] = proposals.valid;

@@ -38,8 +38,6 @@ struct CallTiming {
   bool new_bucket = false;   // this call built (and captured) its bucket
 };
 
-using Dumps = std::map<std::string, at::Tensor>;
-
 class Engine {
  public:
   Engine(const std::string& path, const Settings& s);

@@ -51,7 +51,7 @@ RpnShape Rpn::shape(const std::vector<at::Tensor>& features, int64_t image_h,
 }
 
 Proposals Rpn::forward(const std::vector<at::Tensor>& features, const RpnShape& shape,
-                       const at::Tensor& limits, const at::Tensor& half_one) const {
+                       const at::Tensor& limits, const at::Tensor& half_one, Dumps* dumps) const {
   const int64_t n = features[0].size(0), a = anchors_per_location_;
   std::vector<at::Tensor> objectness_levels, deltas_levels;
   for (const auto& feature : features) {
@@ -86,6 +86,15 @@ Proposals Rpn::forward(const std::vector<at::Tensor>& features, const RpnShape& 
   auto valid = at::logical_and(boxes_not_small(boxes, min_size_), at::ge(scores, score_thresh_));
   auto kept = batched_nms(boxes, scores, levels, valid, nms_thresh_, post_nms_top_n_,
                           top_idx.size(1), vanilla_above(s_), !is_cuda(s_));
+  if (dumps) {
+    (*dumps)["rpn.objectness"] = objectness;
+    (*dumps)["rpn.proposals"] = proposals;
+    (*dumps)["rpn.top_idx"] = top_idx;
+    (*dumps)["rpn.scores"] = scores;
+    (*dumps)["rpn.boxes"] = boxes;
+    (*dumps)["rpn.valid"] = valid;
+    (*dumps)["rpn.kept"] = kept.index;
+  }
   return Proposals{gather_rows(boxes, kept.index), at::ge(kept.index, 0)};
 }
 

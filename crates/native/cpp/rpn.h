@@ -25,9 +25,13 @@ class Rpn {
  public:
   Rpn(const ModelFile& f, const Settings& s);
   RpnShape shape(const std::vector<at::Tensor>& features, int64_t image_h, int64_t image_w) const;
-  // limits [N, 4] (w, h, w, h) of each image's resized size, in the engine's dtype.
+  // limits [N, 4] (w, h, w, h) of each image's resized size, in the engine's dtype. `dumps`,
+  // when given, receives the intermediate tensors (rpn.objectness, rpn.proposals before the
+  // top-n, rpn.top_idx, and of the top-n candidates rpn.scores, rpn.boxes clipped, rpn.valid,
+  // then rpn.kept: their positions NMS kept, -1 after the last).
   Proposals forward(const std::vector<at::Tensor>& features, const RpnShape& shape,
-                    const at::Tensor& limits, const at::Tensor& half_one) const;
+                    const at::Tensor& limits, const at::Tensor& half_one,
+                    Dumps* dumps = nullptr) const;
   int64_t post_nms_top_n() const { return post_nms_top_n_; }
 
  private:
