@@ -5,7 +5,7 @@
 # scripts; the images are the shipped COCO subset in $SHARED (default $CARRY/../shared, i.e. the
 # .carry/shared of tools/gpu/prepare_carry.sh; else $CARRY/shared, a standalone carry's).
 #
-#   CARRY=.carry/native OUT=... DEADLINE_S=390 MODE=check|final|bench|diagnose bash $CARRY/tools/gpu_run.sh
+#   CARRY=.carry/native OUT=... DEADLINE_S=390 MODE=check|final|bench|diagnose|exact16 bash $CARRY/tools/gpu_run.sh
 #
 # MODE=check (first call): environment, model export (random weights, RetinaNet calibrated),
 #   per-stage parity, correctness of fp32/fp16 against eager, one timing round of every peer,
@@ -18,6 +18,8 @@
 #   2..$ROUNDS of Faster R-CNN and RetinaNet with the order reversed every other round, then (as
 #   time allows) exact-mode fp16 stage dumps of Faster R-CNN against eager on one image (the fp16
 #   parity gap's diagnosis) and Mask R-CNN at batch 8; table.py pools the rounds.
+# MODE=exact16: the exact-fp16 stage diagnosis, then exact and fast fp16 against eager fp16 on
+#   every model (correctness only).
 # MODE=diagnose: what no bench call reached: the exact-fp16 stage dumps of Faster R-CNN against
 #   eager, `detbench run --backend native` with batches 1,$OOM_BATCH,2 while another process holds
 #   all but $OOM_FREE_GIB GiB of the GPU (the large batch must fail its row, the run go on), then
@@ -210,6 +212,15 @@ case "$MODE" in
     ;;
   bench)
     bench_rounds
+    ;;
+  exact16)
+    # After the fp16 level-mapping fix (2026-12-04): the stage diagnosis again, then exact and
+    # fast fp16 against eager fp16 on every model.
+    diagnose_fp16
+    native corr 1 "$LIMIT" native+exact-fp16,native-fp16
+    eager corr 1 "$LIMIT" fp16
+    pair exact_fp16 eager-fp16 native+exact-fp16 0.95 1e-2
+    pair fp16 eager-fp16 native-fp16 0.95 1e-2
     ;;
   diagnose)
     # What no earlier call reached: the exact-fp16 stage diagnosis of Faster R-CNN, the

@@ -140,6 +140,28 @@ def rcnn_stages(model, images, folder, out):
     ours_proposals = [ours(folder, "proposals.boxes", proposals[0])[0][valid]]
     dets, _ = model.roi_heads(ours_features, ours_proposals, image_list.image_sizes)
     out["detections_on_our_inputs"] = detections_share(folder, dets)
+    box_head_stages(model.roi_heads, ours_features, ours_proposals, image_list.image_sizes, folder, out)
+
+
+def box_head_stages(heads, features, proposals, image_sizes, folder, out):
+    """The box head step by step (box.*) on the engine's pyramid and proposals (one image: its
+    real proposals are the first slots), and box.fc7_in_all_slots: torchvision's box head on the
+    same proposals inside a batch of every slot (as the engine runs it, with fixed shapes) against
+    the real rows alone (as torchvision runs it). A difference there would be the GEMMs' rounding
+    changing with the row count."""
+    if not has(folder, "box.pooled"):
+        return
+    pooled = heads.box_roi_pool(features, proposals, image_sizes)
+    m = pooled.shape[0]
+    out["box.pooled"] = dense(load(folder, "box.pooled")[:m], pooled.float())
+    fc7 = heads.box_head(pooled)
+    out["box.fc7"] = dense(load(folder, "box.fc7")[:m], fc7.float())
+    logits, regression = heads.box_predictor(fc7)
+    out["box.class_logits"] = dense(load(folder, "box.class_logits")[:m], logits.float())
+    out["box.regression"] = dense(load(folder, "box.regression")[:m], regression.float())
+    every_slot = ours(folder, "box.pooled", pooled)
+    out["box.fc7_in_all_slots"] = dict(dense(heads.box_head(every_slot)[:m].float().cpu().numpy(), fc7.float()),
+                                       rows=int(m), slots=int(every_slot.shape[0]))
 
 
 def detections_share(folder, dets):

@@ -112,8 +112,12 @@ NmsResult batched_nms(const at::Tensor& boxes, const at::Tensor& scores, const a
 }
 
 at::Tensor map_levels(const at::Tensor& boxes, int64_t k_min, int64_t k_max) {
-  // box_area, then Eqn. (1) of the FPN paper as LevelMapper.__call__ writes it.
-  auto area = (boxes.select(-1, 2) - boxes.select(-1, 0)) * (boxes.select(-1, 3) - boxes.select(-1, 1));
+  // box_area, then Eqn. (1) of the FPN paper as LevelMapper.__call__ writes it. box_area upcasts
+  // fp16 boxes to float32 first (torchvision/ops/boxes.py, `_upcast`: "protects from numerical
+  // overflows"), so the whole mapping runs in float32 whatever the engine's dtype: in fp16 an
+  // area past 65504 (a box over ~256x256 px) would be inf and pool from the coarsest level.
+  auto b = boxes.to(at::kFloat);
+  auto area = (b.select(-1, 2) - b.select(-1, 0)) * (b.select(-1, 3) - b.select(-1, 1));
   auto s = at::sqrt(area);
   auto eps = at::scalar_tensor(1e-6, at::TensorOptions().dtype(s.scalar_type()));  // CPU 0-dim
   auto target = at::floor(at::log2(s / 224) + 4 + eps);

@@ -71,7 +71,7 @@ Outputs Detector::forward(const at::Tensor& images, const at::Tensor& info, cons
       (*dumps)["proposals.boxes"] = proposals.boxes;
       (*dumps)["proposals.valid"] = proposals.valid;
     }
-    d = roi_heads_->forward(features, c.pooler, proposals, limits, c.half_one);
+    d = roi_heads_->forward(features, c.pooler, proposals, limits, c.half_one, dumps);
   }
   if (dumps) {
     (*dumps)["detections.boxes"] = d.boxes;

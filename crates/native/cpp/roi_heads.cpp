@@ -63,9 +63,10 @@ at::Tensor RoiHeads::pool(const std::vector<at::Tensor>& features, const Pooler&
 
 Detections RoiHeads::forward(const std::vector<at::Tensor>& features, const Pooler& pooler,
                              const Proposals& proposals, const at::Tensor& limits,
-                             const at::Tensor& half_one) const {
+                             const at::Tensor& half_one, Dumps* dumps) const {
   const int64_t n = proposals.boxes.size(0), p = proposals.boxes.size(1);
   auto x = pool(features, pooler, proposals.boxes, box_pooled_, box_sampling_);
+  if (dumps) (*dumps)["box.pooled"] = x.permute({0, 3, 1, 2});
   // [R, p, p, C]: flattened as is (fc6's columns were permuted to match), or, exact, in
   // torchvision's order (C, p, p).
   x = s_.exact ? x.permute({0, 3, 1, 2}).reshape({n * p, -1}) : x.reshape({n * p, -1});
@@ -79,6 +80,11 @@ Detections RoiHeads::forward(const std::vector<at::Tensor>& features, const Pool
     auto y = at::linear(x, predict_.weight, predict_.bias);
     class_logits = y.narrow(1, 0, num_classes_);
     box_regression = y.narrow(1, num_classes_, 4 * num_classes_);
+  }
+  if (dumps) {
+    (*dumps)["box.fc7"] = x;
+    (*dumps)["box.class_logits"] = class_logits;
+    (*dumps)["box.regression"] = box_regression;
   }
 
   // postprocess_detections.

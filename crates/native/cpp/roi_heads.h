@@ -28,9 +28,11 @@ struct Pooler {
 class RoiHeads {
  public:
   RoiHeads(const ModelFile& f, const Settings& s, bool masks);
+  // `dumps`, when given, receives the box head's tensors over every proposal slot (box.pooled
+  // [N*K, C, p, p], box.fc7, box.class_logits, box.regression).
   Detections forward(const std::vector<at::Tensor>& features, const Pooler& pooler,
                      const Proposals& proposals, const at::Tensor& limits,
-                     const at::Tensor& half_one) const;
+                     const at::Tensor& half_one, Dumps* dumps = nullptr) const;
   // Mask R-CNN: the probability map of each detection's class, [N, D, m, m].
   at::Tensor mask_probs(const std::vector<at::Tensor>& features, const Pooler& pooler,
                         const Detections& d) const;
