@@ -7,7 +7,8 @@ torchvision 0.26 on the CPU:
 * crates/native/fixtures/ops.npz: inputs and torchvision's outputs of batched_nms (the
   coordinate-trick and the per-class path, and the trick with fp16 offsets as on CUDA), roi_align (two settings), MultiScaleRoIAlign
   (LevelMapper + 4 levels), BoxCoder.decode_single, paste_masks_in_image (> 0.5) and
-  GeneralizedRCNNTransform (normalise, resize, pad), on seeded random data. Small (< 200 kB).
+  GeneralizedRCNNTransform (normalise, resize, pad), on seeded random data; LevelMapper on fp16
+  boxes. Small (< 200 kB).
 * crates/native/fixtures/not_a_detector.pt: a scripted nn.Linear, for the unknown-architecture
   test.
 * with --models-dir (exported by tools/gpu/export_torchvision.py): fixtures/eager_cpu.json,
@@ -25,6 +26,7 @@ from torchvision.models.detection import _utils as det_utils
 from torchvision.models.detection.roi_heads import paste_masks_in_image
 from torchvision.models.detection.transform import GeneralizedRCNNTransform
 from torchvision.ops import MultiScaleRoIAlign, batched_nms, roi_align
+from torchvision.ops.poolers import LevelMapper
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FIXTURES = os.path.join(HERE, "..", "..", "crates", "native", "fixtures")
@@ -71,7 +73,17 @@ def ops(g):
     out["pre_bgr"], out["pre_out"] = bgr, images.tensors[0]
     out["pre_size"] = torch.tensor(images.image_sizes[0])
     out.update(nms_half_trick(torch.Generator().manual_seed(1515)))
+    out.update(levels_half())
     return {k: v.numpy() for k, v in out.items()}
+
+
+def levels_half():
+    """MultiScaleRoIAlign's LevelMapper (levels 2..5) on fp16 boxes, as a `model.half()` box and
+    mask head maps them: box_area upcasts to float32, so boxes over 65,504 px^2 keep a finite area
+    (in fp16 it would be inf, the coarsest level). Integer corners, exact in fp16."""
+    sides = torch.tensor([8.0, 40, 100, 150, 255, 257, 300, 447, 449, 640, 900, 1333])
+    boxes = torch.stack([torch.zeros_like(sides), torch.full_like(sides, 3), sides, (sides * 0.75).round() + 3], 1)
+    return {"levels_boxes": boxes, "levels_half": LevelMapper(2, 5)([boxes.half()])}
 
 
 def nms_half_trick(g, n=300, size=700.0, threshold=0.5):

@@ -234,6 +234,17 @@ int dn_op_decode_boxes(const float* codes, const float* boxes, int64_t m, const 
   });
 }
 
+int dn_op_map_levels(const float* boxes, int64_t m, int32_t half, int64_t k_min, int64_t k_max,
+                     int64_t* out, char* error, size_t error_length) {
+  return guarded(error, error_length, [&] {
+    c10::InferenceMode guard;
+    auto b = host_f32(boxes, {m, 4});
+    if (half) b = b.to(at::kHalf);
+    auto level = dn::map_levels(b, k_min, k_max).contiguous();
+    std::copy(level.data_ptr<int64_t>(), level.data_ptr<int64_t>() + level.numel(), out);
+  });
+}
+
 int dn_op_preprocess(const uint8_t* bgr, int64_t height, int64_t width, int64_t out_h,
                      int64_t out_w, int64_t pad_h, int64_t pad_w, const double* mean,
                      const double* std, float* out, char* error, size_t error_length) {

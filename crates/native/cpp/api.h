@@ -84,6 +84,10 @@ int dn_op_multiscale_roi_align(const float* const* features, const int64_t* heig
                                char* error, size_t error_length);
 int dn_op_decode_boxes(const float* codes, const float* boxes, int64_t m, const double* weights,
                        double clip, float* out, char* error, size_t error_length);
+// MultiScaleRoIAlign's LevelMapper: boxes [m, 4] (as fp16 first when `half`) -> out [m], the
+// level index counted from k_min.
+int dn_op_map_levels(const float* boxes, int64_t m, int32_t half, int64_t k_min, int64_t k_max,
+                     int64_t* out, char* error, size_t error_length);
 // GeneralizedRCNNTransform on one image through the engine's fused preprocessing (CPU): bgr
 // [height, width, 3] -> out [3, pad_h, pad_w] float32 (resized to out_h x out_w, zero padding).
 int dn_op_preprocess(const uint8_t* bgr, int64_t height, int64_t width, int64_t out_h,

@@ -158,6 +158,8 @@ pub struct Api {
         *mut c_char,
         usize,
     ) -> c_int,
+    pub op_map_levels:
+        unsafe extern "C" fn(*const f32, i64, i32, i64, i64, *mut i64, *mut c_char, usize) -> c_int,
     pub op_preprocess: unsafe extern "C" fn(
         *const u8,
         i64,
@@ -264,6 +266,7 @@ fn load(libtorch_cuda: Option<&Path>) -> Result<Api, NativeError> {
             op_roi_align: sym!("dn_op_roi_align"),
             op_multiscale_roi_align: sym!("dn_op_multiscale_roi_align"),
             op_decode_boxes: sym!("dn_op_decode_boxes"),
+            op_map_levels: sym!("dn_op_map_levels"),
             op_paste_masks: sym!("dn_op_paste_masks"),
             op_preprocess: sym!("dn_op_preprocess"),
         };

@@ -123,6 +123,18 @@ fn box_decoding_equals_torchvision() {
 }
 
 #[test]
+fn fp16_boxes_take_their_pyramid_level_from_a_float32_area() {
+    // torchvision's box_area upcasts fp16 boxes: a box over 65,504 px^2 keeps its level, where an
+    // area computed in fp16 would be inf and send it to the coarsest one (as the engine did
+    // before 2026-12-04: docs/BENCHMARKS.md, "GPU, 2026-12-04").
+    let mut npz = fixtures();
+    let boxes = flat(&f32s(&mut npz, "levels_boxes"));
+    let expected = flat(&i64s(&mut npz, "levels_half"));
+    assert_eq!(ops::map_levels(&boxes, true, 2, 5).unwrap(), expected);
+    assert_eq!(ops::map_levels(&boxes, false, 2, 5).unwrap(), expected);
+}
+
+#[test]
 fn pasted_masks_equal_torchvision_thresholded() {
     let mut npz = fixtures();
     let masks = flat(&f32s(&mut npz, "paste_masks"));

@@ -172,6 +172,36 @@ pub fn decode_boxes(
     Ok(out)
 }
 
+/// MultiScaleRoIAlign's LevelMapper(k_min, k_max) on [M, 4] boxes, given to the engine as fp16
+/// when `half`: each box's level index from k_min.
+pub fn map_levels(
+    boxes: &[f32],
+    half: bool,
+    k_min: i64,
+    k_max: i64,
+) -> Result<Vec<i64>, NativeError> {
+    let api = ffi::default_api()?;
+    let m = boxes.len() / 4;
+    let mut out = vec![0i64; m];
+    let mut error = ErrorBuffer::new();
+    let (b, l) = error.args();
+    // SAFETY: buffers sized as the C side expects.
+    let code = unsafe {
+        (api.op_map_levels)(
+            boxes.as_ptr(),
+            m as i64,
+            i32::from(half),
+            k_min,
+            k_max,
+            out.as_mut_ptr(),
+            b,
+            l,
+        )
+    };
+    error.check(code)?;
+    Ok(out)
+}
+
 /// paste_masks_in_image (padding 1) thresholded at 0.5: per mask, column-major bit words.
 pub fn paste_masks(
     masks: &[f32],
