@@ -130,14 +130,13 @@ def rcnn_stages(model, images, folder, out):
         return
     rpn_stages(model, image_list, features, folder, out)
     proposals, _ = model.rpn(image_list, features)
-    valid = load(folder, "proposals.valid")[0].astype(bool)
-    out["proposals"] = box_share(load(folder, "proposals.boxes")[0][valid], proposals[0].float().cpu().numpy())
+    valid = torch.from_numpy(load(folder, "proposals.valid")[0].astype(bool))
+    out["proposals"] = box_share(load(folder, "proposals.boxes")[0][valid.numpy()], proposals[0].float().cpu().numpy())
     dets, _ = model.roi_heads(features, proposals, image_list.image_sizes)
     out["detections"] = detections_share(folder, dets)
     # The box head on the engine's own pyramid and proposals: a difference here is the head's.
     ours_features = OrderedDict((k, ours(folder, f"features.{i}", f)) for i, (k, f) in enumerate(features.items()))
-    valid = torch.from_numpy(load(folder, "proposals.valid")[0].astype(bool)).to(proposals[0].device)
-    ours_proposals = [ours(folder, "proposals.boxes", proposals[0])[0][valid]]
+    ours_proposals = [ours(folder, "proposals.boxes", proposals[0])[0][valid.to(proposals[0].device)]]
     dets, _ = model.roi_heads(ours_features, ours_proposals, image_list.image_sizes)
     out["detections_on_our_inputs"] = detections_share(folder, dets)
     box_head_stages(model.roi_heads, ours_features, ours_proposals, image_list.image_sizes, folder, out)

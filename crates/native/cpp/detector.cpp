@@ -51,7 +51,7 @@ ShapeConsts Detector::prepare(const at::Tensor& images, const Pooler& pooler) co
 
 
 Outputs Detector::forward(const at::Tensor& images, const at::Tensor& info, const ShapeConsts& c,
-                          std::map<std::string, at::Tensor>* dumps) const {
+                          Dumps* dumps) const {
   const auto dtype = act_dtype(s_);
   auto features = backbone_->forward(images, dumps);
   if (dumps) {

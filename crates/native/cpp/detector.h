@@ -51,7 +51,7 @@ class Detector {
   // images [N, 3, H, W] normalised and padded; info float32 [N, 4] (ImageInfo). `dumps`, when
   // given, receives the intermediate tensors by stage name (never during a capture).
   Outputs forward(const at::Tensor& images, const at::Tensor& info, const ShapeConsts& c,
-                  std::map<std::string, at::Tensor>* dumps = nullptr) const;
+                  Dumps* dumps = nullptr) const;
   std::vector<at::Tensor> backbone(const at::Tensor& images) const { return backbone_->forward(images); }
 
  private:

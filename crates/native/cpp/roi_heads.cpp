@@ -52,10 +52,11 @@ RoiHeads::RoiHeads(const ModelFile& f, const Settings& s, bool masks) : s_(s), m
 at::Tensor RoiHeads::pool(const std::vector<at::Tensor>& features, const Pooler& pooler,
                           const at::Tensor& boxes, int64_t pooled, int64_t sampling_ratio) const {
   const int64_t n = boxes.size(0), k = boxes.size(1);
-  auto flat = boxes.reshape({n * k, 4});
+  // float32 for the RoIs and for the level mapping alike (map_levels computes in float32).
+  auto flat = boxes.reshape({n * k, 4}).to(at::kFloat);
   // _convert_to_roi_format: (image index, x1, y1, x2, y2).
-  auto ids = at::arange(n, flat.options().dtype(at::kFloat)).view({n, 1}).expand({n, k}).reshape({n * k, 1});
-  auto rois = at::cat({ids, flat.to(at::kFloat)}, 1);
+  auto ids = at::arange(n, flat.options()).view({n, 1}).expand({n, k}).reshape({n * k, 1});
+  auto rois = at::cat({ids, flat}, 1);
   auto levels = map_levels(flat, pooler.k_min, pooler.k_max);
   std::vector<at::Tensor> maps(features.begin(), features.begin() + pooler.scales.size());
   return roi_align_levels(maps, pooler.scales, rois, levels, pooled, sampling_ratio, false);
